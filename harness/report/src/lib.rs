@@ -1,0 +1,28 @@
+//! Run reports: the only serialized report types, and their writers.
+//!
+//! This crate owns [`RunReport`] (with [`FORMAT_VERSION`]) and four pure
+//! renderings of it: [`json`] (`results.json`, for machines), [`junit`]
+//! (`junit.xml`, for CI), [`markdown`] (`summary.md`, for people) and
+//! [`html`] (`report.html`, one self-contained file). [`store`] is the only
+//! module that touches the filesystem: it lays out a run directory and
+//! refreshes `latest`.
+//!
+//! It does not own judging (`harness-check`), running trials, or clocks:
+//! writers never read the time, so the same report always renders to the
+//! same bytes.
+
+#![warn(missing_docs)]
+
+pub mod html;
+pub mod json;
+pub mod junit;
+pub mod markdown;
+mod model;
+pub mod store;
+#[cfg(test)]
+mod test_support;
+mod text;
+
+pub use model::{
+    CheckResult, FORMAT_VERSION, Headline, Level, RunReport, Section, Totals, VerdictKind,
+};

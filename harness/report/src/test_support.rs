@@ -1,0 +1,74 @@
+//! A fixed report shared by the writers' tests.
+
+use crate::{CheckResult, Level, RunReport, Section, VerdictKind};
+
+fn check(id: &str, level: Level, profile: &str, verdict: VerdictKind) -> CheckResult {
+    CheckResult {
+        id: id.to_owned(),
+        title: format!("title of {id}"),
+        level,
+        clause: format!("spec/{id}"),
+        clause_url: Some(format!("https://example.org/spec#{id}")),
+        profile: profile.to_owned(),
+        broker: Some("memory".to_owned()),
+        verdict,
+        summary: None,
+        evidence: Vec::new(),
+        duration_ms: 12,
+        seed: None,
+        history_file: None,
+    }
+}
+
+/// One check of each verdict across two profiles; the failure's text holds
+/// characters every format must escape.
+pub(crate) fn sample() -> RunReport {
+    let mut report = RunReport::new(
+        "run-1",
+        "0.1.0",
+        "reference-sidecar",
+        "2026-01-02T03:04:05Z",
+        42,
+    );
+    report.duration_ms = 1_234;
+    report.profile = Some("core".to_owned());
+    report.checks = vec![
+        check("publish::basic", Level::Must, "core", VerdictKind::Pass),
+        CheckResult {
+            summary: Some(r#"1 of 2 acknowledged messages were never delivered <&>""#.to_owned()),
+            evidence: vec![
+                r#"m-2: publish acknowledged at 1.0 ms, never delivered <&>""#.to_owned(),
+                "m-3: second line".to_owned(),
+            ],
+            seed: Some(7),
+            history_file: Some("histories/delivery::lost.jsonl".to_owned()),
+            ..check("delivery::lost", Level::Must, "core", VerdictKind::Fail)
+        },
+        CheckResult {
+            summary: Some("retried 4 times, expected 3".to_owned()),
+            evidence: vec!["attempt 4 at 900.0 ms".to_owned()],
+            ..check(
+                "retry::count",
+                Level::Should,
+                "retries",
+                VerdictKind::NonStrict,
+            )
+        },
+        CheckResult {
+            summary: Some("broker kafka not configured".to_owned()),
+            clause_url: None,
+            ..check("order::kafka", Level::Must, "retries", VerdictKind::Skip)
+        },
+        CheckResult {
+            summary: Some("sidecar did not become ready within 10s".to_owned()),
+            evidence: vec!["log tail: bind: address in use".to_owned()],
+            ..check("dlq::basic", Level::Must, "core", VerdictKind::Error)
+        },
+    ];
+    report.extra_sections = vec![Section {
+        title: "Brokers <compared>".to_owned(),
+        markdown: "| broker | pass |\n|---|---|\n| memory | 1 |\n".to_owned(),
+        html: "<table><tr><td>memory</td></tr></table>".to_owned(),
+    }];
+    report
+}

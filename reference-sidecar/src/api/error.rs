@@ -1,0 +1,140 @@
+//! The one place where API failures become HTTP responses: status, `errorCode`, `message` and
+//! daprd's `details` (ResourceInfo, then ErrorInfo). Internal causes are logged, not sent.
+
+use std::collections::BTreeMap;
+
+use axum::response::{IntoResponse, Response};
+use http::{StatusCode, header};
+use serde_json::{Value, json};
+
+/// A publish-API failure as daprd reports it.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// The legacy `errorCode`, e.g. `ERR_PUBSUB_NOT_FOUND`.
+    pub code: &'static str,
+    /// Human-readable message.
+    pub message: String,
+    /// ErrorInfo `reason`, e.g. `DAPR_PUBSUB_NOT_FOUND`; `None` for codes without details.
+    pub reason: Option<&'static str>,
+    /// ResourceInfo `(resource_type, resource_name)`, when daprd adds one.
+    pub resource: Option<(&'static str, String)>,
+    /// ErrorInfo metadata.
+    pub info: BTreeMap<String, String>,
+}
+
+impl ApiError {
+    /// An error with only a code and a message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into(), reason: None, resource: None, info: BTreeMap::new() }
+    }
+
+    /// Adds ErrorInfo with `reason` and metadata.
+    pub fn reason(mut self, reason: &'static str, info: BTreeMap<String, String>) -> ApiError {
+        self.reason = Some(reason);
+        self.info = info;
+        self
+    }
+
+    /// Adds ResourceInfo for a pubsub component.
+    pub fn pubsub_resource(mut self, name: &str) -> ApiError {
+        self.resource = Some(("pubsub", name.to_owned()));
+        self
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> Value {
+        let mut details = Vec::new();
+        if let Some((kind, name)) = &self.resource {
+            details.push(json!({
+                "@type": "type.googleapis.com/google.rpc.ResourceInfo",
+                "description": self.message,
+                "owner": "",
+                "resource_name": name,
+                "resource_type": kind,
+            }));
+        }
+        if let Some(reason) = self.reason {
+            details.push(json!({
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "domain": "dapr.io",
+                "metadata": self.info,
+                "reason": reason,
+            }));
+        }
+        let mut body = json!({"errorCode": self.code, "message": self.message});
+        if !details.is_empty() {
+            body["details"] = Value::Array(details);
+        }
+        body
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self.body()).unwrap_or_default();
+        (self.status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+    }
+}
+
+/// Helpers for the pub/sub error builders of daprd (`pkg/api/errors/pubsub.go`).
+pub(crate) mod pubsub {
+    use super::*;
+
+    pub(crate) fn md_info(md: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        md.clone()
+    }
+
+    pub(crate) fn not_found(name: &str, md: &BTreeMap<String, String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "ERR_PUBSUB_NOT_FOUND", format!("pubsub {name} is not found"))
+            .reason("DAPR_PUBSUB_NOT_FOUND", md_info(md))
+    }
+
+    pub(crate) fn request_metadata(name: &str, detail: &str, md: &BTreeMap<String, String>) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "ERR_PUBSUB_REQUEST_METADATA",
+            format!("failed deserializing metadata. Error: {detail}"),
+        )
+        .reason("DAPR_PUBSUB_METADATA_DESERIALIZATION", md_info(md))
+        .pubsub_resource(name)
+    }
+
+    pub(crate) fn cloud_event(name: &str, app_id: &str, err: &str) -> ApiError {
+        let info = [("appID".to_owned(), app_id.to_owned()), ("error".to_owned(), err.to_owned())].into();
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "ERR_PUBSUB_CLOUD_EVENTS_SER", format!("cannot create cloudevent: {err}"))
+            .reason("DAPR_PUBSUB_CLOUD_EVENT_CREATION", info)
+            .pubsub_resource(name)
+    }
+
+    pub(crate) fn forbidden(name: &str, topic: &str, app_id: &str) -> ApiError {
+        let message = format!("topic {topic} is not allowed for app id {app_id}");
+        let info = [("topic".to_owned(), topic.to_owned()), ("error".to_owned(), message.clone())].into();
+        ApiError::new(StatusCode::FORBIDDEN, "ERR_PUBSUB_FORBIDDEN", message)
+            .reason("DAPR_PUBSUB_FORBIDDEN", info)
+            .pubsub_resource(name)
+    }
+
+    pub(crate) fn publish_failed(name: &str, topic: &str, err: &str) -> ApiError {
+        let message = format!("error when publishing to topic {topic} in pubsub {name}: {err}");
+        let info = [("topic".to_owned(), topic.to_owned()), ("error".to_owned(), err.to_owned())].into();
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "ERR_PUBSUB_PUBLISH_MESSAGE", message)
+            .reason("DAPR_PUBSUB_PUBLISH_MESSAGE", info)
+            .pubsub_resource(name)
+    }
+
+    pub(crate) fn events_ser(name: &str, reason: &'static str, message: String, md: &BTreeMap<String, String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "ERR_PUBSUB_EVENTS_SER", message)
+            .reason(reason, md_info(md))
+            .pubsub_resource(name)
+    }
+
+    pub(crate) fn too_large(limit: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "ERR_BODY_TOO_LARGE",
+            format!("the request body exceeds the limit of {limit} bytes (--max-body-size)"),
+        )
+    }
+}

@@ -1,0 +1,241 @@
+//! The app channel: HTTP calls from the sidecar to its app. Delivery POSTs with the response
+//! classified exactly as daprd does (spec §4.3), the one-time `GET /dapr/subscribe`, and the
+//! wait for the app port.
+//!
+//! Owns the wire and the classification; what to do with an outcome is `delivery`'s business.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::sync::Semaphore;
+
+/// How one delivery attempt ended, in daprd's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Acknowledge.
+    Success,
+    /// `DROP` or HTTP 404: never retried.
+    Drop {
+        /// 404 when the drop came from the status code.
+        status: Option<u16>,
+    },
+    /// A retriable error; `code` is the HTTP status when the app answered one (for `matching`).
+    Retry {
+        /// HTTP status of a non-2xx answer.
+        code: Option<u16>,
+        /// What happened, for logs.
+        reason: String,
+    },
+}
+
+/// The app's address and the shared HTTP client.
+#[derive(Clone)]
+pub struct AppChannel {
+    client: Client<HttpConnector, Full<Bytes>>,
+    base: Arc<str>,
+    addr: Arc<str>,
+    app_id: HeaderValue,
+    token: Option<HeaderValue>,
+    limiter: Option<Arc<Semaphore>>,
+}
+
+/// The app address or token cannot be used in HTTP.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid app channel setting: {0}")]
+pub struct ChannelError(String);
+
+impl AppChannel {
+    /// A channel to `http://address:port`; `max_concurrency` < 1 means unlimited.
+    pub fn new(
+        address: &str,
+        port: u16,
+        app_id: &str,
+        token: Option<&str>,
+        max_concurrency: i64,
+    ) -> Result<AppChannel, ChannelError> {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .build(connector);
+        let host = if address.contains(':') { format!("[{address}]") } else { address.to_owned() };
+        let token = token
+            .map(|t| HeaderValue::from_str(t).map_err(|_| ChannelError("APP_API_TOKEN is not a valid header value".into())))
+            .transpose()?;
+        let app_id = HeaderValue::from_str(app_id).map_err(|_| ChannelError(format!("app id {app_id:?} is not a valid header value")))?;
+        let limiter = usize::try_from(max_concurrency).ok().filter(|n| *n > 0).map(|n| Arc::new(Semaphore::new(n)));
+        Ok(AppChannel {
+            client,
+            base: format!("http://{host}:{port}").into(),
+            addr: format!("{host}:{port}").into(),
+            app_id,
+            token,
+            limiter,
+        })
+    }
+
+    /// `host:port` of the app.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Blocks until a TCP connect to the app succeeds, logging while it waits.
+    pub async fn wait_for_port(&self) {
+        let started = Instant::now();
+        let mut last_log = Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tick.tick().await;
+            if tokio::net::TcpStream::connect(&*self.addr).await.is_ok() {
+                tracing::info!(app = %self.addr, waited_ms = started.elapsed().as_millis() as u64, "app channel is reachable");
+                return;
+            }
+            if last_log.elapsed() >= Duration::from_secs(5) || started.elapsed() < Duration::from_millis(150) {
+                tracing::info!(app = %self.addr, "waiting for the app to listen");
+                last_log = Instant::now();
+            }
+        }
+    }
+
+    /// `GET /dapr/<endpoint>` as daprd sends it: status and body, or a transport error.
+    pub async fn get_init_endpoint(&self, endpoint: &str) -> Result<(u16, Bytes), String> {
+        let mut req = Request::builder()
+            .method(Method::GET)
+            .uri(format!("{}/dapr/{endpoint}", self.base))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("dapr-app-id", self.app_id.clone());
+        if let Some(t) = &self.token {
+            req = req.header("dapr-api-token", t.clone());
+        }
+        let req = req.body(Full::new(Bytes::new())).map_err(|e| e.to_string())?;
+        let resp = self.client.request(req).await.map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok((status, body))
+    }
+
+    /// One delivery attempt: POST `body` to `path`, classify the answer.
+    pub async fn deliver(&self, path: &str, body: Bytes, headers: &HeaderMap, timeout: Option<Duration>) -> Outcome {
+        let _permit = match &self.limiter {
+            Some(l) => l.clone().acquire_owned().await.ok(),
+            None => None,
+        };
+        let call = self.post(path, body, headers);
+        match timeout {
+            Some(t) => match tokio::time::timeout(t, call).await {
+                Ok(o) => o,
+                Err(_) => Outcome::Retry { code: None, reason: format!("context deadline exceeded after {t:?}") },
+            },
+            None => call.await,
+        }
+    }
+
+    async fn post(&self, path: &str, body: Bytes, headers: &HeaderMap) -> Outcome {
+        let mut uri = String::with_capacity(self.base.len() + path.len());
+        uri.push_str(&self.base);
+        uri.push_str(path);
+        let mut req = match Request::builder().method(Method::POST).uri(uri).body(Full::new(body)) {
+            Ok(r) => r,
+            Err(e) => return Outcome::Retry { code: None, reason: format!("cannot build request: {e}") },
+        };
+        *req.headers_mut() = headers.clone();
+        if let Some(t) = &self.token {
+            req.headers_mut().insert(HeaderName::from_static("dapr-api-token"), t.clone());
+        }
+        let resp = match self.client.request(req).await {
+            Ok(r) => r,
+            Err(e) => return Outcome::Retry { code: None, reason: format!("error sending to the app: {e}") },
+        };
+        let status = resp.status();
+        let body = match resp.into_body().collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => {
+                if status.is_success() {
+                    return Outcome::Retry { code: None, reason: format!("error reading the app's response: {e}") };
+                }
+                Bytes::new()
+            }
+        };
+        classify(status, &body)
+    }
+}
+
+/// daprd's classification of an app answer (spec §4.3).
+pub fn classify(status: StatusCode, body: &[u8]) -> Outcome {
+    if status == StatusCode::NOT_FOUND {
+        return Outcome::Drop { status: Some(404) };
+    }
+    if !status.is_success() {
+        let text = String::from_utf8_lossy(&body[..body.len().min(256)]).into_owned();
+        return Outcome::Retry {
+            code: Some(status.as_u16()),
+            reason: format!("retriable error returned from app, body: {text}. status code returned: {}", status.as_u16()),
+        };
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Outcome::Success;
+    }
+    // Only the first JSON value counts; anything unparsable is a success.
+    let first = serde_json::Deserializer::from_slice(body).into_iter::<serde_json::Value>().next();
+    let Some(Ok(serde_json::Value::Object(obj))) = first else { return Outcome::Success };
+    // Go's decoder prefers an exact key match, then a case-insensitive one.
+    let status_value = obj.get("status").or_else(|| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case("status")).map(|(_, v)| v));
+    match status_value {
+        Some(serde_json::Value::String(s)) => match s.as_str() {
+            "" | "SUCCESS" => Outcome::Success,
+            "RETRY" => Outcome::Retry { code: None, reason: "RETRY status returned from app".into() },
+            "DROP" => Outcome::Drop { status: None },
+            other => Outcome::Retry { code: None, reason: format!("unknown status returned from app: {other:?}") },
+        },
+        _ => Outcome::Success,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(code: u16, body: &str, expect: &str) {
+        let got = match classify(StatusCode::from_u16(code).unwrap(), body.as_bytes()) {
+            Outcome::Success => "success".to_owned(),
+            Outcome::Drop { .. } => "drop".to_owned(),
+            Outcome::Retry { code: Some(c), .. } => format!("retry {c}"),
+            Outcome::Retry { code: None, .. } => "retry".to_owned(),
+        };
+        assert_eq!(got, expect, "{code} {body:?}");
+    }
+
+    #[test]
+    fn response_table() {
+        check(200, "", "success");
+        check(204, "", "success");
+        check(200, "not json", "success");
+        check(200, r#""ok""#, "success");
+        check(200, "[]", "success");
+        check(200, r#"{"status":1}"#, "success");
+        check(200, "{}", "success");
+        check(200, r#"{"status":""}"#, "success");
+        check(200, r#"{"status":null}"#, "success");
+        check(200, "null", "success");
+        check(200, r#"{"status":"SUCCESS"}"#, "success");
+        check(200, r#"{"status":"RETRY"}"#, "retry");
+        check(200, r#"{"status":"DROP"}"#, "drop");
+        check(200, r#"{"STATUS":"DROP"}"#, "drop");
+        check(200, r#"{"status":"success"}"#, "retry");
+        check(200, r#"{"status":"drop"}"#, "retry");
+        check(200, r#"{"status":"WHATEVER"}"#, "retry");
+        check(200, r#"{"status":"DROP"} trailing"#, "drop");
+        check(404, r#"{"status":"SUCCESS"}"#, "drop");
+        check(500, r#"{"status":"DROP"}"#, "retry 500");
+        check(400, "", "retry 400");
+        check(302, "", "retry 302");
+        check(429, "", "retry 429");
+    }
+}

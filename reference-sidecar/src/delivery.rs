@@ -1,0 +1,257 @@
+//! The per-message delivery pipeline of one subscription (spec §4.1): raw-payload handling,
+//! CloudEvent read, expiry, routing, delivery under the inbound policy, dead-lettering.
+//!
+//! Terms: *ack* = return `Ok` to the broker; *nack* = return `Err(Nack)` (the broker's rule
+//! decides what follows); *DLQ-or-nack* = ack if a dead-letter topic is set and the dead-letter
+//! publish succeeds, else nack.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, header};
+use tokio::sync::watch;
+
+use crate::app_channel::{AppChannel, Outcome};
+use crate::broker::{Broker, Handler, Message, Nack};
+use crate::cloudevent::{Head, synthetic_raw};
+use crate::resiliency::DirectionPolicy;
+use crate::routing;
+use crate::scopes::{Operation, Scopes};
+use crate::subscription::Subscription;
+
+/// The all-zero traceparent daprd sends when an event carries no trace context.
+const ZERO_TRACEPARENT: &str = "00-00000000000000000000000000000000-0000000000000000-00";
+
+/// Delivers one subscription's messages to the app.
+pub struct Deliverer {
+    pub(crate) sub: Subscription,
+    pub(crate) raw_payload: Result<bool, String>,
+    pub(crate) app: AppChannel,
+    pub(crate) app_id: String,
+    pub(crate) broker: Broker,
+    pub(crate) scopes: Arc<Scopes>,
+    pub(crate) inbound: DirectionPolicy,
+    pub(crate) outbound: DirectionPolicy,
+    /// Becomes true when the grace period is over: stop retrying, never dead-letter.
+    pub(crate) abort: watch::Receiver<bool>,
+}
+
+/// Why the dead-letter publish did not happen.
+#[derive(Debug, thiserror::Error)]
+enum DlqError {
+    #[error("the subscriber may not publish to the dead-letter topic (publishing scopes)")]
+    Forbidden,
+    #[error("{0}")]
+    Publish(String),
+}
+
+impl Handler for Deliverer {
+    async fn handle(&self, msg: Message) -> Result<(), Nack> {
+        self.process(msg).await
+    }
+}
+
+impl Deliverer {
+    async fn process(&self, msg: Message) -> Result<(), Nack> {
+        let topic = self.sub.topic.as_str();
+        let raw = match &self.raw_payload {
+            Ok(raw) => *raw,
+            Err(e) => {
+                tracing::error!(topic, "invalid subscription metadata: {e}");
+                return self.dlq_or_nack(&msg, "invalid rawPayload").await;
+            }
+        };
+        let meta_trace = |k: &str| msg.metadata.get(k).map(String::as_str).unwrap_or("");
+        let (body, head) = if raw {
+            let trace = (meta_trace("traceid"), meta_trace("traceparent"), meta_trace("tracestate"));
+            (Bytes::from(synthetic_raw(&self.sub.pubsub, topic, &msg.data, trace)), None)
+        } else {
+            match Head::parse(&msg.data) {
+                Ok(h) => (msg.data.clone(), Some(h)),
+                Err(e) => {
+                    tracing::error!(topic, "error deserializing cloud event: {e}");
+                    return self.dlq_or_nack(&msg, "cloud event decode error").await;
+                }
+            }
+        };
+        let id = head.as_ref().map(Head::id).unwrap_or("");
+        if let Some(h) = &head {
+            if let Some(at) = h.expired_at(time::OffsetDateTime::now_utc()) {
+                tracing::warn!(topic, "dropping expired pub/sub event {id} as of {at}");
+                self.dlq_best_effort(&msg).await;
+                return Ok(());
+            }
+        }
+        let path = match routing::route(&self.sub.rules, || serde_json::from_slice(&body).ok()) {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                tracing::debug!(topic, "no matching route for event {id}");
+                self.dlq_best_effort(&msg).await;
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::error!(topic, "error finding matching route for event {id}: {e}");
+                return self.dlq_or_nack(&msg, "routing error").await;
+            }
+        };
+        let headers = self.headers(&msg, head.as_ref());
+        self.deliver(&msg, path, body, &headers, id).await
+    }
+
+    /// Delivery attempts under the inbound policy, then DLQ-or-nack.
+    async fn deliver(&self, msg: &Message, path: &str, body: Bytes, headers: &HeaderMap, id: &str) -> Result<(), Nack> {
+        let topic = self.sub.topic.as_str();
+        let started = Instant::now();
+        let mut attempt: u32 = 1;
+        loop {
+            let outcome = self.app.deliver(path, body.clone(), headers, self.inbound.timeout).await;
+            let (code, reason) = match outcome {
+                Outcome::Success => {
+                    if attempt > 1 {
+                        tracing::info!(topic, "Recovered processing operation after {attempt} attempts");
+                    }
+                    return Ok(());
+                }
+                Outcome::Drop { status } => {
+                    if status.is_some() {
+                        tracing::error!(topic, "non-retriable error returned from app while processing pub/sub event {id}. status code returned: 404");
+                    } else {
+                        tracing::warn!(topic, "DROP status returned from app while processing pub/sub event {id}");
+                    }
+                    if self.sub.dead_letter_topic.is_none() {
+                        return Ok(());
+                    }
+                    match self.publish_dlq(msg).await {
+                        Ok(()) => return Ok(()),
+                        // A failed dead-letter publish counts as a failed attempt of the whole delivery.
+                        Err(e) => (None, format!("dead-letter publish failed: {e}")),
+                    }
+                }
+                Outcome::Retry { code, reason } => (code, reason),
+            };
+            if self.aborted() {
+                return Err(Nack);
+            }
+            let permanent = code.is_some_and(|c| self.inbound.retry.as_ref().is_some_and(|p| !p.matching.allows_http(c)));
+            let wait = match &self.inbound.retry {
+                Some(p) if !permanent => p.next_wait(attempt + 1, started.elapsed(), fastrand::f64()),
+                _ => None,
+            };
+            let Some(wait) = wait else {
+                tracing::warn!(topic, attempts = attempt, "delivery of event {id} failed: {reason}");
+                break;
+            };
+            if attempt == 1 {
+                tracing::warn!(topic, "Error processing operation component[{}] input. Retrying in {:?}: {reason}", self.sub.pubsub, wait);
+            }
+            if !self.wait_or_abort(wait).await {
+                return Err(Nack);
+            }
+            attempt += 1;
+        }
+        self.dlq_or_nack(msg, "retries exhausted").await
+    }
+
+    /// Sleeps for the backoff; false when the grace period ended meanwhile.
+    async fn wait_or_abort(&self, wait: Duration) -> bool {
+        let mut abort = self.abort.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => true,
+            _ = abort.wait_for(|a| *a) => false,
+        }
+    }
+
+    fn aborted(&self) -> bool {
+        *self.abort.borrow()
+    }
+
+    async fn dlq_or_nack(&self, msg: &Message, why: &str) -> Result<(), Nack> {
+        if self.aborted() || self.sub.dead_letter_topic.is_none() {
+            tracing::error!(topic = %self.sub.topic, "message not processed ({why}); no dead-letter topic");
+            return Err(Nack);
+        }
+        match self.publish_dlq(msg).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::error!(topic = %self.sub.topic, "dead-letter publish failed ({why}): {e}");
+                Err(Nack)
+            }
+        }
+    }
+
+    async fn dlq_best_effort(&self, msg: &Message) {
+        if self.sub.dead_letter_topic.is_some() && !self.aborted() {
+            if let Err(e) = self.publish_dlq(msg).await {
+                tracing::warn!(topic = %self.sub.topic, "dead-letter publish failed: {e}");
+            }
+        }
+    }
+
+    /// Re-publishes the original broker bytes and metadata to the dead-letter topic.
+    async fn publish_dlq(&self, msg: &Message) -> Result<(), DlqError> {
+        let Some(dlq) = &self.sub.dead_letter_topic else { return Ok(()) };
+        if !self.scopes.allows(&self.app_id, dlq, Operation::Publish) {
+            return Err(DlqError::Forbidden);
+        }
+        let mut metadata: BTreeMap<String, String> = (*msg.metadata).clone();
+        metadata.insert("pubsubName".into(), self.sub.pubsub.clone());
+        let copy = Message { data: msg.data.clone(), metadata: Arc::new(metadata) };
+        crate::publish::with_policy(&self.outbound, || self.broker.publish(dlq, copy.clone()))
+            .await
+            .map_err(|e| DlqError::Publish(e.to_string()))
+    }
+
+    /// Headers of a delivery: content type, trace, and one per broker metadata entry.
+    fn headers(&self, msg: &Message, head: Option<&Head>) -> HeaderMap {
+        let mut h = HeaderMap::with_capacity(msg.metadata.len() + 4);
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/cloudevents+json"));
+        for (k, v) in msg.metadata.iter() {
+            let lower = k.to_ascii_lowercase();
+            if is_excluded_header(&lower) {
+                continue;
+            }
+            if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(lower.as_bytes()), HeaderValue::from_str(v)) {
+                h.insert(name, value);
+            }
+        }
+        if let Ok(v) = HeaderValue::from_str(&self.sub.pubsub) {
+            h.insert(HeaderName::from_static("pubsubname"), v);
+        }
+        let trace = head.and_then(Head::trace).or_else(|| msg.metadata.get("traceparent").map(String::as_str));
+        let trace = trace.filter(|t| !t.is_empty()).unwrap_or(ZERO_TRACEPARENT);
+        if let Ok(v) = HeaderValue::from_str(trace) {
+            h.insert(HeaderName::from_static("traceparent"), v);
+        }
+        if let Some(state) = head.and_then(Head::tracestate) {
+            if let Ok(v) = HeaderValue::from_str(state) {
+                h.insert(HeaderName::from_static("tracestate"), v);
+            }
+        }
+        h
+    }
+}
+
+fn is_excluded_header(lower: &str) -> bool {
+    matches!(
+        lower,
+        "content-type"
+            | "content-length"
+            | "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "host"
+            | "traceparent"
+            | "tracestate"
+            | "traceid"
+            | "dapr-api-token"
+            | "pubsubname"
+    )
+}

@@ -1,0 +1,436 @@
+//! Validation of resource documents into domain types.
+//!
+//! Errors name the file, the document and the key. Keys daprd would silently ignore are
+//! accepted too, with a warning naming file and key, because a silently ignored key (such as
+//! `deadLetterTopic` under a Resiliency retry policy) is a classic misconfiguration.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde_norway::Value;
+
+use super::raw;
+use crate::duration::parse_go_duration;
+use crate::resiliency::{Backoff, ComponentTargets, Matching, Names, Resiliency, RetryPolicy};
+use crate::subscription::{Bulk, Kind, Subscription};
+
+/// A loaded Component resource (validation of its metadata belongs to the broker it names).
+#[derive(Debug, Clone)]
+pub struct ComponentDef {
+    /// `metadata.name`: the pubsub name apps use.
+    pub name: String,
+    /// `spec.type`, e.g. `pubsub.in-memory`.
+    pub type_: String,
+    /// `spec.version`, default `v1`.
+    pub version: String,
+    /// `spec.metadata` as name → value strings.
+    pub metadata: BTreeMap<String, String>,
+    /// The file it came from, for error messages.
+    pub file: PathBuf,
+}
+
+/// Everything loaded from the resources paths for one app-id.
+#[derive(Debug, Default)]
+pub struct Resources {
+    /// Components in load order.
+    pub components: Vec<ComponentDef>,
+    /// Declarative subscriptions in load order (scopes already applied).
+    pub subscriptions: Vec<Subscription>,
+    /// All Resiliency resources in scope, merged.
+    pub resiliency: Resiliency,
+    /// Ignored keys and other non-fatal findings, one line each.
+    pub warnings: Vec<String>,
+}
+
+/// A resource that cannot be loaded; start-up fails with this.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A resources path or file could not be read.
+    #[error("cannot read {path}")]
+    Io {
+        /// The path that failed.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A document is invalid.
+    #[error("{file}: {what}: {message}")]
+    Invalid {
+        /// The file.
+        file: PathBuf,
+        /// Which document or resource, e.g. `Component pubsub` or `document 2`.
+        what: String,
+        /// The key path and the problem.
+        message: String,
+    },
+}
+
+/// Loads every resource in `paths` (directories, non-recursive, files sorted by name; a path
+/// may also be a single file) that is in scope for `app_id`.
+pub fn load(paths: &[PathBuf], app_id: &str) -> Result<Resources, LoadError> {
+    let mut out = Resources::default();
+    for dir in paths {
+        for file in yaml_files(dir)? {
+            let text = std::fs::read_to_string(&file).map_err(|source| LoadError::Io { path: file.clone(), source })?;
+            load_file(&file, &text, app_id, &mut out)?;
+        }
+    }
+    Ok(out)
+}
+
+/// Reads a `--config` Configuration file: it must parse; its settings are not applied yet, and
+/// each top-level `spec` key is reported as a warning.
+pub fn load_configuration(path: &Path) -> Result<Vec<String>, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io { path: path.to_owned(), source })?;
+    let mut warnings = Vec::new();
+    for (i, doc) in documents(path, &text)?.into_iter().enumerate() {
+        let what = format!("document {}", i + 1);
+        let conf: raw::Configuration = typed(path, &what, doc, &mut warnings)?;
+        if let Value::Mapping(m) = &conf.spec {
+            for k in m.keys() {
+                if let Some(k) = k.as_str() {
+                    warnings.push(format!("{}: Configuration {}: spec.{k} is accepted but not applied", path.display(), conf.metadata.name));
+                }
+            }
+        }
+    }
+    Ok(warnings)
+}
+
+fn yaml_files(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let io = |source| LoadError::Io { path: path.to_owned(), source };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if meta.is_file() {
+        return Ok(vec![path.to_owned()]);
+    }
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(io)? {
+        let p = entry.map_err(io)?.path();
+        let is_yaml = matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
+        if is_yaml && p.is_file() {
+            files.push(p);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn documents(file: &Path, text: &str) -> Result<Vec<Value>, LoadError> {
+    use serde::Deserialize;
+    let mut docs = Vec::new();
+    for (i, de) in serde_norway::Deserializer::from_str(text).enumerate() {
+        let value = Value::deserialize(de).map_err(|e| LoadError::Invalid {
+            file: file.to_owned(),
+            what: format!("document {}", i + 1),
+            message: format!("malformed YAML: {e}"),
+        })?;
+        docs.push(value);
+    }
+    Ok(docs)
+}
+
+fn load_file(file: &Path, text: &str, app_id: &str, out: &mut Resources) -> Result<(), LoadError> {
+    for (i, doc) in documents(file, text)?.into_iter().enumerate() {
+        if doc.is_null() {
+            continue;
+        }
+        let doc_label = format!("document {}", i + 1);
+        let Value::Mapping(map) = &doc else {
+            return Err(LoadError::Invalid { file: file.to_owned(), what: doc_label, message: "expected a mapping".into() });
+        };
+        let field = |name: &str| {
+            map.iter()
+                .find(|(k, _)| k.as_str().is_some_and(|k| k.eq_ignore_ascii_case(name)))
+                .and_then(|(_, v)| v.as_str())
+                .unwrap_or("")
+                .to_owned()
+        };
+        let (api_version, kind) = (field("apiVersion"), field("kind"));
+        let name = match map.get("metadata") {
+            Some(Value::Mapping(m)) => m.get("name").and_then(Value::as_str).unwrap_or("").to_owned(),
+            _ => String::new(),
+        };
+        let what = format!("{kind} {name:?} ({doc_label})");
+        let invalid = |message: String| LoadError::Invalid { file: file.to_owned(), what: what.clone(), message };
+        match (kind.as_str(), api_version.as_str()) {
+            ("Component", "dapr.io/v1alpha1") => {
+                let c: raw::Component = typed(file, &what, doc, &mut out.warnings)?;
+                if !in_scope(&c.scopes, app_id) {
+                    continue;
+                }
+                let mut def = component(c).map_err(invalid)?;
+                def.file = file.to_owned();
+                out.components.push(def);
+            }
+            ("Subscription", "dapr.io/v1alpha1" | "dapr.io/v2alpha1") => {
+                let s: raw::Subscription = typed(file, &what, doc, &mut out.warnings)?;
+                if !in_scope(&s.scopes, app_id) {
+                    continue;
+                }
+                if api_version == "dapr.io/v1alpha1" && s.spec.routes.is_some() {
+                    out.warnings.push(format!("{}: {what}: spec.routes is a v2alpha1 key; v1alpha1 reads spec.route", file.display()));
+                }
+                out.subscriptions.push(subscription(s).map_err(invalid)?);
+            }
+            ("Resiliency", "dapr.io/v1alpha1") => {
+                let r: raw::Resiliency = typed(file, &what, doc, &mut out.warnings)?;
+                if !in_scope(&r.scopes, app_id) {
+                    continue;
+                }
+                resiliency(r, &mut out.resiliency, &mut out.warnings, file, &what).map_err(invalid)?;
+            }
+            ("Component" | "Subscription" | "Resiliency", other) => {
+                return Err(invalid(format!("unsupported apiVersion {other:?}")));
+            }
+            ("", _) => return Err(invalid("missing kind".into())),
+            (other, _) => {
+                tracing::debug!(file = %file.display(), kind = other, "skipping resource of a kind pub/sub does not use");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn in_scope(scopes: &[String], app_id: &str) -> bool {
+    scopes.is_empty() || scopes.iter().any(|s| s == app_id)
+}
+
+/// Deserializes one document, collecting keys the target type does not know as warnings.
+fn typed<T: DeserializeOwned>(file: &Path, what: &str, doc: Value, warnings: &mut Vec<String>) -> Result<T, LoadError> {
+    let mut ignored = Vec::new();
+    let value = serde_ignored::deserialize(doc, |path| ignored.push(path.to_string()))
+        .map_err(|e| LoadError::Invalid { file: file.to_owned(), what: what.to_owned(), message: e.to_string() })?;
+    for key in ignored {
+        let top = key.split('.').next().unwrap_or("");
+        let is_envelope = top.eq_ignore_ascii_case("apiVersion")
+            || top.eq_ignore_ascii_case("kind")
+            || (top == "metadata" && key != "metadata");
+        if is_envelope {
+            continue;
+        }
+        let hint = if key.ends_with("deadLetterTopic") {
+            " (a dead-letter topic belongs on the Subscription: spec.deadLetterTopic)"
+        } else {
+            ""
+        };
+        warnings.push(format!("{}: {what}: unknown key {key} is ignored{hint}", file.display()));
+    }
+    Ok(value)
+}
+
+fn component(c: raw::Component) -> Result<ComponentDef, String> {
+    if !valid_name(&c.metadata.name) {
+        return Err(format!("metadata.name {:?} must be a non-empty path segment", c.metadata.name));
+    }
+    if c.spec.type_.trim().is_empty() {
+        return Err("spec.type is required".into());
+    }
+    let mut metadata = BTreeMap::new();
+    for (i, item) in c.spec.metadata.into_iter().enumerate() {
+        if item.name.is_empty() {
+            return Err(format!("spec.metadata[{i}].name is required"));
+        }
+        if item.secret_key_ref.is_some() {
+            return Err(format!(
+                "spec.metadata[{i}] ({}): secretKeyRef is not supported (no secret stores); give a value",
+                item.name
+            ));
+        }
+        let value = match item.value {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s,
+            Some(Value::Bool(b)) => b.to_string(),
+            Some(Value::Number(n)) => n.to_string(),
+            Some(_) => return Err(format!("spec.metadata[{i}].value ({}) must be a scalar", item.name)),
+        };
+        metadata.insert(item.name, value);
+    }
+    Ok(ComponentDef {
+        name: c.metadata.name,
+        type_: c.spec.type_.trim().to_owned(),
+        version: c.spec.version.unwrap_or_else(|| "v1".into()),
+        metadata,
+        file: PathBuf::new(),
+    })
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains('/') && name != "." && name != ".."
+}
+
+fn subscription(s: raw::Subscription) -> Result<Subscription, String> {
+    if s.spec.pubsubname.is_empty() {
+        return Err("spec.pubsubname is required".into());
+    }
+    if s.spec.topic.is_empty() {
+        return Err("spec.topic is required".into());
+    }
+    let routes = s.spec.routes.unwrap_or_default();
+    let rules: Vec<(String, String)> = routes.rules.into_iter().map(|r| (r.match_, r.path)).collect();
+    let built = Subscription::build_rules(&rules, routes.default.as_deref(), s.spec.route.as_deref())
+        .map_err(|e| format!("spec.routes.rules: {e}"))?;
+    Ok(Subscription {
+        pubsub: s.spec.pubsubname,
+        topic: s.spec.topic,
+        rules: built,
+        dead_letter_topic: s.spec.dead_letter_topic.filter(|d| !d.is_empty()),
+        metadata: s.spec.metadata,
+        bulk: s.spec.bulk_subscribe.map(|b| Bulk {
+            enabled: b.enabled,
+            max_messages_count: b.max_messages_count,
+            max_await_duration_ms: b.max_await_duration_ms,
+        }),
+        kind: Kind::Declarative,
+    })
+}
+
+fn duration_field(key: &str, v: &str) -> Result<Duration, String> {
+    parse_go_duration(v).map_err(|e| format!("{key}: {e}"))
+}
+
+fn resiliency(
+    r: raw::Resiliency,
+    into: &mut Resiliency,
+    warnings: &mut Vec<String>,
+    file: &Path,
+    what: &str,
+) -> Result<(), String> {
+    let policies = r.spec.policies;
+    for (name, t) in policies.timeouts {
+        let d = duration_field(&format!("spec.policies.timeouts.{name}"), &t)?;
+        into.timeouts.insert(name, d);
+    }
+    for (name, p) in policies.retries {
+        let key = format!("spec.policies.retries.{name}");
+        let backoff = match p.policy.as_deref().unwrap_or("constant") {
+            "constant" | "" => {
+                if p.max_interval.is_some() {
+                    warnings.push(format!("{}: {what}: {key}.maxInterval only applies to exponential policies", file.display()));
+                }
+                let d = match &p.duration {
+                    Some(d) => duration_field(&format!("{key}.duration"), d)?,
+                    None => Duration::from_secs(5),
+                };
+                Backoff::Constant(d)
+            }
+            "exponential" => {
+                if p.duration.is_some() {
+                    warnings.push(format!("{}: {what}: {key}.duration only applies to constant policies", file.display()));
+                }
+                let max_interval = match &p.max_interval {
+                    Some(d) => duration_field(&format!("{key}.maxInterval"), d)?,
+                    None => Duration::from_secs(60),
+                };
+                Backoff::Exponential { max_interval }
+            }
+            other => return Err(format!("{key}.policy: {other:?} is not constant or exponential")),
+        };
+        let max_retries = match p.max_retries {
+            None | Some(-1) => None,
+            Some(n) if n >= 0 => Some(u32::try_from(n).map_err(|_| format!("{key}.maxRetries: {n} is too large"))?),
+            Some(n) => return Err(format!("{key}.maxRetries: {n} is below -1")),
+        };
+        let matching = match &p.matching {
+            Some(m) => Matching::parse(m.http_status_codes.as_deref(), m.grpc_status_codes.as_deref())
+                .map_err(|e| format!("{key}.matching: {e}"))?,
+            None => Matching::default(),
+        };
+        into.retries.insert(name.clone(), RetryPolicy { name, backoff, max_retries, matching });
+    }
+    for (name, cb) in policies.circuit_breakers {
+        if let Some(i) = &cb.interval {
+            duration_field(&format!("spec.policies.circuitBreakers.{name}.interval"), i)?;
+        }
+        if let Some(t) = &cb.timeout {
+            duration_field(&format!("spec.policies.circuitBreakers.{name}.timeout"), t)?;
+        }
+        warnings.push(format!(
+            "{}: {what}: circuit breaker {name} is accepted but not enforced by refsidecar",
+            file.display()
+        ));
+    }
+    for (component, target) in r.spec.targets.components {
+        let key = format!("spec.targets.components.{component}");
+        let names = |side: &str, n: Option<raw::PolicyNames>| -> Result<Option<Names>, String> {
+            let Some(n) = n else { return Ok(None) };
+            if let Some(retry) = &n.retry {
+                if !into.retries.contains_key(retry) {
+                    return Err(format!("{key}.{side}.retry: no retry policy named {retry:?}"));
+                }
+            }
+            if let Some(timeout) = &n.timeout {
+                if !into.timeouts.contains_key(timeout) {
+                    return Err(format!("{key}.{side}.timeout: no timeout policy named {timeout:?}"));
+                }
+            }
+            Ok(Some(Names { retry: n.retry, timeout: n.timeout }))
+        };
+        let t = ComponentTargets { inbound: names("inbound", target.inbound)?, outbound: names("outbound", target.outbound)? };
+        into.components.insert(component, t);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(yaml: &str) -> Result<Resources, LoadError> {
+        let mut out = Resources::default();
+        load_file(Path::new("test.yaml"), yaml, "app", &mut out)?;
+        Ok(out)
+    }
+
+    const COMPONENT: &str = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: pubsub\nspec:\n  type: pubsub.in-memory\n  version: v1\n";
+
+    #[test]
+    fn multi_document_files() {
+        let yaml = format!(
+            "{COMPONENT}---\napiVersion: dapr.io/v2alpha1\nkind: Subscription\nmetadata:\n  name: s\nspec:\n  pubsubname: pubsub\n  topic: orders\n  routes:\n    rules:\n    - match: event.type == \"x\"\n      path: /x\n    default: /orders\n  deadLetterTopic: poison\n---\napiVersion: dapr.io/v1alpha1\nkind: Subscription\nmetadata:\n  name: s1\nspec:\n  pubsubname: pubsub\n  topic: other\n  route: /other\nscopes: [nobody]\n"
+        );
+        let r = load_str(&yaml).unwrap();
+        assert_eq!(r.components.len(), 1);
+        assert_eq!(r.subscriptions.len(), 1, "out-of-scope subscription skipped");
+        let s = &r.subscriptions[0];
+        assert_eq!(s.rules.len(), 2);
+        assert_eq!(s.dead_letter_topic.as_deref(), Some("poison"));
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    }
+
+    #[test]
+    fn resiliency_and_misplaced_dead_letter_topic_warning() {
+        let yaml = "apiVersion: dapr.io/v1alpha1\nkind: Resiliency\nmetadata:\n  name: r\nspec:\n  policies:\n    retries:\n      pubsubRetry:\n        policy: constant\n        duration: 10ms\n        maxRetries: 2\n        deadLetterTopic: dlq\n  targets:\n    components:\n      pubsub:\n        inbound:\n          retry: pubsubRetry\n";
+        let r = load_str(yaml).unwrap();
+        let p = r.resiliency.resolve("pubsub", crate::resiliency::Direction::Inbound).retry.unwrap();
+        assert_eq!(p.max_attempts(), Some(3));
+        assert_eq!(p.backoff, Backoff::Constant(Duration::from_millis(10)));
+        assert_eq!(r.warnings.len(), 1);
+        let w = &r.warnings[0];
+        assert!(w.contains("test.yaml") && w.contains("spec.policies.retries.pubsubRetry.deadLetterTopic"), "{w}");
+    }
+
+    #[test]
+    fn errors_name_file_and_key() {
+        let e = load_str("apiVersion: dapr.io/v1alpha1\nkind: Resiliency\nmetadata:\n  name: r\nspec:\n  targets:\n    components:\n      pubsub:\n        inbound:\n          retry: missing\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("test.yaml") && e.contains("spec.targets.components.pubsub.inbound.retry"), "{e}");
+        let e = load_str("apiVersion: dapr.io/v1alpha1\nkind: Resiliency\nmetadata:\n  name: r\nspec:\n  policies:\n    retries:\n      p:\n        duration: 5 seconds\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("spec.policies.retries.p.duration"), "{e}");
+        let e = load_str("apiVersion: dapr.io/v2alpha1\nkind: Subscription\nmetadata:\n  name: s\nspec:\n  topic: t\n").unwrap_err().to_string();
+        assert!(e.contains("spec.pubsubname"), "{e}");
+        let e = load_str("kind: Component\napiVersion: dapr.io/v1alpha1\nmetadata: {name: p}\nspec:\n  type: pubsub.in-memory\n  metadata:\n  - name: x\n    value: {a: 1}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("spec.metadata[0].value"), "{e}");
+        let e = load_str("a: [unclosed").unwrap_err().to_string();
+        assert!(e.contains("malformed YAML"), "{e}");
+        let e = load_str("apiVersion: dapr.io/v2alpha1\nkind: Subscription\nmetadata: {name: s}\nspec:\n  pubsubname: p\n  topic: t\n  routes:\n    rules:\n    - match: 'event.type =='\n      path: /a\n").unwrap_err().to_string();
+        assert!(e.contains("spec.routes.rules"), "{e}");
+    }
+}

@@ -1,0 +1,346 @@
+//! The runtime: loads resources, builds brokers, serves the API, discovers the app's
+//! subscriptions, starts deliveries, and shuts down gracefully.
+//!
+//! Start-up order mirrors daprd: components and API first (so `/v1.0/healthz/outbound` turns
+//! 204 and publishing works early), then the wait for the app port, then `/dapr/subscribe`
+//! exactly once, then the subscriptions, and only then `/v1.0/healthz` turns 204.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::app_channel::{AppChannel, ChannelError};
+use crate::broker::{Broker, BrokerError};
+use crate::delivery::Deliverer;
+use crate::resiliency::{Direction, Resiliency};
+use crate::resources::{self, LoadError};
+use crate::scopes::{Operation, Scopes};
+use crate::subscription::{self, Subscription};
+
+/// Everything the sidecar is told at start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `--app-id`.
+    pub app_id: String,
+    /// `--app-port`; `None` = no app.
+    pub app_port: Option<u16>,
+    /// `--app-channel-address`.
+    pub app_channel_address: String,
+    /// `--app-protocol` (only `http`).
+    pub app_protocol: String,
+    /// `--resources-path` / `--components-path`.
+    pub resources_paths: Vec<PathBuf>,
+    /// `--config`.
+    pub config_file: Option<PathBuf>,
+    /// `--app-max-concurrency` (-1 unlimited).
+    pub app_max_concurrency: i64,
+    /// `--max-body-size` in bytes.
+    pub max_body_size: usize,
+    /// `--dapr-graceful-shutdown-seconds`.
+    pub graceful_shutdown: Duration,
+    /// `DAPR_API_TOKEN`.
+    pub api_token: Option<String>,
+    /// `APP_API_TOKEN`.
+    pub app_api_token: Option<String>,
+    /// Listen addresses (for the metadata API only; the listeners are passed in).
+    pub listen_addresses: Vec<IpAddr>,
+    /// `--dapr-http-port`.
+    pub http_port: u16,
+    /// `--dapr-grpc-port` (accepted; not served yet).
+    pub grpc_port: u16,
+}
+
+/// Start-up failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A resource file is unreadable or invalid.
+    #[error("loading resources")]
+    Resources(#[from] LoadError),
+    /// A component names an unknown type or has bad metadata.
+    #[error("{file}: Component {name:?}: spec.type")]
+    Component {
+        /// The file.
+        file: PathBuf,
+        /// The component name.
+        name: String,
+        /// What is wrong.
+        #[source]
+        source: BrokerError,
+    },
+    /// Two components share a name.
+    #[error("{file}: Component {name:?}: metadata.name is already used by another component")]
+    DuplicateComponent {
+        /// The file of the second one.
+        file: PathBuf,
+        /// The name.
+        name: String,
+    },
+    /// The app address or token is unusable.
+    #[error("app channel")]
+    Channel(#[from] ChannelError),
+    /// Serving the API failed.
+    #[error("serving the HTTP API")]
+    Serve(#[source] std::io::Error),
+}
+
+/// A loaded pub/sub component.
+#[derive(Debug)]
+pub struct Component {
+    pub(crate) name: String,
+    pub(crate) type_: String,
+    pub(crate) version: String,
+    pub(crate) broker: Broker,
+    pub(crate) scopes: Arc<Scopes>,
+}
+
+/// Shared state of a running sidecar.
+pub struct Runtime {
+    pub(crate) config: Config,
+    pub(crate) components: BTreeMap<String, Component>,
+    pub(crate) resiliency: Resiliency,
+    /// The effective subscriptions, once discovery is done (declaratives before that).
+    pub(crate) subscriptions: Mutex<Vec<Subscription>>,
+    pub(crate) app_ready: AtomicBool,
+    pub(crate) started: Instant,
+}
+
+impl Runtime {
+    pub(crate) fn subscriptions(&self) -> Vec<Subscription> {
+        self.subscriptions.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+/// Runs the sidecar on the given HTTP listeners until `shutdown` resolves, then drains.
+pub async fn run(
+    config: Config,
+    listeners: Vec<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), RunError> {
+    let started = Instant::now();
+    let loaded = resources::load(&config.resources_paths, &config.app_id)?;
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    if let Some(path) = &config.config_file {
+        for w in resources::load_configuration(path)? {
+            tracing::warn!("{w}");
+        }
+    }
+    let mut components = BTreeMap::new();
+    for def in &loaded.components {
+        let (broker, warnings) = Broker::from_component(def)
+            .map_err(|source| RunError::Component { file: def.file.clone(), name: def.name.clone(), source })?;
+        for w in warnings {
+            tracing::warn!("{}: Component {:?}: {w}", def.file.display(), def.name);
+        }
+        if components.contains_key(&def.name) {
+            return Err(RunError::DuplicateComponent { file: def.file.clone(), name: def.name.clone() });
+        }
+        tracing::info!(name = %def.name, type_ = %def.type_, file = %def.file.display(), "component loaded");
+        components.insert(
+            def.name.clone(),
+            Component {
+                name: def.name.clone(),
+                type_: def.type_.clone(),
+                version: def.version.clone(),
+                broker,
+                scopes: Arc::new(Scopes::from_metadata(&def.metadata)),
+            },
+        );
+    }
+    for s in &loaded.subscriptions {
+        tracing::info!(pubsub = %s.pubsub, topic = %s.topic, dead_letter_topic = ?s.dead_letter_topic, "declarative subscription loaded");
+    }
+    let declarative = loaded.subscriptions;
+    let rt = Arc::new(Runtime {
+        config: config.clone(),
+        components,
+        resiliency: loaded.resiliency,
+        subscriptions: Mutex::new(declarative.clone()),
+        app_ready: AtomicBool::new(false),
+        started,
+    });
+
+    // The API first: publishing works before the app is up.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut servers = Vec::new();
+    for listener in listeners {
+        let router = crate::api::router(rt.clone());
+        let mut stop = stop_rx.clone();
+        let addr = listener.local_addr().ok();
+        tracing::info!(?addr, "HTTP API listening");
+        servers.push(tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await
+        }));
+    }
+
+    let (abort_tx, abort_rx) = watch::channel(false);
+    let consumers: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+    let app = match config.app_port {
+        Some(port) => Some(AppChannel::new(
+            &config.app_channel_address,
+            port,
+            &config.app_id,
+            config.app_api_token.as_deref(),
+            config.app_max_concurrency,
+        )?),
+        None => None,
+    };
+    let discovery = {
+        let rt = rt.clone();
+        let consumers = consumers.clone();
+        tokio::spawn(async move { discover_and_start(rt, app, declarative, consumers, abort_rx).await })
+    };
+
+    shutdown.await;
+    tracing::info!("shutting down: no more publishes; draining in-flight deliveries");
+    let _ = stop_tx.send(true);
+    discovery.abort();
+    for c in rt.components.values() {
+        c.broker.close();
+    }
+    let handles: Vec<JoinHandle<()>> = consumers.lock().map(|mut c| c.drain(..).collect()).unwrap_or_default();
+    let aborts: Vec<_> = handles.iter().map(JoinHandle::abort_handle).collect();
+    let drained = tokio::time::timeout(config.graceful_shutdown, futures::future::join_all(handles)).await;
+    if drained.is_err() {
+        tracing::warn!(grace = ?config.graceful_shutdown, "grace period over: stopping deliveries without acknowledging or dead-lettering");
+        let _ = abort_tx.send(true);
+        for a in aborts {
+            a.abort();
+        }
+    }
+    for s in servers {
+        match s.await {
+            Ok(Err(e)) => return Err(RunError::Serve(e)),
+            Ok(Ok(())) | Err(_) => {}
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn discover_and_start(
+    rt: Arc<Runtime>,
+    app: Option<AppChannel>,
+    declarative: Vec<Subscription>,
+    consumers: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    abort: watch::Receiver<bool>,
+) {
+    let Some(app) = app else {
+        tracing::info!("no --app-port: no app subscriptions");
+        rt.app_ready.store(true, Ordering::Release);
+        return;
+    };
+    app.wait_for_port().await;
+    // daprd asks for the app config first; the answer does not matter for pub/sub.
+    let _ = app.get_init_endpoint("config").await;
+    let effective = match subscribe_call(&app).await {
+        Discovery::Subscriptions(programmatic) => subscription::merge(declarative, programmatic),
+        Discovery::NoneDeclared => declarative,
+        Discovery::Failed => Vec::new(),
+    };
+    for sub in &effective {
+        start_subscription(&rt, &app, sub, &consumers, &abort);
+    }
+    if let Ok(mut s) = rt.subscriptions.lock() {
+        *s = effective;
+    }
+    rt.app_ready.store(true, Ordering::Release);
+    tracing::info!("dapr initialized. Status: Running. Init Elapsed {}ms", rt.started.elapsed().as_millis());
+}
+
+enum Discovery {
+    Subscriptions(Vec<Subscription>),
+    NoneDeclared,
+    /// A malformed reply: daprd starts no app subscriptions at all (declaratives included).
+    Failed,
+}
+
+async fn subscribe_call(app: &AppChannel) -> Discovery {
+    let mut wait = Duration::from_millis(500);
+    let mut tries = 0;
+    let (status, body) = loop {
+        match app.get_init_endpoint("subscribe").await {
+            Ok(r) => break r,
+            Err(e) if tries < 3 => {
+                tracing::warn!("error getting topic list from app, retrying in {wait:?}: {e}");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(10));
+                tries += 1;
+            }
+            Err(e) => {
+                tracing::error!("failed to get topic list from app: {e}; only declarative subscriptions start");
+                return Discovery::NoneDeclared;
+            }
+        }
+    };
+    match status {
+        200..=299 => match subscription::parse_programmatic(&body) {
+            Ok(parsed) => {
+                for w in parsed.warnings {
+                    tracing::warn!("{w}");
+                }
+                for s in &parsed.subscriptions {
+                    tracing::info!(pubsub = %s.pubsub, topic = %s.topic, dead_letter_topic = ?s.dead_letter_topic, "programmatic subscription loaded");
+                }
+                Discovery::Subscriptions(parsed.subscriptions)
+            }
+            Err(e) => {
+                tracing::error!(app = %app.addr(), "failed to subscribe to topics: invalid /dapr/subscribe reply: {e}; no app subscriptions start");
+                Discovery::Failed
+            }
+        },
+        404 => {
+            tracing::debug!("user app did not subscribe to any topic");
+            Discovery::NoneDeclared
+        }
+        other => {
+            tracing::error!("app returned http status code {other} from subscription endpoint");
+            Discovery::NoneDeclared
+        }
+    }
+}
+
+fn start_subscription(
+    rt: &Arc<Runtime>,
+    app: &AppChannel,
+    sub: &Subscription,
+    consumers: &Mutex<Vec<JoinHandle<()>>>,
+    abort: &watch::Receiver<bool>,
+) {
+    let Some(component) = rt.components.get(&sub.pubsub) else {
+        tracing::warn!(pubsub = %sub.pubsub, topic = %sub.topic, "subscription names a pubsub that is not loaded; not started");
+        return;
+    };
+    if !component.scopes.allows(&rt.config.app_id, &sub.topic, Operation::Subscribe) {
+        tracing::error!("subscription to topic '{}' on pubsub '{}' is not allowed", sub.topic, sub.pubsub);
+        return;
+    }
+    let deliverer = Arc::new(Deliverer {
+        raw_payload: sub.raw_payload(),
+        sub: sub.clone(),
+        app: app.clone(),
+        app_id: rt.config.app_id.clone(),
+        broker: component.broker.clone(),
+        scopes: component.scopes.clone(),
+        inbound: rt.resiliency.resolve(&sub.pubsub, Direction::Inbound),
+        outbound: rt.resiliency.resolve(&sub.pubsub, Direction::Outbound),
+        abort: abort.clone(),
+    });
+    let handle = component.broker.subscribe(&sub.topic, deliverer);
+    if let Ok(mut c) = consumers.lock() {
+        c.push(handle);
+    }
+}
