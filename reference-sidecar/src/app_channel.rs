@@ -65,12 +65,23 @@ impl AppChannel {
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
             .build(connector);
-        let host = if address.contains(':') { format!("[{address}]") } else { address.to_owned() };
+        let host = if address.contains(':') {
+            format!("[{address}]")
+        } else {
+            address.to_owned()
+        };
         let token = token
-            .map(|t| HeaderValue::from_str(t).map_err(|_| ChannelError("APP_API_TOKEN is not a valid header value".into())))
+            .map(|t| {
+                HeaderValue::from_str(t)
+                    .map_err(|_| ChannelError("APP_API_TOKEN is not a valid header value".into()))
+            })
             .transpose()?;
-        let app_id = HeaderValue::from_str(app_id).map_err(|_| ChannelError(format!("app id {app_id:?} is not a valid header value")))?;
-        let limiter = usize::try_from(max_concurrency).ok().filter(|n| *n > 0).map(|n| Arc::new(Semaphore::new(n)));
+        let app_id = HeaderValue::from_str(app_id)
+            .map_err(|_| ChannelError(format!("app id {app_id:?} is not a valid header value")))?;
+        let limiter = usize::try_from(max_concurrency)
+            .ok()
+            .filter(|n| *n > 0)
+            .map(|n| Arc::new(Semaphore::new(n)));
         Ok(AppChannel {
             client,
             base: format!("http://{host}:{port}").into(),
@@ -97,7 +108,9 @@ impl AppChannel {
                 tracing::info!(app = %self.addr, waited_ms = started.elapsed().as_millis() as u64, "app channel is reachable");
                 return;
             }
-            if last_log.elapsed() >= Duration::from_secs(5) || started.elapsed() < Duration::from_millis(150) {
+            if last_log.elapsed() >= Duration::from_secs(5)
+                || started.elapsed() < Duration::from_millis(150)
+            {
                 tracing::info!(app = %self.addr, "waiting for the app to listen");
                 last_log = Instant::now();
             }
@@ -114,15 +127,28 @@ impl AppChannel {
         if let Some(t) = &self.token {
             req = req.header("dapr-api-token", t.clone());
         }
-        let req = req.body(Full::new(Bytes::new())).map_err(|e| e.to_string())?;
+        let req = req
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| e.to_string())?;
         let resp = self.client.request(req).await.map_err(|e| e.to_string())?;
         let status = resp.status().as_u16();
-        let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
         Ok((status, body))
     }
 
     /// One delivery attempt: POST `body` to `path`, classify the answer.
-    pub async fn deliver(&self, path: &str, body: Bytes, headers: &HeaderMap, timeout: Option<Duration>) -> Outcome {
+    pub async fn deliver(
+        &self,
+        path: &str,
+        body: Bytes,
+        headers: &HeaderMap,
+        timeout: Option<Duration>,
+    ) -> Outcome {
         let _permit = match &self.limiter {
             Some(l) => l.clone().acquire_owned().await.ok(),
             None => None,
@@ -131,7 +157,10 @@ impl AppChannel {
         match timeout {
             Some(t) => match tokio::time::timeout(t, call).await {
                 Ok(o) => o,
-                Err(_) => Outcome::Retry { code: None, reason: format!("context deadline exceeded after {t:?}") },
+                Err(_) => Outcome::Retry {
+                    code: None,
+                    reason: format!("context deadline exceeded after {t:?}"),
+                },
             },
             None => call.await,
         }
@@ -141,24 +170,42 @@ impl AppChannel {
         let mut uri = String::with_capacity(self.base.len() + path.len());
         uri.push_str(&self.base);
         uri.push_str(path);
-        let mut req = match Request::builder().method(Method::POST).uri(uri).body(Full::new(body)) {
+        let mut req = match Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .body(Full::new(body))
+        {
             Ok(r) => r,
-            Err(e) => return Outcome::Retry { code: None, reason: format!("cannot build request: {e}") },
+            Err(e) => {
+                return Outcome::Retry {
+                    code: None,
+                    reason: format!("cannot build request: {e}"),
+                };
+            }
         };
         *req.headers_mut() = headers.clone();
         if let Some(t) = &self.token {
-            req.headers_mut().insert(HeaderName::from_static("dapr-api-token"), t.clone());
+            req.headers_mut()
+                .insert(HeaderName::from_static("dapr-api-token"), t.clone());
         }
         let resp = match self.client.request(req).await {
             Ok(r) => r,
-            Err(e) => return Outcome::Retry { code: None, reason: format!("error sending to the app: {e}") },
+            Err(e) => {
+                return Outcome::Retry {
+                    code: None,
+                    reason: format!("error sending to the app: {e}"),
+                };
+            }
         };
         let status = resp.status();
         let body = match resp.into_body().collect().await {
             Ok(b) => b.to_bytes(),
             Err(e) => {
                 if status.is_success() {
-                    return Outcome::Retry { code: None, reason: format!("error reading the app's response: {e}") };
+                    return Outcome::Retry {
+                        code: None,
+                        reason: format!("error reading the app's response: {e}"),
+                    };
                 }
                 Bytes::new()
             }
@@ -176,23 +223,40 @@ pub fn classify(status: StatusCode, body: &[u8]) -> Outcome {
         let text = String::from_utf8_lossy(&body[..body.len().min(256)]).into_owned();
         return Outcome::Retry {
             code: Some(status.as_u16()),
-            reason: format!("retriable error returned from app, body: {text}. status code returned: {}", status.as_u16()),
+            reason: format!(
+                "retriable error returned from app, body: {text}. status code returned: {}",
+                status.as_u16()
+            ),
         };
     }
     if body.iter().all(u8::is_ascii_whitespace) {
         return Outcome::Success;
     }
     // Only the first JSON value counts; anything unparsable is a success.
-    let first = serde_json::Deserializer::from_slice(body).into_iter::<serde_json::Value>().next();
-    let Some(Ok(serde_json::Value::Object(obj))) = first else { return Outcome::Success };
+    let first = serde_json::Deserializer::from_slice(body)
+        .into_iter::<serde_json::Value>()
+        .next();
+    let Some(Ok(serde_json::Value::Object(obj))) = first else {
+        return Outcome::Success;
+    };
     // Go's decoder prefers an exact key match, then a case-insensitive one.
-    let status_value = obj.get("status").or_else(|| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case("status")).map(|(_, v)| v));
+    let status_value = obj.get("status").or_else(|| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("status"))
+            .map(|(_, v)| v)
+    });
     match status_value {
         Some(serde_json::Value::String(s)) => match s.as_str() {
             "" | "SUCCESS" => Outcome::Success,
-            "RETRY" => Outcome::Retry { code: None, reason: "RETRY status returned from app".into() },
+            "RETRY" => Outcome::Retry {
+                code: None,
+                reason: "RETRY status returned from app".into(),
+            },
             "DROP" => Outcome::Drop { status: None },
-            other => Outcome::Retry { code: None, reason: format!("unknown status returned from app: {other:?}") },
+            other => Outcome::Retry {
+                code: None,
+                reason: format!("unknown status returned from app: {other:?}"),
+            },
         },
         _ => Outcome::Success,
     }

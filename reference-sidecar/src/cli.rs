@@ -76,15 +76,31 @@ pub struct FlagError {
 
 impl Flags {
     /// Validates the flags into a runtime config; tokens come from the environment.
-    pub fn into_config(self, api_token: Option<String>, app_api_token: Option<String>) -> Result<Config, FlagError> {
+    pub fn into_config(
+        self,
+        api_token: Option<String>,
+        app_api_token: Option<String>,
+    ) -> Result<Config, FlagError> {
         if self.app_protocol != "http" {
-            return Err(FlagError { flag: "app-protocol", message: format!("{:?} is not supported (only http)", self.app_protocol) });
+            return Err(FlagError {
+                flag: "app-protocol",
+                message: format!("{:?} is not supported (only http)", self.app_protocol),
+            });
         }
         if self.mode != "standalone" {
-            return Err(FlagError { flag: "mode", message: format!("{:?} is not supported (only standalone)", self.mode) });
+            return Err(FlagError {
+                flag: "mode",
+                message: format!("{:?} is not supported (only standalone)", self.mode),
+            });
         }
         if !["debug", "info", "warn", "error", "fatal"].contains(&self.log_level.as_str()) {
-            return Err(FlagError { flag: "log-level", message: format!("{:?} is not one of debug, info, warn, error, fatal", self.log_level) });
+            return Err(FlagError {
+                flag: "log-level",
+                message: format!(
+                    "{:?} is not one of debug, info, warn, error, fatal",
+                    self.log_level
+                ),
+            });
         }
         let listen_addresses = self
             .dapr_listen_addresses
@@ -93,14 +109,22 @@ impl Flags {
             .filter(|s| !s.is_empty())
             .map(|s| {
                 let s = if s == "localhost" { "127.0.0.1" } else { s };
-                s.parse::<IpAddr>().map_err(|_| FlagError { flag: "dapr-listen-addresses", message: format!("{s:?} is not an IP address") })
+                s.parse::<IpAddr>().map_err(|_| FlagError {
+                    flag: "dapr-listen-addresses",
+                    message: format!("{s:?} is not an IP address"),
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         if listen_addresses.is_empty() {
-            return Err(FlagError { flag: "dapr-listen-addresses", message: "no address given".into() });
+            return Err(FlagError {
+                flag: "dapr-listen-addresses",
+                message: "no address given".into(),
+            });
         }
-        let max_body_size = parse_quantity(&self.max_body_size)
-            .ok_or_else(|| FlagError { flag: "max-body-size", message: format!("{:?} is not a size like 4Mi", self.max_body_size) })?;
+        let max_body_size = parse_quantity(&self.max_body_size).ok_or_else(|| FlagError {
+            flag: "max-body-size",
+            message: format!("{:?} is not a size like 4Mi", self.max_body_size),
+        })?;
         Ok(Config {
             app_id: self.app_id,
             app_port: self.app_port,
@@ -154,13 +178,26 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Config, String> {
-        let flags = Flags::try_parse_from(std::iter::once("refsidecar").chain(args.iter().copied())).map_err(|e| e.to_string())?;
+        let flags =
+            Flags::try_parse_from(std::iter::once("refsidecar").chain(args.iter().copied()))
+                .map_err(|e| e.to_string())?;
         flags.into_config(None, None).map_err(|e| e.to_string())
     }
 
     #[test]
     fn daprd_flags() {
-        let c = parse(&["--app-id", "a", "--app-port", "3000", "--dapr-http-port=3501", "--components-path", "x", "--resources-path", "y"]).unwrap();
+        let c = parse(&[
+            "--app-id",
+            "a",
+            "--app-port",
+            "3000",
+            "--dapr-http-port=3501",
+            "--components-path",
+            "x",
+            "--resources-path",
+            "y",
+        ])
+        .unwrap();
         assert_eq!(c.app_id, "a");
         assert_eq!(c.app_port, Some(3000));
         assert_eq!(c.http_port, 3501);
@@ -173,8 +210,16 @@ mod tests {
     fn bad_values_are_errors() {
         assert!(parse(&["--bogus"]).is_err());
         assert!(parse(&["--app-port", "x"]).is_err());
-        assert!(parse(&["--app-protocol", "grpc"]).unwrap_err().contains("--app-protocol"));
-        assert!(parse(&["--max-body-size", "4 lots"]).unwrap_err().contains("--max-body-size"));
+        assert!(
+            parse(&["--app-protocol", "grpc"])
+                .unwrap_err()
+                .contains("--app-protocol")
+        );
+        assert!(
+            parse(&["--max-body-size", "4 lots"])
+                .unwrap_err()
+                .contains("--max-body-size")
+        );
         assert!(parse(&["--dapr-listen-addresses", "nowhere"]).is_err());
         assert!(parse(&["--log-level", "loud"]).is_err());
     }

@@ -41,7 +41,11 @@ impl Overrides {
             if v.is_empty() {
                 continue;
             }
-            let Some(attr) = k.get(..11).filter(|p| p.eq_ignore_ascii_case("cloudevent.")).map(|_| &k[11..]) else {
+            let Some(attr) = k
+                .get(..11)
+                .filter(|p| p.eq_ignore_ascii_case("cloudevent."))
+                .map(|_| &k[11..])
+            else {
                 continue;
             };
             let slot = match attr.to_ascii_lowercase().as_str() {
@@ -105,7 +109,9 @@ pub enum DataMode {
 /// The data mode for a publish Content-Type (absent = `text/plain`). Only the media type before
 /// `;` counts, case-insensitively.
 pub fn data_mode(content_type: Option<&str>) -> DataMode {
-    let Some(ct) = content_type else { return DataMode::Text };
+    let Some(ct) = content_type else {
+        return DataMode::Text;
+    };
     let media = ct.split(';').next().unwrap_or("").trim();
     if media.eq_ignore_ascii_case("application/json") {
         DataMode::Json
@@ -121,7 +127,11 @@ pub fn data_mode(content_type: Option<&str>) -> DataMode {
 }
 
 /// Builds the envelope daprd would put on the broker for this publish.
-pub fn envelope(ctx: &PublishContext<'_>, content_type: Option<&str>, body: &[u8]) -> Result<Vec<u8>, EnvelopeError> {
+pub fn envelope(
+    ctx: &PublishContext<'_>,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<Vec<u8>, EnvelopeError> {
     let mode = data_mode(content_type);
     if mode == DataMode::Passthrough {
         return passthrough(ctx, body);
@@ -135,7 +145,11 @@ pub fn envelope(ctx: &PublishContext<'_>, content_type: Option<&str>, body: &[u8
         }
         DataMode::Base64 => {
             out.extend_from_slice(b"\"data_base64\":\"");
-            out.extend_from_slice(base64::engine::general_purpose::STANDARD.encode(body).as_bytes());
+            out.extend_from_slice(
+                base64::engine::general_purpose::STANDARD
+                    .encode(body)
+                    .as_bytes(),
+            );
             out.push(b'"');
         }
         _ => {
@@ -144,7 +158,11 @@ pub fn envelope(ctx: &PublishContext<'_>, content_type: Option<&str>, body: &[u8
         }
     }
     let o = &ctx.overrides;
-    field(&mut out, "datacontenttype", content_type.unwrap_or("text/plain"));
+    field(
+        &mut out,
+        "datacontenttype",
+        content_type.unwrap_or("text/plain"),
+    );
     if let Some(ttl) = ctx.ttl {
         field(&mut out, "expiration", &rfc3339_seconds(ctx.now + ttl));
     }
@@ -158,19 +176,39 @@ pub fn envelope(ctx: &PublishContext<'_>, content_type: Option<&str>, body: &[u8
     };
     field(&mut out, "id", id);
     field(&mut out, "pubsubname", ctx.pubsub);
-    let default_source = if ctx.app_id.is_empty() { "Dapr" } else { ctx.app_id };
-    field(&mut out, "source", o.source.as_deref().unwrap_or(default_source));
+    let default_source = if ctx.app_id.is_empty() {
+        "Dapr"
+    } else {
+        ctx.app_id
+    };
+    field(
+        &mut out,
+        "source",
+        o.source.as_deref().unwrap_or(default_source),
+    );
     field(&mut out, "specversion", "1.0");
     if let Some(subject) = &o.subject {
         field(&mut out, "subject", subject);
     }
     field(&mut out, "time", &rfc3339_seconds(ctx.now));
     field(&mut out, "topic", ctx.topic);
-    let trace = o.traceparent.as_deref().or(o.traceid.as_deref()).unwrap_or(ctx.traceparent);
+    let trace = o
+        .traceparent
+        .as_deref()
+        .or(o.traceid.as_deref())
+        .unwrap_or(ctx.traceparent);
     field(&mut out, "traceid", trace);
     field(&mut out, "traceparent", trace);
-    field(&mut out, "tracestate", o.tracestate.as_deref().unwrap_or(ctx.tracestate));
-    field(&mut out, "type", o.type_.as_deref().unwrap_or("com.dapr.event.sent"));
+    field(
+        &mut out,
+        "tracestate",
+        o.tracestate.as_deref().unwrap_or(ctx.tracestate),
+    );
+    field(
+        &mut out,
+        "type",
+        o.type_.as_deref().unwrap_or("com.dapr.event.sent"),
+    );
     out.push(b'}');
     Ok(out)
 }
@@ -187,7 +225,8 @@ fn passthrough(ctx: &PublishContext<'_>, body: &[u8]) -> Result<Vec<u8>, Envelop
         RawValue::from_string(serde_json::Value::String(s.to_owned()).to_string())
             .unwrap_or_else(|_| RawValue::NULL.to_owned())
     };
-    let is_absent = |m: &BTreeMap<String, Box<RawValue>>, k: &str| m.get(k).is_none_or(|v| v.get() == "null");
+    let is_absent =
+        |m: &BTreeMap<String, Box<RawValue>>, k: &str| m.get(k).is_none_or(|v| v.get() == "null");
     map.insert("topic".into(), raw_str(ctx.topic));
     map.insert("pubsubname".into(), raw_str(ctx.pubsub));
     if !map.contains_key("time") {
@@ -200,13 +239,20 @@ fn passthrough(ctx: &PublishContext<'_>, body: &[u8]) -> Result<Vec<u8>, Envelop
     if !map.contains_key("tracestate") {
         map.insert("tracestate".into(), raw_str(ctx.tracestate));
     }
-    for (k, default) in [("source", "Dapr"), ("type", "com.dapr.event.sent"), ("specversion", "1.0")] {
+    for (k, default) in [
+        ("source", "Dapr"),
+        ("type", "com.dapr.event.sent"),
+        ("specversion", "1.0"),
+    ] {
         if is_absent(&map, k) {
             map.insert(k.into(), raw_str(default));
         }
     }
     if let Some(ttl) = ctx.ttl {
-        map.insert("expiration".into(), raw_str(&rfc3339_seconds(ctx.now + ttl)));
+        map.insert(
+            "expiration".into(),
+            raw_str(&rfc3339_seconds(ctx.now + ttl)),
+        );
     }
     serde_json::to_vec(&map).map_err(|e| EnvelopeError::NotAnObject(Some(e)))
 }
@@ -287,23 +333,37 @@ impl Head {
     /// The traceparent to send to the app: CE `traceparent`, else `traceid` (non-strings ignored).
     pub fn trace(&self) -> Option<&str> {
         fn pick(v: &Option<serde_json::Value>) -> Option<&str> {
-            v.as_ref().and_then(|v| v.as_str()).filter(|s| !s.is_empty())
+            v.as_ref()
+                .and_then(|v| v.as_str())
+                .filter(|s| !s.is_empty())
         }
         pick(&self.traceparent).or_else(|| pick(&self.traceid))
     }
 
     /// The tracestate to send to the app.
     pub fn tracestate(&self) -> Option<&str> {
-        self.tracestate.as_ref().and_then(|v| v.as_str()).filter(|s| !s.is_empty())
+        self.tracestate
+            .as_ref()
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
     }
 }
 
 /// The synthetic CloudEvent a raw-payload subscription delivers: a fresh id on every delivery,
 /// `data_base64` = the exact broker bytes.
-pub fn synthetic_raw(pubsub: &str, topic: &str, bytes: &[u8], trace: (&str, &str, &str)) -> Vec<u8> {
+pub fn synthetic_raw(
+    pubsub: &str,
+    topic: &str,
+    bytes: &[u8],
+    trace: (&str, &str, &str),
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len() * 4 / 3 + 360);
     out.extend_from_slice(b"{\"data_base64\":\"");
-    out.extend_from_slice(base64::engine::general_purpose::STANDARD.encode(bytes).as_bytes());
+    out.extend_from_slice(
+        base64::engine::general_purpose::STANDARD
+            .encode(bytes)
+            .as_bytes(),
+    );
     out.push(b'"');
     field(&mut out, "datacontenttype", "application/octet-stream");
     field(&mut out, "id", &uuid::Uuid::new_v4().to_string());
@@ -344,7 +404,10 @@ mod tests {
 
     #[test]
     fn json_body_is_embedded() {
-        let ce = check(Some("application/json"), br#"{"orderId":1,"big":123456789012345678901}"#);
+        let ce = check(
+            Some("application/json"),
+            br#"{"orderId":1,"big":123456789012345678901}"#,
+        );
         assert_eq!(ce["data"]["orderId"], 1);
         assert_eq!(ce["datacontenttype"], "application/json");
         assert_eq!(ce["specversion"], "1.0");
@@ -355,8 +418,18 @@ mod tests {
         assert_eq!(ce["time"], "2026-01-02T10:11:12Z");
         assert_eq!(ce["traceid"], "");
         assert!(uuid::Uuid::parse_str(ce["id"].as_str().unwrap()).is_ok());
-        let raw = envelope(&ctx(), Some("application/json"), br#"{"big":123456789012345678901}"#).unwrap();
-        assert!(String::from_utf8(raw).unwrap().contains("123456789012345678901"), "numbers survive exactly");
+        let raw = envelope(
+            &ctx(),
+            Some("application/json"),
+            br#"{"big":123456789012345678901}"#,
+        )
+        .unwrap();
+        assert!(
+            String::from_utf8(raw)
+                .unwrap()
+                .contains("123456789012345678901"),
+            "numbers survive exactly"
+        );
     }
 
     #[test]
@@ -439,7 +512,8 @@ mod tests {
 
     #[test]
     fn synthetic_raw_event() {
-        let ce: Value = serde_json::from_slice(&synthetic_raw("ps", "t", b"\x00hi", ("", "", ""))).unwrap();
+        let ce: Value =
+            serde_json::from_slice(&synthetic_raw("ps", "t", b"\x00hi", ("", "", ""))).unwrap();
         assert_eq!(ce["data_base64"], "AGhp");
         assert_eq!(ce["datacontenttype"], "application/octet-stream");
         assert_eq!(ce["source"], "Dapr");

@@ -65,8 +65,15 @@ impl Deliverer {
         };
         let meta_trace = |k: &str| msg.metadata.get(k).map(String::as_str).unwrap_or("");
         let (body, head) = if raw {
-            let trace = (meta_trace("traceid"), meta_trace("traceparent"), meta_trace("tracestate"));
-            (Bytes::from(synthetic_raw(&self.sub.pubsub, topic, &msg.data, trace)), None)
+            let trace = (
+                meta_trace("traceid"),
+                meta_trace("traceparent"),
+                meta_trace("tracestate"),
+            );
+            (
+                Bytes::from(synthetic_raw(&self.sub.pubsub, topic, &msg.data, trace)),
+                None,
+            )
         } else {
             match Head::parse(&msg.data) {
                 Ok(h) => (msg.data.clone(), Some(h)),
@@ -101,24 +108,43 @@ impl Deliverer {
     }
 
     /// Delivery attempts under the inbound policy, then DLQ-or-nack.
-    async fn deliver(&self, msg: &Message, path: &str, body: Bytes, headers: &HeaderMap, id: &str) -> Result<(), Nack> {
+    async fn deliver(
+        &self,
+        msg: &Message,
+        path: &str,
+        body: Bytes,
+        headers: &HeaderMap,
+        id: &str,
+    ) -> Result<(), Nack> {
         let topic = self.sub.topic.as_str();
         let started = Instant::now();
         let mut attempt: u32 = 1;
         loop {
-            let outcome = self.app.deliver(path, body.clone(), headers, self.inbound.timeout).await;
+            let outcome = self
+                .app
+                .deliver(path, body.clone(), headers, self.inbound.timeout)
+                .await;
             let (code, reason) = match outcome {
                 Outcome::Success => {
                     if attempt > 1 {
-                        tracing::info!(topic, "Recovered processing operation after {attempt} attempts");
+                        tracing::info!(
+                            topic,
+                            "Recovered processing operation after {attempt} attempts"
+                        );
                     }
                     return Ok(());
                 }
                 Outcome::Drop { status } => {
                     if status.is_some() {
-                        tracing::error!(topic, "non-retriable error returned from app while processing pub/sub event {id}. status code returned: 404");
+                        tracing::error!(
+                            topic,
+                            "non-retriable error returned from app while processing pub/sub event {id}. status code returned: 404"
+                        );
                     } else {
-                        tracing::warn!(topic, "DROP status returned from app while processing pub/sub event {id}");
+                        tracing::warn!(
+                            topic,
+                            "DROP status returned from app while processing pub/sub event {id}"
+                        );
                     }
                     if self.sub.dead_letter_topic.is_none() {
                         return Ok(());
@@ -134,17 +160,33 @@ impl Deliverer {
             if self.aborted() {
                 return Err(Nack);
             }
-            let permanent = code.is_some_and(|c| self.inbound.retry.as_ref().is_some_and(|p| !p.matching.allows_http(c)));
+            let permanent = code.is_some_and(|c| {
+                self.inbound
+                    .retry
+                    .as_ref()
+                    .is_some_and(|p| !p.matching.allows_http(c))
+            });
             let wait = match &self.inbound.retry {
-                Some(p) if !permanent => p.next_wait(attempt + 1, started.elapsed(), fastrand::f64()),
+                Some(p) if !permanent => {
+                    p.next_wait(attempt + 1, started.elapsed(), fastrand::f64())
+                }
                 _ => None,
             };
             let Some(wait) = wait else {
-                tracing::warn!(topic, attempts = attempt, "delivery of event {id} failed: {reason}");
+                tracing::warn!(
+                    topic,
+                    attempts = attempt,
+                    "delivery of event {id} failed: {reason}"
+                );
                 break;
             };
             if attempt == 1 {
-                tracing::warn!(topic, "Error processing operation component[{}] input. Retrying in {:?}: {reason}", self.sub.pubsub, wait);
+                tracing::warn!(
+                    topic,
+                    "Error processing operation component[{}] input. Retrying in {:?}: {reason}",
+                    self.sub.pubsub,
+                    wait
+                );
             }
             if !self.wait_or_abort(wait).await {
                 return Err(Nack);
@@ -191,13 +233,18 @@ impl Deliverer {
 
     /// Re-publishes the original broker bytes and metadata to the dead-letter topic.
     async fn publish_dlq(&self, msg: &Message) -> Result<(), DlqError> {
-        let Some(dlq) = &self.sub.dead_letter_topic else { return Ok(()) };
+        let Some(dlq) = &self.sub.dead_letter_topic else {
+            return Ok(());
+        };
         if !self.scopes.allows(&self.app_id, dlq, Operation::Publish) {
             return Err(DlqError::Forbidden);
         }
         let mut metadata: BTreeMap<String, String> = (*msg.metadata).clone();
         metadata.insert("pubsubName".into(), self.sub.pubsub.clone());
-        let copy = Message { data: msg.data.clone(), metadata: Arc::new(metadata) };
+        let copy = Message {
+            data: msg.data.clone(),
+            metadata: Arc::new(metadata),
+        };
         crate::publish::with_policy(&self.outbound, || self.broker.publish(dlq, copy.clone()))
             .await
             .map_err(|e| DlqError::Publish(e.to_string()))
@@ -206,20 +253,28 @@ impl Deliverer {
     /// Headers of a delivery: content type, trace, and one per broker metadata entry.
     fn headers(&self, msg: &Message, head: Option<&Head>) -> HeaderMap {
         let mut h = HeaderMap::with_capacity(msg.metadata.len() + 4);
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/cloudevents+json"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/cloudevents+json"),
+        );
         for (k, v) in msg.metadata.iter() {
             let lower = k.to_ascii_lowercase();
             if is_excluded_header(&lower) {
                 continue;
             }
-            if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(lower.as_bytes()), HeaderValue::from_str(v)) {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(lower.as_bytes()),
+                HeaderValue::from_str(v),
+            ) {
                 h.insert(name, value);
             }
         }
         if let Ok(v) = HeaderValue::from_str(&self.sub.pubsub) {
             h.insert(HeaderName::from_static("pubsubname"), v);
         }
-        let trace = head.and_then(Head::trace).or_else(|| msg.metadata.get("traceparent").map(String::as_str));
+        let trace = head
+            .and_then(Head::trace)
+            .or_else(|| msg.metadata.get("traceparent").map(String::as_str));
         let trace = trace.filter(|t| !t.is_empty()).unwrap_or(ZERO_TRACEPARENT);
         if let Ok(v) = HeaderValue::from_str(trace) {
             h.insert(HeaderName::from_static("traceparent"), v);

@@ -14,7 +14,10 @@ pub struct DurationError {
 
 /// Parses a Go duration. Negative durations are rejected: no field of ours can use one.
 pub fn parse_go_duration(input: &str) -> Result<Duration, DurationError> {
-    let err = |reason| DurationError { input: input.to_owned(), reason };
+    let err = |reason| DurationError {
+        input: input.to_owned(),
+        reason,
+    };
     let s = input.trim();
     let s = s.strip_prefix('+').unwrap_or(s);
     if s.starts_with('-') {

@@ -11,20 +11,29 @@ fn main() -> ExitCode {
     let flags = Flags::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("REFSIDECAR_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(flags.log_filter()));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
     match start(flags) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("refsidecar: {e:#}");
+            tracing::error!("refsidecar: {e:#}");
             ExitCode::FAILURE
         }
     }
 }
 
 fn start(flags: Flags) -> anyhow::Result<()> {
-    let config = flags.into_config(std::env::var("DAPR_API_TOKEN").ok(), std::env::var("APP_API_TOKEN").ok())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let config = flags.into_config(
+        std::env::var("DAPR_API_TOKEN").ok(),
+        std::env::var("APP_API_TOKEN").ok(),
+    )?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
     runtime.block_on(async move {
         let mut listeners = Vec::new();
         for ip in &config.listen_addresses {
@@ -34,7 +43,10 @@ fn start(flags: Flags) -> anyhow::Result<()> {
                 Err(e) if ip.is_ipv6() && config.listen_addresses.len() > 1 => {
                     tracing::warn!(%addr, "not listening on {addr}: {e}");
                 }
-                Err(e) => return Err(e).with_context(|| format!("listening on {addr} (--dapr-http-port)")),
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("listening on {addr} (--dapr-http-port)"));
+                }
             }
         }
         reference_sidecar::run(config, listeners, shutdown_signal()).await?;

@@ -18,7 +18,10 @@ pub enum PolicyPublishError {
 }
 
 /// Runs `op` until it succeeds or the outbound policy is spent.
-pub async fn with_policy<F, Fut>(policy: &DirectionPolicy, mut op: F) -> Result<(), PolicyPublishError>
+pub async fn with_policy<F, Fut>(
+    policy: &DirectionPolicy,
+    mut op: F,
+) -> Result<(), PolicyPublishError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), PublishError>>,

@@ -37,7 +37,10 @@ pub struct Matching {
 impl Matching {
     /// Parses `"429,500-599"` style lists for HTTP and gRPC codes.
     pub fn parse(http: Option<&str>, grpc: Option<&str>) -> Result<Matching, String> {
-        Ok(Matching { http: parse_code_list(http, 100, 599)?, grpc: parse_code_list(grpc, 0, 16)? })
+        Ok(Matching {
+            http: parse_code_list(http, 100, 599)?,
+            grpc: parse_code_list(grpc, 0, 16)?,
+        })
     }
 
     /// Whether an error with this HTTP status may be retried.
@@ -48,13 +51,22 @@ impl Matching {
 
 fn parse_code_list(list: Option<&str>, min: u16, max: u16) -> Result<Vec<(u16, u16)>, String> {
     let mut out = Vec::new();
-    for part in list.unwrap_or("").split(',').map(str::trim).filter(|p| !p.is_empty()) {
+    for part in list
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
         let (lo, hi) = match part.split_once('-') {
             Some((a, b)) => (a.trim(), b.trim()),
             None => (part, part),
         };
-        let lo: u16 = lo.parse().map_err(|_| format!("{part:?} is not a status code or range"))?;
-        let hi: u16 = hi.parse().map_err(|_| format!("{part:?} is not a status code or range"))?;
+        let lo: u16 = lo
+            .parse()
+            .map_err(|_| format!("{part:?} is not a status code or range"))?;
+        let hi: u16 = hi
+            .parse()
+            .map_err(|_| format!("{part:?} is not a status code or range"))?;
         if lo > hi || lo < min || hi > max {
             return Err(format!("{part:?} is outside {min}-{max}"));
         }
@@ -166,7 +178,10 @@ impl Resiliency {
                     .and_then(|n| n.retry.as_ref())
                     .and_then(|n| self.retries.get(n))
                     .cloned(),
-                timeout: names.and_then(|n| n.timeout.as_ref()).and_then(|n| self.timeouts.get(n)).copied(),
+                timeout: names
+                    .and_then(|n| n.timeout.as_ref())
+                    .and_then(|n| self.timeouts.get(n))
+                    .copied(),
             };
         }
         let side = match direction {
@@ -182,8 +197,14 @@ impl Resiliency {
             ]
         };
         DirectionPolicy {
-            retry: chain("Retry").iter().find_map(|n| self.retries.get(n)).cloned(),
-            timeout: chain("Timeout").iter().find_map(|n| self.timeouts.get(n)).copied(),
+            retry: chain("Retry")
+                .iter()
+                .find_map(|n| self.retries.get(n))
+                .cloned(),
+            timeout: chain("Timeout")
+                .iter()
+                .find_map(|n| self.timeouts.get(n))
+                .copied(),
         }
     }
 }
@@ -211,7 +232,11 @@ mod tests {
         let zero = constant(10, Some(0));
         assert!(zero.next_wait(2, Duration::ZERO, 0.5).is_none());
         let unlimited = constant(10, None);
-        assert!(unlimited.next_wait(1000, Duration::from_secs(3600), 0.5).is_some());
+        assert!(
+            unlimited
+                .next_wait(1000, Duration::from_secs(3600), 0.5)
+                .is_some()
+        );
     }
 
     #[test]
@@ -228,13 +253,18 @@ mod tests {
             max_retries: None,
             matching: Matching::default(),
         };
-        assert!(p.next_wait(2, EXP_MAX_ELAPSED, 0.5).is_none(), "15 minute cap");
+        assert!(
+            p.next_wait(2, EXP_MAX_ELAPSED, 0.5).is_none(),
+            "15 minute cap"
+        );
     }
 
     #[test]
     fn matching_lists() {
         let m = Matching::parse(Some("429, 500-503"), None).unwrap();
-        assert!(m.allows_http(429) && m.allows_http(502) && !m.allows_http(504) && !m.allows_http(400));
+        assert!(
+            m.allows_http(429) && m.allows_http(502) && !m.allows_http(504) && !m.allows_http(400)
+        );
         assert!(Matching::default().allows_http(418));
         assert!(Matching::parse(Some("abc"), None).is_err());
         assert!(Matching::parse(Some("600"), None).is_err());
@@ -245,16 +275,29 @@ mod tests {
     fn resolution_prefers_named_target_then_defaults() {
         let mut r = Resiliency::default();
         r.retries.insert("named".into(), constant(1, Some(1)));
-        r.retries.insert("DefaultRetryPolicy".into(), constant(2, Some(2)));
+        r.retries
+            .insert("DefaultRetryPolicy".into(), constant(2, Some(2)));
         r.components.insert(
             "ps".into(),
             ComponentTargets {
-                inbound: Some(Names { retry: Some("named".into()), timeout: None }),
+                inbound: Some(Names {
+                    retry: Some("named".into()),
+                    timeout: None,
+                }),
                 outbound: None,
             },
         );
         assert_eq!(r.resolve("ps", Direction::Inbound).retry.unwrap().name, "p");
-        assert!(r.resolve("ps", Direction::Outbound).retry.is_none(), "present target, empty side");
-        assert_eq!(r.resolve("other", Direction::Inbound).retry.unwrap().max_retries, Some(2));
+        assert!(
+            r.resolve("ps", Direction::Outbound).retry.is_none(),
+            "present target, empty side"
+        );
+        assert_eq!(
+            r.resolve("other", Direction::Inbound)
+                .retry
+                .unwrap()
+                .max_retries,
+            Some(2)
+        );
     }
 }

@@ -20,7 +20,10 @@ pub struct Rule {
 
 impl fmt::Debug for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Rule").field("expr", &self.expr).field("path", &self.path).finish()
+        f.debug_struct("Rule")
+            .field("expr", &self.expr)
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -61,11 +64,17 @@ impl Rule {
         let program = if expr.is_empty() {
             None
         } else {
-            let program = cel::Program::compile(&expr)
-                .map_err(|e| CompileError { expr: expr.clone(), message: e.to_string() })?;
+            let program = cel::Program::compile(&expr).map_err(|e| CompileError {
+                expr: expr.clone(),
+                message: e.to_string(),
+            })?;
             Some(Arc::new(program))
         };
-        Ok(Rule { expr, path: clean_path(path), program })
+        Ok(Rule {
+            expr,
+            path: clean_path(path),
+            program,
+        })
     }
 
     /// Whether this rule needs the decoded event to decide.
@@ -74,14 +83,21 @@ impl Rule {
     }
 
     fn matches(&self, event: Option<&cel::Value>) -> Result<bool, RouteError> {
-        let Some(program) = &self.program else { return Ok(true) };
+        let Some(program) = &self.program else {
+            return Ok(true);
+        };
         let event = event.ok_or(RouteError::NoEvent)?;
         let mut ctx = cel::Context::default();
         ctx.add_variable_from_value("event", event.clone());
         match program.execute(&ctx) {
             Ok(cel::Value::Bool(b)) => Ok(b),
-            Ok(_) => Err(RouteError::NotBool { expr: self.expr.clone() }),
-            Err(e) => Err(RouteError::Evaluation { expr: self.expr.clone(), message: e.to_string() }),
+            Ok(_) => Err(RouteError::NotBool {
+                expr: self.expr.clone(),
+            }),
+            Err(e) => Err(RouteError::Evaluation {
+                expr: self.expr.clone(),
+                message: e.to_string(),
+            }),
         }
     }
 }
@@ -118,7 +134,9 @@ pub fn json_to_cel(v: &serde_json::Value) -> cel::Value {
         serde_json::Value::Bool(b) => cel::Value::Bool(*b),
         serde_json::Value::Number(n) => cel::Value::Float(n.as_f64().unwrap_or(f64::NAN)),
         serde_json::Value::String(s) => cel::Value::String(Arc::new(s.clone())),
-        serde_json::Value::Array(a) => cel::Value::List(Arc::new(a.iter().map(json_to_cel).collect())),
+        serde_json::Value::Array(a) => {
+            cel::Value::List(Arc::new(a.iter().map(json_to_cel).collect()))
+        }
         serde_json::Value::Object(o) => {
             let map: HashMap<String, cel::Value> =
                 o.iter().map(|(k, v)| (k.clone(), json_to_cel(v))).collect();
@@ -177,8 +195,14 @@ mod tests {
 
     #[test]
     fn numbers_are_doubles() {
-        let r = rules(&[("int(event.data.n) > 5", "/a"), ("event.data.n > 5.0", "/b")]);
-        assert_eq!(route(&r, || Some(json!({"data": {"n": 7}}))).unwrap(), Some("/a"));
+        let r = rules(&[
+            ("int(event.data.n) > 5", "/a"),
+            ("event.data.n > 5.0", "/b"),
+        ]);
+        assert_eq!(
+            route(&r, || Some(json!({"data": {"n": 7}}))).unwrap(),
+            Some("/a")
+        );
     }
 
     #[test]
@@ -191,13 +215,19 @@ mod tests {
         let r = rules(&[("event.data.missing == 1.0", "/a")]);
         assert!(route(&r, || Some(json!({"data": {}}))).is_err());
         let r = rules(&[("event.type", "/a")]);
-        assert!(matches!(route(&r, || Some(json!({"type": "x"}))), Err(RouteError::NotBool { .. })));
+        assert!(matches!(
+            route(&r, || Some(json!({"type": "x"}))),
+            Err(RouteError::NotBool { .. })
+        ));
     }
 
     #[test]
     fn no_event_needed_for_plain_default() {
         let r = rules(&[("", "orders")]);
-        assert_eq!(route(&r, || panic!("must not decode")).unwrap(), Some("/orders"));
+        assert_eq!(
+            route(&r, || panic!("must not decode")).unwrap(),
+            Some("/orders")
+        );
     }
 
     #[test]

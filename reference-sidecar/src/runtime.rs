@@ -114,7 +114,10 @@ pub struct Runtime {
 
 impl Runtime {
     pub(crate) fn subscriptions(&self) -> Vec<Subscription> {
-        self.subscriptions.lock().map(|s| s.clone()).unwrap_or_default()
+        self.subscriptions
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -136,13 +139,20 @@ pub async fn run(
     }
     let mut components = BTreeMap::new();
     for def in &loaded.components {
-        let (broker, warnings) = Broker::from_component(def)
-            .map_err(|source| RunError::Component { file: def.file.clone(), name: def.name.clone(), source })?;
+        let (broker, warnings) =
+            Broker::from_component(def).map_err(|source| RunError::Component {
+                file: def.file.clone(),
+                name: def.name.clone(),
+                source,
+            })?;
         for w in warnings {
             tracing::warn!("{}: Component {:?}: {w}", def.file.display(), def.name);
         }
         if components.contains_key(&def.name) {
-            return Err(RunError::DuplicateComponent { file: def.file.clone(), name: def.name.clone() });
+            return Err(RunError::DuplicateComponent {
+                file: def.file.clone(),
+                name: def.name.clone(),
+            });
         }
         tracing::info!(name = %def.name, type_ = %def.type_, file = %def.file.display(), "component loaded");
         components.insert(
@@ -201,7 +211,9 @@ pub async fn run(
     let discovery = {
         let rt = rt.clone();
         let consumers = consumers.clone();
-        tokio::spawn(async move { discover_and_start(rt, app, declarative, consumers, abort_rx).await })
+        tokio::spawn(
+            async move { discover_and_start(rt, app, declarative, consumers, abort_rx).await },
+        )
     };
 
     shutdown.await;
@@ -211,9 +223,13 @@ pub async fn run(
     for c in rt.components.values() {
         c.broker.close();
     }
-    let handles: Vec<JoinHandle<()>> = consumers.lock().map(|mut c| c.drain(..).collect()).unwrap_or_default();
+    let handles: Vec<JoinHandle<()>> = consumers
+        .lock()
+        .map(|mut c| c.drain(..).collect())
+        .unwrap_or_default();
     let aborts: Vec<_> = handles.iter().map(JoinHandle::abort_handle).collect();
-    let drained = tokio::time::timeout(config.graceful_shutdown, futures::future::join_all(handles)).await;
+    let drained =
+        tokio::time::timeout(config.graceful_shutdown, futures::future::join_all(handles)).await;
     if drained.is_err() {
         tracing::warn!(grace = ?config.graceful_shutdown, "grace period over: stopping deliveries without acknowledging or dead-lettering");
         let _ = abort_tx.send(true);
@@ -258,7 +274,10 @@ async fn discover_and_start(
         *s = effective;
     }
     rt.app_ready.store(true, Ordering::Release);
-    tracing::info!("dapr initialized. Status: Running. Init Elapsed {}ms", rt.started.elapsed().as_millis());
+    tracing::info!(
+        "dapr initialized. Status: Running. Init Elapsed {}ms",
+        rt.started.elapsed().as_millis()
+    );
 }
 
 enum Discovery {
@@ -281,7 +300,9 @@ async fn subscribe_call(app: &AppChannel) -> Discovery {
                 tries += 1;
             }
             Err(e) => {
-                tracing::error!("failed to get topic list from app: {e}; only declarative subscriptions start");
+                tracing::error!(
+                    "failed to get topic list from app: {e}; only declarative subscriptions start"
+                );
                 return Discovery::NoneDeclared;
             }
         }
@@ -324,8 +345,15 @@ fn start_subscription(
         tracing::warn!(pubsub = %sub.pubsub, topic = %sub.topic, "subscription names a pubsub that is not loaded; not started");
         return;
     };
-    if !component.scopes.allows(&rt.config.app_id, &sub.topic, Operation::Subscribe) {
-        tracing::error!("subscription to topic '{}' on pubsub '{}' is not allowed", sub.topic, sub.pubsub);
+    if !component
+        .scopes
+        .allows(&rt.config.app_id, &sub.topic, Operation::Subscribe)
+    {
+        tracing::error!(
+            "subscription to topic '{}' on pubsub '{}' is not allowed",
+            sub.topic,
+            sub.pubsub
+        );
         return;
     }
     let deliverer = Arc::new(Deliverer {

@@ -30,7 +30,12 @@ impl Scopes {
                 .map(|(_, v)| v.replace(' ', ""))
                 .unwrap_or_default()
         };
-        let topics = |s: String| -> BTreeSet<String> { s.split(',').filter(|t| !t.is_empty()).map(str::to_owned).collect() };
+        let topics = |s: String| -> BTreeSet<String> {
+            s.split(',')
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
         Scopes {
             publishing: app_lists(&get("publishingScopes")),
             subscription: app_lists(&get("subscriptionScopes")),
@@ -65,7 +70,9 @@ impl Scopes {
 fn app_lists(s: &str) -> BTreeMap<String, Vec<String>> {
     let mut out = BTreeMap::new();
     for part in s.split(';').filter(|p| !p.is_empty()) {
-        let Some((app, topics)) = part.split_once('=') else { continue };
+        let Some((app, topics)) = part.split_once('=') else {
+            continue;
+        };
         let mut list: Vec<String> = topics.split(',').map(str::to_owned).collect();
         list.dedup();
         out.insert(app.to_owned(), list);
@@ -78,7 +85,12 @@ mod tests {
     use super::*;
 
     fn scopes(pairs: &[(&str, &str)]) -> Scopes {
-        Scopes::from_metadata(&pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        Scopes::from_metadata(
+            &pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
     }
 
     #[test]
@@ -86,11 +98,16 @@ mod tests {
         let s = scopes(&[("publishingScopes", "app1=t1,t2;app2=")]);
         assert!(s.allows("app1", "t1", Operation::Publish));
         assert!(!s.allows("app1", "t3", Operation::Publish));
-        assert!(!s.allows("app2", "t1", Operation::Publish), "app2= denies everything");
+        assert!(
+            !s.allows("app2", "t1", Operation::Publish),
+            "app2= denies everything"
+        );
         assert!(s.allows("other", "anything", Operation::Publish));
         assert!(s.allows("app1", "t3", Operation::Subscribe));
         let s = scopes(&[("allowedTopics", "a, b")]);
-        assert!(s.allows("x", "a", Operation::Publish) && !s.allows("x", "c", Operation::Subscribe));
+        assert!(
+            s.allows("x", "a", Operation::Publish) && !s.allows("x", "c", Operation::Subscribe)
+        );
         let s = scopes(&[("protectedTopics", "p"), ("PublishingScopes", "app1=p")]);
         assert!(s.allows("app1", "p", Operation::Publish));
         assert!(!s.allows("app2", "p", Operation::Publish));

@@ -69,7 +69,9 @@ impl Subscription {
         for (expr, path) in rules {
             out.push(Rule::new(expr, path)?);
         }
-        let default = default.filter(|d| !d.is_empty()).or(route.filter(|r| !r.is_empty()));
+        let default = default
+            .filter(|d| !d.is_empty())
+            .or(route.filter(|r| !r.is_empty()));
         if let Some(d) = default {
             out.push(Rule::new("", d)?);
         }
@@ -80,7 +82,9 @@ impl Subscription {
     pub fn raw_payload(&self) -> Result<bool, String> {
         match self.metadata.get("rawPayload") {
             None => Ok(false),
-            Some(v) => parse_go_bool(v).ok_or_else(|| format!("rawPayload value must be a valid boolean: actual is '{v}'")),
+            Some(v) => parse_go_bool(v).ok_or_else(|| {
+                format!("rawPayload value must be a valid boolean: actual is '{v}'")
+            }),
         }
     }
 }
@@ -126,11 +130,17 @@ pub fn parse_programmatic(body: &[u8]) -> Result<Parsed, ProgrammaticError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Parsed::default());
     }
-    let value: Value = serde_json::from_slice(body).map_err(|e| ProgrammaticError::Shape(e.to_string()))?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| ProgrammaticError::Shape(e.to_string()))?;
     let items = match value {
         Value::Array(items) => items,
         Value::Null => return Ok(Parsed::default()),
-        other => return Err(ProgrammaticError::Shape(format!("got {}", json_kind(&other)))),
+        other => {
+            return Err(ProgrammaticError::Shape(format!(
+                "got {}",
+                json_kind(&other)
+            )));
+        }
     };
     let mut parsed = Parsed::default();
     for (index, item) in items.iter().enumerate() {
@@ -138,12 +148,19 @@ pub fn parse_programmatic(body: &[u8]) -> Result<Parsed, ProgrammaticError> {
         let Value::Object(obj) = item else {
             return Err(err(format!("expected an object, got {}", json_kind(item))));
         };
-        let get = |key: &str| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v);
+        let get = |key: &str| {
+            obj.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, v)| v)
+        };
         let string = |key: &str| -> Result<Option<String>, ProgrammaticError> {
             match get(key) {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(other) => Err(err(format!("{key} must be a string, got {}", json_kind(other)))),
+                Some(other) => Err(err(format!(
+                    "{key} must be a string, got {}",
+                    json_kind(other)
+                ))),
             }
         };
         let pubsub = string("pubsubname")?.unwrap_or_default();
@@ -155,11 +172,21 @@ pub fn parse_programmatic(body: &[u8]) -> Result<Parsed, ProgrammaticError> {
         match get("routes") {
             None | Some(Value::Null) => {}
             Some(Value::Object(routes)) => {
-                let rget = |key: &str| routes.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v);
+                let rget = |key: &str| {
+                    routes
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                        .map(|(_, v)| v)
+                };
                 match rget("default") {
                     None | Some(Value::Null) => {}
                     Some(Value::String(s)) => default = Some(s.clone()),
-                    Some(other) => return Err(err(format!("routes.default must be a string, got {}", json_kind(other)))),
+                    Some(other) => {
+                        return Err(err(format!(
+                            "routes.default must be a string, got {}",
+                            json_kind(other)
+                        )));
+                    }
                 }
                 match rget("rules") {
                     None | Some(Value::Null) => {}
@@ -169,19 +196,35 @@ pub fn parse_programmatic(body: &[u8]) -> Result<Parsed, ProgrammaticError> {
                                 return Err(err(format!("routes.rules[{i}] must be an object")));
                             };
                             let field = |key: &str| -> Result<String, ProgrammaticError> {
-                                match r.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v) {
+                                match r
+                                    .iter()
+                                    .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                                    .map(|(_, v)| v)
+                                {
                                     None | Some(Value::Null) => Ok(String::new()),
                                     Some(Value::String(s)) => Ok(s.clone()),
-                                    Some(_) => Err(err(format!("routes.rules[{i}].{key} must be a string"))),
+                                    Some(_) => Err(err(format!(
+                                        "routes.rules[{i}].{key} must be a string"
+                                    ))),
                                 }
                             };
                             rules.push((field("match")?, field("path")?));
                         }
                     }
-                    Some(other) => return Err(err(format!("routes.rules must be an array, got {}", json_kind(other)))),
+                    Some(other) => {
+                        return Err(err(format!(
+                            "routes.rules must be an array, got {}",
+                            json_kind(other)
+                        )));
+                    }
                 }
             }
-            Some(other) => return Err(err(format!("routes must be an object, got {}", json_kind(other)))),
+            Some(other) => {
+                return Err(err(format!(
+                    "routes must be an object, got {}",
+                    json_kind(other)
+                )));
+            }
         }
         let mut metadata = BTreeMap::new();
         match get("metadata") {
@@ -202,19 +245,33 @@ pub fn parse_programmatic(body: &[u8]) -> Result<Parsed, ProgrammaticError> {
                     }
                 }
             }
-            Some(other) => return Err(err(format!("metadata must be an object, got {}", json_kind(other)))),
+            Some(other) => {
+                return Err(err(format!(
+                    "metadata must be an object, got {}",
+                    json_kind(other)
+                )));
+            }
         }
         let bulk = match get("bulkSubscribe") {
             None | Some(Value::Null) => None,
             Some(Value::Object(b)) => {
-                let bget = |key: &str| b.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v);
+                let bget = |key: &str| {
+                    b.iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                        .map(|(_, v)| v)
+                };
                 Some(Bulk {
                     enabled: bget("enabled").and_then(Value::as_bool).unwrap_or(false),
                     max_messages_count: bget("maxMessagesCount").and_then(Value::as_i64),
                     max_await_duration_ms: bget("maxAwaitDurationMs").and_then(Value::as_i64),
                 })
             }
-            Some(other) => return Err(err(format!("bulkSubscribe must be an object, got {}", json_kind(other)))),
+            Some(other) => {
+                return Err(err(format!(
+                    "bulkSubscribe must be an object, got {}",
+                    json_kind(other)
+                )));
+            }
         };
         if pubsub.is_empty() || topic.is_empty() {
             return Err(err("pubsubname and topic are required".to_owned()));
@@ -222,7 +279,9 @@ pub fn parse_programmatic(body: &[u8]) -> Result<Parsed, ProgrammaticError> {
         let rules = Subscription::build_rules(&rules, default.as_deref(), route.as_deref())
             .map_err(|e| err(e.to_string()))?;
         if rules.is_empty() {
-            parsed.warnings.push(format!("topic {topic} has an empty routes. removing from subscriptions list"));
+            parsed.warnings.push(format!(
+                "topic {topic} has an empty routes. removing from subscriptions list"
+            ));
             continue;
         }
         parsed.subscriptions.push(Subscription {
@@ -255,12 +314,18 @@ fn json_kind(v: &Value) -> &'static str {
 pub fn merge(declarative: Vec<Subscription>, programmatic: Vec<Subscription>) -> Vec<Subscription> {
     let mut out: Vec<Subscription> = Vec::with_capacity(declarative.len() + programmatic.len());
     for sub in declarative {
-        if !out.iter().any(|s| s.pubsub == sub.pubsub && s.topic == sub.topic) {
+        if !out
+            .iter()
+            .any(|s| s.pubsub == sub.pubsub && s.topic == sub.topic)
+        {
             out.push(sub);
         }
     }
     for sub in programmatic {
-        match out.iter_mut().find(|s| s.pubsub == sub.pubsub && s.topic == sub.topic) {
+        match out
+            .iter_mut()
+            .find(|s| s.pubsub == sub.pubsub && s.topic == sub.topic)
+        {
             Some(slot) => *slot = sub,
             None => out.push(sub),
         }
@@ -304,11 +369,18 @@ mod tests {
         assert!(parse_programmatic(b"").unwrap().subscriptions.is_empty());
         let e = parse_programmatic(b"{not json").unwrap_err().to_string();
         assert!(e.contains("not a JSON array"), "{e}");
-        let e = parse_programmatic(br#"[{"pubsubname":"ps","topic":"a","route":"/a","metadata":{"rawPayload":true}}]"#)
+        let e = parse_programmatic(
+            br#"[{"pubsubname":"ps","topic":"a","route":"/a","metadata":{"rawPayload":true}}]"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("entry 0") && e.contains("metadata.rawPayload"),
+            "{e}"
+        );
+        let e = parse_programmatic(br#"[{"topic":"a","route":"/a"}]"#)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("entry 0") && e.contains("metadata.rawPayload"), "{e}");
-        let e = parse_programmatic(br#"[{"topic":"a","route":"/a"}]"#).unwrap_err().to_string();
         assert!(e.contains("required"), "{e}");
         assert!(parse_programmatic(br#"{"a":1}"#).is_err());
     }
@@ -327,10 +399,21 @@ mod tests {
 
     #[test]
     fn precedence() {
-        let decl = vec![sub("a", "/d1", Kind::Declarative), sub("a", "/d2", Kind::Declarative), sub("b", "/db", Kind::Declarative)];
-        let prog = vec![sub("b", "/p1", Kind::Programmatic), sub("b", "/p2", Kind::Programmatic), sub("c", "/pc", Kind::Programmatic)];
+        let decl = vec![
+            sub("a", "/d1", Kind::Declarative),
+            sub("a", "/d2", Kind::Declarative),
+            sub("b", "/db", Kind::Declarative),
+        ];
+        let prog = vec![
+            sub("b", "/p1", Kind::Programmatic),
+            sub("b", "/p2", Kind::Programmatic),
+            sub("c", "/pc", Kind::Programmatic),
+        ];
         let m = merge(decl, prog);
-        let got: Vec<_> = m.iter().map(|s| (s.topic.as_str(), s.rules[0].path.as_str())).collect();
+        let got: Vec<_> = m
+            .iter()
+            .map(|s| (s.topic.as_str(), s.rules[0].path.as_str()))
+            .collect();
         assert_eq!(got, [("a", "/d1"), ("b", "/p2"), ("c", "/pc")]);
     }
 

@@ -27,7 +27,14 @@ pub struct ApiError {
 impl ApiError {
     /// An error with only a code and a message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), reason: None, resource: None, info: BTreeMap::new() }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            reason: None,
+            resource: None,
+            info: BTreeMap::new(),
+        }
     }
 
     /// Adds ErrorInfo with `reason` and metadata.
@@ -74,7 +81,12 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&self.body()).unwrap_or_default();
-        (self.status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+        (
+            self.status,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
     }
 }
 
@@ -87,11 +99,19 @@ pub(crate) mod pubsub {
     }
 
     pub(crate) fn not_found(name: &str, md: &BTreeMap<String, String>) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "ERR_PUBSUB_NOT_FOUND", format!("pubsub {name} is not found"))
-            .reason("DAPR_PUBSUB_NOT_FOUND", md_info(md))
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "ERR_PUBSUB_NOT_FOUND",
+            format!("pubsub {name} is not found"),
+        )
+        .reason("DAPR_PUBSUB_NOT_FOUND", md_info(md))
     }
 
-    pub(crate) fn request_metadata(name: &str, detail: &str, md: &BTreeMap<String, String>) -> ApiError {
+    pub(crate) fn request_metadata(
+        name: &str,
+        detail: &str,
+        md: &BTreeMap<String, String>,
+    ) -> ApiError {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "ERR_PUBSUB_REQUEST_METADATA",
@@ -102,15 +122,27 @@ pub(crate) mod pubsub {
     }
 
     pub(crate) fn cloud_event(name: &str, app_id: &str, err: &str) -> ApiError {
-        let info = [("appID".to_owned(), app_id.to_owned()), ("error".to_owned(), err.to_owned())].into();
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "ERR_PUBSUB_CLOUD_EVENTS_SER", format!("cannot create cloudevent: {err}"))
-            .reason("DAPR_PUBSUB_CLOUD_EVENT_CREATION", info)
-            .pubsub_resource(name)
+        let info = [
+            ("appID".to_owned(), app_id.to_owned()),
+            ("error".to_owned(), err.to_owned()),
+        ]
+        .into();
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ERR_PUBSUB_CLOUD_EVENTS_SER",
+            format!("cannot create cloudevent: {err}"),
+        )
+        .reason("DAPR_PUBSUB_CLOUD_EVENT_CREATION", info)
+        .pubsub_resource(name)
     }
 
     pub(crate) fn forbidden(name: &str, topic: &str, app_id: &str) -> ApiError {
         let message = format!("topic {topic} is not allowed for app id {app_id}");
-        let info = [("topic".to_owned(), topic.to_owned()), ("error".to_owned(), message.clone())].into();
+        let info = [
+            ("topic".to_owned(), topic.to_owned()),
+            ("error".to_owned(), message.clone()),
+        ]
+        .into();
         ApiError::new(StatusCode::FORBIDDEN, "ERR_PUBSUB_FORBIDDEN", message)
             .reason("DAPR_PUBSUB_FORBIDDEN", info)
             .pubsub_resource(name)
@@ -118,13 +150,26 @@ pub(crate) mod pubsub {
 
     pub(crate) fn publish_failed(name: &str, topic: &str, err: &str) -> ApiError {
         let message = format!("error when publishing to topic {topic} in pubsub {name}: {err}");
-        let info = [("topic".to_owned(), topic.to_owned()), ("error".to_owned(), err.to_owned())].into();
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "ERR_PUBSUB_PUBLISH_MESSAGE", message)
-            .reason("DAPR_PUBSUB_PUBLISH_MESSAGE", info)
-            .pubsub_resource(name)
+        let info = [
+            ("topic".to_owned(), topic.to_owned()),
+            ("error".to_owned(), err.to_owned()),
+        ]
+        .into();
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ERR_PUBSUB_PUBLISH_MESSAGE",
+            message,
+        )
+        .reason("DAPR_PUBSUB_PUBLISH_MESSAGE", info)
+        .pubsub_resource(name)
     }
 
-    pub(crate) fn events_ser(name: &str, reason: &'static str, message: String, md: &BTreeMap<String, String>) -> ApiError {
+    pub(crate) fn events_ser(
+        name: &str,
+        reason: &'static str,
+        message: String,
+        md: &BTreeMap<String, String>,
+    ) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "ERR_PUBSUB_EVENTS_SER", message)
             .reason(reason, md_info(md))
             .pubsub_resource(name)

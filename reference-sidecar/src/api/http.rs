@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, on, MethodFilter};
+use axum::routing::{MethodFilter, get, on};
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode, header};
@@ -32,8 +32,14 @@ pub fn router(rt: Arc<Runtime>) -> Router {
     let post_put = MethodFilter::POST.or(MethodFilter::PUT);
     Router::new()
         .route("/v1.0/publish/{pubsub}/{*topic}", on(post_put, publish))
-        .route("/v1.0/publish/bulk/{pubsub}/{*topic}", on(post_put, bulk_publish))
-        .route("/v1.0-alpha1/publish/bulk/{pubsub}/{*topic}", on(post_put, bulk_publish))
+        .route(
+            "/v1.0/publish/bulk/{pubsub}/{*topic}",
+            on(post_put, bulk_publish),
+        )
+        .route(
+            "/v1.0-alpha1/publish/bulk/{pubsub}/{*topic}",
+            on(post_put, bulk_publish),
+        )
         .route("/v1.0/healthz", get(healthz))
         .route("/v1.0/healthz/outbound", get(healthz_outbound))
         .route("/v1.0/metadata", get(metadata))
@@ -46,11 +52,19 @@ pub fn router(rt: Arc<Runtime>) -> Router {
 async fn api_token(State(rt): State<Arc<Runtime>>, mut req: Request, next: Next) -> Response {
     if let Some(expected) = &rt.config.api_token {
         let path = req.uri().path();
-        let exempt = req.method() == http::Method::GET && (path == "/v1.0/healthz" || path == "/v1.0/healthz/outbound");
+        let exempt = req.method() == http::Method::GET
+            && (path == "/v1.0/healthz" || path == "/v1.0/healthz/outbound");
         if !exempt {
-            let ok = req.headers().get("dapr-api-token").is_some_and(|v| v.as_bytes() == expected.as_bytes());
+            let ok = req
+                .headers()
+                .get("dapr-api-token")
+                .is_some_and(|v| v.as_bytes() == expected.as_bytes());
             if !ok {
-                return (StatusCode::UNAUTHORIZED, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "invalid api token\n")
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                    "invalid api token\n",
+                )
                     .into_response();
             }
         }
@@ -68,7 +82,9 @@ async fn not_found() -> ApiError {
 }
 
 async fn healthz(State(rt): State<Arc<Runtime>>, RawQuery(q): RawQuery) -> Response {
-    let appid = query_pairs(q.as_deref()).find(|(k, _)| k == "appid").map(|(_, v)| v);
+    let appid = query_pairs(q.as_deref())
+        .find(|(k, _)| k == "appid")
+        .map(|(_, v)| v);
     if let Some(appid) = appid {
         if appid != rt.config.app_id {
             return ApiError::new(
@@ -82,7 +98,12 @@ async fn healthz(State(rt): State<Arc<Runtime>>, RawQuery(q): RawQuery) -> Respo
     if rt.app_ready.load(Ordering::Acquire) {
         StatusCode::NO_CONTENT.into_response()
     } else {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "ERR_HEALTH_NOT_READY", "dapr is not ready: [app]").into_response()
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ERR_HEALTH_NOT_READY",
+            "dapr is not ready: [app]",
+        )
+        .into_response()
     }
 }
 
@@ -121,7 +142,13 @@ async fn metadata(State(rt): State<Arc<Runtime>>) -> Response {
                 let rules: Vec<Value> = s
                     .rules
                     .iter()
-                    .map(|r| if r.expr.is_empty() { json!({"path": r.path}) } else { json!({"match": r.expr, "path": r.path}) })
+                    .map(|r| {
+                        if r.expr.is_empty() {
+                            json!({"path": r.path})
+                        } else {
+                            json!({"match": r.expr, "path": r.path})
+                        }
+                    })
                     .collect();
                 v["rules"] = Value::Array(rules);
             }
@@ -148,7 +175,8 @@ async fn metadata(State(rt): State<Arc<Runtime>>) -> Response {
 }
 
 fn query_pairs(q: Option<&str>) -> impl Iterator<Item = (String, String)> + '_ {
-    form_urlencoded::parse(q.unwrap_or("").as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned()))
+    form_urlencoded::parse(q.unwrap_or("").as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
 }
 
 /// `metadata.*` query parameters, prefix stripped, first value of a repeated key.
@@ -165,7 +193,10 @@ fn publish_metadata(q: Option<&str>) -> BTreeMap<String, String> {
 /// `ttlInSeconds` / `ttl` (case-insensitive): integer seconds or a Go duration; invalid, zero or
 /// negative values are ignored, as in daprd.
 fn ttl(md: &BTreeMap<String, String>) -> Option<Duration> {
-    let v = md.iter().find(|(k, _)| k.eq_ignore_ascii_case("ttlInSeconds") || k.eq_ignore_ascii_case("ttl"))?.1;
+    let v = md
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("ttlInSeconds") || k.eq_ignore_ascii_case("ttl"))?
+        .1;
     if let Ok(secs) = v.trim().parse::<i64>() {
         return (secs > 0).then(|| Duration::from_secs(secs as u64));
     }
@@ -173,23 +204,41 @@ fn ttl(md: &BTreeMap<String, String>) -> Option<Duration> {
 }
 
 fn trace_headers(headers: &HeaderMap) -> (String, String) {
-    let get = |k| headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let get = |k| {
+        headers
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
     (get("traceparent"), get("tracestate"))
 }
 
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, limit).await.map_err(|_| err::too_large(limit))
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| err::too_large(limit))
 }
 
-fn component<'a>(rt: &'a Runtime, name: &str, md: &BTreeMap<String, String>) -> Result<&'a Component, ApiError> {
-    rt.components.get(name).ok_or_else(|| err::not_found(name, md))
+fn component<'a>(
+    rt: &'a Runtime,
+    name: &str,
+    md: &BTreeMap<String, String>,
+) -> Result<&'a Component, ApiError> {
+    rt.components
+        .get(name)
+        .ok_or_else(|| err::not_found(name, md))
 }
 
 fn raw_payload(name: &str, md: &BTreeMap<String, String>) -> Result<bool, ApiError> {
     match md.get("rawPayload") {
         None => Ok(false),
         Some(v) => parse_go_bool(v).ok_or_else(|| {
-            err::request_metadata(name, &format!("rawPayload value must be a valid boolean: actual is '{v}'"), md)
+            err::request_metadata(
+                name,
+                &format!("rawPayload value must be a valid boolean: actual is '{v}'"),
+                md,
+            )
         }),
     }
 }
@@ -219,15 +268,23 @@ async fn publish(
             overrides: Overrides::from_metadata(&md),
             now: time::OffsetDateTime::now_utc(),
         };
-        let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
         let envelope = cloudevent::envelope(&ctx, content_type, &body)
             .map_err(|e| err::cloud_event(&pubsub, &rt.config.app_id, &e.to_string()))?;
         Bytes::from(envelope)
     };
-    if !comp.scopes.allows(&rt.config.app_id, &topic, Operation::Publish) {
+    if !comp
+        .scopes
+        .allows(&rt.config.app_id, &topic, Operation::Publish)
+    {
         return Err(err::forbidden(&pubsub, &topic, &rt.config.app_id));
     }
-    let msg = Message { data, metadata: Arc::new(md) };
+    let msg = Message {
+        data,
+        metadata: Arc::new(md),
+    };
     let policy = rt.resiliency.resolve(&pubsub, Direction::Outbound);
     with_policy(&policy, || comp.broker.publish(&topic, msg.clone()))
         .await
@@ -243,7 +300,12 @@ struct BulkEntry {
     metadata: Option<BTreeMap<String, String>>,
 }
 
-fn bulk_entries(pubsub: &str, topic: &str, body: &[u8], md: &BTreeMap<String, String>) -> Result<Vec<BulkEntry>, ApiError> {
+fn bulk_entries(
+    pubsub: &str,
+    topic: &str,
+    body: &[u8],
+    md: &BTreeMap<String, String>,
+) -> Result<Vec<BulkEntry>, ApiError> {
     let unmarshal = |e: String| {
         err::events_ser(
             pubsub,
@@ -253,27 +315,54 @@ fn bulk_entries(pubsub: &str, topic: &str, body: &[u8], md: &BTreeMap<String, St
         )
     };
     let value: Value = serde_json::from_slice(body).map_err(|e| unmarshal(e.to_string()))?;
-    let Value::Array(items) = value else { return Err(unmarshal("the body is not a JSON array".into())) };
+    let Value::Array(items) = value else {
+        return Err(unmarshal("the body is not a JSON array".into()));
+    };
     let marshal = |m: String| err::events_ser(pubsub, "DAPR_PUBSUB_MARSHAL_EVENTS", m, md);
     let envelope_err = |m: String| err::events_ser(pubsub, "DAPR_PUBSUB_MARSHAL_ENVELOPE", m, md);
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
-        let Value::Object(obj) = item else { return Err(unmarshal(format!("entry {i} is not an object"))) };
-        let get = |k: &str| obj.iter().find(|(key, _)| key.eq_ignore_ascii_case(k)).map(|(_, v)| v);
-        let id = get("entryId").and_then(Value::as_str).unwrap_or("").to_owned();
+        let Value::Object(obj) = item else {
+            return Err(unmarshal(format!("entry {i} is not an object")));
+        };
+        let get = |k: &str| {
+            obj.iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case(k))
+                .map(|(_, v)| v)
+        };
+        let id = get("entryId")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
         if id.is_empty() {
-            return Err(marshal(format!("entryId is duplicated or not present for entry {i}")));
+            return Err(marshal(format!(
+                "entryId is duplicated or not present for entry {i}"
+            )));
         }
         if !seen.insert(id.clone()) {
-            return Err(marshal(format!("entryId is duplicated or not present for entry {id}")));
+            return Err(marshal(format!(
+                "entryId is duplicated or not present for entry {id}"
+            )));
         }
-        let content_type = get("contentType").and_then(Value::as_str).unwrap_or("").to_owned();
+        let content_type = get("contentType")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
         let event = get("event").cloned().unwrap_or(Value::Null);
-        let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let media = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         let data = match media.as_str() {
             "application/octet-stream" => {
-                let s = event.as_str().ok_or_else(|| envelope_err(format!("entry {id}: octet-stream event must be a base64 string")))?;
+                let s = event.as_str().ok_or_else(|| {
+                    envelope_err(format!(
+                        "entry {id}: octet-stream event must be a base64 string"
+                    ))
+                })?;
                 Bytes::from(
                     base64::engine::general_purpose::STANDARD
                         .decode(s)
@@ -282,20 +371,38 @@ fn bulk_entries(pubsub: &str, topic: &str, body: &[u8], md: &BTreeMap<String, St
             }
             "application/json" | "application/cloudevents+json" => Bytes::from(event.to_string()),
             m if m.starts_with("text/") || m == "application/xml" => {
-                let s = event.as_str().ok_or_else(|| envelope_err(format!("entry {id}: {m} event must be a string")))?;
+                let s = event.as_str().ok_or_else(|| {
+                    envelope_err(format!("entry {id}: {m} event must be a string"))
+                })?;
                 Bytes::copy_from_slice(s.as_bytes())
             }
-            m => return Err(envelope_err(format!("entry {id}: cannot convert an event with content type {m:?}"))),
+            m => {
+                return Err(envelope_err(format!(
+                    "entry {id}: cannot convert an event with content type {m:?}"
+                )));
+            }
         };
         let metadata = match get("metadata") {
             Some(Value::Object(m)) => Some(
                 m.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())))
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            v.as_str()
+                                .map(str::to_owned)
+                                .unwrap_or_else(|| v.to_string()),
+                        )
+                    })
                     .collect(),
             ),
             _ => None,
         };
-        out.push(BulkEntry { id, data, content_type, metadata });
+        out.push(BulkEntry {
+            id,
+            data,
+            content_type,
+            metadata,
+        });
     }
     Ok(out)
 }
@@ -312,7 +419,10 @@ async fn bulk_publish(
     let body = read_body(body, rt.config.max_body_size).await?;
     let raw = raw_payload(&pubsub, &md)?;
     let entries = bulk_entries(&pubsub, &topic, &body, &md)?;
-    if !comp.scopes.allows(&rt.config.app_id, &topic, Operation::Publish) {
+    if !comp
+        .scopes
+        .allows(&rt.config.app_id, &topic, Operation::Publish)
+    {
         return Err(err::forbidden(&pubsub, &topic, &rt.config.app_id));
     }
     let (traceparent, tracestate) = trace_headers(&headers);
@@ -347,8 +457,13 @@ async fn bulk_publish(
                     Err(err) => return Err((e.id, err.to_string())),
                 }
             };
-            let msg = Message { data, metadata: Arc::new(entry_md) };
-            with_policy(policy, || comp.broker.publish(topic, msg.clone())).await.map_err(|err| (e.id, err.to_string()))
+            let msg = Message {
+                data,
+                metadata: Arc::new(entry_md),
+            };
+            with_policy(policy, || comp.broker.publish(topic, msg.clone()))
+                .await
+                .map_err(|err| (e.id, err.to_string()))
         }
     }))
     .await;
@@ -362,7 +477,12 @@ async fn bulk_publish(
     }
     let body = json!({"failedEntries": failed, "errorCode": "ERR_PUBSUB_PUBLISH_MESSAGE"});
     let text = body.to_string();
-    let mut resp = (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "application/json")], text.clone()).into_response();
+    let mut resp = (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        [(header::CONTENT_TYPE, "application/json")],
+        text.clone(),
+    )
+        .into_response();
     if let Ok(v) = http::HeaderValue::from_str(&text) {
         resp.headers_mut().insert("metadata.responsedata", v);
     }

@@ -49,7 +49,13 @@ impl InMemory {
         let targets: Vec<mpsc::Sender<Message>> = {
             let topics = self.inner.topics.read().map_err(|_| PublishError::Closed)?;
             let mut t: Vec<_> = topics.exact.get(topic).cloned().unwrap_or_default();
-            t.extend(topics.wildcard.iter().filter(|(p, _)| topic.starts_with(p.as_str())).map(|(_, s)| s.clone()));
+            t.extend(
+                topics
+                    .wildcard
+                    .iter()
+                    .filter(|(p, _)| topic.starts_with(p.as_str()))
+                    .map(|(_, s)| s.clone()),
+            );
             t
         };
         for tx in targets {
@@ -59,7 +65,11 @@ impl InMemory {
         Ok(())
     }
 
-    pub(crate) fn subscribe<H: Handler>(&self, topic: &str, handler: Arc<H>) -> tokio::task::JoinHandle<()> {
+    pub(crate) fn subscribe<H: Handler>(
+        &self,
+        topic: &str,
+        handler: Arc<H>,
+    ) -> tokio::task::JoinHandle<()> {
         let (tx, mut rx) = mpsc::channel::<Message>(QUEUE_DEPTH);
         if let Ok(mut topics) = self.inner.topics.write() {
             match topic.strip_suffix('*') {
@@ -94,13 +104,19 @@ mod tests {
     struct Collect(Mutex<Vec<String>>);
     impl Handler for Collect {
         async fn handle(&self, msg: Message) -> Result<(), super::super::Nack> {
-            self.0.lock().unwrap().push(String::from_utf8_lossy(&msg.data).into_owned());
+            self.0
+                .lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&msg.data).into_owned());
             Ok(())
         }
     }
 
     fn msg(s: &str) -> Message {
-        Message { data: bytes::Bytes::copy_from_slice(s.as_bytes()), metadata: Default::default() }
+        Message {
+            data: bytes::Bytes::copy_from_slice(s.as_bytes()),
+            metadata: Default::default(),
+        }
     }
 
     #[tokio::test]

@@ -78,7 +78,10 @@ impl Broker {
                     .collect();
                 Ok((Broker::InMemory(memory::InMemory::new()), warnings))
             }
-            other => Err(BrokerError::UnknownType { type_: other.to_owned(), supported: SUPPORTED_TYPES }),
+            other => Err(BrokerError::UnknownType {
+                type_: other.to_owned(),
+                supported: SUPPORTED_TYPES,
+            }),
         }
     }
 
@@ -90,7 +93,11 @@ impl Broker {
     }
 
     /// Starts consuming `topic`; the returned task ends when the broker closes and the queue drains.
-    pub fn subscribe<H: Handler>(&self, topic: &str, handler: Arc<H>) -> tokio::task::JoinHandle<()> {
+    pub fn subscribe<H: Handler>(
+        &self,
+        topic: &str,
+        handler: Arc<H>,
+    ) -> tokio::task::JoinHandle<()> {
         match self {
             Broker::InMemory(b) => b.subscribe(topic, handler),
         }
@@ -118,7 +125,13 @@ impl Broker {
 
 /// Keys any component may carry: scoping and consumer identity.
 fn is_generic_key(k: &str) -> bool {
-    ["publishingScopes", "subscriptionScopes", "allowedTopics", "protectedTopics", "consumerID"]
-        .iter()
-        .any(|g| g.eq_ignore_ascii_case(k))
+    [
+        "publishingScopes",
+        "subscriptionScopes",
+        "allowedTopics",
+        "protectedTopics",
+        "consumerID",
+    ]
+    .iter()
+    .any(|g| g.eq_ignore_ascii_case(k))
 }

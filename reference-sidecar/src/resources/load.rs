@@ -74,7 +74,10 @@ pub fn load(paths: &[PathBuf], app_id: &str) -> Result<Resources, LoadError> {
     let mut out = Resources::default();
     for dir in paths {
         for file in yaml_files(dir)? {
-            let text = std::fs::read_to_string(&file).map_err(|source| LoadError::Io { path: file.clone(), source })?;
+            let text = std::fs::read_to_string(&file).map_err(|source| LoadError::Io {
+                path: file.clone(),
+                source,
+            })?;
             load_file(&file, &text, app_id, &mut out)?;
         }
     }
@@ -84,7 +87,10 @@ pub fn load(paths: &[PathBuf], app_id: &str) -> Result<Resources, LoadError> {
 /// Reads a `--config` Configuration file: it must parse; its settings are not applied yet, and
 /// each top-level `spec` key is reported as a warning.
 pub fn load_configuration(path: &Path) -> Result<Vec<String>, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io { path: path.to_owned(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
     let mut warnings = Vec::new();
     for (i, doc) in documents(path, &text)?.into_iter().enumerate() {
         let what = format!("document {}", i + 1);
@@ -92,7 +98,11 @@ pub fn load_configuration(path: &Path) -> Result<Vec<String>, LoadError> {
         if let Value::Mapping(m) = &conf.spec {
             for k in m.keys() {
                 if let Some(k) = k.as_str() {
-                    warnings.push(format!("{}: Configuration {}: spec.{k} is accepted but not applied", path.display(), conf.metadata.name));
+                    warnings.push(format!(
+                        "{}: Configuration {}: spec.{k} is accepted but not applied",
+                        path.display(),
+                        conf.metadata.name
+                    ));
                 }
             }
         }
@@ -101,7 +111,10 @@ pub fn load_configuration(path: &Path) -> Result<Vec<String>, LoadError> {
 }
 
 fn yaml_files(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
-    let io = |source| LoadError::Io { path: path.to_owned(), source };
+    let io = |source| LoadError::Io {
+        path: path.to_owned(),
+        source,
+    };
     let meta = std::fs::metadata(path).map_err(io)?;
     if meta.is_file() {
         return Ok(vec![path.to_owned()]);
@@ -139,7 +152,11 @@ fn load_file(file: &Path, text: &str, app_id: &str, out: &mut Resources) -> Resu
         }
         let doc_label = format!("document {}", i + 1);
         let Value::Mapping(map) = &doc else {
-            return Err(LoadError::Invalid { file: file.to_owned(), what: doc_label, message: "expected a mapping".into() });
+            return Err(LoadError::Invalid {
+                file: file.to_owned(),
+                what: doc_label,
+                message: "expected a mapping".into(),
+            });
         };
         let field = |name: &str| {
             map.iter()
@@ -150,11 +167,19 @@ fn load_file(file: &Path, text: &str, app_id: &str, out: &mut Resources) -> Resu
         };
         let (api_version, kind) = (field("apiVersion"), field("kind"));
         let name = match map.get("metadata") {
-            Some(Value::Mapping(m)) => m.get("name").and_then(Value::as_str).unwrap_or("").to_owned(),
+            Some(Value::Mapping(m)) => m
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
             _ => String::new(),
         };
         let what = format!("{kind} {name:?} ({doc_label})");
-        let invalid = |message: String| LoadError::Invalid { file: file.to_owned(), what: what.clone(), message };
+        let invalid = |message: String| LoadError::Invalid {
+            file: file.to_owned(),
+            what: what.clone(),
+            message,
+        };
         match (kind.as_str(), api_version.as_str()) {
             ("Component", "dapr.io/v1alpha1") => {
                 let c: raw::Component = typed(file, &what, doc, &mut out.warnings)?;
@@ -171,7 +196,10 @@ fn load_file(file: &Path, text: &str, app_id: &str, out: &mut Resources) -> Resu
                     continue;
                 }
                 if api_version == "dapr.io/v1alpha1" && s.spec.routes.is_some() {
-                    out.warnings.push(format!("{}: {what}: spec.routes is a v2alpha1 key; v1alpha1 reads spec.route", file.display()));
+                    out.warnings.push(format!(
+                        "{}: {what}: spec.routes is a v2alpha1 key; v1alpha1 reads spec.route",
+                        file.display()
+                    ));
                 }
                 out.subscriptions.push(subscription(s).map_err(invalid)?);
             }
@@ -180,7 +208,8 @@ fn load_file(file: &Path, text: &str, app_id: &str, out: &mut Resources) -> Resu
                 if !in_scope(&r.scopes, app_id) {
                     continue;
                 }
-                resiliency(r, &mut out.resiliency, &mut out.warnings, file, &what).map_err(invalid)?;
+                resiliency(r, &mut out.resiliency, &mut out.warnings, file, &what)
+                    .map_err(invalid)?;
             }
             ("Component" | "Subscription" | "Resiliency", other) => {
                 return Err(invalid(format!("unsupported apiVersion {other:?}")));
@@ -199,10 +228,21 @@ fn in_scope(scopes: &[String], app_id: &str) -> bool {
 }
 
 /// Deserializes one document, collecting keys the target type does not know as warnings.
-fn typed<T: DeserializeOwned>(file: &Path, what: &str, doc: Value, warnings: &mut Vec<String>) -> Result<T, LoadError> {
+fn typed<T: DeserializeOwned>(
+    file: &Path,
+    what: &str,
+    doc: Value,
+    warnings: &mut Vec<String>,
+) -> Result<T, LoadError> {
     let mut ignored = Vec::new();
-    let value = serde_ignored::deserialize(doc, |path| ignored.push(path.to_string()))
-        .map_err(|e| LoadError::Invalid { file: file.to_owned(), what: what.to_owned(), message: e.to_string() })?;
+    let value =
+        serde_ignored::deserialize(doc, |path| ignored.push(path.to_string())).map_err(|e| {
+            LoadError::Invalid {
+                file: file.to_owned(),
+                what: what.to_owned(),
+                message: e.to_string(),
+            }
+        })?;
     for key in ignored {
         let top = key.split('.').next().unwrap_or("");
         let is_envelope = top.eq_ignore_ascii_case("apiVersion")
@@ -216,14 +256,20 @@ fn typed<T: DeserializeOwned>(file: &Path, what: &str, doc: Value, warnings: &mu
         } else {
             ""
         };
-        warnings.push(format!("{}: {what}: unknown key {key} is ignored{hint}", file.display()));
+        warnings.push(format!(
+            "{}: {what}: unknown key {key} is ignored{hint}",
+            file.display()
+        ));
     }
     Ok(value)
 }
 
 fn component(c: raw::Component) -> Result<ComponentDef, String> {
     if !valid_name(&c.metadata.name) {
-        return Err(format!("metadata.name {:?} must be a non-empty path segment", c.metadata.name));
+        return Err(format!(
+            "metadata.name {:?} must be a non-empty path segment",
+            c.metadata.name
+        ));
     }
     if c.spec.type_.trim().is_empty() {
         return Err("spec.type is required".into());
@@ -244,7 +290,12 @@ fn component(c: raw::Component) -> Result<ComponentDef, String> {
             Some(Value::String(s)) => s,
             Some(Value::Bool(b)) => b.to_string(),
             Some(Value::Number(n)) => n.to_string(),
-            Some(_) => return Err(format!("spec.metadata[{i}].value ({}) must be a scalar", item.name)),
+            Some(_) => {
+                return Err(format!(
+                    "spec.metadata[{i}].value ({}) must be a scalar",
+                    item.name
+                ));
+            }
         };
         metadata.insert(item.name, value);
     }
@@ -269,9 +320,14 @@ fn subscription(s: raw::Subscription) -> Result<Subscription, String> {
         return Err("spec.topic is required".into());
     }
     let routes = s.spec.routes.unwrap_or_default();
-    let rules: Vec<(String, String)> = routes.rules.into_iter().map(|r| (r.match_, r.path)).collect();
-    let built = Subscription::build_rules(&rules, routes.default.as_deref(), s.spec.route.as_deref())
-        .map_err(|e| format!("spec.routes.rules: {e}"))?;
+    let rules: Vec<(String, String)> = routes
+        .rules
+        .into_iter()
+        .map(|r| (r.match_, r.path))
+        .collect();
+    let built =
+        Subscription::build_rules(&rules, routes.default.as_deref(), s.spec.route.as_deref())
+            .map_err(|e| format!("spec.routes.rules: {e}"))?;
     Ok(Subscription {
         pubsub: s.spec.pubsubname,
         topic: s.spec.topic,
@@ -308,7 +364,10 @@ fn resiliency(
         let backoff = match p.policy.as_deref().unwrap_or("constant") {
             "constant" | "" => {
                 if p.max_interval.is_some() {
-                    warnings.push(format!("{}: {what}: {key}.maxInterval only applies to exponential policies", file.display()));
+                    warnings.push(format!(
+                        "{}: {what}: {key}.maxInterval only applies to exponential policies",
+                        file.display()
+                    ));
                 }
                 let d = match &p.duration {
                     Some(d) => duration_field(&format!("{key}.duration"), d)?,
@@ -318,7 +377,10 @@ fn resiliency(
             }
             "exponential" => {
                 if p.duration.is_some() {
-                    warnings.push(format!("{}: {what}: {key}.duration only applies to constant policies", file.display()));
+                    warnings.push(format!(
+                        "{}: {what}: {key}.duration only applies to constant policies",
+                        file.display()
+                    ));
                 }
                 let max_interval = match &p.max_interval {
                     Some(d) => duration_field(&format!("{key}.maxInterval"), d)?,
@@ -326,19 +388,36 @@ fn resiliency(
                 };
                 Backoff::Exponential { max_interval }
             }
-            other => return Err(format!("{key}.policy: {other:?} is not constant or exponential")),
+            other => {
+                return Err(format!(
+                    "{key}.policy: {other:?} is not constant or exponential"
+                ));
+            }
         };
         let max_retries = match p.max_retries {
             None | Some(-1) => None,
-            Some(n) if n >= 0 => Some(u32::try_from(n).map_err(|_| format!("{key}.maxRetries: {n} is too large"))?),
+            Some(n) if n >= 0 => {
+                Some(u32::try_from(n).map_err(|_| format!("{key}.maxRetries: {n} is too large"))?)
+            }
             Some(n) => return Err(format!("{key}.maxRetries: {n} is below -1")),
         };
         let matching = match &p.matching {
-            Some(m) => Matching::parse(m.http_status_codes.as_deref(), m.grpc_status_codes.as_deref())
-                .map_err(|e| format!("{key}.matching: {e}"))?,
+            Some(m) => Matching::parse(
+                m.http_status_codes.as_deref(),
+                m.grpc_status_codes.as_deref(),
+            )
+            .map_err(|e| format!("{key}.matching: {e}"))?,
             None => Matching::default(),
         };
-        into.retries.insert(name.clone(), RetryPolicy { name, backoff, max_retries, matching });
+        into.retries.insert(
+            name.clone(),
+            RetryPolicy {
+                name,
+                backoff,
+                max_retries,
+                matching,
+            },
+        );
     }
     for (name, cb) in policies.circuit_breakers {
         if let Some(i) = &cb.interval {
@@ -358,17 +437,27 @@ fn resiliency(
             let Some(n) = n else { return Ok(None) };
             if let Some(retry) = &n.retry {
                 if !into.retries.contains_key(retry) {
-                    return Err(format!("{key}.{side}.retry: no retry policy named {retry:?}"));
+                    return Err(format!(
+                        "{key}.{side}.retry: no retry policy named {retry:?}"
+                    ));
                 }
             }
             if let Some(timeout) = &n.timeout {
                 if !into.timeouts.contains_key(timeout) {
-                    return Err(format!("{key}.{side}.timeout: no timeout policy named {timeout:?}"));
+                    return Err(format!(
+                        "{key}.{side}.timeout: no timeout policy named {timeout:?}"
+                    ));
                 }
             }
-            Ok(Some(Names { retry: n.retry, timeout: n.timeout }))
+            Ok(Some(Names {
+                retry: n.retry,
+                timeout: n.timeout,
+            }))
         };
-        let t = ComponentTargets { inbound: names("inbound", target.inbound)?, outbound: names("outbound", target.outbound)? };
+        let t = ComponentTargets {
+            inbound: names("inbound", target.inbound)?,
+            outbound: names("outbound", target.outbound)?,
+        };
         into.components.insert(component, t);
     }
     Ok(())
@@ -393,7 +482,11 @@ mod tests {
         );
         let r = load_str(&yaml).unwrap();
         assert_eq!(r.components.len(), 1);
-        assert_eq!(r.subscriptions.len(), 1, "out-of-scope subscription skipped");
+        assert_eq!(
+            r.subscriptions.len(),
+            1,
+            "out-of-scope subscription skipped"
+        );
         let s = &r.subscriptions[0];
         assert_eq!(s.rules.len(), 2);
         assert_eq!(s.dead_letter_topic.as_deref(), Some("poison"));
@@ -404,12 +497,20 @@ mod tests {
     fn resiliency_and_misplaced_dead_letter_topic_warning() {
         let yaml = "apiVersion: dapr.io/v1alpha1\nkind: Resiliency\nmetadata:\n  name: r\nspec:\n  policies:\n    retries:\n      pubsubRetry:\n        policy: constant\n        duration: 10ms\n        maxRetries: 2\n        deadLetterTopic: dlq\n  targets:\n    components:\n      pubsub:\n        inbound:\n          retry: pubsubRetry\n";
         let r = load_str(yaml).unwrap();
-        let p = r.resiliency.resolve("pubsub", crate::resiliency::Direction::Inbound).retry.unwrap();
+        let p = r
+            .resiliency
+            .resolve("pubsub", crate::resiliency::Direction::Inbound)
+            .retry
+            .unwrap();
         assert_eq!(p.max_attempts(), Some(3));
         assert_eq!(p.backoff, Backoff::Constant(Duration::from_millis(10)));
         assert_eq!(r.warnings.len(), 1);
         let w = &r.warnings[0];
-        assert!(w.contains("test.yaml") && w.contains("spec.policies.retries.pubsubRetry.deadLetterTopic"), "{w}");
+        assert!(
+            w.contains("test.yaml")
+                && w.contains("spec.policies.retries.pubsubRetry.deadLetterTopic"),
+            "{w}"
+        );
     }
 
     #[test]
@@ -417,7 +518,10 @@ mod tests {
         let e = load_str("apiVersion: dapr.io/v1alpha1\nkind: Resiliency\nmetadata:\n  name: r\nspec:\n  targets:\n    components:\n      pubsub:\n        inbound:\n          retry: missing\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("test.yaml") && e.contains("spec.targets.components.pubsub.inbound.retry"), "{e}");
+        assert!(
+            e.contains("test.yaml") && e.contains("spec.targets.components.pubsub.inbound.retry"),
+            "{e}"
+        );
         let e = load_str("apiVersion: dapr.io/v1alpha1\nkind: Resiliency\nmetadata:\n  name: r\nspec:\n  policies:\n    retries:\n      p:\n        duration: 5 seconds\n")
             .unwrap_err()
             .to_string();
