@@ -275,7 +275,7 @@ fn component(c: raw::Component) -> Result<ComponentDef, String> {
         return Err("spec.type is required".into());
     }
     let mut metadata = BTreeMap::new();
-    for (i, item) in c.spec.metadata.into_iter().enumerate() {
+    for (i, item) in c.spec.metadata.unwrap_or_default().into_iter().enumerate() {
         if item.name.is_empty() {
             return Err(format!("spec.metadata[{i}].name is required"));
         }

@@ -44,8 +44,9 @@ pub(crate) struct ComponentSpec {
     pub(crate) ignore_errors: bool,
     #[serde(default)]
     pub(crate) init_timeout: Option<String>,
+    /// `metadata:` with no items is null in YAML; daprd accepts it.
     #[serde(default)]
-    pub(crate) metadata: Vec<MetadataItem>,
+    pub(crate) metadata: Option<Vec<MetadataItem>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,17 @@
+//! The scriptable test app: an in-process HTTP server that plays the application a
+//! sidecar delivers to.
+//!
+//! It answers `GET /dapr/subscribe` with whatever subscriptions a test sets, answers every
+//! other request according to a per-route [`Script`], and records every request it sees,
+//! in arrival order, with headers, body and attempt number.
+//! It is built on hyper directly so that it can also misbehave at the transport level
+//! (close a connection without answering, never answer).
+//! It does not judge what it records; checkers do.
+
+mod recorder;
+mod script;
+mod server;
+
+pub use recorder::{RecordedDelivery, RecordedRequest, WaitError};
+pub use script::Script;
+pub use server::{TestApp, TestAppConfig, TestAppError};

@@ -1,0 +1,34 @@
+//! The harness core: everything that touches processes, sockets and target files.
+//!
+//! It launches any daprd-compatible sidecar as a black box from a TOML target file
+//! ([`target`], [`sidecar`]), supervises child processes ([`proc`], [`ports`]), runs the
+//! in-process scriptable test app that records every delivery ([`app`]) and talks to the
+//! sidecar's HTTP API ([`client`]).
+//! It also holds the logic of the deliberately broken `tck-mutant` sidecar wrapper
+//! ([`mutant`]) used to check that the suites catch real violations.
+//!
+//! Invariant: nothing here depends on the `reference-sidecar` crate; a sidecar is known
+//! only through its wire API and its target file.
+//! This crate does not decide verdicts or write reports.
+
+#![warn(missing_docs)]
+
+pub mod app;
+pub mod client;
+pub mod mutant;
+pub mod ports;
+pub mod proc;
+pub mod sidecar;
+pub mod target;
+
+#[cfg(unix)]
+mod unix;
+
+pub use app::{
+    RecordedDelivery, RecordedRequest, Script, TestApp, TestAppConfig, TestAppError, WaitError,
+};
+pub use client::{ApiResponse, ClientError, SidecarClient};
+pub use ports::{PortError, PortReservation};
+pub use proc::{Child, ProcessSpec, ReadyError, ShutdownStep, SignalError, SpawnError};
+pub use sidecar::{LaunchError, Sidecar, SidecarOptions};
+pub use target::{CommandLine, LaunchVars, TargetError, TargetFile};

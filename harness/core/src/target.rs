@@ -1,0 +1,591 @@
+//! Target files: the TOML description of how to launch (or attach to) a sidecar.
+//!
+//! A target file names a sidecar, the command line that starts it and the capabilities it
+//! claims; placeholders such as `{http_port}` are expanded from [`LaunchVars`] at launch.
+//! This module only parses, validates and expands; spawning lives in [`crate::sidecar`].
+//!
+//! ```toml
+//! name = "reference"
+//! command = "target/release/refsidecar"   # workspace-relative, absolute, or a bare name on PATH
+//! args = ["--app-id", "{app_id}", "--dapr-http-port", "{http_port}"]
+//! env = { }                               # optional
+//! ready = "/v1.0/healthz/outbound"        # optional; this is the default
+//! capabilities = ["bulk"]                 # optional
+//! # attach mode instead of command/args:  url = "http://127.0.0.1:3500"
+//! ```
+//!
+//! A placeholder is `{` followed by letters, digits, `_` or `-`, then `}`.
+//! Any other brace is literal, so JSON in an environment value needs no escaping.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The default readiness path polled after spawning a sidecar (§8.7: publishing works).
+pub const DEFAULT_READY_PATH: &str = "/v1.0/healthz/outbound";
+
+/// Placeholder names accepted in `args` and `env` values.
+pub const PLACEHOLDERS: &[&str] = &[
+    "app_id",
+    "app_port",
+    "http_port",
+    "grpc_port",
+    "metrics_port",
+    "resources_dir",
+    "config_file",
+];
+
+/// Top-level keys of a target file, checked before deserialising so the error can name
+/// the offending key.
+const KEYS: &[&str] = &[
+    "name",
+    "command",
+    "args",
+    "env",
+    "ready",
+    "capabilities",
+    "url",
+];
+
+/// Why a target file could not be loaded or expanded.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// The file could not be read.
+    #[error("cannot read target file {}", path.display())]
+    Read {
+        /// The target file.
+        path: PathBuf,
+        /// The IO cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or a value has the wrong type.
+    #[error("invalid target file {}", path.display())]
+    Parse {
+        /// The target file.
+        path: PathBuf,
+        /// The TOML cause (it names the line and key).
+        #[source]
+        source: toml::de::Error,
+    },
+    /// A top-level key is not part of the target file format.
+    #[error("target file {}: unknown key `{key}` (expected one of {})", path.display(), KEYS.join(", "))]
+    UnknownKey {
+        /// The target file.
+        path: PathBuf,
+        /// The unknown key.
+        key: String,
+    },
+    /// A placeholder name is not one of [`PLACEHOLDERS`].
+    #[error("target file {}: unknown placeholder `{{{placeholder}}}` in `{key}`", path.display())]
+    UnknownPlaceholder {
+        /// The target file.
+        path: PathBuf,
+        /// Where it appears, such as `args[3]` or `env.DAPR_API_TOKEN`.
+        key: String,
+        /// The placeholder name, without braces.
+        placeholder: String,
+    },
+    /// A placeholder has no value for this launch (only `{config_file}` can be unset).
+    #[error("target file {}: `{key}` uses `{{{placeholder}}}` but no value was given for it", path.display())]
+    MissingValue {
+        /// The target file.
+        path: PathBuf,
+        /// Where it appears.
+        key: String,
+        /// The placeholder name, without braces.
+        placeholder: String,
+    },
+    /// Neither `command` nor `url` is set.
+    #[error("target file {}: one of `command` or `url` is required", path.display())]
+    NoCommandOrUrl {
+        /// The target file.
+        path: PathBuf,
+    },
+    /// Two keys that exclude each other are both set.
+    #[error("target file {}: `{first}` and `{second}` are mutually exclusive", path.display())]
+    Conflict {
+        /// The target file.
+        path: PathBuf,
+        /// The first key.
+        first: &'static str,
+        /// The second key.
+        second: &'static str,
+    },
+    /// A value is malformed (empty name, a `ready` path without a leading `/`, a non-HTTP URL).
+    #[error("target file {}: invalid `{key}`: {reason}", path.display())]
+    InvalidValue {
+        /// The target file.
+        path: PathBuf,
+        /// The key.
+        key: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// [`TargetFile::command_line`] was called on an attach-mode target.
+    #[error("target `{name}` attaches to a running sidecar and has no command line")]
+    Attached {
+        /// The target's name.
+        name: String,
+    },
+}
+
+/// The TOML shape, exactly.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    name: String,
+    command: Option<String>,
+    #[serde(default)]
+    args: Option<Vec<String>>,
+    #[serde(default)]
+    env: Option<BTreeMap<String, String>>,
+    ready: Option<String>,
+    #[serde(default)]
+    capabilities: Vec<String>,
+    url: Option<String>,
+}
+
+/// How the sidecar is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Mode {
+    /// The harness starts the process.
+    Launch {
+        command: String,
+        args: Vec<String>,
+        env: BTreeMap<String, String>,
+    },
+    /// The sidecar already runs at this base URL (no trailing slash).
+    Attach { url: String },
+}
+
+/// A validated target file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetFile {
+    path: PathBuf,
+    workspace_root: PathBuf,
+    name: String,
+    mode: Mode,
+    ready: String,
+    capabilities: Vec<String>,
+}
+
+/// An expanded command line: the program, its arguments and the extra environment.
+pub type CommandLine = (PathBuf, Vec<String>, BTreeMap<String, String>);
+
+/// Values substituted for placeholders when a target is launched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchVars {
+    /// `{app_id}`.
+    pub app_id: String,
+    /// `{app_port}`: where the sidecar finds the app.
+    pub app_port: u16,
+    /// `{http_port}`: the sidecar's HTTP API.
+    pub http_port: u16,
+    /// `{grpc_port}`: the sidecar's gRPC API.
+    pub grpc_port: u16,
+    /// `{metrics_port}`.
+    pub metrics_port: u16,
+    /// `{resources_dir}`: components, subscriptions, resiliency.
+    pub resources_dir: PathBuf,
+    /// `{config_file}`: a Configuration YAML; using the placeholder without one is an error.
+    pub config_file: Option<PathBuf>,
+}
+
+impl TargetFile {
+    /// Reads and validates a target file; a relative `command` resolves against
+    /// `workspace_root`, which is also the working directory launched sidecars get.
+    pub fn load(path: &Path, workspace_root: &Path) -> Result<TargetFile, TargetError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TargetError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        TargetFile::parse(&text, path, workspace_root)
+    }
+
+    /// Validates target-file text; `path` is used in errors only.
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        workspace_root: &Path,
+    ) -> Result<TargetFile, TargetError> {
+        let parse_err = |source| TargetError::Parse {
+            path: path.to_owned(),
+            source,
+        };
+        // Checking the keys first gives an error that names the key in its own message;
+        // `deny_unknown_fields` stays as a backstop.
+        let table: toml::Table = toml::from_str(text).map_err(parse_err)?;
+        if let Some(key) = table.keys().find(|k| !KEYS.contains(&k.as_str())) {
+            return Err(TargetError::UnknownKey {
+                path: path.to_owned(),
+                key: key.clone(),
+            });
+        }
+        let raw: RawTarget = toml::from_str(text).map_err(parse_err)?;
+        validate(raw, path, workspace_root)
+    }
+
+    /// The file this target was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The workspace root: base of a relative `command` and the sidecar's working directory.
+    pub fn workspace_root(&self) -> &Path {
+        &self.workspace_root
+    }
+
+    /// The target's `name`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// True for `url = ...` targets: the harness attaches and starts no process.
+    pub fn is_attach(&self) -> bool {
+        matches!(self.mode, Mode::Attach { .. })
+    }
+
+    /// The base URL of an attach-mode target, without a trailing slash.
+    pub fn url(&self) -> Option<&str> {
+        match &self.mode {
+            Mode::Attach { url } => Some(url),
+            Mode::Launch { .. } => None,
+        }
+    }
+
+    /// The readiness path polled after launch (default [`DEFAULT_READY_PATH`]).
+    pub fn ready_path(&self) -> &str {
+        &self.ready
+    }
+
+    /// The capabilities the target claims, such as `bulk` or `grpc`.
+    pub fn capabilities(&self) -> &[String] {
+        &self.capabilities
+    }
+
+    /// Whether the target claims `capability`.
+    pub fn has_capability(&self, capability: &str) -> bool {
+        self.capabilities.iter().any(|c| c == capability)
+    }
+
+    /// Expands placeholders: returns the program, its arguments and extra environment.
+    ///
+    /// The program is absolute when `command` contains a `/`; a bare name is returned as
+    /// is so that spawning looks it up on `PATH`.
+    pub fn command_line(&self, vars: &LaunchVars) -> Result<CommandLine, TargetError> {
+        let Mode::Launch { command, args, env } = &self.mode else {
+            return Err(TargetError::Attached {
+                name: self.name.clone(),
+            });
+        };
+        let program = resolve_program(command, &self.workspace_root);
+        let args = args
+            .iter()
+            .enumerate()
+            .map(|(i, a)| self.expand_value(a, &format!("args[{i}]"), vars))
+            .collect::<Result<Vec<_>, _>>()?;
+        let env = env
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), self.expand_value(v, &format!("env.{k}"), vars)?)))
+            .collect::<Result<BTreeMap<_, _>, TargetError>>()?;
+        Ok((program, args, env))
+    }
+
+    fn expand_value(
+        &self,
+        value: &str,
+        key: &str,
+        vars: &LaunchVars,
+    ) -> Result<String, TargetError> {
+        let expanded = expand(value, |name| match name {
+            "app_id" => Some(Ok(vars.app_id.clone())),
+            "app_port" => Some(Ok(vars.app_port.to_string())),
+            "http_port" => Some(Ok(vars.http_port.to_string())),
+            "grpc_port" => Some(Ok(vars.grpc_port.to_string())),
+            "metrics_port" => Some(Ok(vars.metrics_port.to_string())),
+            "resources_dir" => Some(Ok(vars.resources_dir.display().to_string())),
+            "config_file" => Some(match &vars.config_file {
+                Some(p) => Ok(p.display().to_string()),
+                None => Err(TargetError::MissingValue {
+                    path: self.path.clone(),
+                    key: key.to_owned(),
+                    placeholder: name.to_owned(),
+                }),
+            }),
+            _ => None,
+        });
+        match expanded {
+            Ok(result) => result,
+            Err(placeholder) => Err(TargetError::UnknownPlaceholder {
+                path: self.path.clone(),
+                key: key.to_owned(),
+                placeholder,
+            }),
+        }
+    }
+}
+
+fn validate(raw: RawTarget, path: &Path, workspace_root: &Path) -> Result<TargetFile, TargetError> {
+    let invalid = |key, reason| TargetError::InvalidValue {
+        path: path.to_owned(),
+        key,
+        reason,
+    };
+    if raw.name.trim().is_empty() {
+        return Err(invalid("name", "must not be empty"));
+    }
+    let mode = match (raw.command, raw.url) {
+        (Some(_), Some(_)) => {
+            return Err(TargetError::Conflict {
+                path: path.to_owned(),
+                first: "command",
+                second: "url",
+            });
+        }
+        (None, None) => {
+            return Err(TargetError::NoCommandOrUrl {
+                path: path.to_owned(),
+            });
+        }
+        (Some(command), None) => {
+            if command.trim().is_empty() {
+                return Err(invalid("command", "must not be empty"));
+            }
+            let args = raw.args.unwrap_or_default();
+            let env = raw.env.unwrap_or_default();
+            // Reject unknown placeholders at load time so a typo fails before any launch.
+            let values = args
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (format!("args[{i}]"), a.as_str()))
+                .chain(env.iter().map(|(k, v)| (format!("env.{k}"), v.as_str())));
+            for (key, value) in values {
+                if let Some(placeholder) = placeholders(value).find(|p| !PLACEHOLDERS.contains(p)) {
+                    return Err(TargetError::UnknownPlaceholder {
+                        path: path.to_owned(),
+                        key,
+                        placeholder: placeholder.to_owned(),
+                    });
+                }
+            }
+            Mode::Launch { command, args, env }
+        }
+        (None, Some(url)) => {
+            if raw.args.is_some() {
+                return Err(TargetError::Conflict {
+                    path: path.to_owned(),
+                    first: "url",
+                    second: "args",
+                });
+            }
+            if raw.env.is_some() {
+                return Err(TargetError::Conflict {
+                    path: path.to_owned(),
+                    first: "url",
+                    second: "env",
+                });
+            }
+            if !(url.starts_with("http://") || url.starts_with("https://"))
+                || url.parse::<http::Uri>().is_err()
+            {
+                return Err(invalid("url", "must be an http:// or https:// URL"));
+            }
+            Mode::Attach {
+                url: url.trim_end_matches('/').to_owned(),
+            }
+        }
+    };
+    let ready = raw.ready.unwrap_or_else(|| DEFAULT_READY_PATH.to_owned());
+    if !ready.starts_with('/') {
+        return Err(invalid("ready", "must be a path starting with `/`"));
+    }
+    Ok(TargetFile {
+        path: path.to_owned(),
+        workspace_root: workspace_root.to_owned(),
+        name: raw.name,
+        mode,
+        ready,
+        capabilities: raw.capabilities,
+    })
+}
+
+fn resolve_program(command: &str, workspace_root: &Path) -> PathBuf {
+    let p = Path::new(command);
+    if p.is_absolute() || !command.contains('/') {
+        p.to_owned()
+    } else {
+        workspace_root.join(p)
+    }
+}
+
+/// Finds the span of the next placeholder at or after `from`: `(start, end)` with `end`
+/// one past the closing brace.
+fn next_placeholder(s: &str, from: usize) -> Option<(usize, usize)> {
+    let bytes = s.as_bytes();
+    let mut i = from;
+    while let Some(off) = s.get(i..)?.find('{') {
+        let start = i + off;
+        let mut j = start + 1;
+        while j < bytes.len()
+            && (bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_' || bytes[j] == b'-')
+        {
+            j += 1;
+        }
+        if j > start + 1 && j < bytes.len() && bytes[j] == b'}' {
+            return Some((start, j + 1));
+        }
+        i = start + 1;
+    }
+    None
+}
+
+/// The placeholder names in `s`, in order.
+fn placeholders(s: &str) -> impl Iterator<Item = &str> {
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        let (start, end) = next_placeholder(s, from)?;
+        from = end;
+        Some(&s[start + 1..end - 1])
+    })
+}
+
+/// Expands every placeholder with `lookup`; `Err(name)` for the first unknown one, and
+/// the lookup's own error passes through inside `Ok`.
+fn expand<E>(
+    s: &str,
+    mut lookup: impl FnMut(&str) -> Option<Result<String, E>>,
+) -> Result<Result<String, E>, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut from = 0;
+    while let Some((start, end)) = next_placeholder(s, from) {
+        out.push_str(&s[from..start]);
+        let name = &s[start + 1..end - 1];
+        match lookup(name) {
+            Some(Ok(v)) => out.push_str(&v),
+            Some(Err(e)) => return Ok(Err(e)),
+            None => return Err(name.to_owned()),
+        }
+        from = end;
+    }
+    out.push_str(&s[from..]);
+    Ok(Ok(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars() -> LaunchVars {
+        LaunchVars {
+            app_id: "app1".into(),
+            app_port: 3000,
+            http_port: 3500,
+            grpc_port: 50001,
+            metrics_port: 9090,
+            resources_dir: PathBuf::from("/res"),
+            config_file: None,
+        }
+    }
+
+    fn load(text: &str) -> Result<TargetFile, TargetError> {
+        TargetFile::parse(text, Path::new("t.toml"), Path::new("/ws"))
+    }
+
+    /// Loads `text` and renders either the expanded command line or the error message.
+    fn check(text: &str, expect: &str) {
+        let got = match load(text).and_then(|t| t.command_line(&vars())) {
+            Ok((program, args, env)) => format!("{} {:?} {:?}", program.display(), args, env),
+            Err(e) => format!("error: {e}"),
+        };
+        assert_eq!(got, expect);
+    }
+
+    #[test]
+    fn expands_placeholders_in_args_and_env() {
+        check(
+            r#"name = "r"
+command = "target/release/refsidecar"
+args = ["--app-id", "{app_id}", "--app-port", "{app_port}", "--dapr-http-port", "{http_port}",
+        "--dapr-grpc-port", "{grpc_port}", "-m={metrics_port}", "{resources_dir}/x", "{not a placeholder}"]
+env = { A = "{app_id}-{http_port}", J = '{"k":1}' }
+"#,
+            r#"/ws/target/release/refsidecar ["--app-id", "app1", "--app-port", "3000", "--dapr-http-port", "3500", "--dapr-grpc-port", "50001", "-m=9090", "/res/x", "{not a placeholder}"] {"A": "app1-3500", "J": "{\"k\":1}"}"#,
+        );
+    }
+
+    #[test]
+    fn resolves_programs() {
+        check("name = \"d\"\ncommand = \"daprd\"", "daprd [] {}");
+        check("name = \"d\"\ncommand = \"/usr/bin/x\"", "/usr/bin/x [] {}");
+    }
+
+    #[test]
+    fn rejects_bad_files() {
+        check(
+            "name = \"r\"\ncomand = \"x\"",
+            "error: target file t.toml: unknown key `comand` (expected one of name, command, args, env, ready, capabilities, url)",
+        );
+        check(
+            "name = \"r\"\ncommand = \"x\"\nargs = [\"a\", \"{app-port}\"]",
+            "error: target file t.toml: unknown placeholder `{app-port}` in `args[1]`",
+        );
+        check(
+            "name = \"r\"\ncommand = \"x\"\nenv = { T = \"{tok}\" }",
+            "error: target file t.toml: unknown placeholder `{tok}` in `env.T`",
+        );
+        check(
+            "name = \"r\"\ncommand = \"x\"\nargs = [\"--config\", \"{config_file}\"]",
+            "error: target file t.toml: `args[1]` uses `{config_file}` but no value was given for it",
+        );
+        check(
+            "name = \"r\"\ncommand = \"x\"\nurl = \"http://127.0.0.1:1\"",
+            "error: target file t.toml: `command` and `url` are mutually exclusive",
+        );
+        check(
+            "name = \"r\"",
+            "error: target file t.toml: one of `command` or `url` is required",
+        );
+        check(
+            "name = \"r\"\ncommand = \"x\"\nready = \"healthz\"",
+            "error: target file t.toml: invalid `ready`: must be a path starting with `/`",
+        );
+        check(
+            "name = \"r\"\ncommand = 3",
+            "error: invalid target file t.toml",
+        );
+    }
+
+    #[test]
+    fn attach_mode() {
+        let t = load("name = \"a\"\nurl = \"http://127.0.0.1:3500/\"\ncapabilities = [\"bulk\"]")
+            .unwrap();
+        assert!(t.is_attach());
+        assert_eq!(t.url(), Some("http://127.0.0.1:3500"));
+        assert!(t.has_capability("bulk"));
+        assert!(!t.has_capability("grpc"));
+        assert_eq!(t.ready_path(), DEFAULT_READY_PATH);
+        check(
+            "name = \"a\"\nurl = \"http://x\"\nargs = []",
+            "error: target file t.toml: `url` and `args` are mutually exclusive",
+        );
+        check(
+            "name = \"a\"\nurl = \"ftp://x\"",
+            "error: target file t.toml: invalid `url`: must be an http:// or https:// URL",
+        );
+        assert_eq!(
+            t.command_line(&vars()).unwrap_err().to_string(),
+            "target `a` attaches to a running sidecar and has no command line"
+        );
+    }
+
+    #[test]
+    fn config_file_expands_when_given() {
+        let t = load("name = \"r\"\ncommand = \"x\"\nargs = [\"--config\", \"{config_file}\"]")
+            .unwrap();
+        let mut v = vars();
+        v.config_file = Some(PathBuf::from("/c.yaml"));
+        assert_eq!(t.command_line(&v).unwrap().1, vec!["--config", "/c.yaml"]);
+    }
+}

@@ -1,0 +1,105 @@
+//! The catalog: every check with its id, title, clause, level, profile and needs.
+//!
+//! Listing the catalog starts nothing. Whether a check can run against a target is decided
+//! from the target file alone ([`Check::skip_reason`]), so a skip is known before the run and
+//! shows, with its reason, in every report.
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub use harness_report::Level;
+
+use crate::problem::Problem;
+use crate::trial::Trial;
+
+/// The boxed future a check body returns.
+pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Problem>> + Send + 'a>>;
+
+/// A check body: drives a trial, returns `Ok(())` or the problem it found.
+pub type CheckFn = for<'a> fn(&'a mut Trial) -> CheckFuture<'a>;
+
+/// What a check needs from its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Its own sidecar process with its own resources (not possible in attach mode).
+    Launch,
+    /// A target capability named in the target file, such as `bulk`.
+    Capability(&'static str),
+}
+
+/// One conformance check.
+#[derive(Clone)]
+pub struct Check {
+    /// `profile::area::name`; stable, used by `--filter` and as the test name.
+    pub id: &'static str,
+    /// One line: the promise.
+    pub title: &'static str,
+    /// The spec clause it enforces, in words (daprd docs or source, CloudEvents section).
+    pub clause: &'static str,
+    /// Where the clause can be read.
+    pub clause_url: Option<&'static str>,
+    /// MUST fails the run; SHOULD is reported as non-strict.
+    pub level: Level,
+    /// What it needs from the target.
+    pub needs: &'static [Need],
+    /// The body.
+    pub run: CheckFn,
+}
+
+impl std::fmt::Debug for Check {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Check").field("id", &self.id).field("level", &self.level).finish_non_exhaustive()
+    }
+}
+
+impl Check {
+    /// The profile: the first segment of the id.
+    pub fn profile(&self) -> &'static str {
+        self.id.split("::").next().unwrap_or("")
+    }
+
+    /// The area: the second segment of the id.
+    pub fn area(&self) -> &'static str {
+        self.id.split("::").nth(1).unwrap_or("")
+    }
+
+    /// Why this check cannot run against `target`, if it cannot.
+    pub fn skip_reason(&self, target: &harness::TargetFile) -> Option<String> {
+        for need in self.needs {
+            match need {
+                Need::Launch if target.is_attach() => {
+                    return Some(format!(
+                        "needs its own sidecar with its own resources; target `{}` is attached",
+                        target.name()
+                    ));
+                }
+                Need::Capability(c) if !target.has_capability(c) => {
+                    return Some(format!("target `{}` does not declare capability `{c}`", target.name()));
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+}
+
+/// Every check, in catalog order (areas in a fixed order, checks as written).
+pub fn all() -> Vec<Check> {
+    crate::checks::all()
+}
+
+/// Builds a [`Check`] from an async fn taking `&mut Trial`.
+#[macro_export]
+macro_rules! check {
+    ($id:literal, $level:ident, $title:literal, $clause:literal, $url:expr, [$($need:expr),*], $body:path) => {
+        $crate::catalog::Check {
+            id: $id,
+            title: $title,
+            clause: $clause,
+            clause_url: $url,
+            level: $crate::catalog::Level::$level,
+            needs: &[$($need),*],
+            run: |t| Box::pin($body(t)),
+        }
+    };
+}

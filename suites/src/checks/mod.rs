@@ -1,0 +1,34 @@
+//! The check bodies, one module per area. Each module exposes `checks()`; the catalog order is
+//! the order below.
+
+use crate::catalog::Check;
+
+mod auth;
+mod bulk;
+mod cloudevents;
+mod discovery;
+mod dlq;
+mod lifecycle;
+mod ordering;
+mod publish;
+mod redelivery;
+mod resiliency;
+mod status;
+
+/// Every check, area by area.
+pub(crate) fn all() -> Vec<Check> {
+    [
+        publish::checks(),
+        cloudevents::checks(),
+        discovery::checks(),
+        status::checks(),
+        redelivery::checks(),
+        resiliency::checks(),
+        dlq::checks(),
+        auth::checks(),
+        bulk::checks(),
+        ordering::checks(),
+        lifecycle::checks(),
+    ]
+    .concat()
+}

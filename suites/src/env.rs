@@ -1,0 +1,134 @@
+//! The run environment: which target, where the workspace and the run directory are, the seed.
+//!
+//! This is the only reader of the `PUBSUB_TCK_*` environment variables:
+//! `PUBSUB_TCK_TARGET` (target file, default `fixtures/targets/reference.toml`),
+//! `PUBSUB_TCK_SEED` (seed for random choices; printed in every report),
+//! `PUBSUB_TCK_REPORT_DIR` (where `cargo test` runs keep logs, default `reports/cargo-test`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use harness::TargetFile;
+
+/// Everything a run shares.
+#[derive(Debug)]
+pub struct RunEnv {
+    /// The loaded target file.
+    pub target: TargetFile,
+    /// The workspace root (where `fixtures/` is).
+    pub workspace_root: PathBuf,
+    /// The run directory: `logs/` and `resources/` go below it.
+    pub run_dir: PathBuf,
+    /// Seed of every random choice in this run.
+    pub seed: u64,
+}
+
+/// The run environment could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    /// No workspace root was found.
+    #[error("cannot find the pubsub-tck workspace (a directory with fixtures/targets) from {0}")]
+    NoWorkspace(PathBuf),
+    /// The target file is invalid.
+    #[error("cannot load target file {path}")]
+    Target {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: harness::TargetError,
+    },
+    /// A variable has a bad value.
+    #[error("{name}: {message}")]
+    Var {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The run directory cannot be created.
+    #[error("cannot create the run directory {path}")]
+    RunDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Settings read from the environment (or given on the command line, which wins).
+#[derive(Debug, Clone, Default)]
+pub struct EnvSettings {
+    /// Target file path.
+    pub target: Option<PathBuf>,
+    /// Seed.
+    pub seed: Option<u64>,
+    /// Report base directory.
+    pub report_dir: Option<PathBuf>,
+}
+
+impl EnvSettings {
+    /// Reads `PUBSUB_TCK_TARGET`, `PUBSUB_TCK_SEED` and `PUBSUB_TCK_REPORT_DIR`.
+    pub fn from_env() -> Result<EnvSettings, EnvError> {
+        let seed = match std::env::var("PUBSUB_TCK_SEED") {
+            Ok(s) => Some(s.trim().parse().map_err(|_| EnvError::Var {
+                name: "PUBSUB_TCK_SEED",
+                message: format!("{s:?} is not a non-negative integer"),
+            })?),
+            Err(_) => None,
+        };
+        Ok(EnvSettings {
+            target: std::env::var_os("PUBSUB_TCK_TARGET").map(PathBuf::from),
+            seed,
+            report_dir: std::env::var_os("PUBSUB_TCK_REPORT_DIR").map(PathBuf::from),
+        })
+    }
+}
+
+/// Finds the workspace root: the nearest ancestor of `start` holding `fixtures/targets`.
+pub fn find_workspace(start: &Path) -> Result<PathBuf, EnvError> {
+    let mut dir = Some(start);
+    while let Some(d) = dir {
+        if d.join("fixtures").join("targets").is_dir() {
+            return Ok(d.to_owned());
+        }
+        dir = d.parent();
+    }
+    // Built-in fallback: where this crate was compiled from.
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_owned);
+    match built {
+        Some(b) if b.join("fixtures").join("targets").is_dir() => Ok(b),
+        _ => Err(EnvError::NoWorkspace(start.to_owned())),
+    }
+}
+
+impl RunEnv {
+    /// Loads the target and prepares `run_dir`.
+    pub fn new(settings: &EnvSettings, workspace_root: PathBuf, run_dir: PathBuf) -> Result<Arc<RunEnv>, EnvError> {
+        let target_path = settings
+            .target
+            .clone()
+            .unwrap_or_else(|| workspace_root.join("fixtures").join("targets").join("reference.toml"));
+        let target_path = if target_path.is_relative() && !target_path.exists() {
+            workspace_root.join(&target_path)
+        } else {
+            target_path
+        };
+        let target = TargetFile::load(&target_path, &workspace_root)
+            .map_err(|source| EnvError::Target { path: target_path.clone(), source })?;
+        for sub in ["logs", "resources"] {
+            let p = run_dir.join(sub);
+            std::fs::create_dir_all(&p).map_err(|source| EnvError::RunDir { path: p, source })?;
+        }
+        let seed = settings.seed.unwrap_or_else(random_seed);
+        Ok(Arc::new(RunEnv { target, workspace_root, run_dir, seed }))
+    }
+}
+
+/// A fresh seed when none was given: from a random UUID, printed so the run can be replayed.
+pub fn random_seed() -> u64 {
+    let id = uuid::Uuid::new_v4();
+    let b = id.as_bytes();
+    u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) % 1_000_000_000
+}

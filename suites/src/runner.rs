@@ -1,0 +1,103 @@
+//! Running checks: one check → one report result (and its history), for both `cargo test`
+//! and the `pubsub-tck` command. Nothing here prints; callers render results.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt as _;
+use harness_report::{CheckResult, Level, VerdictKind};
+
+use crate::catalog::Check;
+use crate::env::RunEnv;
+use crate::problem::Problem;
+use crate::trial::Trial;
+
+/// A check that takes longer than this is stopped and fails: a hang is a broken promise.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The broker every check of this build runs on.
+pub const BROKER: &str = "in-memory";
+
+/// The result of running one check.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The report entry.
+    pub result: CheckResult,
+    /// `(file name, JSONL)` of the trial history, when the check ran.
+    pub history: Option<(String, String)>,
+}
+
+/// The seed of one check: the run seed mixed with the check id, so that replaying one check
+/// with `--seed` gives it the same seed it had in the full run.
+pub fn check_seed(run_seed: u64, id: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h ^ run_seed
+}
+
+/// Runs one check against the run's target.
+pub async fn run_one(env: Arc<RunEnv>, check: &Check) -> Outcome {
+    let started = Instant::now();
+    let seed = check_seed(env.seed, check.id);
+    let mut result = CheckResult {
+        id: check.id.to_owned(),
+        title: check.title.to_owned(),
+        level: check.level,
+        clause: check.clause.to_owned(),
+        clause_url: check.clause_url.map(str::to_owned),
+        profile: check.profile().to_owned(),
+        broker: Some(BROKER.to_owned()),
+        verdict: VerdictKind::Pass,
+        summary: None,
+        evidence: Vec::new(),
+        duration_ms: 0,
+        seed: Some(seed),
+        history_file: None,
+    };
+    if let Some(reason) = check.skip_reason(&env.target) {
+        result.verdict = VerdictKind::Skip;
+        result.summary = Some(reason);
+        return Outcome { result, history: None };
+    }
+    let mut trial = Trial::new(env.clone(), check.id, seed);
+    let body = AssertUnwindSafe((check.run)(&mut trial)).catch_unwind();
+    let outcome = tokio::time::timeout(CHECK_TIMEOUT, body).await;
+    let problem = match outcome {
+        Ok(Ok(Ok(()))) => None,
+        Ok(Ok(Err(p))) => Some(p),
+        Ok(Err(panic)) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "unknown panic".into());
+            Some(Problem::Setup(format!("the check panicked: {msg}")))
+        }
+        Err(_) => Some(Problem::fail(format!("the check did not finish within {CHECK_TIMEOUT:?}"), trial.evidence())),
+    };
+    let history = trial.history();
+    trial.finish().await;
+    match problem {
+        None => {}
+        Some(Problem::Fail { summary, evidence }) => {
+            result.verdict = match check.level {
+                Level::Must => VerdictKind::Fail,
+                Level::Should => VerdictKind::NonStrict,
+            };
+            result.summary = Some(summary);
+            result.evidence = evidence;
+        }
+        Some(Problem::Setup(msg)) => {
+            result.verdict = VerdictKind::Error;
+            result.summary = Some(msg);
+        }
+    }
+    result.duration_ms = started.elapsed().as_millis() as u64;
+    let name = harness_report::store::history_file_name(check.id);
+    result.history_file = Some(format!("histories/{name}"));
+    Outcome { result, history: Some((name, history.to_jsonl())) }
+}

@@ -1,0 +1,441 @@
+//! A trial: one scenario brought up for one check (resources, the scripted test app, the
+//! target sidecar), the helpers a check body uses to publish and observe, and the history
+//! of everything that happened.
+//!
+//! Waits are on observable conditions with a deadline ([`DEADLINE`]). Asserting that nothing
+//! *more* arrives needs an observation window ([`QUIET`]); it is named as such where used.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use harness::{ApiResponse, RecordedDelivery, Script, Sidecar, SidecarClient, SidecarOptions, TestApp, TestAppConfig};
+use harness_history::{EventKind, History, MessageId, Phase, Publish};
+use serde_json::{Value, json};
+
+use crate::env::RunEnv;
+use crate::problem::Problem;
+
+/// How long any expected event may take.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+/// The observation window used to assert that no further delivery arrives.
+pub const QUIET: Duration = Duration::from_millis(600);
+/// The pubsub component every scenario gets.
+pub const PUBSUB: &str = "pubsub";
+
+/// What to bring up: built with chained calls, then passed to [`Trial::start`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Scenario {
+    component_metadata: Vec<(String, String)>,
+    resources: Vec<String>,
+    subscriptions: Vec<Value>,
+    subscribe_reply: Option<(u16, Bytes)>,
+    scripts: Vec<(String, Script)>,
+    default_script: Script,
+    api_token: Option<String>,
+    app_api_token: Option<String>,
+    app_at_start: bool,
+    app_id: Option<String>,
+}
+
+impl Default for Scenario {
+    fn default() -> Scenario {
+        Scenario::new()
+    }
+}
+
+impl Scenario {
+    /// An in-memory `pubsub` component, no subscriptions, an app that answers SUCCESS.
+    pub fn new() -> Scenario {
+        Scenario {
+            component_metadata: Vec::new(),
+            resources: Vec::new(),
+            subscriptions: Vec::new(),
+            subscribe_reply: None,
+            scripts: Vec::new(),
+            default_script: Script::Success,
+            api_token: None,
+            app_api_token: None,
+            app_at_start: true,
+            app_id: None,
+        }
+    }
+
+    /// A programmatic v1 subscription: `topic` delivered to `route`.
+    pub fn subscribe(self, topic: &str, route: &str) -> Scenario {
+        self.subscription(json!({"pubsubname": PUBSUB, "topic": topic, "route": route}))
+    }
+
+    /// `topic` → `route` with dead-letter topic `dlq`, and a subscription of `dlq` → `dlq_route`.
+    pub fn subscribe_with_dlq(self, topic: &str, route: &str, dlq: &str, dlq_route: &str) -> Scenario {
+        self.subscription(json!({"pubsubname": PUBSUB, "topic": topic, "route": route, "deadLetterTopic": dlq}))
+            .subscribe(dlq, dlq_route)
+    }
+
+    /// Any programmatic subscription entry, as the app will serve it.
+    pub fn subscription(mut self, entry: Value) -> Scenario {
+        self.subscriptions.push(entry);
+        self
+    }
+
+    /// Serve exactly this `/dapr/subscribe` reply instead of the entries.
+    pub fn subscribe_reply(mut self, status: u16, body: impl Into<Bytes>) -> Scenario {
+        self.subscribe_reply = Some((status, body.into()));
+        self
+    }
+
+    /// An extra resource document (YAML): a declarative subscription, a Resiliency, ...
+    pub fn resource(mut self, yaml: impl Into<String>) -> Scenario {
+        self.resources.push(yaml.into());
+        self
+    }
+
+    /// An inbound constant retry policy on `pubsub`.
+    pub fn retry_constant(self, duration: &str, max_retries: i64) -> Scenario {
+        self.retry_policy(&format!("policy: constant\n        duration: {duration}\n        maxRetries: {max_retries}"))
+    }
+
+    /// An inbound retry policy on `pubsub`; `body` is the policy's fields at 8 spaces indent.
+    pub fn retry_policy(self, body: &str) -> Scenario {
+        self.resource(format!(
+            "apiVersion: dapr.io/v1alpha1\nkind: Resiliency\nmetadata:\n  name: tck-resiliency\nspec:\n  policies:\n    retries:\n      tckRetry:\n        {body}\n  targets:\n    components:\n      {PUBSUB}:\n        inbound:\n          retry: tckRetry\n"
+        ))
+    }
+
+    /// A metadata item on the `pubsub` component (scopes, ...).
+    pub fn component_metadata(mut self, name: &str, value: &str) -> Scenario {
+        self.component_metadata.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// How the app answers on `route`.
+    pub fn script(mut self, route: &str, script: Script) -> Scenario {
+        self.scripts.push((route.to_owned(), script));
+        self
+    }
+
+    /// How the app answers on routes without their own script.
+    pub fn default_script(mut self, script: Script) -> Scenario {
+        self.default_script = script;
+        self
+    }
+
+    /// Run the sidecar with `DAPR_API_TOKEN`.
+    pub fn api_token(mut self, token: &str) -> Scenario {
+        self.api_token = Some(token.to_owned());
+        self
+    }
+
+    /// Run the sidecar with `APP_API_TOKEN`.
+    pub fn app_api_token(mut self, token: &str) -> Scenario {
+        self.app_api_token = Some(token.to_owned());
+        self
+    }
+
+    /// Do not start the app with the sidecar; call [`Trial::start_app`] later.
+    pub fn app_later(mut self) -> Scenario {
+        self.app_at_start = false;
+        self
+    }
+
+    /// A fixed app-id instead of a random one.
+    pub fn app_id(mut self, id: &str) -> Scenario {
+        self.app_id = Some(id.to_owned());
+        self
+    }
+}
+
+/// The running pieces of a trial.
+pub struct Cluster {
+    app: Option<TestApp>,
+    app_config: TestAppConfig,
+    app_scripts: Vec<(String, Script)>,
+    subscribe_reply: Option<(u16, Bytes)>,
+    sidecar: Sidecar,
+}
+
+/// One check's world: see the module docs.
+pub struct Trial {
+    env: Arc<RunEnv>,
+    id: String,
+    seed: u64,
+    started: Instant,
+    cluster: Option<Cluster>,
+    next_msg: u64,
+    history: History,
+}
+
+impl Trial {
+    /// A trial for check `id` with its own seed.
+    pub fn new(env: Arc<RunEnv>, id: &str, seed: u64) -> Trial {
+        Trial { env, id: id.to_owned(), seed, started: Instant::now(), cluster: None, next_msg: 0, history: History::new() }
+    }
+
+    /// The trial's seed (every random choice of the check comes from it).
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The run environment.
+    pub fn env(&self) -> &RunEnv {
+        &self.env
+    }
+
+    fn safe_id(&self) -> String {
+        self.id.replace("::", ".")
+    }
+
+    /// Writes the resources, starts the app (unless `app_later`) and launches the sidecar.
+    pub async fn start(&mut self, s: Scenario) -> Result<(), Problem> {
+        let dir = self.env.run_dir.join("resources").join(format!("{}-{}", self.safe_id(), self.next_msg));
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        std::fs::create_dir_all(&dir)?;
+        let template_path = self.env.workspace_root.join("fixtures/components/in-memory.yaml");
+        let template = std::fs::read_to_string(&template_path)
+            .map_err(|e| Problem::Setup(format!("cannot read {}: {e}", template_path.display())))?;
+        let metadata: String = s
+            .component_metadata
+            .iter()
+            .map(|(k, v)| format!("  - name: {k}\n    value: {}\n", serde_json::to_string(v).unwrap_or_default()))
+            .collect();
+        let component = template.replace("{{name}}", PUBSUB).replace("{{metadata}}\n", &metadata).replace("{{metadata}}", &metadata);
+        std::fs::write(dir.join("00-component.yaml"), component)?;
+        for (i, doc) in s.resources.iter().enumerate() {
+            std::fs::write(dir.join(format!("{:02}-resource.yaml", i + 1)), doc)?;
+        }
+        let app_config = TestAppConfig { subscriptions: Value::Array(s.subscriptions.clone()), default_script: s.default_script.clone() };
+        let app = if s.app_at_start { Some(self.new_app(0, &app_config, &s.scripts, &s.subscribe_reply).await?) } else { None };
+        let mut opts = SidecarOptions::new(&dir, self.env.run_dir.join("logs"));
+        if let Some(id) = &s.app_id {
+            opts.app_id = id.clone();
+        }
+        opts.app_port = app.as_ref().map(TestApp::port);
+        opts.api_token = s.api_token.clone();
+        if let Some(t) = &s.app_api_token {
+            opts.extra_env.insert("APP_API_TOKEN".into(), t.clone());
+        }
+        let mut sidecar = Sidecar::launch(&self.env.target, opts).await?;
+        if app.is_some() {
+            sidecar.wait_healthz(DEADLINE).await?;
+        }
+        self.cluster = Some(Cluster {
+            app,
+            app_config,
+            app_scripts: s.scripts,
+            subscribe_reply: s.subscribe_reply,
+            sidecar,
+        });
+        Ok(())
+    }
+
+    async fn new_app(
+        &self,
+        port: u16,
+        config: &TestAppConfig,
+        scripts: &[(String, Script)],
+        reply: &Option<(u16, Bytes)>,
+    ) -> Result<TestApp, Problem> {
+        let app = TestApp::start_on(port, config.clone()).await?;
+        for (route, script) in scripts {
+            app.script(route, script.clone());
+        }
+        if let Some((status, body)) = reply {
+            app.set_subscribe_response(*status, body.clone());
+        }
+        Ok(app)
+    }
+
+    fn cluster(&self) -> &Cluster {
+        self.cluster.as_ref().expect("invariant: a check calls Trial::start before using the cluster")
+    }
+
+    /// The test app (started).
+    pub fn app(&self) -> &TestApp {
+        self.cluster().app.as_ref().expect("invariant: the app is started (app_later scenarios call start_app first)")
+    }
+
+    /// The sidecar handle.
+    pub fn sidecar(&mut self) -> &mut Sidecar {
+        &mut self.cluster.as_mut().expect("invariant: a check calls Trial::start first").sidecar
+    }
+
+    /// An API client for the sidecar (carries the API token of the scenario).
+    pub fn client(&self) -> SidecarClient {
+        self.cluster().sidecar.client()
+    }
+
+    /// The sidecar's app-id.
+    pub fn app_id(&self) -> String {
+        self.cluster().sidecar.app_id().to_owned()
+    }
+
+    /// Starts the app of an `app_later` scenario on the port the sidecar was given.
+    pub async fn start_app(&mut self) -> Result<(), Problem> {
+        let c = self.cluster();
+        let port = c.sidecar.app_port().ok_or_else(|| Problem::Setup("the sidecar has no app port".into()))?;
+        let app = self.new_app(port, &c.app_config, &c.app_scripts, &c.subscribe_reply).await?;
+        if let Some(c) = self.cluster.as_mut() {
+            c.app = Some(app);
+        }
+        Ok(())
+    }
+
+    /// A fresh harness message id (`m-<n>`).
+    pub fn next_id(&mut self) -> String {
+        self.next_msg += 1;
+        format!("m-{}", self.next_msg)
+    }
+
+    fn at(&self) -> u64 {
+        self.started.elapsed().as_micros() as u64
+    }
+
+    /// Publishes `data` (a JSON object; `tck_id` is added) as `application/json` to `topic` and
+    /// requires 204. Returns the message id.
+    pub async fn publish(&mut self, topic: &str, data: Value) -> Result<String, Problem> {
+        self.publish_query(topic, data, &[]).await
+    }
+
+    /// [`Trial::publish`] with query parameters (`metadata.*`).
+    pub async fn publish_query(&mut self, topic: &str, mut data: Value, query: &[(&str, &str)]) -> Result<String, Problem> {
+        let id = self.next_id();
+        if let Value::Object(o) = &mut data {
+            o.insert("tck_id".into(), Value::String(id.clone()));
+        }
+        let key = data.get("key").and_then(Value::as_str).map(str::to_owned);
+        let seq = data.get("seq").and_then(Value::as_u64);
+        let mut p = Publish::new(MessageId::new(id.clone()), topic, Phase::Invoke);
+        p.key = key.clone();
+        p.seq = seq;
+        self.history.record(self.at(), EventKind::Publish(p.clone()));
+        let result = self.client().publish(PUBSUB, topic, Bytes::from(data.to_string()), Some("application/json"), query).await;
+        let at = self.at();
+        match result {
+            Ok(r) if r.status == 204 => {
+                p.phase = Phase::Ok;
+                p.status = Some(204);
+                self.history.record(at, EventKind::Publish(p));
+                Ok(id)
+            }
+            Ok(r) => {
+                p.phase = Phase::Fail;
+                p.status = Some(r.status);
+                self.history.record(at, EventKind::Publish(p));
+                Err(Problem::fail(
+                    format!("publish to {topic} answered {} instead of 204", r.status),
+                    vec![format!("message {id}"), format!("response body: {}", String::from_utf8_lossy(&r.body))],
+                ))
+            }
+            Err(e) => {
+                // The outcome is unknown: the message may or may not have been accepted.
+                p.phase = Phase::Info;
+                p.detail = Some(e.to_string());
+                self.history.record(at, EventKind::Publish(p));
+                Err(Problem::setup(&e))
+            }
+        }
+    }
+
+    /// Any publish request; nothing is required of the answer.
+    pub async fn publish_raw(
+        &self,
+        topic: &str,
+        body: impl Into<Bytes>,
+        content_type: Option<&str>,
+        query: &[(&str, &str)],
+    ) -> Result<ApiResponse, Problem> {
+        Ok(self.client().publish(PUBSUB, topic, body.into(), content_type, query).await?)
+    }
+
+    /// Waits for at least `n` deliveries on `route`.
+    pub async fn wait(&self, route: &str, n: usize) -> Result<Vec<RecordedDelivery>, Problem> {
+        Ok(self.app().wait_deliveries(Some(route), n, DEADLINE).await?)
+    }
+
+    /// Waits until message `id` was delivered at least `n` times on `route`.
+    pub async fn wait_msg(&self, route: &str, id: &str, n: usize) -> Result<Vec<RecordedDelivery>, Problem> {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let all = self.app().deliveries_on(route);
+            let mine: Vec<RecordedDelivery> = all.iter().filter(|d| d.tck_id.as_deref() == Some(id)).cloned().collect();
+            if mine.len() >= n {
+                return Ok(mine);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.app().wait_deliveries(Some(route), all.len() + 1, left).await.is_err() {
+                return Err(Problem::fail(
+                    format!("waited {DEADLINE:?} for {n} deliveries of {id} on {route}, saw {}", mine.len()),
+                    delivery_lines(&self.app().deliveries()),
+                ));
+            }
+        }
+    }
+
+    /// Deliveries of message `id` on `route` so far.
+    pub fn deliveries_of(&self, route: &str, id: &str) -> Vec<RecordedDelivery> {
+        self.app().deliveries_on(route).into_iter().filter(|d| d.tck_id.as_deref() == Some(id)).collect()
+    }
+
+    /// Observation window: everything on `route` once [`QUIET`] has passed.
+    pub async fn quiet(&self, route: &str) -> Vec<RecordedDelivery> {
+        self.app().observe_quiet(Some(route), QUIET).await
+    }
+
+    /// Every recorded delivery, one line each, for evidence.
+    pub fn evidence(&self) -> Vec<String> {
+        self.cluster.as_ref().and_then(|c| c.app.as_ref()).map(|a| delivery_lines(&a.deliveries())).unwrap_or_default()
+    }
+
+    /// The history: publishes as they happened plus every delivery the app recorded.
+    pub fn history(&self) -> History {
+        let mut h = History::new();
+        let mut events: Vec<harness_history::Event> = self.history.events().to_vec();
+        if let Some(app) = self.cluster.as_ref().and_then(|c| c.app.as_ref()) {
+            events.extend(app.history_events(self.started));
+        }
+        events.sort_by_key(|e| e.at_micros);
+        for e in events {
+            h.push(e);
+        }
+        h
+    }
+
+    /// Stops the sidecar (SIGTERM, then SIGKILL) and the app.
+    pub async fn finish(&mut self) {
+        if let Some(mut c) = self.cluster.take() {
+            if !c.sidecar.is_attached() {
+                let _ = c.sidecar.terminate(Duration::from_secs(3)).await;
+            }
+            if let Some(app) = c.app.take() {
+                app.stop().await;
+            }
+        }
+    }
+
+    /// Where this trial's sidecar logs go.
+    pub fn log_dir(&self) -> PathBuf {
+        self.env.run_dir.join("logs")
+    }
+}
+
+/// One evidence line per delivery: time, route, message, attempt, answer.
+pub fn delivery_lines(ds: &[RecordedDelivery]) -> Vec<String> {
+    ds.iter()
+        .map(|d| {
+            format!(
+                "{:>8.1} ms {} {} msg={} ce_id={} attempt={} answered={}",
+                d.at_micros as f64 / 1000.0,
+                d.method,
+                d.path,
+                d.tck_id.as_deref().unwrap_or("-"),
+                d.ce_id.as_deref().unwrap_or("-"),
+                d.attempt,
+                d.answered
+            )
+        })
+        .collect()
+}
