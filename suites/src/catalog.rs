@@ -48,7 +48,10 @@ pub struct Check {
 
 impl std::fmt::Debug for Check {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Check").field("id", &self.id).field("level", &self.level).finish_non_exhaustive()
+        f.debug_struct("Check")
+            .field("id", &self.id)
+            .field("level", &self.level)
+            .finish_non_exhaustive()
     }
 }
 
@@ -74,7 +77,10 @@ impl Check {
                     ));
                 }
                 Need::Capability(c) if !target.has_capability(c) => {
-                    return Some(format!("target `{}` does not declare capability `{c}`", target.name()));
+                    return Some(format!(
+                        "target `{}` does not declare capability `{c}`",
+                        target.name()
+                    ));
                 }
                 _ => {}
             }

@@ -96,7 +96,9 @@ pub fn find_workspace(start: &Path) -> Result<PathBuf, EnvError> {
         dir = d.parent();
     }
     // Built-in fallback: where this crate was compiled from.
-    let built = Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_owned);
+    let built = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_owned);
     match built {
         Some(b) if b.join("fixtures").join("targets").is_dir() => Ok(b),
         _ => Err(EnvError::NoWorkspace(start.to_owned())),
@@ -105,24 +107,38 @@ pub fn find_workspace(start: &Path) -> Result<PathBuf, EnvError> {
 
 impl RunEnv {
     /// Loads the target and prepares `run_dir`.
-    pub fn new(settings: &EnvSettings, workspace_root: PathBuf, run_dir: PathBuf) -> Result<Arc<RunEnv>, EnvError> {
-        let target_path = settings
-            .target
-            .clone()
-            .unwrap_or_else(|| workspace_root.join("fixtures").join("targets").join("reference.toml"));
+    pub fn new(
+        settings: &EnvSettings,
+        workspace_root: PathBuf,
+        run_dir: PathBuf,
+    ) -> Result<Arc<RunEnv>, EnvError> {
+        let target_path = settings.target.clone().unwrap_or_else(|| {
+            workspace_root
+                .join("fixtures")
+                .join("targets")
+                .join("reference.toml")
+        });
         let target_path = if target_path.is_relative() && !target_path.exists() {
             workspace_root.join(&target_path)
         } else {
             target_path
         };
-        let target = TargetFile::load(&target_path, &workspace_root)
-            .map_err(|source| EnvError::Target { path: target_path.clone(), source })?;
+        let target =
+            TargetFile::load(&target_path, &workspace_root).map_err(|source| EnvError::Target {
+                path: target_path.clone(),
+                source,
+            })?;
         for sub in ["logs", "resources"] {
             let p = run_dir.join(sub);
             std::fs::create_dir_all(&p).map_err(|source| EnvError::RunDir { path: p, source })?;
         }
         let seed = settings.seed.unwrap_or_else(random_seed);
-        Ok(Arc::new(RunEnv { target, workspace_root, run_dir, seed }))
+        Ok(Arc::new(RunEnv {
+            target,
+            workspace_root,
+            run_dir,
+            seed,
+        }))
     }
 }
 

@@ -23,7 +23,10 @@ pub enum Problem {
 impl Problem {
     /// A failure with evidence.
     pub fn fail(summary: impl Into<String>, evidence: Vec<String>) -> Problem {
-        Problem::Fail { summary: summary.into(), evidence }
+        Problem::Fail {
+            summary: summary.into(),
+            evidence,
+        }
     }
 
     /// A setup error; the chain of causes is flattened into the message.
@@ -65,8 +68,19 @@ impl From<harness::WaitError> for Problem {
 }
 
 /// `Ok(())` when `cond`, else a failure with the summary and evidence lines.
-pub fn ensure(cond: bool, summary: impl Display, evidence: impl IntoIterator<Item = String>) -> Result<(), Problem> {
-    if cond { Ok(()) } else { Err(Problem::fail(summary.to_string(), evidence.into_iter().collect())) }
+pub fn ensure(
+    cond: bool,
+    summary: impl Display,
+    evidence: impl IntoIterator<Item = String>,
+) -> Result<(), Problem> {
+    if cond {
+        Ok(())
+    } else {
+        Err(Problem::fail(
+            summary.to_string(),
+            evidence.into_iter().collect(),
+        ))
+    }
 }
 
 /// Fails unless `seen == expected`, with both in the evidence.
@@ -79,7 +93,13 @@ pub fn ensure_eq<T: PartialEq + std::fmt::Debug>(
     if expected == seen {
         return Ok(());
     }
-    let mut ev = vec![format!("expected {what}: {expected:?}"), format!("seen {what}: {seen:?}")];
+    let mut ev = vec![
+        format!("expected {what}: {expected:?}"),
+        format!("seen {what}: {seen:?}"),
+    ];
     ev.extend(evidence);
-    Err(Problem::fail(format!("{what}: expected {expected:?}, saw {seen:?}"), ev))
+    Err(Problem::fail(
+        format!("{what}: expected {expected:?}, saw {seen:?}"),
+        ev,
+    ))
 }

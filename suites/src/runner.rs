@@ -61,7 +61,10 @@ pub async fn run_one(env: Arc<RunEnv>, check: &Check) -> Outcome {
     if let Some(reason) = check.skip_reason(&env.target) {
         result.verdict = VerdictKind::Skip;
         result.summary = Some(reason);
-        return Outcome { result, history: None };
+        return Outcome {
+            result,
+            history: None,
+        };
     }
     let mut trial = Trial::new(env.clone(), check.id, seed);
     let body = AssertUnwindSafe((check.run)(&mut trial)).catch_unwind();
@@ -77,7 +80,10 @@ pub async fn run_one(env: Arc<RunEnv>, check: &Check) -> Outcome {
                 .unwrap_or_else(|| "unknown panic".into());
             Some(Problem::Setup(format!("the check panicked: {msg}")))
         }
-        Err(_) => Some(Problem::fail(format!("the check did not finish within {CHECK_TIMEOUT:?}"), trial.evidence())),
+        Err(_) => Some(Problem::fail(
+            format!("the check did not finish within {CHECK_TIMEOUT:?}"),
+            trial.evidence(),
+        )),
     };
     let history = trial.history();
     trial.finish().await;
@@ -99,5 +105,8 @@ pub async fn run_one(env: Arc<RunEnv>, check: &Check) -> Outcome {
     result.duration_ms = started.elapsed().as_millis() as u64;
     let name = harness_report::store::history_file_name(check.id);
     result.history_file = Some(format!("histories/{name}"));
-    Outcome { result, history: Some((name, history.to_jsonl())) }
+    Outcome {
+        result,
+        history: Some((name, history.to_jsonl())),
+    }
 }

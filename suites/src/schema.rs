@@ -14,8 +14,10 @@ impl CloudEventSchema {
     /// Loads the schema from the workspace's fixtures.
     pub fn load(workspace_root: &Path) -> Result<CloudEventSchema, String> {
         let path = workspace_root.join("fixtures/schema/cloudevents-1.0.2.schema.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let schema: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let schema: Value =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         let validator = jsonschema::options()
             .should_validate_formats(true)
             .build(&schema)

@@ -10,7 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use harness::{ApiResponse, RecordedDelivery, Script, Sidecar, SidecarClient, SidecarOptions, TestApp, TestAppConfig};
+use harness::{
+    ApiResponse, RecordedDelivery, Script, Sidecar, SidecarClient, SidecarOptions, TestApp,
+    TestAppConfig,
+};
 use harness_history::{EventKind, History, MessageId, Phase, Publish};
 use serde_json::{Value, json};
 
@@ -69,9 +72,17 @@ impl Scenario {
     }
 
     /// `topic` → `route` with dead-letter topic `dlq`, and a subscription of `dlq` → `dlq_route`.
-    pub fn subscribe_with_dlq(self, topic: &str, route: &str, dlq: &str, dlq_route: &str) -> Scenario {
-        self.subscription(json!({"pubsubname": PUBSUB, "topic": topic, "route": route, "deadLetterTopic": dlq}))
-            .subscribe(dlq, dlq_route)
+    pub fn subscribe_with_dlq(
+        self,
+        topic: &str,
+        route: &str,
+        dlq: &str,
+        dlq_route: &str,
+    ) -> Scenario {
+        self.subscription(
+            json!({"pubsubname": PUBSUB, "topic": topic, "route": route, "deadLetterTopic": dlq}),
+        )
+        .subscribe(dlq, dlq_route)
     }
 
     /// Any programmatic subscription entry, as the app will serve it.
@@ -94,7 +105,9 @@ impl Scenario {
 
     /// An inbound constant retry policy on `pubsub`.
     pub fn retry_constant(self, duration: &str, max_retries: i64) -> Scenario {
-        self.retry_policy(&format!("policy: constant\n        duration: {duration}\n        maxRetries: {max_retries}"))
+        self.retry_policy(&format!(
+            "policy: constant\n        duration: {duration}\n        maxRetries: {max_retries}"
+        ))
     }
 
     /// An inbound retry policy on `pubsub`; `body` is the policy's fields at 8 spaces indent.
@@ -106,7 +119,8 @@ impl Scenario {
 
     /// A metadata item on the `pubsub` component (scopes, ...).
     pub fn component_metadata(mut self, name: &str, value: &str) -> Scenario {
-        self.component_metadata.push((name.to_owned(), value.to_owned()));
+        self.component_metadata
+            .push((name.to_owned(), value.to_owned()));
         self
     }
 
@@ -170,7 +184,15 @@ pub struct Trial {
 impl Trial {
     /// A trial for check `id` with its own seed.
     pub fn new(env: Arc<RunEnv>, id: &str, seed: u64) -> Trial {
-        Trial { env, id: id.to_owned(), seed, started: Instant::now(), cluster: None, next_msg: 0, history: History::new() }
+        Trial {
+            env,
+            id: id.to_owned(),
+            seed,
+            started: Instant::now(),
+            cluster: None,
+            next_msg: 0,
+            history: History::new(),
+        }
     }
 
     /// The trial's seed (every random choice of the check comes from it).
@@ -189,26 +211,51 @@ impl Trial {
 
     /// Writes the resources, starts the app (unless `app_later`) and launches the sidecar.
     pub async fn start(&mut self, s: Scenario) -> Result<(), Problem> {
-        let dir = self.env.run_dir.join("resources").join(format!("{}-{}", self.safe_id(), self.next_msg));
+        let dir = self.env.run_dir.join("resources").join(format!(
+            "{}-{}",
+            self.safe_id(),
+            self.next_msg
+        ));
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;
         }
         std::fs::create_dir_all(&dir)?;
-        let template_path = self.env.workspace_root.join("fixtures/components/in-memory.yaml");
+        let template_path = self
+            .env
+            .workspace_root
+            .join("fixtures/components/in-memory.yaml");
         let template = std::fs::read_to_string(&template_path)
             .map_err(|e| Problem::Setup(format!("cannot read {}: {e}", template_path.display())))?;
         let metadata: String = s
             .component_metadata
             .iter()
-            .map(|(k, v)| format!("  - name: {k}\n    value: {}\n", serde_json::to_string(v).unwrap_or_default()))
+            .map(|(k, v)| {
+                format!(
+                    "  - name: {k}\n    value: {}\n",
+                    serde_json::to_string(v).unwrap_or_default()
+                )
+            })
             .collect();
-        let component = template.replace("{{name}}", PUBSUB).replace("{{metadata}}\n", &metadata).replace("{{metadata}}", &metadata);
+        let component = template
+            .replace("{{name}}", PUBSUB)
+            .replace("{{metadata}}\n", &metadata)
+            .replace("{{metadata}}", &metadata);
         std::fs::write(dir.join("00-component.yaml"), component)?;
         for (i, doc) in s.resources.iter().enumerate() {
             std::fs::write(dir.join(format!("{:02}-resource.yaml", i + 1)), doc)?;
         }
-        let app_config = TestAppConfig { subscriptions: Value::Array(s.subscriptions.clone()), default_script: s.default_script.clone() };
-        let app = if s.app_at_start { Some(self.new_app(0, &app_config, &s.scripts, &s.subscribe_reply).await?) } else { None };
+        let app_config = TestAppConfig {
+            subscriptions: Value::Array(s.subscriptions.clone()),
+            default_script: s.default_script.clone(),
+        };
+        let app = if s.app_at_start {
+            Some(
+                self.new_app(0, &app_config, &s.scripts, &s.subscribe_reply)
+                    .await?,
+            )
+        } else {
+            None
+        };
         let mut opts = SidecarOptions::new(&dir, self.env.run_dir.join("logs"));
         if let Some(id) = &s.app_id {
             opts.app_id = id.clone();
@@ -250,17 +297,26 @@ impl Trial {
     }
 
     fn cluster(&self) -> &Cluster {
-        self.cluster.as_ref().expect("invariant: a check calls Trial::start before using the cluster")
+        self.cluster
+            .as_ref()
+            .expect("invariant: a check calls Trial::start before using the cluster")
     }
 
     /// The test app (started).
     pub fn app(&self) -> &TestApp {
-        self.cluster().app.as_ref().expect("invariant: the app is started (app_later scenarios call start_app first)")
+        self.cluster()
+            .app
+            .as_ref()
+            .expect("invariant: the app is started (app_later scenarios call start_app first)")
     }
 
     /// The sidecar handle.
     pub fn sidecar(&mut self) -> &mut Sidecar {
-        &mut self.cluster.as_mut().expect("invariant: a check calls Trial::start first").sidecar
+        &mut self
+            .cluster
+            .as_mut()
+            .expect("invariant: a check calls Trial::start first")
+            .sidecar
     }
 
     /// An API client for the sidecar (carries the API token of the scenario).
@@ -276,8 +332,13 @@ impl Trial {
     /// Starts the app of an `app_later` scenario on the port the sidecar was given.
     pub async fn start_app(&mut self) -> Result<(), Problem> {
         let c = self.cluster();
-        let port = c.sidecar.app_port().ok_or_else(|| Problem::Setup("the sidecar has no app port".into()))?;
-        let app = self.new_app(port, &c.app_config, &c.app_scripts, &c.subscribe_reply).await?;
+        let port = c
+            .sidecar
+            .app_port()
+            .ok_or_else(|| Problem::Setup("the sidecar has no app port".into()))?;
+        let app = self
+            .new_app(port, &c.app_config, &c.app_scripts, &c.subscribe_reply)
+            .await?;
         if let Some(c) = self.cluster.as_mut() {
             c.app = Some(app);
         }
@@ -301,7 +362,12 @@ impl Trial {
     }
 
     /// [`Trial::publish`] with query parameters (`metadata.*`).
-    pub async fn publish_query(&mut self, topic: &str, mut data: Value, query: &[(&str, &str)]) -> Result<String, Problem> {
+    pub async fn publish_query(
+        &mut self,
+        topic: &str,
+        mut data: Value,
+        query: &[(&str, &str)],
+    ) -> Result<String, Problem> {
         let id = self.next_id();
         if let Value::Object(o) = &mut data {
             o.insert("tck_id".into(), Value::String(id.clone()));
@@ -311,8 +377,18 @@ impl Trial {
         let mut p = Publish::new(MessageId::new(id.clone()), topic, Phase::Invoke);
         p.key = key.clone();
         p.seq = seq;
-        self.history.record(self.at(), EventKind::Publish(p.clone()));
-        let result = self.client().publish(PUBSUB, topic, Bytes::from(data.to_string()), Some("application/json"), query).await;
+        self.history
+            .record(self.at(), EventKind::Publish(p.clone()));
+        let result = self
+            .client()
+            .publish(
+                PUBSUB,
+                topic,
+                Bytes::from(data.to_string()),
+                Some("application/json"),
+                query,
+            )
+            .await;
         let at = self.at();
         match result {
             Ok(r) if r.status == 204 => {
@@ -327,7 +403,10 @@ impl Trial {
                 self.history.record(at, EventKind::Publish(p));
                 Err(Problem::fail(
                     format!("publish to {topic} answered {} instead of 204", r.status),
-                    vec![format!("message {id}"), format!("response body: {}", String::from_utf8_lossy(&r.body))],
+                    vec![
+                        format!("message {id}"),
+                        format!("response body: {}", String::from_utf8_lossy(&r.body)),
+                    ],
                 ))
             }
             Err(e) => {
@@ -348,7 +427,10 @@ impl Trial {
         content_type: Option<&str>,
         query: &[(&str, &str)],
     ) -> Result<ApiResponse, Problem> {
-        Ok(self.client().publish(PUBSUB, topic, body.into(), content_type, query).await?)
+        Ok(self
+            .client()
+            .publish(PUBSUB, topic, body.into(), content_type, query)
+            .await?)
     }
 
     /// Waits for at least `n` deliveries on `route`.
@@ -357,18 +439,36 @@ impl Trial {
     }
 
     /// Waits until message `id` was delivered at least `n` times on `route`.
-    pub async fn wait_msg(&self, route: &str, id: &str, n: usize) -> Result<Vec<RecordedDelivery>, Problem> {
+    pub async fn wait_msg(
+        &self,
+        route: &str,
+        id: &str,
+        n: usize,
+    ) -> Result<Vec<RecordedDelivery>, Problem> {
         let deadline = Instant::now() + DEADLINE;
         loop {
             let all = self.app().deliveries_on(route);
-            let mine: Vec<RecordedDelivery> = all.iter().filter(|d| d.tck_id.as_deref() == Some(id)).cloned().collect();
+            let mine: Vec<RecordedDelivery> = all
+                .iter()
+                .filter(|d| d.tck_id.as_deref() == Some(id))
+                .cloned()
+                .collect();
             if mine.len() >= n {
                 return Ok(mine);
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || self.app().wait_deliveries(Some(route), all.len() + 1, left).await.is_err() {
+            if left.is_zero()
+                || self
+                    .app()
+                    .wait_deliveries(Some(route), all.len() + 1, left)
+                    .await
+                    .is_err()
+            {
                 return Err(Problem::fail(
-                    format!("waited {DEADLINE:?} for {n} deliveries of {id} on {route}, saw {}", mine.len()),
+                    format!(
+                        "waited {DEADLINE:?} for {n} deliveries of {id} on {route}, saw {}",
+                        mine.len()
+                    ),
                     delivery_lines(&self.app().deliveries()),
                 ));
             }
@@ -377,7 +477,11 @@ impl Trial {
 
     /// Deliveries of message `id` on `route` so far.
     pub fn deliveries_of(&self, route: &str, id: &str) -> Vec<RecordedDelivery> {
-        self.app().deliveries_on(route).into_iter().filter(|d| d.tck_id.as_deref() == Some(id)).collect()
+        self.app()
+            .deliveries_on(route)
+            .into_iter()
+            .filter(|d| d.tck_id.as_deref() == Some(id))
+            .collect()
     }
 
     /// Observation window: everything on `route` once [`QUIET`] has passed.
@@ -387,7 +491,11 @@ impl Trial {
 
     /// Every recorded delivery, one line each, for evidence.
     pub fn evidence(&self) -> Vec<String> {
-        self.cluster.as_ref().and_then(|c| c.app.as_ref()).map(|a| delivery_lines(&a.deliveries())).unwrap_or_default()
+        self.cluster
+            .as_ref()
+            .and_then(|c| c.app.as_ref())
+            .map(|a| delivery_lines(&a.deliveries()))
+            .unwrap_or_default()
     }
 
     /// The history: publishes as they happened plus every delivery the app recorded.

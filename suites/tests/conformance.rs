@@ -23,7 +23,12 @@ fn main() -> ExitCode {
         }
     };
     if !args.list {
-        eprintln!("pubsub-tck: target `{}`, seed {} (replay with PUBSUB_TCK_SEED={})", env.target.name(), env.seed, env.seed);
+        eprintln!(
+            "pubsub-tck: target `{}`, seed {} (replay with PUBSUB_TCK_SEED={})",
+            env.target.name(),
+            env.seed,
+            env.seed
+        );
     }
     let trials = suites::all()
         .into_iter()
@@ -33,7 +38,9 @@ fn main() -> ExitCode {
             let env = env.clone();
             let trial = Trial::test(id, move || run(env, check));
             match skip {
-                Some(reason) => trial.with_ignored_flag(true).with_kind(format!("skip: {reason}")),
+                Some(reason) => trial
+                    .with_ignored_flag(true)
+                    .with_kind(format!("skip: {reason}")),
                 None => trial,
             }
         })
@@ -45,7 +52,10 @@ fn setup() -> Result<Arc<RunEnv>, String> {
     let settings = EnvSettings::from_env().map_err(|e| format!("{e:#}"))?;
     let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
     let root = find_workspace(&cwd).map_err(|e| e.to_string())?;
-    let run_dir = settings.report_dir.clone().unwrap_or_else(|| root.join("reports").join("cargo-test"));
+    let run_dir = settings
+        .report_dir
+        .clone()
+        .unwrap_or_else(|| root.join("reports").join("cargo-test"));
     RunEnv::new(&settings, root, run_dir).map_err(|e| {
         let mut msg = e.to_string();
         let mut src = std::error::Error::source(&e);
@@ -59,7 +69,10 @@ fn setup() -> Result<Arc<RunEnv>, String> {
 }
 
 fn run(env: Arc<RunEnv>, check: suites::Check) -> Result<(), Failed> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| Failed::from(e.to_string()))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failed::from(e.to_string()))?;
     let outcome = rt.block_on(suites::runner::run_one(env, &check));
     let r = outcome.result;
     let details = || {
@@ -68,7 +81,11 @@ fn run(env: Arc<RunEnv>, check: suites::Check) -> Result<(), Failed> {
             s.push_str("\n    ");
             s.push_str(e);
         }
-        s.push_str(&format!("\n    clause: {}\n    seed: {}", r.clause, r.seed.unwrap_or_default()));
+        s.push_str(&format!(
+            "\n    clause: {}\n    seed: {}",
+            r.clause,
+            r.seed.unwrap_or_default()
+        ));
         s
     };
     match r.verdict {
@@ -78,6 +95,9 @@ fn run(env: Arc<RunEnv>, check: suites::Check) -> Result<(), Failed> {
             Ok(())
         }
         VerdictKind::Fail => Err(Failed::from(format!("MUST failed: {}", details()))),
-        VerdictKind::Error => Err(Failed::from(format!("setup error (not a verdict on the target): {}", details()))),
+        VerdictKind::Error => Err(Failed::from(format!(
+            "setup error (not a verdict on the target): {}",
+            details()
+        ))),
     }
 }

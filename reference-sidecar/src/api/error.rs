@@ -22,6 +22,8 @@ pub struct ApiError {
     pub resource: Option<(&'static str, String)>,
     /// ErrorInfo metadata.
     pub info: BTreeMap<String, String>,
+    /// Answer with `Connection: close` (the request body may not have been read to its end).
+    pub close: bool,
 }
 
 impl ApiError {
@@ -34,6 +36,7 @@ impl ApiError {
             reason: None,
             resource: None,
             info: BTreeMap::new(),
+            close: false,
         }
     }
 
@@ -176,10 +179,12 @@ pub(crate) mod pubsub {
     }
 
     pub(crate) fn too_large(limit: usize) -> ApiError {
-        ApiError::new(
+        let mut e = ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "ERR_BODY_TOO_LARGE",
             format!("the request body exceeds the limit of {limit} bytes (--max-body-size)"),
-        )
+        );
+        e.close = true;
+        e
     }
 }
