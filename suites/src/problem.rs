@@ -103,3 +103,13 @@ pub fn ensure_eq<T: PartialEq + std::fmt::Debug>(
         ev,
     ))
 }
+
+/// Turns a checker verdict into a check result: `Invalid` fails with the checker's evidence;
+/// `Unknown` (nothing could be judged) fails too, because a check must test something.
+pub fn verdict(v: harness_check::Verdict) -> Result<(), Problem> {
+    match v {
+        harness_check::Verdict::Valid => Ok(()),
+        harness_check::Verdict::Invalid { evidence } => Err(Problem::fail(evidence.summary, evidence.items)),
+        harness_check::Verdict::Unknown { reason } => Err(Problem::fail(format!("nothing to judge: {reason}"), vec![])),
+    }
+}

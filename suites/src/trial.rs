@@ -211,6 +211,26 @@ impl Trial {
 
     /// Writes the resources, starts the app (unless `app_later`) and launches the sidecar.
     pub async fn start(&mut self, s: Scenario) -> Result<(), Problem> {
+        match self.launch(s).await? {
+            Ok(()) => Ok(()),
+            Err(e) => Err(Problem::setup(&e)),
+        }
+    }
+
+    /// Like [`Trial::start`] for a scenario the target must refuse: succeeds with the tail of the
+    /// sidecar's log when the sidecar exits during start-up, fails when it becomes ready.
+    pub async fn start_expecting_exit(&mut self, s: Scenario) -> Result<String, Problem> {
+        match self.launch(s).await? {
+            Ok(()) => Err(Problem::fail("the sidecar started although its resources are invalid", vec![])),
+            Err(harness::LaunchError::Ready { source: harness::ReadyError::Exited { status, log_tail, .. }, .. }) => {
+                Ok(format!("{status}; log:\n{log_tail}"))
+            }
+            Err(e) => Err(Problem::setup(&e)),
+        }
+    }
+
+    /// Brings up the scenario; the inner result is the sidecar launch.
+    async fn launch(&mut self, s: Scenario) -> Result<Result<(), harness::LaunchError>, Problem> {
         let dir = self.env.run_dir.join("resources").join(format!(
             "{}-{}",
             self.safe_id(),
@@ -265,7 +285,10 @@ impl Trial {
         if let Some(t) = &s.app_api_token {
             opts.extra_env.insert("APP_API_TOKEN".into(), t.clone());
         }
-        let mut sidecar = Sidecar::launch(&self.env.target, opts).await?;
+        let mut sidecar = match Sidecar::launch(&self.env.target, opts).await {
+            Ok(sidecar) => sidecar,
+            Err(e) => return Ok(Err(e)),
+        };
         if app.is_some() {
             sidecar.wait_healthz(DEADLINE).await?;
         }
@@ -276,7 +299,7 @@ impl Trial {
             subscribe_reply: s.subscribe_reply,
             sidecar,
         });
-        Ok(())
+        Ok(Ok(()))
     }
 
     async fn new_app(
@@ -372,8 +395,8 @@ impl Trial {
         if let Value::Object(o) = &mut data {
             o.insert("tck_id".into(), Value::String(id.clone()));
         }
-        let key = data.get("key").and_then(Value::as_str).map(str::to_owned);
-        let seq = data.get("seq").and_then(Value::as_u64);
+        let key = data.get("tck_key").and_then(Value::as_str).map(str::to_owned);
+        let seq = data.get("tck_seq").and_then(Value::as_u64);
         let mut p = Publish::new(MessageId::new(id.clone()), topic, Phase::Invoke);
         p.key = key.clone();
         p.seq = seq;
