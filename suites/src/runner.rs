@@ -110,3 +110,50 @@ pub async fn run_one(env: Arc<RunEnv>, check: &Check) -> Outcome {
         history: Some((name, history.to_jsonl())),
     }
 }
+
+/// What happens during a run, in order; the only interface from the runner to any output.
+#[derive(Debug)]
+pub enum Event {
+    /// A check started.
+    Started {
+        /// Its id.
+        id: &'static str,
+    },
+    /// A check finished.
+    Finished(Box<CheckResult>),
+}
+
+/// Runs `checks` with at most `jobs` at a time, reporting each start and finish on `events`.
+/// Results come back in catalog order.
+pub async fn run_many(
+    env: Arc<RunEnv>,
+    checks: Vec<Check>,
+    jobs: usize,
+    events: tokio::sync::mpsc::UnboundedSender<Event>,
+) -> Vec<Outcome> {
+    use futures::StreamExt as _;
+    futures::stream::iter(checks)
+        .map(|check| {
+            let env = env.clone();
+            let events = events.clone();
+            async move {
+                let _ = events.send(Event::Started { id: check.id });
+                let outcome = run_one(env, &check).await;
+                let _ = events.send(Event::Finished(Box::new(outcome.result.clone())));
+                outcome
+            }
+        })
+        .buffered(jobs.max(1))
+        .collect()
+        .await
+}
+
+/// The checks a run selects: `profile` must equal the first id segment, `filter` must be a
+/// substring of the id; `None` selects everything.
+pub fn select(checks: Vec<Check>, profile: Option<&str>, filter: Option<&str>) -> Vec<Check> {
+    checks
+        .into_iter()
+        .filter(|c| profile.is_none_or(|p| c.profile() == p))
+        .filter(|c| filter.is_none_or(|f| c.id.contains(f)))
+        .collect()
+}

@@ -72,8 +72,11 @@ mod tests {
         let mut e = ok.clone();
         e["BadName"] = json!("x");
         check(e, false);
-        let mut e = ok;
+        let mut e = ok.clone();
         e["ext"] = json!({"nested": true});
         check(e, false);
+        let mut e = ok;
+        e["data"] = json!([1, {"deep": null}]);
+        check(e, true);
     }
 }

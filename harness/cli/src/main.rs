@@ -1,1 +1,282 @@
-fn main() {}
+//! `pubsub-tck`: run the conformance checks against a daprd-compatible sidecar and write
+//! reports, or list the checks.
+//!
+//! Exit codes: 0 when every MUST check passed, 1 when a MUST check failed, 2 on setup errors
+//! (bad flags, a target that cannot be built or loaded, a harness error in a check).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use harness_report::{RunReport, VerdictKind};
+use indicatif::{ProgressBar, ProgressStyle};
+use suites::env::{EnvSettings, RunEnv, find_workspace};
+use suites::runner::{self, Event};
+
+#[derive(Debug, Parser)]
+#[command(name = "pubsub-tck", version, about = "Conformance checks for daprd-compatible pub/sub sidecars")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run checks against a target and write reports (junit.xml, results.json, summary.md, report.html).
+    Run(RunArgs),
+    /// List the checks.
+    List(ListArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Target file (TOML). Default: $PUBSUB_TCK_TARGET, else fixtures/targets/reference.toml.
+    #[arg(long)]
+    target: Option<PathBuf>,
+    /// Only checks of this profile (the first segment of the id, e.g. `core`).
+    #[arg(long)]
+    profile: Option<String>,
+    /// Only checks whose id contains this text.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Base directory of run reports. Default: $PUBSUB_TCK_REPORT_DIR, else reports/.
+    #[arg(long)]
+    report_dir: Option<PathBuf>,
+    /// Seed of every random choice; printed in every report. Default: $PUBSUB_TCK_SEED or random.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Checks run at the same time.
+    #[arg(long, default_value_t = 4)]
+    jobs: usize,
+    /// Do not run the target file's `build` command first.
+    #[arg(long)]
+    no_build: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+struct ListArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PUBSUB_TCK_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let result = match cli.command {
+        Command::List(args) => list(&args).map(|()| 0),
+        Command::Run(args) => run(args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("pubsub-tck: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn list(args: &ListArgs) -> anyhow::Result<()> {
+    let checks = suites::all();
+    let mut out = String::new();
+    match args.format {
+        Format::Json => {
+            let items: Vec<serde_json::Value> = checks
+                .iter()
+                .map(|c| {
+                    serde_json::json!({
+                        "id": c.id,
+                        "title": c.title,
+                        "level": match c.level { harness_report::Level::Must => "MUST", harness_report::Level::Should => "SHOULD" },
+                        "clause": c.clause,
+                        "clause_url": c.clause_url,
+                        "profile": c.profile(),
+                    })
+                })
+                .collect();
+            out.push_str(&serde_json::to_string_pretty(&items)?);
+            out.push('\n');
+        }
+        Format::Text => {
+            for c in &checks {
+                let level = match c.level {
+                    harness_report::Level::Must => "MUST  ",
+                    harness_report::Level::Should => "SHOULD",
+                };
+                out.push_str(&format!("{level} {:<52} {}\n", c.id, c.title));
+            }
+            out.push_str(&format!("{} checks\n", checks.len()));
+        }
+    }
+    write_stdout(&out)
+}
+
+fn write_stdout(s: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(s.as_bytes()).context("writing to stdout")?;
+    Ok(())
+}
+
+fn run(args: RunArgs) -> anyhow::Result<u8> {
+    let started = Instant::now();
+    let mut settings = EnvSettings::from_env()?;
+    if args.target.is_some() {
+        settings.target = args.target.clone();
+    }
+    if args.seed.is_some() {
+        settings.seed = args.seed;
+    }
+    if args.report_dir.is_some() {
+        settings.report_dir = args.report_dir.clone();
+    }
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let root = find_workspace(&cwd)?;
+    let seed = settings.seed.unwrap_or_else(suites::env::random_seed);
+    settings.seed = Some(seed);
+    let now = time::OffsetDateTime::now_utc();
+    let run_id = format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z-{seed}",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    );
+    let base = settings.report_dir.clone().unwrap_or_else(|| root.join("reports"));
+    let run_dir = base.join(&run_id);
+    let env = RunEnv::new(&settings, root.clone(), run_dir.clone())?;
+    if !args.no_build {
+        build_target(&env)?;
+    }
+    let checks = runner::select(suites::all(), args.profile.as_deref(), args.filter.as_deref());
+    if checks.is_empty() {
+        bail!("no check matches --profile {:?} --filter {:?} (see `pubsub-tck list`)", args.profile, args.filter);
+    }
+    eprintln!(
+        "pubsub-tck: {} checks against target `{}` ({}), seed {seed}",
+        checks.len(),
+        env.target.name(),
+        env.target.path().display()
+    );
+    let outcomes = execute(env.clone(), checks, args.jobs)?;
+
+    let mut report = RunReport::new(
+        run_id.clone(),
+        env!("CARGO_PKG_VERSION"),
+        env.target.name(),
+        suites_rfc3339(now),
+        seed,
+    );
+    report.target_file = Some(env.target.path().display().to_string());
+    report.profile = args.profile.clone();
+    report.broker = Some(runner::BROKER.to_owned());
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    let mut histories = Vec::new();
+    for o in outcomes {
+        if let Some(h) = o.history {
+            histories.push(h);
+        }
+        report.checks.push(o.result);
+    }
+    let dir = harness_report::store::write_run(&base, &report, &histories)
+        .with_context(|| format!("writing reports under {}", base.display()))?;
+    print_summary(&report, &dir)?;
+    Ok(u8::try_from(report.exit_code()).unwrap_or(2))
+}
+
+fn suites_rfc3339(t: time::OffsetDateTime) -> String {
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// Runs the target file's `build` command in the workspace root.
+fn build_target(env: &RunEnv) -> anyhow::Result<()> {
+    let Some(cmd) = env.target.build_command() else { return Ok(()) };
+    let (program, args) = cmd.split_first().context("empty build command")?;
+    eprintln!("pubsub-tck: building target `{}`: {}", env.target.name(), cmd.join(" "));
+    let status = std::process::Command::new(program)
+        .args(args)
+        .current_dir(&env.workspace_root)
+        .status()
+        .with_context(|| format!("running the build command of target `{}`", env.target.name()))?;
+    if !status.success() {
+        bail!("the build command of target `{}` failed ({status})", env.target.name());
+    }
+    Ok(())
+}
+
+/// Runs the checks on a tokio runtime, with a progress bar fed by runner events.
+fn execute(env: Arc<RunEnv>, checks: Vec<suites::Check>, jobs: usize) -> anyhow::Result<Vec<runner::Outcome>> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let total = checks.len() as u64;
+    rt.block_on(async move {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {wide_msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        let ui = tokio::spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                match ev {
+                    Event::Started { id } => bar.set_message(id.to_owned()),
+                    Event::Finished(r) => {
+                        bar.inc(1);
+                        let tag = match r.verdict {
+                            VerdictKind::Fail => Some("FAIL"),
+                            VerdictKind::Error => Some("ERROR"),
+                            VerdictKind::NonStrict => Some("non-strict"),
+                            _ => None,
+                        };
+                        if let Some(tag) = tag {
+                            bar.println(format!("{tag:>10} {}: {}", r.id, r.summary.as_deref().unwrap_or("")));
+                        }
+                    }
+                }
+            }
+            bar.finish_and_clear();
+        });
+        let outcomes = runner::run_many(env, checks, jobs, tx).await;
+        let _ = ui.await;
+        Ok(outcomes)
+    })
+}
+
+fn print_summary(report: &RunReport, dir: &std::path::Path) -> anyhow::Result<()> {
+    let t = report.totals();
+    let h = report.headline();
+    let mut out = String::new();
+    out.push_str(&format!(
+        "\n{:<8} {:>6} {:>6} {:>11} {:>8} {:>6}\n",
+        "total", "pass", "fail", "non-strict", "skipped", "error"
+    ));
+    out.push_str(&format!(
+        "{:<8} {:>6} {:>6} {:>11} {:>8} {:>6}\n\n",
+        t.total, t.pass, t.fail, t.non_strict, t.skip, t.error
+    ));
+    for c in report.checks.iter().filter(|c| matches!(c.verdict, VerdictKind::Fail | VerdictKind::Error)) {
+        out.push_str(&format!("  {:?} {}: {}\n", c.verdict, c.id, c.summary.as_deref().unwrap_or("")));
+    }
+    out.push_str(&format!("{}: {} (seed {}) — reports in {}\n", h.status, h.text, report.seed, dir.display()));
+    out.push_str(&format!("pubsub-tck: {} passed, {} failed, {} skipped\n", t.pass + t.non_strict, t.fail + t.error, t.skip));
+    write_stdout(&out)
+}

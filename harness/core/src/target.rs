@@ -46,6 +46,7 @@ const KEYS: &[&str] = &[
     "ready",
     "capabilities",
     "url",
+    "build",
 ];
 
 /// Why a target file could not be loaded or expanded.
@@ -145,6 +146,8 @@ struct RawTarget {
     #[serde(default)]
     capabilities: Vec<String>,
     url: Option<String>,
+    #[serde(default)]
+    build: Option<Vec<String>>,
 }
 
 /// How the sidecar is reached.
@@ -169,6 +172,7 @@ pub struct TargetFile {
     mode: Mode,
     ready: String,
     capabilities: Vec<String>,
+    build: Option<Vec<String>>,
 }
 
 /// An expanded command line: the program, its arguments and the extra environment.
@@ -263,6 +267,12 @@ impl TargetFile {
     /// The capabilities the target claims, such as `bulk` or `grpc`.
     pub fn capabilities(&self) -> &[String] {
         &self.capabilities
+    }
+
+    /// The optional `build` command (program and arguments) that produces the target's binary;
+    /// `pubsub-tck run` runs it in the workspace root before launching.
+    pub fn build_command(&self) -> Option<&[String]> {
+        self.build.as_deref()
     }
 
     /// Whether the target claims `capability`.
@@ -408,6 +418,7 @@ fn validate(raw: RawTarget, path: &Path, workspace_root: &Path) -> Result<Target
         mode,
         ready,
         capabilities: raw.capabilities,
+        build: raw.build.filter(|b| !b.is_empty()),
     })
 }
 
