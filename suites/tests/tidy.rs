@@ -1,0 +1,100 @@
+//! Repository invariants, checked as tests: the catalog is well formed, every fixture loads,
+//! library code has no `unwrap()`, and the README's test command is what CI runs.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("suites/ has a parent").to_owned()
+}
+
+#[test]
+fn catalog_is_well_formed() {
+    let checks = suites::all();
+    assert!(checks.len() >= 60, "at least 60 checks, found {}", checks.len());
+    let mut ids = BTreeSet::new();
+    for c in &checks {
+        assert!(ids.insert(c.id), "duplicate id {}", c.id);
+        let parts: Vec<&str> = c.id.split("::").collect();
+        assert_eq!(parts.len(), 3, "{}: ids read profile::area::check", c.id);
+        for p in parts {
+            assert!(
+                !p.is_empty() && p.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_'),
+                "{}: segments are lower_snake_case",
+                c.id
+            );
+        }
+        assert!(!c.title.is_empty() && !c.clause.is_empty(), "{}: title and clause are required", c.id);
+        if let Some(url) = c.clause_url {
+            assert!(url.starts_with("https://"), "{}: clause URL {url}", c.id);
+        }
+    }
+}
+
+fn files_under(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            files_under(&p, ext, out);
+        } else if p.extension().is_some_and(|e| e == ext) {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn every_target_file_loads() {
+    let mut files = Vec::new();
+    files_under(&root().join("fixtures/targets"), "toml", &mut files);
+    assert!(files.len() >= 3);
+    for f in files {
+        harness::TargetFile::load(&f, &root()).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+    }
+}
+
+#[test]
+fn component_templates_render() {
+    let mut files = Vec::new();
+    files_under(&root().join("fixtures/components"), "yaml", &mut files);
+    assert!(!files.is_empty());
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert!(text.contains("{{name}}") && text.contains("{{metadata}}"), "{}: needs both placeholders", f.display());
+    }
+}
+
+#[test]
+fn cloudevents_schema_loads() {
+    suites::schema::CloudEventSchema::load(&root()).unwrap();
+}
+
+/// `.unwrap()` in library code (before any `#[cfg(test)]`) is a panic path on bad input.
+#[test]
+fn no_unwrap_in_library_code() {
+    let mut offenders = Vec::new();
+    for dir in ["reference-sidecar/src", "harness/history/src", "harness/check/src", "harness/report/src", "harness/core/src"] {
+        let mut files = Vec::new();
+        files_under(&root().join(dir), "rs", &mut files);
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            for (i, line) in text.lines().enumerate() {
+                if line.trim_start().starts_with("#[cfg(test)]") {
+                    break;
+                }
+                if line.contains(".unwrap()") && !line.trim_start().starts_with("//") {
+                    offenders.push(format!("{}:{}", f.display(), i + 1));
+                }
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "unwrap() in library code: {offenders:?}");
+}
+
+#[test]
+fn ci_runs_the_readme_test_command() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let ci = std::fs::read_to_string(root().join(".ci/run")).unwrap();
+    let command = "bash scripts/test.sh";
+    assert!(readme.contains(command), "README.md gives the test command `{command}`");
+    assert!(ci.lines().any(|l| l.trim() == command), ".ci/run runs `{command}` exactly");
+}
