@@ -104,10 +104,10 @@ impl Rule {
 
 /// Picks the path of the first matching rule, `Ok(None)` when none matches.
 /// `event` is decoded lazily, only when a rule with an expression is reached.
-pub fn route<'r>(
-    rules: &'r [Rule],
+pub fn route(
+    rules: &[Rule],
     event: impl FnOnce() -> Option<serde_json::Value>,
-) -> Result<Option<&'r str>, RouteError> {
+) -> Result<Option<&str>, RouteError> {
     let mut decoded: Option<Option<cel::Value>> = None;
     let mut event = Some(event);
     for rule in rules {

@@ -238,9 +238,8 @@ pub async fn run(
         }
     }
     for s in servers {
-        match s.await {
-            Ok(Err(e)) => return Err(RunError::Serve(e)),
-            Ok(Ok(())) | Err(_) => {}
+        if let Ok(Err(e)) = s.await {
+            return Err(RunError::Serve(e));
         }
     }
     tracing::info!("stopped");

@@ -36,7 +36,7 @@ pub enum EnvError {
         path: PathBuf,
         /// Why.
         #[source]
-        source: harness::TargetError,
+        source: Box<harness::TargetError>,
     },
     /// A variable has a bad value.
     #[error("{name}: {message}")]

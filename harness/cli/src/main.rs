@@ -17,7 +17,11 @@ use suites::env::{EnvSettings, RunEnv, find_workspace};
 use suites::runner::{self, Event};
 
 #[derive(Debug, Parser)]
-#[command(name = "pubsub-tck", version, about = "Conformance checks for daprd-compatible pub/sub sidecars")]
+#[command(
+    name = "pubsub-tck",
+    version,
+    about = "Conformance checks for daprd-compatible pub/sub sidecars"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -71,8 +75,12 @@ struct ListArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PUBSUB_TCK_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PUBSUB_TCK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let result = match cli.command {
         Command::List(args) => list(&args).map(|()| 0),
         Command::Run(args) => run(args),
@@ -124,7 +132,9 @@ fn list(args: &ListArgs) -> anyhow::Result<()> {
 fn write_stdout(s: &str) -> anyhow::Result<()> {
     use std::io::Write as _;
     let mut stdout = std::io::stdout().lock();
-    stdout.write_all(s.as_bytes()).context("writing to stdout")?;
+    stdout
+        .write_all(s.as_bytes())
+        .context("writing to stdout")?;
     Ok(())
 }
 
@@ -154,15 +164,26 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         now.minute(),
         now.second()
     );
-    let base = settings.report_dir.clone().unwrap_or_else(|| root.join("reports"));
+    let base = settings
+        .report_dir
+        .clone()
+        .unwrap_or_else(|| root.join("reports"));
     let run_dir = base.join(&run_id);
     let env = RunEnv::new(&settings, root.clone(), run_dir.clone())?;
     if !args.no_build {
         build_target(&env)?;
     }
-    let checks = runner::select(suites::all(), args.profile.as_deref(), args.filter.as_deref());
+    let checks = runner::select(
+        suites::all(),
+        args.profile.as_deref(),
+        args.filter.as_deref(),
+    );
     if checks.is_empty() {
-        bail!("no check matches --profile {:?} --filter {:?} (see `pubsub-tck list`)", args.profile, args.filter);
+        bail!(
+            "no check matches --profile {:?} --filter {:?} (see `pubsub-tck list`)",
+            args.profile,
+            args.filter
+        );
     }
     eprintln!(
         "pubsub-tck: {} checks against target `{}` ({}), seed {seed}",
@@ -210,30 +231,53 @@ fn suites_rfc3339(t: time::OffsetDateTime) -> String {
 
 /// Runs the target file's `build` command in the workspace root.
 fn build_target(env: &RunEnv) -> anyhow::Result<()> {
-    let Some(cmd) = env.target.build_command() else { return Ok(()) };
+    let Some(cmd) = env.target.build_command() else {
+        return Ok(());
+    };
     let (program, args) = cmd.split_first().context("empty build command")?;
-    eprintln!("pubsub-tck: building target `{}`: {}", env.target.name(), cmd.join(" "));
+    eprintln!(
+        "pubsub-tck: building target `{}`: {}",
+        env.target.name(),
+        cmd.join(" ")
+    );
     let status = std::process::Command::new(program)
         .args(args)
         .current_dir(&env.workspace_root)
         .status()
-        .with_context(|| format!("running the build command of target `{}`", env.target.name()))?;
+        .with_context(|| {
+            format!(
+                "running the build command of target `{}`",
+                env.target.name()
+            )
+        })?;
     if !status.success() {
-        bail!("the build command of target `{}` failed ({status})", env.target.name());
+        bail!(
+            "the build command of target `{}` failed ({status})",
+            env.target.name()
+        );
     }
     Ok(())
 }
 
 /// Runs the checks on a tokio runtime, with a progress bar fed by runner events.
-fn execute(env: Arc<RunEnv>, checks: Vec<suites::Check>, jobs: usize) -> anyhow::Result<Vec<runner::Outcome>> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+fn execute(
+    env: Arc<RunEnv>,
+    checks: Vec<suites::Check>,
+    jobs: usize,
+) -> anyhow::Result<Vec<runner::Outcome>> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
     let total = checks.len() as u64;
     rt.block_on(async move {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let bar = ProgressBar::new(total);
         bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {wide_msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {wide_msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         let ui = tokio::spawn(async move {
             while let Some(ev) = rx.recv().await {
@@ -248,7 +292,11 @@ fn execute(env: Arc<RunEnv>, checks: Vec<suites::Check>, jobs: usize) -> anyhow:
                             _ => None,
                         };
                         if let Some(tag) = tag {
-                            bar.println(format!("{tag:>10} {}: {}", r.id, r.summary.as_deref().unwrap_or("")));
+                            bar.println(format!(
+                                "{tag:>10} {}: {}",
+                                r.id,
+                                r.summary.as_deref().unwrap_or("")
+                            ));
                         }
                     }
                 }
@@ -273,10 +321,30 @@ fn print_summary(report: &RunReport, dir: &std::path::Path) -> anyhow::Result<()
         "{:<8} {:>6} {:>6} {:>11} {:>8} {:>6}\n\n",
         t.total, t.pass, t.fail, t.non_strict, t.skip, t.error
     ));
-    for c in report.checks.iter().filter(|c| matches!(c.verdict, VerdictKind::Fail | VerdictKind::Error)) {
-        out.push_str(&format!("  {:?} {}: {}\n", c.verdict, c.id, c.summary.as_deref().unwrap_or("")));
+    for c in report
+        .checks
+        .iter()
+        .filter(|c| matches!(c.verdict, VerdictKind::Fail | VerdictKind::Error))
+    {
+        out.push_str(&format!(
+            "  {:?} {}: {}\n",
+            c.verdict,
+            c.id,
+            c.summary.as_deref().unwrap_or("")
+        ));
     }
-    out.push_str(&format!("{}: {} (seed {}) — reports in {}\n", h.status, h.text, report.seed, dir.display()));
-    out.push_str(&format!("pubsub-tck: {} passed, {} failed, {} skipped\n", t.pass + t.non_strict, t.fail + t.error, t.skip));
+    out.push_str(&format!(
+        "{}: {} (seed {}) — reports in {}\n",
+        h.status,
+        h.text,
+        report.seed,
+        dir.display()
+    ));
+    out.push_str(&format!(
+        "pubsub-tck: {} passed, {} failed, {} skipped\n",
+        t.pass + t.non_strict,
+        t.fail + t.error,
+        t.skip
+    ));
     write_stdout(&out)
 }
