@@ -126,7 +126,7 @@ impl RunEnv {
         let target =
             TargetFile::load(&target_path, &workspace_root).map_err(|source| EnvError::Target {
                 path: target_path.clone(),
-                source,
+                source: Box::new(source),
             })?;
         for sub in ["logs", "resources"] {
             let p = run_dir.join(sub);
