@@ -1,7 +1,400 @@
-//! Checks of the `status` area.
+//! How a sidecar classifies the app's answer to a delivery (spec §4.3): success, retriable
+//! error or drop, observed black-box through the retry count and the dead-letter topic.
+//!
+//! Every check here runs one subscription with a dead-letter topic and a constant inbound
+//! retry policy of [`RETRIES`] retries 20 ms apart, so the three outcomes look different:
+//! a success is delivered once and never dead-lettered, a retriable error is delivered
+//! `1 + RETRIES` times and then dead-lettered once, a drop is delivered once and dead-lettered
+//! once. The [`Lane`] and [`Fate`] helpers are shared with the redelivery, resiliency and
+//! dead-letter areas.
 
-use crate::catalog::Check;
+use bytes::Bytes;
+use harness::Script;
+use harness_check::{Verdict, dlq, redelivery};
+use harness_history::MessageId;
+use serde_json::json;
+
+use crate::catalog::{Check, Need};
+use crate::check;
+use crate::problem::{Problem, verdict};
+use crate::trial::{Scenario, Trial};
+
+const API_DOC: Option<&str> =
+    Some("https://docs.dapr.io/reference/api/pubsub_api/#expected-http-response-from-the-app");
+
+/// Retries of the inbound policy used by every status check.
+pub(super) const RETRIES: u32 = 2;
+
+/// One subscription `name` → `/name` with dead-letter topic `name-dlq` → `/name-dead`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Lane(pub(super) &'static str);
+
+impl Lane {
+    /// The topic.
+    pub(super) fn topic(self) -> String {
+        self.0.to_owned()
+    }
+
+    /// The route the topic is delivered to.
+    pub(super) fn route(self) -> String {
+        format!("/{}", self.0)
+    }
+
+    /// The dead-letter topic.
+    pub(super) fn dlq_topic(self) -> String {
+        format!("{}-dlq", self.0)
+    }
+
+    /// The route the dead-letter topic is delivered to.
+    pub(super) fn dlq_route(self) -> String {
+        format!("/{}-dead", self.0)
+    }
+
+    /// Adds the subscription, its dead-letter subscription and the app's script on the route.
+    pub(super) fn add(self, s: Scenario, script: Script) -> Scenario {
+        s.subscribe_with_dlq(
+            &self.topic(),
+            &self.route(),
+            &self.dlq_topic(),
+            &self.dlq_route(),
+        )
+        .script(&self.route(), script)
+    }
+
+    /// Publishes one JSON message to the lane's topic; returns its id.
+    pub(super) async fn publish(self, t: &mut Trial) -> Result<String, Problem> {
+        t.publish(&self.topic(), json!({"lane": self.0})).await
+    }
+}
+
+/// What must become of a message on a [`Lane`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Fate {
+    /// Acknowledged: this many deliveries in all, never dead-lettered.
+    Delivered(u32),
+    /// Given up on after this many deliveries, then dead-lettered exactly once.
+    DeadLettered(u32),
+}
+
+/// Waits until message `id` on `lane` has reached its fate, watches an observation window for
+/// anything more, and judges the delivery count and the dead-letter route.
+///
+/// The barrier is the last observable event: the dead-letter copy when one is expected, else
+/// the last expected delivery. A message that must not be dead-lettered is judged after the
+/// window, which is far longer than the 20 ms retry spacing the checks use.
+pub(super) async fn settle(t: &mut Trial, lane: Lane, id: &str, fate: Fate) -> Result<(), Problem> {
+    let (deliveries, dead) = match fate {
+        Fate::Delivered(n) => (n, false),
+        Fate::DeadLettered(n) => (n, true),
+    };
+    if dead {
+        t.wait_msg(&lane.dlq_route(), id, 1).await?;
+    } else {
+        t.wait_msg(&lane.route(), id, deliveries as usize).await?;
+    }
+    t.quiet(&lane.route()).await;
+    let h = t.history();
+    let msg = MessageId::new(id);
+    let counted = redelivery::attempts(&h, &msg, &lane.route(), deliveries).verdict();
+    let dlq = dlq::exactly_once(&h, &lane.dlq_route(), std::slice::from_ref(&msg));
+    let dlq = if dead {
+        dlq.verdict()
+    } else if dlq.missing.is_empty() {
+        Verdict::invalid(
+            format!("{id} was dead-lettered although the app acknowledged it"),
+            t.evidence(),
+        )
+    } else {
+        Verdict::Valid
+    };
+    verdict(counted.and(dlq))
+}
+
+/// One message on a fresh lane answered by `script`, under the standard retry policy.
+async fn one(t: &mut Trial, script: Script, fate: Fate) -> Result<(), Problem> {
+    let lane = Lane("orders");
+    t.start(
+        lane.add(Scenario::new(), script)
+            .retry_constant("20ms", RETRIES.into()),
+    )
+    .await?;
+    let id = lane.publish(t).await?;
+    settle(t, lane, &id, fate).await
+}
+
+const SUCCESS: Fate = Fate::Delivered(1);
+const RETRIED: Fate = Fate::DeadLettered(1 + RETRIES);
+const DROPPED: Fate = Fate::DeadLettered(1);
+
+fn respond(code: u16, body: &'static str) -> Script {
+    Script::Respond(code, Bytes::from_static(body.as_bytes()))
+}
 
 pub(crate) fn checks() -> Vec<Check> {
-    vec![]
+    vec![
+        check!(
+            "core::status::success_once",
+            Must,
+            "A 200 {\"status\":\"SUCCESS\"} answer is a success: one delivery, no retry, no dead letter",
+            "daprd pkg/runtime/subscription/postman/http/http.go: status SUCCESS acks",
+            API_DOC,
+            [Need::Launch],
+            success_once
+        ),
+        check!(
+            "core::status::empty_2xx_success",
+            Must,
+            "A 2xx answer with an empty body is a success",
+            "daprd pkg/runtime/subscription/postman/http/http.go: empty body skips the status check",
+            API_DOC,
+            [Need::Launch],
+            empty_2xx_success
+        ),
+        check!(
+            "core::status::garbage_2xx_success",
+            Must,
+            "A 2xx answer whose body is not JSON is a success",
+            "daprd pkg/runtime/subscription/postman/http/http.go: an unparsable body skips the status check",
+            API_DOC,
+            [Need::Launch],
+            garbage_2xx_success
+        ),
+        check!(
+            "core::status::empty_object_success",
+            Must,
+            "A 2xx answer {} (no status field) is a success",
+            "daprd pkg/runtime/subscription/postman/http/http.go: an empty status is SUCCESS",
+            API_DOC,
+            [Need::Launch],
+            empty_object_success
+        ),
+        check!(
+            "core::status::empty_status_success",
+            Should,
+            "A 2xx answer {\"status\":\"\"} is a success",
+            "daprd pkg/runtime/subscription/postman/http/http.go: an empty status string is SUCCESS",
+            API_DOC,
+            [Need::Launch],
+            empty_status_success
+        ),
+        check!(
+            "core::status::null_status_success",
+            Should,
+            "A 2xx answer {\"status\":null} is a success",
+            "daprd pkg/runtime/subscription/postman/http/http.go: a null status decodes as empty, SUCCESS",
+            API_DOC,
+            [Need::Launch],
+            null_status_success
+        ),
+        check!(
+            "core::status::non_string_status_success",
+            Should,
+            "A 2xx answer whose status is not a string ({\"status\":1}) is a success",
+            "daprd pkg/runtime/subscription/postman/http/http.go: a decode error skips the status check",
+            API_DOC,
+            [Need::Launch],
+            non_string_status_success
+        ),
+        check!(
+            "core::status::retry_retried",
+            Must,
+            "A RETRY answer is retried under the policy, then dead-lettered once",
+            "daprd pkg/runtime/subscription/postman/http/http.go: RETRY is a retriable error",
+            API_DOC,
+            [Need::Launch],
+            retry_retried
+        ),
+        check!(
+            "core::status::drop_not_retried",
+            Must,
+            "A DROP answer is never retried, even under a retry policy, and is dead-lettered once",
+            "daprd pkg/runtime/subscription/postman/http/http.go: DROP is ErrMessageDropped (dapr/dapr#6282)",
+            API_DOC,
+            [Need::Launch],
+            drop_not_retried
+        ),
+        check!(
+            "core::status::http_404_dropped",
+            Must,
+            "A 404 answer is a drop: one delivery, no retry, dead-lettered once",
+            "dapr/dapr#9400 (fixed by #9401): 404 is dropped and sent to the dead-letter topic like DROP",
+            Some("https://github.com/dapr/dapr/issues/9400"),
+            [Need::Launch],
+            http_404_dropped
+        ),
+        check!(
+            "core::status::http_404_body_ignored",
+            Should,
+            "A 404 answer is a drop whatever its body says ({\"status\":\"SUCCESS\"})",
+            "daprd pkg/runtime/subscription/postman/http/http.go: the body of a non-2xx answer is never read",
+            API_DOC,
+            [Need::Launch],
+            http_404_body_ignored
+        ),
+        check!(
+            "core::status::http_500_retried",
+            Must,
+            "A 500 answer is retried under the policy, then dead-lettered once",
+            "daprd pkg/runtime/subscription/postman/http/http.go: any non-404 status is a retriable error",
+            API_DOC,
+            [Need::Launch],
+            http_500_retried
+        ),
+        check!(
+            "core::status::http_4xx_retried",
+            Must,
+            "400, 409 and 429 answers are retried like any non-404 error status",
+            "daprd pkg/runtime/subscription/postman/http/http.go: any non-404 status is a retriable error",
+            API_DOC,
+            [Need::Launch],
+            http_4xx_retried
+        ),
+        check!(
+            "core::status::lowercase_success_retried",
+            Should,
+            "A lower-case {\"status\":\"success\"} is an unknown status and is retried",
+            "daprd pkg/runtime/subscription/postman/http/http.go: status values are case-sensitive (dapr/components-contrib#3407)",
+            API_DOC,
+            [Need::Launch],
+            lowercase_success_retried
+        ),
+        check!(
+            "core::status::unknown_status_retried",
+            Should,
+            "An unknown status string is retried",
+            "daprd pkg/runtime/subscription/postman/http/http.go: unknown status is a retriable error",
+            API_DOC,
+            [Need::Launch],
+            unknown_status_retried
+        ),
+        check!(
+            "core::status::status_key_case_insensitive",
+            Should,
+            "{\"STATUS\":\"DROP\"} is a drop: the status key matches case-insensitively",
+            "daprd pkg/runtime/subscription/postman/http/http.go: Go encoding/json matches field names case-insensitively",
+            API_DOC,
+            [Need::Launch],
+            status_key_case_insensitive
+        ),
+        check!(
+            "core::status::error_body_ignored",
+            Should,
+            "A 500 answer with body {\"status\":\"DROP\"} is retried: non-2xx bodies are not read",
+            "daprd pkg/runtime/subscription/postman/http/http.go: the body of a non-2xx answer is never read",
+            API_DOC,
+            [Need::Launch],
+            error_body_ignored
+        ),
+        check!(
+            "core::status::connection_closed_retried",
+            Must,
+            "A connection closed without an answer is a transport error and is retried",
+            "daprd pkg/runtime/subscription/postman/http/http.go: a failed app call is a retriable error",
+            API_DOC,
+            [Need::Launch],
+            connection_closed_retried
+        ),
+        check!(
+            "core::status::redirect_retried",
+            Should,
+            "A 3xx answer is not followed and is retried like any error status",
+            "daprd pkg/channel/http/http_channel.go: the app client follows no redirects; 3xx is \"other status\"",
+            API_DOC,
+            [Need::Launch],
+            redirect_retried
+        ),
+    ]
+}
+
+async fn success_once(t: &mut Trial) -> Result<(), Problem> {
+    one(t, Script::Success, SUCCESS).await
+}
+
+async fn empty_2xx_success(t: &mut Trial) -> Result<(), Problem> {
+    one(t, Script::Empty2xx, SUCCESS).await
+}
+
+async fn garbage_2xx_success(t: &mut Trial) -> Result<(), Problem> {
+    one(t, Script::Garbage2xx, SUCCESS).await
+}
+
+async fn empty_object_success(t: &mut Trial) -> Result<(), Problem> {
+    one(t, respond(200, "{}"), SUCCESS).await
+}
+
+async fn empty_status_success(t: &mut Trial) -> Result<(), Problem> {
+    one(t, respond(200, r#"{"status":""}"#), SUCCESS).await
+}
+
+async fn null_status_success(t: &mut Trial) -> Result<(), Problem> {
+    one(t, respond(200, r#"{"status":null}"#), SUCCESS).await
+}
+
+async fn non_string_status_success(t: &mut Trial) -> Result<(), Problem> {
+    one(t, respond(200, r#"{"status":1}"#), SUCCESS).await
+}
+
+async fn retry_retried(t: &mut Trial) -> Result<(), Problem> {
+    one(t, Script::Status("RETRY".into()), RETRIED).await
+}
+
+async fn drop_not_retried(t: &mut Trial) -> Result<(), Problem> {
+    one(t, Script::Status("DROP".into()), DROPPED).await
+}
+
+async fn http_404_dropped(t: &mut Trial) -> Result<(), Problem> {
+    one(t, Script::Http(404), DROPPED).await
+}
+
+async fn http_404_body_ignored(t: &mut Trial) -> Result<(), Problem> {
+    one(t, respond(404, r#"{"status":"SUCCESS"}"#), DROPPED).await
+}
+
+async fn http_500_retried(t: &mut Trial) -> Result<(), Problem> {
+    one(t, Script::Http(500), RETRIED).await
+}
+
+async fn http_4xx_retried(t: &mut Trial) -> Result<(), Problem> {
+    let lanes = [
+        (Lane("c400"), 400),
+        (Lane("c409"), 409),
+        (Lane("c429"), 429),
+    ];
+    let mut s = Scenario::new().retry_constant("20ms", RETRIES.into());
+    for (lane, code) in lanes {
+        s = lane.add(s, Script::Http(code));
+    }
+    t.start(s).await?;
+    let mut ids = Vec::new();
+    for (lane, _) in lanes {
+        ids.push(lane.publish(t).await?);
+    }
+    for ((lane, _), id) in lanes.iter().zip(&ids) {
+        settle(t, *lane, id, RETRIED).await?;
+    }
+    Ok(())
+}
+
+async fn lowercase_success_retried(t: &mut Trial) -> Result<(), Problem> {
+    one(t, Script::Status("success".into()), RETRIED).await
+}
+
+async fn unknown_status_retried(t: &mut Trial) -> Result<(), Problem> {
+    one(t, Script::Status("PROCESSED".into()), RETRIED).await
+}
+
+async fn status_key_case_insensitive(t: &mut Trial) -> Result<(), Problem> {
+    one(t, respond(200, r#"{"STATUS":"DROP"}"#), DROPPED).await
+}
+
+async fn error_body_ignored(t: &mut Trial) -> Result<(), Problem> {
+    one(t, respond(500, r#"{"status":"DROP"}"#), RETRIED).await
+}
+
+async fn connection_closed_retried(t: &mut Trial) -> Result<(), Problem> {
+    one(t, Script::CloseConnection, RETRIED).await
+}
+
+async fn redirect_retried(t: &mut Trial) -> Result<(), Problem> {
+    one(t, Script::Http(307), RETRIED).await
 }
