@@ -1,7 +1,711 @@
-//! Checks of the `discovery` area.
+//! Subscription discovery and routing: the `GET /dapr/subscribe` call, v1 and v2 entries,
+//! declarative Subscription resources, precedence, scopes, CEL rules, the metadata API's
+//! subscription list (spec notes §3.1-3.5, §8.8).
 
-use crate::catalog::Check;
+use serde_json::{Value, json};
+
+use crate::catalog::{Check, Need};
+use crate::check;
+use crate::problem::{Problem, ensure, ensure_eq};
+use crate::trial::{DEADLINE, PUBSUB, QUIET, Scenario, Trial};
+
+const API_DOC: Option<&str> = Some("https://docs.dapr.io/reference/api/pubsub_api/");
+const METHODS_DOC: Option<&str> = Some(
+    "https://docs.dapr.io/developing-applications/building-blocks/pubsub/subscription-methods/",
+);
+const ROUTING_DOC: Option<&str> = Some(
+    "https://docs.dapr.io/developing-applications/building-blocks/pubsub/howto-route-messages/",
+);
+const SCHEMA_DOC: Option<&str> =
+    Some("https://docs.dapr.io/reference/resource-specs/subscription-schema/");
+const METADATA_DOC: Option<&str> = Some("https://docs.dapr.io/reference/api/metadata_api/");
 
 pub(crate) fn checks() -> Vec<Check> {
-    vec![]
+    vec![
+        check!(
+            "core::discovery::subscribe_called_once",
+            Must,
+            "GET /dapr/subscribe is called exactly once per sidecar process",
+            "daprd pkg/runtime/processor/subscriber: programmatic subscriptions are read once (dapr/docs#3273)",
+            API_DOC,
+            [Need::Launch],
+            subscribe_called_once
+        ),
+        check!(
+            "core::discovery::subscribe_app_id_header",
+            Should,
+            "GET /dapr/subscribe carries the dapr-app-id header with the sidecar's app-id",
+            "daprd app channel: GET /dapr/subscribe is sent with the dapr-app-id header (spec notes §3.2)",
+            API_DOC,
+            [Need::Launch],
+            subscribe_app_id_header
+        ),
+        check!(
+            "core::discovery::v1_route",
+            Must,
+            "A v1 entry (pubsubname, topic, route) delivers the topic's messages to route",
+            "Dapr pub/sub API: Provide routes for Dapr to deliver topic events",
+            API_DOC,
+            [Need::Launch],
+            v1_route
+        ),
+        check!(
+            "core::discovery::rules_first_match_wins",
+            Must,
+            "v2 routes.rules are evaluated in order and the first matching rule alone receives the message",
+            "daprd pkg/runtime/subscription: first matching rule wins; Dapr docs How-To: Route messages",
+            ROUTING_DOC,
+            [Need::Launch],
+            rules_first_match_wins
+        ),
+        check!(
+            "core::discovery::rules_default",
+            Must,
+            "A message no rule matches goes to routes.default",
+            "Dapr docs How-To: Route messages (default route)",
+            ROUTING_DOC,
+            [Need::Launch],
+            rules_default
+        ),
+        check!(
+            "core::discovery::default_wins_over_route",
+            Must,
+            "When an entry has both routes.default and route, routes.default is used",
+            "daprd pkg/runtime/subscription: route is the default only when routes.default is empty",
+            ROUTING_DOC,
+            [Need::Launch],
+            default_wins_over_route
+        ),
+        check!(
+            "core::discovery::case_insensitive_keys",
+            Should,
+            "Entry keys match case-insensitively (pubsubName works like pubsubname)",
+            "daprd /dapr/subscribe decoding: Go encoding/json field matching is case-insensitive",
+            API_DOC,
+            [Need::Launch],
+            case_insensitive_keys
+        ),
+        check!(
+            "core::discovery::route_path_cleaned",
+            Should,
+            "A route without a leading slash (orders) is delivered to /orders",
+            "Dapr pub/sub API: route names the app endpoint for the topic; a route without a leading slash names the same endpoint",
+            API_DOC,
+            [Need::Launch],
+            route_path_cleaned
+        ),
+        check!(
+            "core::discovery::entry_without_route_dropped",
+            Must,
+            "An entry with no route and no rules is dropped without breaking the other entries",
+            "daprd pkg/runtime/subscription: 'topic has an empty routes. removing from subscriptions list'",
+            API_DOC,
+            [Need::Launch],
+            entry_without_route_dropped
+        ),
+        check!(
+            "core::discovery::empty_match_catch_all",
+            Must,
+            "A rule with an empty match is a catch-all that wins when it comes first",
+            "daprd tests/integration/suite/daprd/pubsub/http/emptymatch.go",
+            ROUTING_DOC,
+            [Need::Launch],
+            empty_match_catch_all
+        ),
+        check!(
+            "core::discovery::cel_numeric_double",
+            Must,
+            "A CEL rule comparing event.data.amount with a double routes by the JSON number",
+            "Dapr docs How-To: Route messages (CEL); daprd pkg/expr: JSON numbers are doubles",
+            ROUTING_DOC,
+            [Need::Launch],
+            cel_numeric_double
+        ),
+        check!(
+            "core::discovery::cel_error_dead_lettered",
+            Should,
+            "A rule that fails to evaluate (missing field) is a processing error: the message goes to the dead-letter topic",
+            "daprd pkg/runtime/subscription: 'error finding matching route' takes the DLQ-or-nack path",
+            ROUTING_DOC,
+            [Need::Launch],
+            cel_error_dead_lettered
+        ),
+        check!(
+            "core::discovery::no_match_not_delivered",
+            Must,
+            "A message no rule matches, with no default route, is delivered to no route",
+            "Dapr docs How-To: Route messages; daprd 'no matching route for event'",
+            ROUTING_DOC,
+            [Need::Launch],
+            no_match_not_delivered
+        ),
+        check!(
+            "core::discovery::no_match_dead_lettered",
+            Should,
+            "A message no rule matches is also published to the dead-letter topic (daprd quirk)",
+            "dapr/dapr#8297: unmatched events are dead-lettered when deadLetterTopic is set",
+            Some("https://github.com/dapr/dapr/issues/8297"),
+            [Need::Launch],
+            no_match_dead_lettered
+        ),
+        check!(
+            "core::discovery::declarative_v1alpha1",
+            Must,
+            "A dapr.io/v1alpha1 Subscription resource delivers its topic to spec.route",
+            "Dapr docs Subscription spec v1alpha1; daprd pkg/runtime/subscription declarative loading",
+            SCHEMA_DOC,
+            [Need::Launch],
+            declarative_v1alpha1
+        ),
+        check!(
+            "core::discovery::declarative_v2alpha1",
+            Must,
+            "A dapr.io/v2alpha1 Subscription resource routes by its rules and default",
+            "Dapr docs Subscription spec v2alpha1 (routes.rules, routes.default)",
+            SCHEMA_DOC,
+            [Need::Launch],
+            declarative_v2alpha1
+        ),
+        check!(
+            "core::discovery::declarative_scopes",
+            Must,
+            "A declarative Subscription whose scopes exclude this app-id delivers nothing to it",
+            "Dapr docs Declarative subscriptions: scopes",
+            METHODS_DOC,
+            [Need::Launch],
+            declarative_scopes
+        ),
+        check!(
+            "core::discovery::declarative_first_wins",
+            Should,
+            "Of two declarative Subscriptions for one topic, the first loaded wins",
+            "daprd pkg/runtime/compstore/subscriptions.go: first declarative per (pubsub, topic)",
+            METHODS_DOC,
+            [Need::Launch],
+            declarative_first_wins
+        ),
+        check!(
+            "core::discovery::programmatic_replaces_declarative",
+            Must,
+            "A programmatic subscription replaces a declarative one for the same topic",
+            "daprd tests/integration/suite/daprd/subscriptions/mixed/http/match.go",
+            METHODS_DOC,
+            [Need::Launch],
+            programmatic_replaces_declarative
+        ),
+        check!(
+            "core::discovery::slow_app_subscribes_once",
+            Must,
+            "With a slow app, publishing works before it listens; /dapr/subscribe is called once after, and later messages are delivered",
+            "daprd subscriptions/programmatic/http slowappstartup; dapr/dapr#3839",
+            Some("https://github.com/dapr/dapr/issues/3839"),
+            [Need::Launch],
+            slow_app_subscribes_once
+        ),
+        check!(
+            "core::discovery::malformed_reply_publish_ok",
+            Must,
+            "A malformed /dapr/subscribe reply does not stop the publish API from answering 204",
+            "daprd pkg/runtime/processor/subscriber: a bad reply is logged ('failed to subscribe to topics'); the API keeps serving",
+            API_DOC,
+            [Need::Launch],
+            malformed_reply_publish_ok
+        ),
+        check!(
+            "core::discovery::metadata_programmatic",
+            Must,
+            "/v1.0/metadata lists a programmatic subscription with topic, rules (match, path), deadLetterTopic and type PROGRAMMATIC",
+            "daprd pkg/api/http/metadata.go: subscriptions",
+            METADATA_DOC,
+            [Need::Launch],
+            metadata_programmatic
+        ),
+        check!(
+            "core::discovery::metadata_declarative",
+            Must,
+            "/v1.0/metadata lists a declarative subscription with type DECLARATIVE and its route as the rule path",
+            "daprd pkg/api/http/metadata.go: subscriptions",
+            METADATA_DOC,
+            [Need::Launch],
+            metadata_declarative
+        ),
+    ]
+}
+
+const TOPIC: &str = "orders";
+
+fn response_line(r: &harness::ApiResponse) -> String {
+    format!(
+        "HTTP {} body {}",
+        r.status,
+        String::from_utf8_lossy(&r.body[..r.body.len().min(600)])
+    )
+}
+
+/// A v2 entry for `orders`: `rules` as (match, path), then an optional default.
+fn v2_entry(rules: &[(&str, &str)], default: Option<&str>) -> Value {
+    let rules: Vec<Value> = rules
+        .iter()
+        .map(|(m, p)| json!({"match": m, "path": p}))
+        .collect();
+    let mut routes = json!({ "rules": rules });
+    if let Some(d) = default {
+        routes["default"] = json!(d);
+    }
+    json!({"pubsubname": PUBSUB, "topic": TOPIC, "routes": routes})
+}
+
+/// Publishes a message to `orders` whose CloudEvent `type` is `ce_type`.
+async fn publish_typed(t: &mut Trial, ce_type: &str) -> Result<String, Problem> {
+    t.publish_query(TOPIC, json!({}), &[("metadata.cloudevent.type", ce_type)])
+        .await
+}
+
+/// Observation window over every route: what the app has seen once [`QUIET`] has passed.
+async fn quiet_all(t: &Trial) -> Vec<harness::RecordedDelivery> {
+    t.app().observe_quiet(None, QUIET).await
+}
+
+/// After an observation window, requires that message `id` was seen exactly once in all, on
+/// `route`.
+async fn only_on(t: &Trial, id: &str, route: &str) -> Result<(), Problem> {
+    let all = quiet_all(t).await;
+    let paths: Vec<&str> = all
+        .iter()
+        .filter(|d| d.tck_id.as_deref() == Some(id))
+        .map(|d| d.path.as_str())
+        .collect();
+    ensure_eq(
+        &format!("routes that received {id}"),
+        vec![route],
+        paths,
+        t.evidence(),
+    )
+}
+
+/// After an observation window, requires that message `id` reached no route.
+async fn nowhere(t: &Trial, id: &str) -> Result<(), Problem> {
+    let all = quiet_all(t).await;
+    ensure(
+        !all.iter().any(|d| d.tck_id.as_deref() == Some(id)),
+        format!("message {id} was delivered although it should reach no route"),
+        t.evidence(),
+    )
+}
+
+fn declarative_v1(name: &str, topic: &str, route: &str, scopes: &[&str]) -> String {
+    let mut y = format!(
+        "apiVersion: dapr.io/v1alpha1\nkind: Subscription\nmetadata:\n  name: {name}\nspec:\n  pubsubname: {PUBSUB}\n  topic: {topic}\n  route: {route}\n"
+    );
+    if !scopes.is_empty() {
+        y.push_str("scopes:\n");
+        for s in scopes {
+            y.push_str(&format!("- {s}\n"));
+        }
+    }
+    y
+}
+
+async fn subscribe_called_once(t: &mut Trial) -> Result<(), Problem> {
+    t.start(Scenario::new().subscribe(TOPIC, "/orders")).await?;
+    t.app().wait_subscribe_calls(1, DEADLINE).await?;
+    let id = t.publish(TOPIC, json!({})).await?;
+    t.wait_msg("/orders", &id, 1).await?;
+    // Observation window: a sidecar that polls /dapr/subscribe would call it again here.
+    quiet_all(t).await;
+    let calls = t.app().subscribe_calls();
+    ensure_eq(
+        "GET /dapr/subscribe calls",
+        1,
+        calls.len(),
+        calls
+            .iter()
+            .map(|c| format!("{} {} at {} us", c.method, c.path, c.at_micros)),
+    )
+}
+
+async fn subscribe_app_id_header(t: &mut Trial) -> Result<(), Problem> {
+    t.start(Scenario::new().subscribe(TOPIC, "/orders")).await?;
+    let calls = t.app().wait_subscribe_calls(1, DEADLINE).await?;
+    ensure_eq(
+        "dapr-app-id header of GET /dapr/subscribe",
+        Some(t.app_id()),
+        calls[0].header("dapr-app-id").map(str::to_owned),
+        [format!("headers: {:?}", calls[0].headers)],
+    )
+}
+
+async fn v1_route(t: &mut Trial) -> Result<(), Problem> {
+    t.start(Scenario::new().subscribe(TOPIC, "/v1-orders"))
+        .await?;
+    let id = t.publish(TOPIC, json!({})).await?;
+    t.wait_msg("/v1-orders", &id, 1).await?;
+    only_on(t, &id, "/v1-orders").await
+}
+
+async fn rules_first_match_wins(t: &mut Trial) -> Result<(), Problem> {
+    let entry = v2_entry(
+        &[
+            (r#"event.type == "widget""#, "/widgets"),
+            (
+                r#"event.type == "widget" || event.type == "gadget""#,
+                "/gadgets",
+            ),
+        ],
+        Some("/orders"),
+    );
+    t.start(Scenario::new().subscription(entry)).await?;
+    let widget = publish_typed(t, "widget").await?;
+    let gadget = publish_typed(t, "gadget").await?;
+    t.wait_msg("/widgets", &widget, 1).await?;
+    t.wait_msg("/gadgets", &gadget, 1).await?;
+    only_on(t, &widget, "/widgets").await?;
+    only_on(t, &gadget, "/gadgets").await
+}
+
+async fn rules_default(t: &mut Trial) -> Result<(), Problem> {
+    let entry = v2_entry(
+        &[(r#"event.type == "widget""#, "/widgets")],
+        Some("/fallback"),
+    );
+    t.start(Scenario::new().subscription(entry)).await?;
+    let other = publish_typed(t, "something.else").await?;
+    t.wait_msg("/fallback", &other, 1).await?;
+    only_on(t, &other, "/fallback").await
+}
+
+async fn default_wins_over_route(t: &mut Trial) -> Result<(), Problem> {
+    let mut entry = v2_entry(&[], Some("/from-default"));
+    entry["route"] = json!("/from-route");
+    t.start(Scenario::new().subscription(entry)).await?;
+    let id = t.publish(TOPIC, json!({})).await?;
+    t.wait_msg("/from-default", &id, 1).await?;
+    only_on(t, &id, "/from-default").await
+}
+
+async fn case_insensitive_keys(t: &mut Trial) -> Result<(), Problem> {
+    t.start(
+        Scenario::new()
+            .subscription(json!({"pubsubName": PUBSUB, "Topic": TOPIC, "Route": "/orders"})),
+    )
+    .await?;
+    let id = t.publish(TOPIC, json!({})).await?;
+    t.wait_msg("/orders", &id, 1).await?;
+    Ok(())
+}
+
+async fn route_path_cleaned(t: &mut Trial) -> Result<(), Problem> {
+    t.start(
+        Scenario::new()
+            .subscription(json!({"pubsubname": PUBSUB, "topic": TOPIC, "route": "orders"})),
+    )
+    .await?;
+    let id = t.publish(TOPIC, json!({})).await?;
+    t.wait_msg("/orders", &id, 1).await?;
+    only_on(t, &id, "/orders").await
+}
+
+async fn entry_without_route_dropped(t: &mut Trial) -> Result<(), Problem> {
+    t.start(
+        Scenario::new()
+            .subscription(json!({"pubsubname": PUBSUB, "topic": "noroute"}))
+            .subscription(
+                json!({"pubsubname": PUBSUB, "topic": "noroute2", "routes": {"rules": []}}),
+            )
+            .subscribe(TOPIC, "/orders"),
+    )
+    .await?;
+    let lost = t.publish("noroute", json!({})).await?;
+    let lost2 = t.publish("noroute2", json!({})).await?;
+    let id = t.publish(TOPIC, json!({})).await?;
+    t.wait_msg("/orders", &id, 1).await?;
+    nowhere(t, &lost).await?;
+    nowhere(t, &lost2).await
+}
+
+async fn empty_match_catch_all(t: &mut Trial) -> Result<(), Problem> {
+    let entry = v2_entry(
+        &[("", "/all"), (r#"event.type == "widget""#, "/widgets")],
+        Some("/fallback"),
+    );
+    t.start(Scenario::new().subscription(entry)).await?;
+    let widget = publish_typed(t, "widget").await?;
+    let other = publish_typed(t, "other").await?;
+    t.wait_msg("/all", &widget, 1).await?;
+    t.wait_msg("/all", &other, 1).await?;
+    only_on(t, &widget, "/all").await?;
+    only_on(t, &other, "/all").await
+}
+
+async fn cel_numeric_double(t: &mut Trial) -> Result<(), Problem> {
+    let entry = v2_entry(&[("event.data.amount > 100.0", "/big")], Some("/small"));
+    t.start(Scenario::new().subscription(entry)).await?;
+    let big = t.publish(TOPIC, json!({"amount": 150})).await?;
+    let small = t.publish(TOPIC, json!({"amount": 50})).await?;
+    let fractional = t.publish(TOPIC, json!({"amount": 100.5})).await?;
+    t.wait_msg("/big", &big, 1).await?;
+    t.wait_msg("/small", &small, 1).await?;
+    t.wait_msg("/big", &fractional, 1).await?;
+    only_on(t, &big, "/big").await?;
+    only_on(t, &small, "/small").await?;
+    only_on(t, &fractional, "/big").await
+}
+
+async fn cel_error_dead_lettered(t: &mut Trial) -> Result<(), Problem> {
+    let mut entry = v2_entry(&[("event.data.missing == 1.0", "/orders")], None);
+    entry["deadLetterTopic"] = json!("poison");
+    t.start(
+        Scenario::new()
+            .subscription(entry)
+            .subscribe("poison", "/dlq"),
+    )
+    .await?;
+    let id = t.publish(TOPIC, json!({"present": 1})).await?;
+    t.wait_msg("/dlq", &id, 1).await?;
+    only_on(t, &id, "/dlq").await
+}
+
+async fn no_match_not_delivered(t: &mut Trial) -> Result<(), Problem> {
+    let entry = v2_entry(&[(r#"event.type == "widget""#, "/widgets")], None);
+    t.start(Scenario::new().subscription(entry)).await?;
+    let unmatched = publish_typed(t, "gadget").await?;
+    let widget = publish_typed(t, "widget").await?;
+    // The widget proves the subscription runs; the unmatched message was published first.
+    t.wait_msg("/widgets", &widget, 1).await?;
+    nowhere(t, &unmatched).await
+}
+
+async fn no_match_dead_lettered(t: &mut Trial) -> Result<(), Problem> {
+    let mut entry = v2_entry(&[(r#"event.type == "widget""#, "/widgets")], None);
+    entry["deadLetterTopic"] = json!("poison");
+    t.start(
+        Scenario::new()
+            .subscription(entry)
+            .subscribe("poison", "/dlq"),
+    )
+    .await?;
+    let unmatched = publish_typed(t, "gadget").await?;
+    t.wait_msg("/dlq", &unmatched, 1).await?;
+    only_on(t, &unmatched, "/dlq").await
+}
+
+async fn declarative_v1alpha1(t: &mut Trial) -> Result<(), Problem> {
+    t.start(Scenario::new().resource(declarative_v1("tck-decl-v1", TOPIC, "/decl", &[])))
+        .await?;
+    let id = t.publish(TOPIC, json!({})).await?;
+    t.wait_msg("/decl", &id, 1).await?;
+    only_on(t, &id, "/decl").await
+}
+
+async fn declarative_v2alpha1(t: &mut Trial) -> Result<(), Problem> {
+    let yaml = format!(
+        r#"apiVersion: dapr.io/v2alpha1
+kind: Subscription
+metadata:
+  name: tck-decl-v2
+spec:
+  pubsubname: {PUBSUB}
+  topic: {TOPIC}
+  routes:
+    rules:
+    - match: event.type == "widget"
+      path: /widgets
+    default: /orders
+"#
+    );
+    t.start(Scenario::new().resource(yaml)).await?;
+    let widget = publish_typed(t, "widget").await?;
+    let other = publish_typed(t, "other").await?;
+    t.wait_msg("/widgets", &widget, 1).await?;
+    t.wait_msg("/orders", &other, 1).await?;
+    only_on(t, &widget, "/widgets").await?;
+    only_on(t, &other, "/orders").await
+}
+
+async fn declarative_scopes(t: &mut Trial) -> Result<(), Problem> {
+    t.start(
+        Scenario::new()
+            .app_id("tck-scoped-app")
+            .resource(declarative_v1(
+                "tck-hidden",
+                "hidden",
+                "/hidden",
+                &["another-app"],
+            ))
+            .resource(declarative_v1(
+                "tck-visible",
+                "visible",
+                "/visible",
+                &["tck-scoped-app"],
+            )),
+    )
+    .await?;
+    let hidden = t.publish("hidden", json!({})).await?;
+    let visible = t.publish("visible", json!({})).await?;
+    t.wait_msg("/visible", &visible, 1).await?;
+    nowhere(t, &hidden).await
+}
+
+async fn declarative_first_wins(t: &mut Trial) -> Result<(), Problem> {
+    t.start(
+        Scenario::new()
+            .resource(declarative_v1("tck-first", TOPIC, "/first", &[]))
+            .resource(declarative_v1("tck-second", TOPIC, "/second", &[])),
+    )
+    .await?;
+    let id = t.publish(TOPIC, json!({})).await?;
+    t.wait_msg("/first", &id, 1).await?;
+    only_on(t, &id, "/first").await
+}
+
+async fn programmatic_replaces_declarative(t: &mut Trial) -> Result<(), Problem> {
+    t.start(
+        Scenario::new()
+            .resource(declarative_v1("tck-decl", TOPIC, "/decl", &[]))
+            .subscribe(TOPIC, "/prog"),
+    )
+    .await?;
+    let id = t.publish(TOPIC, json!({})).await?;
+    t.wait_msg("/prog", &id, 1).await?;
+    only_on(t, &id, "/prog").await
+}
+
+async fn slow_app_subscribes_once(t: &mut Trial) -> Result<(), Problem> {
+    t.start(Scenario::new().app_later().subscribe(TOPIC, "/orders"))
+        .await?;
+    // The app does not listen yet; the publish API must already work (§8.7 outbound readiness).
+    let r = t
+        .publish_raw("early", r#"{"early":true}"#, Some("application/json"), &[])
+        .await?;
+    ensure_eq(
+        "status of a publish before the app listens",
+        204,
+        r.status,
+        [response_line(&r)],
+    )?;
+    t.start_app().await?;
+    t.app().wait_subscribe_calls(1, DEADLINE).await?;
+    t.sidecar().wait_healthz(DEADLINE).await.map_err(|e| {
+        Problem::fail(
+            "the sidecar did not become healthy after the app started listening",
+            vec![e.to_string()],
+        )
+    })?;
+    let id = t.publish(TOPIC, json!({})).await?;
+    t.wait_msg("/orders", &id, 1).await?;
+    quiet_all(t).await;
+    ensure_eq(
+        "GET /dapr/subscribe calls",
+        1,
+        t.app().subscribe_calls().len(),
+        t.evidence(),
+    )
+}
+
+async fn malformed_reply_publish_ok(t: &mut Trial) -> Result<(), Problem> {
+    // The app comes up after the sidecar, so the scenario does not depend on whether a
+    // sidecar reports itself healthy after a bad reply (daprd's behaviour there is unclear).
+    t.start(Scenario::new().app_later().subscribe_reply(200, "not json"))
+        .await?;
+    t.start_app().await?;
+    t.app().wait_subscribe_calls(1, DEADLINE).await?;
+    let r = t
+        .publish_raw(TOPIC, r#"{"orderId":1}"#, Some("application/json"), &[])
+        .await?;
+    ensure_eq(
+        "publish status after a malformed /dapr/subscribe reply",
+        204,
+        r.status,
+        [response_line(&r)],
+    )
+}
+
+/// The metadata API's subscription entry for `topic`.
+async fn metadata_entry(t: &Trial, topic: &str) -> Result<Value, Problem> {
+    let r = t.client().metadata().await?;
+    ensure_eq(
+        "GET /v1.0/metadata status",
+        200,
+        r.status,
+        [response_line(&r)],
+    )?;
+    let body = r.json().unwrap_or(Value::Null);
+    body["subscriptions"]
+        .as_array()
+        .and_then(|subs| subs.iter().find(|s| s["topic"] == json!(topic)))
+        .cloned()
+        .ok_or_else(|| {
+            Problem::fail(
+                format!("/v1.0/metadata lists no subscription for topic {topic}"),
+                vec![response_line(&r)],
+            )
+        })
+}
+
+/// The rule list of a metadata entry as (match, path), with an absent match read as "".
+fn rules_of(entry: &Value) -> Vec<(String, String)> {
+    entry["rules"]
+        .as_array()
+        .map(|rules| {
+            rules
+                .iter()
+                .map(|r| {
+                    (
+                        r["match"].as_str().unwrap_or("").to_owned(),
+                        r["path"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn metadata_programmatic(t: &mut Trial) -> Result<(), Problem> {
+    let rule = r#"event.type == "widget""#;
+    let mut entry = v2_entry(&[(rule, "/widgets")], Some("/orders"));
+    entry["deadLetterTopic"] = json!("poison");
+    t.start(
+        Scenario::new()
+            .subscription(entry)
+            .subscribe("poison", "/dlq"),
+    )
+    .await?;
+    let e = metadata_entry(t, TOPIC).await?;
+    let ev = [format!("metadata entry: {e}")];
+    ensure_eq(
+        "pubsubname",
+        json!(PUBSUB),
+        e["pubsubname"].clone(),
+        ev.clone(),
+    )?;
+    ensure_eq("type", json!("PROGRAMMATIC"), e["type"].clone(), ev.clone())?;
+    ensure_eq(
+        "deadLetterTopic",
+        json!("poison"),
+        e["deadLetterTopic"].clone(),
+        ev.clone(),
+    )?;
+    ensure_eq(
+        "rules (match, path)",
+        vec![
+            (rule.to_owned(), "/widgets".to_owned()),
+            (String::new(), "/orders".to_owned()),
+        ],
+        rules_of(&e),
+        ev,
+    )
+}
+
+async fn metadata_declarative(t: &mut Trial) -> Result<(), Problem> {
+    t.start(Scenario::new().resource(declarative_v1("tck-decl-md", TOPIC, "/decl", &[])))
+        .await?;
+    let e = metadata_entry(t, TOPIC).await?;
+    let ev = [format!("metadata entry: {e}")];
+    ensure_eq("type", json!("DECLARATIVE"), e["type"].clone(), ev.clone())?;
+    ensure_eq(
+        "rules (match, path)",
+        vec![(String::new(), "/decl".to_owned())],
+        rules_of(&e),
+        ev,
+    )
 }
