@@ -25,6 +25,8 @@ pub enum Need {
     Launch,
     /// A target capability named in the target file, such as `bulk`.
     Capability(&'static str),
+    /// A promise only some brokers make (ordering, ...).
+    Promise(crate::broker::Promise),
 }
 
 /// One conformance check.
@@ -66,8 +68,12 @@ impl Check {
         self.id.split("::").nth(1).unwrap_or("")
     }
 
-    /// Why this check cannot run against `target`, if it cannot.
-    pub fn skip_reason(&self, target: &harness::TargetFile) -> Option<String> {
+    /// Why this check cannot run against `target` on `broker`, if it cannot.
+    pub fn skip_reason(&self, target: &harness::TargetFile, broker: crate::broker::Broker) -> Option<String> {
+        let component = broker.component_type();
+        if broker != crate::broker::Broker::InMemory && !target.has_capability(component) {
+            return Some(format!("target `{}` does not declare capability `{component}`", target.name()));
+        }
         for need in self.needs {
             match need {
                 Need::Launch if target.is_attach() => {
@@ -81,6 +87,9 @@ impl Check {
                         "target `{}` does not declare capability `{c}`",
                         target.name()
                     ));
+                }
+                Need::Promise(p) if !broker.keeps(*p) => {
+                    return Some(format!("broker `{broker}` does not promise {}", p.describe()));
                 }
                 _ => {}
             }

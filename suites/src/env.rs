@@ -3,12 +3,16 @@
 //! This is the only reader of the `PUBSUB_TCK_*` environment variables:
 //! `PUBSUB_TCK_TARGET` (target file, default `fixtures/targets/reference.toml`),
 //! `PUBSUB_TCK_SEED` (seed for random choices; printed in every report),
-//! `PUBSUB_TCK_REPORT_DIR` (where `cargo test` runs keep logs, default `reports/cargo-test`).
+//! `PUBSUB_TCK_REPORT_DIR` (where `cargo test` runs keep logs, default `reports/cargo-test`),
+//! `PUBSUB_TCK_BROKERS` (comma-separated brokers, or `all`),
+//! `PUBSUB_TCK_REDIS` (`host:port` of a Redis to use instead of a private redis-server per trial).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use harness::TargetFile;
+
+use crate::broker::{self, Broker};
 
 /// Everything a run shares.
 #[derive(Debug)]
@@ -21,6 +25,10 @@ pub struct RunEnv {
     pub run_dir: PathBuf,
     /// Seed of every random choice in this run.
     pub seed: u64,
+    /// The broker behind the `pubsub` component.
+    pub broker: Broker,
+    /// An external Redis (`PUBSUB_TCK_REDIS`) instead of a private server per trial.
+    pub redis: Option<String>,
 }
 
 /// The run environment could not be set up.
@@ -66,6 +74,10 @@ pub struct EnvSettings {
     pub seed: Option<u64>,
     /// Report base directory.
     pub report_dir: Option<PathBuf>,
+    /// Brokers to run on.
+    pub brokers: Option<Vec<Broker>>,
+    /// External Redis address.
+    pub redis: Option<String>,
 }
 
 impl EnvSettings {
@@ -78,10 +90,16 @@ impl EnvSettings {
             })?),
             Err(_) => None,
         };
+        let brokers = match std::env::var("PUBSUB_TCK_BROKERS") {
+            Ok(s) => Some(broker::parse_list(&s).map_err(|message| EnvError::Var { name: "PUBSUB_TCK_BROKERS", message })?),
+            Err(_) => None,
+        };
         Ok(EnvSettings {
             target: std::env::var_os("PUBSUB_TCK_TARGET").map(PathBuf::from),
             seed,
             report_dir: std::env::var_os("PUBSUB_TCK_REPORT_DIR").map(PathBuf::from),
+            brokers,
+            redis: std::env::var("PUBSUB_TCK_REDIS").ok().filter(|s| !s.is_empty()),
         })
     }
 }
@@ -111,6 +129,7 @@ impl RunEnv {
         settings: &EnvSettings,
         workspace_root: PathBuf,
         run_dir: PathBuf,
+        broker: Broker,
     ) -> Result<Arc<RunEnv>, EnvError> {
         let target_path = settings.target.clone().unwrap_or_else(|| {
             workspace_root
@@ -138,8 +157,24 @@ impl RunEnv {
             workspace_root,
             run_dir,
             seed,
+            broker,
+            redis: settings.redis.clone(),
         }))
     }
+}
+
+/// Why `broker` cannot be used on this machine, if it cannot.
+pub fn broker_unavailable(broker: Broker, settings: &EnvSettings) -> Option<String> {
+    match broker {
+        Broker::InMemory => None,
+        Broker::Redis if settings.redis.is_some() => None,
+        Broker::Redis => (!on_path("redis-server"))
+            .then(|| "redis-server is not on PATH and PUBSUB_TCK_REDIS is not set (the README's test command installs it)".to_owned()),
+    }
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
 }
 
 /// A fresh seed when none was given: from a random UUID, printed so the run can be replayed.

@@ -9,6 +9,7 @@
 //!
 //! Nothing here knows the reference sidecar: a target is its wire API and its target file.
 
+pub mod broker;
 pub mod catalog;
 mod checks;
 pub mod env;
@@ -17,6 +18,7 @@ pub mod runner;
 pub mod schema;
 pub mod trial;
 
+pub use broker::Broker;
 pub use catalog::{Check, Need, all};
 pub use env::RunEnv;
 pub use problem::Problem;

@@ -16,9 +16,6 @@ use crate::trial::Trial;
 /// A check that takes longer than this is stopped and fails: a hang is a broken promise.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// The broker every check of this build runs on.
-pub const BROKER: &str = "in-memory";
-
 /// The result of running one check.
 #[derive(Debug)]
 pub struct Outcome {
@@ -50,7 +47,7 @@ pub async fn run_one(env: Arc<RunEnv>, check: &Check) -> Outcome {
         clause: check.clause.to_owned(),
         clause_url: check.clause_url.map(str::to_owned),
         profile: check.profile().to_owned(),
-        broker: Some(BROKER.to_owned()),
+        broker: Some(env.broker.name().to_owned()),
         verdict: VerdictKind::Pass,
         summary: None,
         evidence: Vec::new(),
@@ -58,7 +55,7 @@ pub async fn run_one(env: Arc<RunEnv>, check: &Check) -> Outcome {
         seed: Some(seed),
         history_file: None,
     };
-    if let Some(reason) = check.skip_reason(&env.target) {
+    if let Some(reason) = check.skip_reason(&env.target, env.broker) {
         result.verdict = VerdictKind::Skip;
         result.summary = Some(reason);
         return Outcome {
@@ -103,7 +100,7 @@ pub async fn run_one(env: Arc<RunEnv>, check: &Check) -> Outcome {
         }
     }
     result.duration_ms = started.elapsed().as_millis() as u64;
-    let name = harness_report::store::history_file_name(check.id);
+    let name = harness_report::store::history_file_name(&format!("{}::{}", check.id, env.broker));
     result.history_file = Some(format!("histories/{name}"));
     Outcome {
         result,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use harness::{
+use harness::{RedisServer, 
     ApiResponse, RecordedDelivery, Script, Sidecar, SidecarClient, SidecarOptions, TestApp,
     TestAppConfig,
 };
@@ -163,6 +163,8 @@ impl Scenario {
 
 /// The running pieces of a trial.
 pub struct Cluster {
+    /// The trial's private broker process, when the broker has one.
+    broker: Option<RedisServer>,
     app: Option<TestApp>,
     app_config: TestAppConfig,
     app_scripts: Vec<(String, Script)>,
@@ -231,7 +233,7 @@ impl Trial {
 
     /// Brings up the scenario; the inner result is the sidecar launch.
     async fn launch(&mut self, s: Scenario) -> Result<Result<(), harness::LaunchError>, Problem> {
-        let dir = self.env.run_dir.join("resources").join(format!(
+        let dir = self.env.run_dir.join("resources").join(self.env.broker.name()).join(format!(
             "{}-{}",
             self.safe_id(),
             self.next_msg
@@ -240,24 +242,23 @@ impl Trial {
             std::fs::remove_dir_all(&dir)?;
         }
         std::fs::create_dir_all(&dir)?;
-        let template_path = self
-            .env
-            .workspace_root
-            .join("fixtures/components/in-memory.yaml");
+        let broker = self.start_broker(&dir).await?;
+        let template_path = self.env.workspace_root.join(self.env.broker.template());
         let template = std::fs::read_to_string(&template_path)
             .map_err(|e| Problem::Setup(format!("cannot read {}: {e}", template_path.display())))?;
         let metadata: String = s
             .component_metadata
             .iter()
-            .map(|(k, v)| {
-                format!(
-                    "  - name: {k}\n    value: {}\n",
-                    serde_json::to_string(v).unwrap_or_default()
-                )
-            })
+            .map(|(k, v)| format!("  - name: {k}\n    value: {}\n", serde_json::to_string(v).unwrap_or_default()))
             .collect();
+        let redis_host = broker
+            .as_ref()
+            .map(|r| r.addr().to_owned())
+            .or_else(|| self.env.redis.clone())
+            .unwrap_or_default();
         let component = template
             .replace("{{name}}", PUBSUB)
+            .replace("{{redis_host}}", &redis_host)
             .replace("{{metadata}}\n", &metadata)
             .replace("{{metadata}}", &metadata);
         std::fs::write(dir.join("00-component.yaml"), component)?;
@@ -293,6 +294,7 @@ impl Trial {
             sidecar.wait_healthz(DEADLINE).await?;
         }
         self.cluster = Some(Cluster {
+            broker,
             app,
             app_config,
             app_scripts: s.scripts,
@@ -300,6 +302,27 @@ impl Trial {
             sidecar,
         });
         Ok(Ok(()))
+    }
+
+    /// Starts the trial's private broker process, if its broker has one.
+    async fn start_broker(&self, dir: &std::path::Path) -> Result<Option<RedisServer>, Problem> {
+        match self.env.broker {
+            crate::broker::Broker::InMemory => Ok(None),
+            crate::broker::Broker::Redis if self.env.redis.is_some() => Ok(None),
+            crate::broker::Broker::Redis => {
+                let name = format!("redis-{}", self.safe_id());
+                let server = RedisServer::start(&dir.join("redis"), &self.log_dir(), &name)
+                    .await
+                    .map_err(|e| Problem::setup(&e))?;
+                Ok(Some(server))
+            }
+        }
+    }
+
+    /// The trial's private broker, for faults (kill, restart); `None` for in-memory or an
+    /// external Redis.
+    pub fn broker_server(&mut self) -> Option<&mut RedisServer> {
+        self.cluster.as_mut().and_then(|c| c.broker.as_mut())
     }
 
     async fn new_app(

@@ -1,5 +1,7 @@
-//! `cargo test -p suites --test conformance`: every check as a libtest-mimic trial named
-//! `profile::area::check`, run against `PUBSUB_TCK_TARGET` (default: the reference target).
+//! `cargo test -p suites --test conformance`: every check on every broker as a libtest-mimic
+//! trial named `profile::area::check::broker`, run against `PUBSUB_TCK_TARGET` (default: the
+//! reference target) on `PUBSUB_TCK_BROKERS` (default: every broker; one this machine lacks is
+//! listed as ignored with the reason).
 //!
 //! Listing starts nothing. A MUST failure fails the trial; a SHOULD failure passes and prints
 //! `non-strict:` with the evidence. Checks the target cannot run are listed as ignored, and
@@ -10,12 +12,13 @@ use std::sync::Arc;
 
 use harness_report::VerdictKind;
 use libtest_mimic::{Arguments, Failed, Trial};
-use suites::env::{EnvSettings, RunEnv, find_workspace};
+use suites::Broker;
+use suites::env::{EnvSettings, RunEnv, broker_unavailable, find_workspace};
 
 fn main() -> ExitCode {
     let args = Arguments::from_args();
-    let env = match setup() {
-        Ok(env) => env,
+    let (settings, envs) = match setup() {
+        Ok(v) => v,
         Err(e) => {
             // Still list a trial, so the failure shows up as a test with its reason.
             let trial = Trial::test("setup::target", move || Err(Failed::from(e.clone())));
@@ -23,49 +26,57 @@ fn main() -> ExitCode {
         }
     };
     if !args.list {
-        eprintln!(
-            "pubsub-tck: target `{}`, seed {} (replay with PUBSUB_TCK_SEED={})",
-            env.target.name(),
-            env.seed,
-            env.seed
-        );
+        if let Some((_, env)) = envs.first() {
+            eprintln!(
+                "pubsub-tck: target `{}`, seed {} (replay with PUBSUB_TCK_SEED={})",
+                env.target.name(),
+                env.seed,
+                env.seed
+            );
+        }
     }
-    let trials = suites::all()
-        .into_iter()
-        .map(|check| {
-            let id = check.id;
-            let skip = check.skip_reason(&env.target);
+    let mut trials = Vec::new();
+    for (broker, env) in envs {
+        let unavailable = broker_unavailable(broker, &settings);
+        for check in suites::all() {
+            let name = format!("{}::{broker}", check.id);
+            let skip = unavailable.clone().or_else(|| check.skip_reason(&env.target, broker));
             let env = env.clone();
-            let trial = Trial::test(id, move || run(env, check));
-            match skip {
-                Some(reason) => trial
-                    .with_ignored_flag(true)
-                    .with_kind(format!("skip: {reason}")),
+            let trial = Trial::test(name, move || run(env, check));
+            trials.push(match skip {
+                Some(reason) => trial.with_ignored_flag(true).with_kind(format!("skip: {reason}")),
                 None => trial,
-            }
-        })
-        .collect();
+            });
+        }
+    }
     libtest_mimic::run(&args, trials).exit_code()
 }
 
-fn setup() -> Result<Arc<RunEnv>, String> {
-    let settings = EnvSettings::from_env().map_err(|e| format!("{e:#}"))?;
+type Envs = Vec<(Broker, Arc<RunEnv>)>;
+
+fn setup() -> Result<(EnvSettings, Envs), String> {
+    let mut settings = EnvSettings::from_env().map_err(|e| format!("{e:#}"))?;
     let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
     let root = find_workspace(&cwd).map_err(|e| e.to_string())?;
-    let run_dir = settings
-        .report_dir
-        .clone()
-        .unwrap_or_else(|| root.join("reports").join("cargo-test"));
-    RunEnv::new(&settings, root, run_dir).map_err(|e| {
-        let mut msg = e.to_string();
-        let mut src = std::error::Error::source(&e);
-        while let Some(s) = src {
-            msg.push_str(": ");
-            msg.push_str(&s.to_string());
-            src = s.source();
-        }
-        msg
-    })
+    let base = settings.report_dir.clone().unwrap_or_else(|| root.join("reports").join("cargo-test"));
+    // One seed for every broker, so that a replay covers them all.
+    settings.seed = Some(settings.seed.unwrap_or_else(suites::env::random_seed));
+    let brokers = settings.brokers.clone().unwrap_or_else(|| Broker::ALL.to_vec());
+    let mut envs = Vec::new();
+    for broker in brokers {
+        let env = RunEnv::new(&settings, root.clone(), base.join(broker.name()), broker).map_err(|e| {
+            let mut msg = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                msg.push_str(": ");
+                msg.push_str(&s.to_string());
+                src = s.source();
+            }
+            msg
+        })?;
+        envs.push((broker, env));
+    }
+    Ok((settings, envs))
 }
 
 fn run(env: Arc<RunEnv>, check: suites::Check) -> Result<(), Failed> {

@@ -47,9 +47,11 @@ fn env_for(mode: &str) -> Result<Arc<RunEnv>, Failed> {
         target: Some(root.join("fixtures/targets/mutants").join(format!("{mode}.toml"))),
         seed: EnvSettings::from_env().ok().and_then(|s| s.seed),
         report_dir: None,
+        brokers: None,
+        redis: None,
     };
     let run_dir = root.join("reports/cargo-test/selfcheck").join(mode);
-    RunEnv::new(&settings, root, run_dir).map_err(|e| Failed::from(format!("{e:#}")))
+    RunEnv::new(&settings, root, run_dir, suites::Broker::InMemory).map_err(|e| Failed::from(format!("{e:#}")))
 }
 
 fn run(mode: &str, id: &str, must_fail: bool) -> Result<(), Failed> {

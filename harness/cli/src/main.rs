@@ -52,6 +52,9 @@ struct RunArgs {
     /// Seed of every random choice; printed in every report. Default: $PUBSUB_TCK_SEED or random.
     #[arg(long)]
     seed: Option<u64>,
+    /// Broker(s) behind the target's pubsub component: in-memory, redis, or all (comma-separated).
+    #[arg(long, default_value = "in-memory")]
+    broker: String,
     /// Checks run at the same time.
     #[arg(long, default_value_t = 4)]
     jobs: usize,
@@ -169,15 +172,8 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         .clone()
         .unwrap_or_else(|| root.join("reports"));
     let run_dir = base.join(&run_id);
-    let env = RunEnv::new(&settings, root.clone(), run_dir.clone())?;
-    if !args.no_build {
-        build_target(&env)?;
-    }
-    let checks = runner::select(
-        suites::all(),
-        args.profile.as_deref(),
-        args.filter.as_deref(),
-    );
+    let brokers = suites::broker::parse_list(&args.broker).map_err(anyhow::Error::msg)?;
+    let checks = runner::select(suites::all(), args.profile.as_deref(), args.filter.as_deref());
     if checks.is_empty() {
         bail!(
             "no check matches --profile {:?} --filter {:?} (see `pubsub-tck list`)",
@@ -185,13 +181,26 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
             args.filter
         );
     }
-    eprintln!(
-        "pubsub-tck: {} checks against target `{}` ({}), seed {seed}",
-        checks.len(),
-        env.target.name(),
-        env.target.path().display()
-    );
-    let outcomes = execute(env.clone(), checks, args.jobs)?;
+    let mut outcomes = Vec::new();
+    let mut env = None;
+    for broker in brokers {
+        if let Some(reason) = suites::env::broker_unavailable(broker, &settings) {
+            bail!("broker `{broker}` is not available: {reason}");
+        }
+        let broker_env = RunEnv::new(&settings, root.clone(), run_dir.clone(), broker)?;
+        if env.is_none() && !args.no_build {
+            build_target(&broker_env)?;
+        }
+        eprintln!(
+            "pubsub-tck: {} checks against target `{}` ({}) on broker `{broker}`, seed {seed}",
+            checks.len(),
+            broker_env.target.name(),
+            broker_env.target.path().display()
+        );
+        outcomes.extend(execute(broker_env.clone(), checks.clone(), args.jobs)?);
+        env = Some(broker_env);
+    }
+    let env = env.context("no broker selected")?;
 
     let mut report = RunReport::new(
         run_id.clone(),
@@ -202,7 +211,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     );
     report.target_file = Some(env.target.path().display().to_string());
     report.profile = args.profile.clone();
-    report.broker = Some(runner::BROKER.to_owned());
+    report.broker = Some(args.broker.clone());
     report.duration_ms = started.elapsed().as_millis() as u64;
     let mut histories = Vec::new();
     for o in outcomes {

@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod broker;
 pub mod client;
 pub mod mutant;
 pub mod ports;
@@ -27,6 +28,7 @@ mod unix;
 pub use app::{
     RecordedDelivery, RecordedRequest, Script, TestApp, TestAppConfig, TestAppError, WaitError,
 };
+pub use broker::{BrokerError, RedisServer};
 pub use client::{ApiResponse, ClientError, SidecarClient};
 pub use ports::{PortError, PortReservation};
 pub use proc::{Child, ProcessSpec, ReadyError, ShutdownStep, SignalError, SpawnError};

@@ -7,6 +7,7 @@ use std::time::Duration;
 use harness::{Script, ShutdownStep};
 use serde_json::json;
 
+use crate::broker::Promise;
 use crate::catalog::{Check, Need};
 use crate::check;
 use crate::problem::{Problem, ensure, ensure_eq};
@@ -28,7 +29,7 @@ pub(crate) fn checks() -> Vec<Check> {
         check!("core::lifecycle::sigterm_delivers_accepted", Must,
             "On SIGTERM, messages already accepted (204) are delivered before exit and none is dead-lettered",
             "daprd graceful shutdown: in-flight deliveries finish, closing subscriptions never NACK (dapr/dapr#9604, #9619)", SHUTDOWN_DOC,
-            [Need::Launch], sigterm_delivers_accepted),
+            [Need::Launch, Need::Promise(Promise::DrainOnShutdown)], sigterm_delivers_accepted),
         check!("core::lifecycle::sigterm_exits_in_grace", Should,
             "SIGTERM ends the sidecar within its grace period, without SIGKILL",
             "daprd --dapr-graceful-shutdown-seconds (default 5)", SHUTDOWN_DOC,

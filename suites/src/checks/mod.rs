@@ -8,6 +8,7 @@ mod bulk;
 mod cloudevents;
 mod discovery;
 mod dlq;
+mod durability;
 mod lifecycle;
 mod ordering;
 mod publish;
@@ -29,6 +30,7 @@ pub(crate) fn all() -> Vec<Check> {
         bulk::checks(),
         ordering::checks(),
         lifecycle::checks(),
+        durability::checks(),
     ]
     .concat()
 }

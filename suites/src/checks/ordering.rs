@@ -5,6 +5,7 @@ use harness::Script;
 use harness_check::{delivery, ordering};
 use serde_json::json;
 
+use crate::broker::Promise;
 use crate::catalog::{Check, Need};
 use crate::check;
 use crate::problem::{Problem, ensure, verdict};
@@ -17,19 +18,19 @@ pub(crate) fn checks() -> Vec<Check> {
         check!("core::ordering::fifo_single_publisher", Must,
             "One publisher's messages on one topic arrive in publish order (in-memory broker)",
             "components-contrib pubsub/in-memory: per-subscription FIFO (daprd stream ordering test: 1000 in order)", ORDER_DOC,
-            [Need::Launch], fifo_single_publisher),
+            [Need::Launch, Need::Promise(Promise::Fifo)], fifo_single_publisher),
         check!("core::ordering::per_key_interleaved", Must,
             "Interleaved keys keep their per-key order",
             "spec notes §7: per-key FIFO on serial components", ORDER_DOC,
-            [Need::Launch], per_key_interleaved),
+            [Need::Launch, Need::Promise(Promise::Fifo)], per_key_interleaved),
         check!("core::ordering::one_in_flight", Should,
             "The in-memory broker has at most one delivery in flight per subscription",
             "components-contrib common/eventbus: per-subscriber serial handler", ORDER_DOC,
-            [Need::Launch], one_in_flight),
+            [Need::Launch, Need::Promise(Promise::OneInFlight)], one_in_flight),
         check!("core::ordering::order_kept_under_retry", Should,
             "An inline retry does not let later messages overtake the retried one (in-memory)",
             "spec notes §5.2: the retry loop runs in-line and blocks the component handler", ORDER_DOC,
-            [Need::Launch], order_kept_under_retry),
+            [Need::Launch, Need::Promise(Promise::Fifo)], order_kept_under_retry),
         check!("core::delivery::no_loss_no_duplicates", Must,
             "200 acknowledged publishes are each delivered exactly once to a healthy app",
             "Dapr pub/sub at-least-once guarantee; duplicates counted (contrib conformance lacks this)", Some("https://docs.dapr.io/developing-applications/building-blocks/pubsub/pubsub-overview/"),
