@@ -1,6 +1,6 @@
 //! The app channel: HTTP calls from the sidecar to its app. Delivery POSTs with the response
-//! classified exactly as daprd does (spec §4.3), the one-time `GET /dapr/subscribe`, and the
-//! wait for the app port.
+//! classified exactly as daprd does (spec §4.3), the one-time `GET /dapr/subscribe`, requests
+//! forwarded by service invocation, and the wait for the app port.
 //!
 //! Owns the wire and the classification; what to do with an outcome is `delivery`'s business.
 
@@ -214,6 +214,76 @@ impl AppChannel {
     }
 }
 
+/// A forwarded request did not get an answer from the app.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    /// The method, path or a header cannot form a request.
+    #[error("cannot build the request to the app")]
+    Build(#[source] http::Error),
+    /// Connecting, sending or receiving the head failed.
+    #[error("error sending the request to the app")]
+    Send(#[source] hyper_util::client::legacy::Error),
+}
+
+impl AppChannel {
+    /// Sends one request to the app as service invocation does: `path_and_query` starts with
+    /// `/`; hop-by-hop headers and the caller's `dapr-api-token` are removed and the app token,
+    /// if any, added. The answer's body streams back to the caller.
+    pub async fn forward(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        mut headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<http::Response<hyper::body::Incoming>, ForwardError> {
+        let _permit = match &self.limiter {
+            Some(l) => l.clone().acquire_owned().await.ok(),
+            None => None,
+        };
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path_and_query}", self.base))
+            .body(Full::new(body))
+            .map_err(ForwardError::Build)?;
+        strip_hop_by_hop(&mut headers);
+        headers.remove(header::HOST);
+        headers.remove(header::CONTENT_LENGTH);
+        headers.remove("dapr-api-token");
+        if let Some(t) = &self.token {
+            headers.insert(HeaderName::from_static("dapr-api-token"), t.clone());
+        }
+        *req.headers_mut() = headers;
+        self.client.request(req).await.map_err(ForwardError::Send)
+    }
+}
+
+/// Removes the hop-by-hop headers of RFC 9110 §7.6.1, including those named by `Connection`.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    for n in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    ] {
+        headers.remove(n);
+    }
+}
+
 /// daprd's classification of an app answer (spec §4.3).
 pub fn classify(status: StatusCode, body: &[u8]) -> Outcome {
     if status == StatusCode::NOT_FOUND {
@@ -274,6 +344,25 @@ mod tests {
             Outcome::Retry { code: None, .. } => "retry".to_owned(),
         };
         assert_eq!(got, expect, "{code} {body:?}");
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_removed() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("connection", "keep-alive, x-private"),
+            ("keep-alive", "timeout=5"),
+            ("x-private", "1"),
+            ("transfer-encoding", "chunked"),
+            ("content-type", "text/plain"),
+            ("x-kept", "yes"),
+        ] {
+            h.append(k, HeaderValue::from_static(v));
+        }
+        strip_hop_by_hop(&mut h);
+        let mut left: Vec<_> = h.keys().map(|k| k.as_str().to_owned()).collect();
+        left.sort();
+        assert_eq!(left, ["content-type", "x-kept"]);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::runtime::Config;
 /// refsidecar: a daprd-compatible pub/sub sidecar.
 ///
 /// Reads Component, Subscription and Resiliency YAML from the resources paths, serves the Dapr
-/// HTTP API, discovers the app's subscriptions with GET /dapr/subscribe and delivers CloudEvents
+/// HTTP and gRPC APIs, discovers the app's subscriptions with GET /dapr/subscribe and delivers CloudEvents
 /// to the app. Environment: DAPR_API_TOKEN (API auth), APP_API_TOKEN (sent to the app).
 #[derive(Debug, Parser)]
 #[command(name = "refsidecar", version, about, long_about)]
@@ -31,7 +31,7 @@ pub struct Flags {
     /// HTTP API port.
     #[arg(long, default_value_t = 3500)]
     pub dapr_http_port: u16,
-    /// gRPC API port (accepted; the gRPC API is not served yet).
+    /// gRPC API port.
     #[arg(long, default_value_t = 50001)]
     pub dapr_grpc_port: u16,
     /// A directory (or file) of resource YAML; repeatable.

@@ -84,12 +84,12 @@ impl Deliverer {
             }
         };
         let id = head.as_ref().map(Head::id).unwrap_or("");
-        if let Some(h) = &head {
-            if let Some(at) = h.expired_at(time::OffsetDateTime::now_utc()) {
-                tracing::warn!(topic, "dropping expired pub/sub event {id} as of {at}");
-                self.dlq_best_effort(&msg).await;
-                return Ok(());
-            }
+        if let Some(h) = &head
+            && let Some(at) = h.expired_at(time::OffsetDateTime::now_utc())
+        {
+            tracing::warn!(topic, "dropping expired pub/sub event {id} as of {at}");
+            self.dlq_best_effort(&msg).await;
+            return Ok(());
         }
         let path = match routing::route(&self.sub.rules, || serde_json::from_slice(&body).ok()) {
             Ok(Some(p)) => p,
@@ -224,10 +224,11 @@ impl Deliverer {
     }
 
     async fn dlq_best_effort(&self, msg: &Message) {
-        if self.sub.dead_letter_topic.is_some() && !self.aborted() {
-            if let Err(e) = self.publish_dlq(msg).await {
-                tracing::warn!(topic = %self.sub.topic, "dead-letter publish failed: {e}");
-            }
+        if self.sub.dead_letter_topic.is_some()
+            && !self.aborted()
+            && let Err(e) = self.publish_dlq(msg).await
+        {
+            tracing::warn!(topic = %self.sub.topic, "dead-letter publish failed: {e}");
         }
     }
 
@@ -279,10 +280,10 @@ impl Deliverer {
         if let Ok(v) = HeaderValue::from_str(trace) {
             h.insert(HeaderName::from_static("traceparent"), v);
         }
-        if let Some(state) = head.and_then(Head::tracestate) {
-            if let Ok(v) = HeaderValue::from_str(state) {
-                h.insert(HeaderName::from_static("tracestate"), v);
-            }
+        if let Some(state) = head.and_then(Head::tracestate)
+            && let Ok(v) = HeaderValue::from_str(state)
+        {
+            h.insert(HeaderName::from_static("tracestate"), v);
         }
         h
     }

@@ -1,6 +1,6 @@
 //! refsidecar: a daprd-compatible pub/sub sidecar that implements the contract exactly.
 //!
-//! [`run`] takes the HTTP listeners, a [`Config`] and a shutdown future, so tests run the whole
+//! [`run`] takes the HTTP and gRPC [`Listeners`], a [`Config`] and a shutdown future, so tests run the whole
 //! sidecar in-process; `main.rs` only parses flags and binds sockets. See ARCHITECTURE.md for the
 //! map of modules.
 
@@ -19,6 +19,7 @@ pub mod resources;
 pub mod routing;
 pub mod runtime;
 pub mod scopes;
+pub mod state;
 pub mod subscription;
 
-pub use runtime::{Config, RunError, run};
+pub use runtime::{Config, Listeners, RunError, run};

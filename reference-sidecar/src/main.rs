@@ -35,23 +35,39 @@ fn start(flags: Flags) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let mut listeners = Vec::new();
-        for ip in &config.listen_addresses {
-            let addr = SocketAddr::new(*ip, config.http_port);
-            match tokio::net::TcpListener::bind(addr).await {
-                Ok(l) => listeners.push(l),
-                Err(e) if ip.is_ipv6() && config.listen_addresses.len() > 1 => {
-                    tracing::warn!(%addr, "not listening on {addr}: {e}");
-                }
-                Err(e) => {
-                    return Err(e)
-                        .with_context(|| format!("listening on {addr} (--dapr-http-port)"));
-                }
-            }
-        }
+        let listeners = reference_sidecar::Listeners {
+            http: bind_all(&config, config.http_port, "--dapr-http-port").await?,
+            grpc: if cfg!(feature = "grpc") {
+                bind_all(&config, config.grpc_port, "--dapr-grpc-port").await?
+            } else {
+                Vec::new()
+            },
+        };
         reference_sidecar::run(config, listeners, shutdown_signal()).await?;
         Ok(())
     })
+}
+
+/// One listener per `--dapr-listen-addresses` entry; IPv6 may be missing when IPv4 is there.
+async fn bind_all(
+    config: &reference_sidecar::Config,
+    port: u16,
+    flag: &str,
+) -> anyhow::Result<Vec<tokio::net::TcpListener>> {
+    let mut listeners = Vec::new();
+    for ip in &config.listen_addresses {
+        let addr = SocketAddr::new(*ip, port);
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => listeners.push(l),
+            Err(e) if ip.is_ipv6() && config.listen_addresses.len() > 1 => {
+                tracing::warn!(%addr, "not listening on {addr}: {e}");
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("listening on {addr} ({flag})"));
+            }
+        }
+    }
+    Ok(listeners)
 }
 
 /// Resolves on SIGTERM or SIGINT.

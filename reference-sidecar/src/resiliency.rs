@@ -97,10 +97,10 @@ impl RetryPolicy {
     /// The wait before attempt `next_attempt` (2 for the first retry), or `None` when the policy is spent.
     /// `elapsed` is the time since the first attempt started.
     pub fn next_wait(&self, next_attempt: u32, elapsed: Duration, jitter: f64) -> Option<Duration> {
-        if let Some(max) = self.max_attempts() {
-            if next_attempt > max {
-                return None;
-            }
+        if let Some(max) = self.max_attempts()
+            && next_attempt > max
+        {
+            return None;
         }
         match &self.backoff {
             Backoff::Constant(d) => Some(*d),

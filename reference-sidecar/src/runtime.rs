@@ -1,5 +1,5 @@
-//! The runtime: loads resources, builds brokers, serves the API, discovers the app's
-//! subscriptions, starts deliveries, and shuts down gracefully.
+//! The runtime: loads resources, builds brokers and state stores, serves the HTTP and gRPC APIs,
+//! discovers the app's subscriptions, starts deliveries, and shuts down gracefully.
 //!
 //! Start-up order mirrors daprd: components and API first (so `/v1.0/healthz/outbound` turns
 //! 204 and publishing works early), then the wait for the app port, then `/dapr/subscribe`
@@ -21,8 +21,9 @@ use crate::app_channel::{AppChannel, ChannelError};
 use crate::broker::{Broker, BrokerError};
 use crate::delivery::Deliverer;
 use crate::resiliency::{Direction, Resiliency};
-use crate::resources::{self, LoadError};
+use crate::resources::{self, ComponentDef, LoadError};
 use crate::scopes::{Operation, Scopes};
+use crate::state::{KeyPrefix, StateError, StateStore};
 use crate::subscription::{self, Subscription};
 
 /// Everything the sidecar is told at start.
@@ -54,8 +55,17 @@ pub struct Config {
     pub listen_addresses: Vec<IpAddr>,
     /// `--dapr-http-port`.
     pub http_port: u16,
-    /// `--dapr-grpc-port` (accepted; not served yet).
+    /// `--dapr-grpc-port`.
     pub grpc_port: u16,
+}
+
+/// The sockets the APIs serve on, bound by the caller (one per listen address).
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// `--dapr-http-port` listeners.
+    pub http: Vec<TcpListener>,
+    /// `--dapr-grpc-port` listeners; ignored when the `grpc` feature is off.
+    pub grpc: Vec<TcpListener>,
 }
 
 /// Start-up failed.
@@ -64,8 +74,8 @@ pub enum RunError {
     /// A resource file is unreadable or invalid.
     #[error("loading resources")]
     Resources(#[from] LoadError),
-    /// A component names an unknown type or has bad metadata.
-    #[error("{file}: Component {name:?}: spec.type")]
+    /// A component names an unknown type, has bad metadata, or cannot reach its broker.
+    #[error("{file}: Component {name:?}: {}", .source.key_path())]
     Component {
         /// The file.
         file: PathBuf,
@@ -74,6 +84,31 @@ pub enum RunError {
         /// What is wrong.
         #[source]
         source: BrokerError,
+    },
+    /// A state component names an unknown type, has bad metadata or cannot connect.
+    #[error("{file}: Component {name:?}: {}", .source.key_path())]
+    StateStore {
+        /// The file.
+        file: PathBuf,
+        /// The component name.
+        name: String,
+        /// What is wrong.
+        #[source]
+        source: StateError,
+    },
+    /// A component type that is neither `pubsub.*` nor `state.*`.
+    #[error(
+        "{file}: Component {name:?}: spec.type: unknown component type {type_:?} (supported: {supported})"
+    )]
+    UnknownComponentType {
+        /// The file.
+        file: PathBuf,
+        /// The component name.
+        name: String,
+        /// What the file said.
+        type_: String,
+        /// What this build supports.
+        supported: String,
     },
     /// Two components share a name.
     #[error("{file}: Component {name:?}: metadata.name is already used by another component")]
@@ -89,6 +124,10 @@ pub enum RunError {
     /// Serving the API failed.
     #[error("serving the HTTP API")]
     Serve(#[source] std::io::Error),
+    /// Serving the gRPC API failed.
+    #[cfg(feature = "grpc")]
+    #[error("serving the gRPC API")]
+    ServeGrpc(#[source] tonic::transport::Error),
 }
 
 /// A loaded pub/sub component.
@@ -101,10 +140,61 @@ pub struct Component {
     pub(crate) scopes: Arc<Scopes>,
 }
 
+/// A loaded state component.
+#[derive(Debug)]
+pub struct StateComponent {
+    pub(crate) name: String,
+    pub(crate) type_: String,
+    pub(crate) version: String,
+    pub(crate) store: StateStore,
+    pub(crate) key_prefix: KeyPrefix,
+}
+
+/// What kind of building block a component type is, by its prefix.
+enum ComponentKind {
+    PubSub,
+    State,
+    Unknown,
+}
+
+fn component_kind(type_: &str) -> ComponentKind {
+    if type_.starts_with("pubsub.") {
+        ComponentKind::PubSub
+    } else if type_.starts_with("state.") {
+        ComponentKind::State
+    } else {
+        ComponentKind::Unknown
+    }
+}
+
+async fn load_state_store(def: &ComponentDef) -> Result<StateComponent, RunError> {
+    let (store, warnings) =
+        StateStore::from_component(def)
+            .await
+            .map_err(|source| RunError::StateStore {
+                file: def.file.clone(),
+                name: def.name.clone(),
+                source,
+            })?;
+    for w in warnings {
+        tracing::warn!("{}: Component {:?}: {w}", def.file.display(), def.name);
+    }
+    Ok(StateComponent {
+        name: def.name.clone(),
+        type_: def.type_.clone(),
+        version: def.version.clone(),
+        store,
+        key_prefix: KeyPrefix::from_metadata(&def.metadata),
+    })
+}
+
 /// Shared state of a running sidecar.
 pub struct Runtime {
     pub(crate) config: Config,
     pub(crate) components: BTreeMap<String, Component>,
+    pub(crate) state_stores: BTreeMap<String, StateComponent>,
+    /// The channel to the app (`None` without `--app-port`), for service invocation.
+    pub(crate) app: Option<AppChannel>,
     pub(crate) resiliency: Resiliency,
     /// The effective subscriptions, once discovery is done (declaratives before that).
     pub(crate) subscriptions: Mutex<Vec<Subscription>>,
@@ -121,10 +211,10 @@ impl Runtime {
     }
 }
 
-/// Runs the sidecar on the given HTTP listeners until `shutdown` resolves, then drains.
+/// Runs the sidecar on the given listeners until `shutdown` resolves, then drains.
 pub async fn run(
     config: Config,
-    listeners: Vec<TcpListener>,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RunError> {
     let started = Instant::now();
@@ -138,13 +228,47 @@ pub async fn run(
         }
     }
     let mut components = BTreeMap::new();
+    let mut state_stores = BTreeMap::new();
     for def in &loaded.components {
-        let (broker, warnings) =
-            Broker::from_component(def).map_err(|source| RunError::Component {
+        // Names are unique across building blocks.
+        if state_stores.contains_key(&def.name)
+            || (components.contains_key(&def.name)
+                && matches!(component_kind(&def.type_), ComponentKind::State))
+        {
+            return Err(RunError::DuplicateComponent {
                 file: def.file.clone(),
                 name: def.name.clone(),
-                source,
-            })?;
+            });
+        }
+        match component_kind(&def.type_) {
+            ComponentKind::PubSub => {}
+            ComponentKind::State => {
+                let store = load_state_store(def).await?;
+                tracing::info!(name = %def.name, type_ = %def.type_, file = %def.file.display(), "component loaded");
+                state_stores.insert(def.name.clone(), store);
+                continue;
+            }
+            ComponentKind::Unknown => {
+                return Err(RunError::UnknownComponentType {
+                    file: def.file.clone(),
+                    name: def.name.clone(),
+                    type_: def.type_.clone(),
+                    supported: format!(
+                        "{}, {}",
+                        crate::broker::SUPPORTED_TYPES,
+                        crate::state::SUPPORTED_TYPES
+                    ),
+                });
+            }
+        }
+        let (broker, warnings) =
+            Broker::from_component(def, &config.app_id)
+                .await
+                .map_err(|source| RunError::Component {
+                    file: def.file.clone(),
+                    name: def.name.clone(),
+                    source,
+                })?;
         for w in warnings {
             tracing::warn!("{}: Component {:?}: {w}", def.file.display(), def.name);
         }
@@ -170,9 +294,21 @@ pub async fn run(
         tracing::info!(pubsub = %s.pubsub, topic = %s.topic, dead_letter_topic = ?s.dead_letter_topic, "declarative subscription loaded");
     }
     let declarative = loaded.subscriptions;
+    let app = match config.app_port {
+        Some(port) => Some(AppChannel::new(
+            &config.app_channel_address,
+            port,
+            &config.app_id,
+            config.app_api_token.as_deref(),
+            config.app_max_concurrency,
+        )?),
+        None => None,
+    };
     let rt = Arc::new(Runtime {
         config: config.clone(),
         components,
+        state_stores,
+        app: app.clone(),
         resiliency: loaded.resiliency,
         subscriptions: Mutex::new(declarative.clone()),
         app_ready: AtomicBool::new(false),
@@ -182,7 +318,7 @@ pub async fn run(
     // The API first: publishing works before the app is up.
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut servers = Vec::new();
-    for listener in listeners {
+    for listener in listeners.http {
         let router = crate::api::router(rt.clone());
         let mut stop = stop_rx.clone();
         let addr = listener.local_addr().ok();
@@ -196,18 +332,15 @@ pub async fn run(
         }));
     }
 
+    #[cfg(feature = "grpc")]
+    let grpc_servers = crate::api::grpc::serve(&rt, listeners.grpc, &stop_rx);
+    #[cfg(not(feature = "grpc"))]
+    if !listeners.grpc.is_empty() {
+        tracing::warn!("built without the `grpc` feature: the gRPC API is not served");
+    }
+
     let (abort_tx, abort_rx) = watch::channel(false);
     let consumers: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-    let app = match config.app_port {
-        Some(port) => Some(AppChannel::new(
-            &config.app_channel_address,
-            port,
-            &config.app_id,
-            config.app_api_token.as_deref(),
-            config.app_max_concurrency,
-        )?),
-        None => None,
-    };
     let discovery = {
         let rt = rt.clone();
         let consumers = consumers.clone();
@@ -240,6 +373,12 @@ pub async fn run(
     for s in servers {
         if let Ok(Err(e)) = s.await {
             return Err(RunError::Serve(e));
+        }
+    }
+    #[cfg(feature = "grpc")]
+    for s in grpc_servers {
+        if let Ok(Err(e)) = s.await {
+            return Err(RunError::ServeGrpc(e));
         }
     }
     tracing::info!("stopped");

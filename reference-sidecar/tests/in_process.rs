@@ -18,7 +18,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use reference_sidecar::{Config, run};
+use reference_sidecar::{Config, Listeners, run};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, oneshot};
 
@@ -183,7 +183,10 @@ async fn start() -> Harness {
     let (stop, stopped) = oneshot::channel::<()>();
     let done = tokio::spawn(run(
         config(dir.path(), app_port),
-        vec![listener],
+        Listeners {
+            http: vec![listener],
+            grpc: Vec::new(),
+        },
         async move {
             let _ = stopped.await;
         },
@@ -402,7 +405,10 @@ async fn start_up_errors_name_file_and_field() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let err = run(
         config(dir.path(), 1),
-        vec![listener],
+        Listeners {
+            http: vec![listener],
+            grpc: Vec::new(),
+        },
         std::future::pending(),
     )
     .await

@@ -75,7 +75,12 @@ impl Broker {
     /// What this broker, configured as in its template, guarantees.
     pub fn promises(self) -> &'static [Promise] {
         match self {
-            Broker::InMemory => &[Promise::Fifo, Promise::OneInFlight, Promise::DrainOnShutdown, Promise::FifoWithConcurrencyOne],
+            Broker::InMemory => &[
+                Promise::Fifo,
+                Promise::OneInFlight,
+                Promise::DrainOnShutdown,
+                Promise::FifoWithConcurrencyOne,
+            ],
             // The template keeps daprd's default `concurrency` (10): no order, several in flight.
             Broker::Redis => &[Promise::Durable, Promise::FifoWithConcurrencyOne],
         }
@@ -100,7 +105,10 @@ pub fn parse_list(s: &str) -> Result<Vec<Broker>, String> {
     }
     s.split(',')
         .filter(|p| !p.trim().is_empty())
-        .map(|p| Broker::parse(p).ok_or_else(|| format!("unknown broker {p:?} (in-memory, redis or all)")))
+        .map(|p| {
+            Broker::parse(p)
+                .ok_or_else(|| format!("unknown broker {p:?} (in-memory, redis or all)"))
+        })
         .collect()
 }
 
@@ -111,7 +119,10 @@ mod tests {
     #[test]
     fn lists() {
         assert_eq!(parse_list("all").unwrap(), Broker::ALL.to_vec());
-        assert_eq!(parse_list("redis, in-memory").unwrap(), vec![Broker::Redis, Broker::InMemory]);
+        assert_eq!(
+            parse_list("redis, in-memory").unwrap(),
+            vec![Broker::Redis, Broker::InMemory]
+        );
         assert!(parse_list("kafkaesque").is_err());
     }
 }

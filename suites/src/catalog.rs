@@ -69,10 +69,17 @@ impl Check {
     }
 
     /// Why this check cannot run against `target` on `broker`, if it cannot.
-    pub fn skip_reason(&self, target: &harness::TargetFile, broker: crate::broker::Broker) -> Option<String> {
+    pub fn skip_reason(
+        &self,
+        target: &harness::TargetFile,
+        broker: crate::broker::Broker,
+    ) -> Option<String> {
         let component = broker.component_type();
         if broker != crate::broker::Broker::InMemory && !target.has_capability(component) {
-            return Some(format!("target `{}` does not declare capability `{component}`", target.name()));
+            return Some(format!(
+                "target `{}` does not declare capability `{component}`",
+                target.name()
+            ));
         }
         for need in self.needs {
             match need {
@@ -89,7 +96,10 @@ impl Check {
                     ));
                 }
                 Need::Promise(p) if !broker.keeps(*p) => {
-                    return Some(format!("broker `{broker}` does not promise {}", p.describe()));
+                    return Some(format!(
+                        "broker `{broker}` does not promise {}",
+                        p.describe()
+                    ));
                 }
                 _ => {}
             }

@@ -91,7 +91,10 @@ impl EnvSettings {
             Err(_) => None,
         };
         let brokers = match std::env::var("PUBSUB_TCK_BROKERS") {
-            Ok(s) => Some(broker::parse_list(&s).map_err(|message| EnvError::Var { name: "PUBSUB_TCK_BROKERS", message })?),
+            Ok(s) => Some(broker::parse_list(&s).map_err(|message| EnvError::Var {
+                name: "PUBSUB_TCK_BROKERS",
+                message,
+            })?),
             Err(_) => None,
         };
         Ok(EnvSettings {
@@ -99,7 +102,9 @@ impl EnvSettings {
             seed,
             report_dir: std::env::var_os("PUBSUB_TCK_REPORT_DIR").map(PathBuf::from),
             brokers,
-            redis: std::env::var("PUBSUB_TCK_REDIS").ok().filter(|s| !s.is_empty()),
+            redis: std::env::var("PUBSUB_TCK_REDIS")
+                .ok()
+                .filter(|s| !s.is_empty()),
         })
     }
 }
@@ -174,7 +179,8 @@ pub fn broker_unavailable(broker: Broker, settings: &EnvSettings) -> Option<Stri
 }
 
 fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
 }
 
 /// A fresh seed when none was given: from a random UUID, printed so the run can be replayed.

@@ -12,6 +12,7 @@
 pub mod broker;
 pub mod catalog;
 mod checks;
+pub mod cross_broker;
 pub mod env;
 pub mod problem;
 pub mod runner;

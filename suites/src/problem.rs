@@ -109,7 +109,11 @@ pub fn ensure_eq<T: PartialEq + std::fmt::Debug>(
 pub fn verdict(v: harness_check::Verdict) -> Result<(), Problem> {
     match v {
         harness_check::Verdict::Valid => Ok(()),
-        harness_check::Verdict::Invalid { evidence } => Err(Problem::fail(evidence.summary, evidence.items)),
-        harness_check::Verdict::Unknown { reason } => Err(Problem::fail(format!("nothing to judge: {reason}"), vec![])),
+        harness_check::Verdict::Invalid { evidence } => {
+            Err(Problem::fail(evidence.summary, evidence.items))
+        }
+        harness_check::Verdict::Unknown { reason } => {
+            Err(Problem::fail(format!("nothing to judge: {reason}"), vec![]))
+        }
     }
 }

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use harness::{RedisServer, 
-    ApiResponse, RecordedDelivery, Script, Sidecar, SidecarClient, SidecarOptions, TestApp,
-    TestAppConfig,
+use harness::{
+    ApiResponse, RecordedDelivery, RedisServer, Script, Sidecar, SidecarClient, SidecarOptions,
+    TestApp, TestAppConfig,
 };
 use harness_history::{EventKind, History, MessageId, Phase, Publish};
 use serde_json::{Value, json};
@@ -223,21 +223,29 @@ impl Trial {
     /// sidecar's log when the sidecar exits during start-up, fails when it becomes ready.
     pub async fn start_expecting_exit(&mut self, s: Scenario) -> Result<String, Problem> {
         match self.launch(s).await? {
-            Ok(()) => Err(Problem::fail("the sidecar started although its resources are invalid", vec![])),
-            Err(harness::LaunchError::Ready { source: harness::ReadyError::Exited { status, log_tail, .. }, .. }) => {
-                Ok(format!("{status}; log:\n{log_tail}"))
-            }
+            Ok(()) => Err(Problem::fail(
+                "the sidecar started although its resources are invalid",
+                vec![],
+            )),
+            Err(harness::LaunchError::Ready {
+                source:
+                    harness::ReadyError::Exited {
+                        status, log_tail, ..
+                    },
+                ..
+            }) => Ok(format!("{status}; log:\n{log_tail}")),
             Err(e) => Err(Problem::setup(&e)),
         }
     }
 
     /// Brings up the scenario; the inner result is the sidecar launch.
     async fn launch(&mut self, s: Scenario) -> Result<Result<(), harness::LaunchError>, Problem> {
-        let dir = self.env.run_dir.join("resources").join(self.env.broker.name()).join(format!(
-            "{}-{}",
-            self.safe_id(),
-            self.next_msg
-        ));
+        let dir = self
+            .env
+            .run_dir
+            .join("resources")
+            .join(self.env.broker.name())
+            .join(format!("{}-{}", self.safe_id(), self.next_msg));
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;
         }
@@ -249,7 +257,12 @@ impl Trial {
         let metadata: String = s
             .component_metadata
             .iter()
-            .map(|(k, v)| format!("  - name: {k}\n    value: {}\n", serde_json::to_string(v).unwrap_or_default()))
+            .map(|(k, v)| {
+                format!(
+                    "  - name: {k}\n    value: {}\n",
+                    serde_json::to_string(v).unwrap_or_default()
+                )
+            })
             .collect();
         let redis_host = broker
             .as_ref()
@@ -418,7 +431,10 @@ impl Trial {
         if let Value::Object(o) = &mut data {
             o.insert("tck_id".into(), Value::String(id.clone()));
         }
-        let key = data.get("tck_key").and_then(Value::as_str).map(str::to_owned);
+        let key = data
+            .get("tck_key")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let seq = data.get("tck_seq").and_then(Value::as_u64);
         let mut p = Publish::new(MessageId::new(id.clone()), topic, Phase::Invoke);
         p.key = key.clone();

@@ -25,26 +25,28 @@ fn main() -> ExitCode {
             return libtest_mimic::run(&args, vec![trial]).exit_code();
         }
     };
-    if !args.list {
-        if let Some((_, env)) = envs.first() {
-            eprintln!(
-                "pubsub-tck: target `{}`, seed {} (replay with PUBSUB_TCK_SEED={})",
-                env.target.name(),
-                env.seed,
-                env.seed
-            );
-        }
+    if let (false, Some((_, env))) = (args.list, envs.first()) {
+        eprintln!(
+            "pubsub-tck: target `{}`, seed {} (replay with PUBSUB_TCK_SEED={})",
+            env.target.name(),
+            env.seed,
+            env.seed
+        );
     }
     let mut trials = Vec::new();
     for (broker, env) in envs {
         let unavailable = broker_unavailable(broker, &settings);
         for check in suites::all() {
             let name = format!("{}::{broker}", check.id);
-            let skip = unavailable.clone().or_else(|| check.skip_reason(&env.target, broker));
+            let skip = unavailable
+                .clone()
+                .or_else(|| check.skip_reason(&env.target, broker));
             let env = env.clone();
             let trial = Trial::test(name, move || run(env, check));
             trials.push(match skip {
-                Some(reason) => trial.with_ignored_flag(true).with_kind(format!("skip: {reason}")),
+                Some(reason) => trial
+                    .with_ignored_flag(true)
+                    .with_kind(format!("skip: {reason}")),
                 None => trial,
             });
         }
@@ -58,22 +60,30 @@ fn setup() -> Result<(EnvSettings, Envs), String> {
     let mut settings = EnvSettings::from_env().map_err(|e| format!("{e:#}"))?;
     let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
     let root = find_workspace(&cwd).map_err(|e| e.to_string())?;
-    let base = settings.report_dir.clone().unwrap_or_else(|| root.join("reports").join("cargo-test"));
+    let base = settings
+        .report_dir
+        .clone()
+        .unwrap_or_else(|| root.join("reports").join("cargo-test"));
     // One seed for every broker, so that a replay covers them all.
     settings.seed = Some(settings.seed.unwrap_or_else(suites::env::random_seed));
-    let brokers = settings.brokers.clone().unwrap_or_else(|| Broker::ALL.to_vec());
+    let brokers = settings
+        .brokers
+        .clone()
+        .unwrap_or_else(|| Broker::ALL.to_vec());
     let mut envs = Vec::new();
     for broker in brokers {
-        let env = RunEnv::new(&settings, root.clone(), base.join(broker.name()), broker).map_err(|e| {
-            let mut msg = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                msg.push_str(": ");
-                msg.push_str(&s.to_string());
-                src = s.source();
-            }
-            msg
-        })?;
+        let env = RunEnv::new(&settings, root.clone(), base.join(broker.name()), broker).map_err(
+            |e| {
+                let mut msg = e.to_string();
+                let mut src = std::error::Error::source(&e);
+                while let Some(s) = src {
+                    msg.push_str(": ");
+                    msg.push_str(&s.to_string());
+                    src = s.source();
+                }
+                msg
+            },
+        )?;
         envs.push((broker, env));
     }
     Ok((settings, envs))

@@ -15,13 +15,33 @@ use suites::env::{EnvSettings, RunEnv, find_workspace};
 /// (mutant mode, check id, whether the check must fail).
 const CASES: &[(&str, &str, bool)] = &[
     ("strip-specversion", "core::cloudevents::schema_valid", true),
-    ("strip-specversion", "core::cloudevents::dapr_attributes", true),
-    ("retry-to-success", "core::redelivery::retry_then_success", true),
+    (
+        "strip-specversion",
+        "core::cloudevents::dapr_attributes",
+        true,
+    ),
+    (
+        "retry-to-success",
+        "core::redelivery::retry_then_success",
+        true,
+    ),
     ("retry-to-success", "core::status::retry_retried", true),
-    ("deliver-twice", "core::delivery::no_loss_no_duplicates", true),
+    (
+        "deliver-twice",
+        "core::delivery::no_loss_no_duplicates",
+        true,
+    ),
     ("deliver-twice", "core::status::success_once", true),
-    ("drop-every-3rd", "core::delivery::no_loss_no_duplicates", true),
-    ("content-type-json", "core::cloudevents::delivery_content_type", true),
+    (
+        "drop-every-3rd",
+        "core::delivery::no_loss_no_duplicates",
+        true,
+    ),
+    (
+        "content-type-json",
+        "core::cloudevents::delivery_content_type",
+        true,
+    ),
     ("none", "core::cloudevents::schema_valid", false),
     ("none", "core::resiliency::max_retries_2", false),
     ("none", "core::delivery::no_loss_no_duplicates", false),
@@ -44,14 +64,18 @@ fn env_for(mode: &str) -> Result<Arc<RunEnv>, Failed> {
     let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
     let root = find_workspace(&cwd).map_err(|e| e.to_string())?;
     let settings = EnvSettings {
-        target: Some(root.join("fixtures/targets/mutants").join(format!("{mode}.toml"))),
+        target: Some(
+            root.join("fixtures/targets/mutants")
+                .join(format!("{mode}.toml")),
+        ),
         seed: EnvSettings::from_env().ok().and_then(|s| s.seed),
         report_dir: None,
         brokers: None,
         redis: None,
     };
     let run_dir = root.join("reports/cargo-test/selfcheck").join(mode);
-    RunEnv::new(&settings, root, run_dir, suites::Broker::InMemory).map_err(|e| Failed::from(format!("{e:#}")))
+    RunEnv::new(&settings, root, run_dir, suites::Broker::InMemory)
+        .map_err(|e| Failed::from(format!("{e:#}")))
 }
 
 fn run(mode: &str, id: &str, must_fail: bool) -> Result<(), Failed> {
@@ -60,13 +84,21 @@ fn run(mode: &str, id: &str, must_fail: bool) -> Result<(), Failed> {
         .into_iter()
         .find(|c| c.id == id)
         .ok_or_else(|| Failed::from(format!("no check {id} in the catalog")))?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
     let r = rt.block_on(suites::runner::run_one(env, &check)).result;
     let caught = matches!(r.verdict, VerdictKind::Fail | VerdictKind::NonStrict);
     match (must_fail, r.verdict) {
-        (_, VerdictKind::Error) => Err(Failed::from(format!("setup error: {}", r.summary.unwrap_or_default()))),
+        (_, VerdictKind::Error) => Err(Failed::from(format!(
+            "setup error: {}",
+            r.summary.unwrap_or_default()
+        ))),
         (true, _) if caught && r.summary.as_deref().is_some_and(|s| !s.is_empty()) => Ok(()),
-        (true, v) => Err(Failed::from(format!("mutant `{mode}` was not caught by {id}: verdict {v:?}"))),
+        (true, v) => Err(Failed::from(format!(
+            "mutant `{mode}` was not caught by {id}: verdict {v:?}"
+        ))),
         (false, VerdictKind::Pass) => Ok(()),
         (false, v) => Err(Failed::from(format!(
             "control mutant `{mode}` should pass {id}, got {v:?}: {}",

@@ -5,13 +5,20 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("suites/ has a parent").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("suites/ has a parent")
+        .to_owned()
 }
 
 #[test]
 fn catalog_is_well_formed() {
     let checks = suites::all();
-    assert!(checks.len() >= 60, "at least 60 checks, found {}", checks.len());
+    assert!(
+        checks.len() >= 60,
+        "at least 60 checks, found {}",
+        checks.len()
+    );
     let mut ids = BTreeSet::new();
     for c in &checks {
         assert!(ids.insert(c.id), "duplicate id {}", c.id);
@@ -19,12 +26,18 @@ fn catalog_is_well_formed() {
         assert_eq!(parts.len(), 3, "{}: ids read profile::area::check", c.id);
         for p in parts {
             assert!(
-                !p.is_empty() && p.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_'),
+                !p.is_empty()
+                    && p.chars()
+                        .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_'),
                 "{}: segments are lower_snake_case",
                 c.id
             );
         }
-        assert!(!c.title.is_empty() && !c.clause.is_empty(), "{}: title and clause are required", c.id);
+        assert!(
+            !c.title.is_empty() && !c.clause.is_empty(),
+            "{}: title and clause are required",
+            c.id
+        );
         if let Some(url) = c.clause_url {
             assert!(url.starts_with("https://"), "{}: clause URL {url}", c.id);
         }
@@ -59,7 +72,11 @@ fn component_templates_render() {
     assert!(!files.is_empty());
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
-        assert!(text.contains("{{name}}") && text.contains("{{metadata}}"), "{}: needs both placeholders", f.display());
+        assert!(
+            text.contains("{{name}}") && text.contains("{{metadata}}"),
+            "{}: needs both placeholders",
+            f.display()
+        );
     }
 }
 
@@ -72,7 +89,13 @@ fn cloudevents_schema_loads() {
 #[test]
 fn no_unwrap_in_library_code() {
     let mut offenders = Vec::new();
-    for dir in ["reference-sidecar/src", "harness/history/src", "harness/check/src", "harness/report/src", "harness/core/src"] {
+    for dir in [
+        "reference-sidecar/src",
+        "harness/history/src",
+        "harness/check/src",
+        "harness/report/src",
+        "harness/core/src",
+    ] {
         let mut files = Vec::new();
         files_under(&root().join(dir), "rs", &mut files);
         for f in files {
@@ -87,7 +110,10 @@ fn no_unwrap_in_library_code() {
             }
         }
     }
-    assert!(offenders.is_empty(), "unwrap() in library code: {offenders:?}");
+    assert!(
+        offenders.is_empty(),
+        "unwrap() in library code: {offenders:?}"
+    );
 }
 
 #[test]
@@ -95,6 +121,12 @@ fn ci_runs_the_readme_test_command() {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
     let ci = std::fs::read_to_string(root().join(".ci/run")).unwrap();
     let command = "bash scripts/test.sh";
-    assert!(readme.contains(command), "README.md gives the test command `{command}`");
-    assert!(ci.lines().any(|l| l.trim() == command), ".ci/run runs `{command}` exactly");
+    assert!(
+        readme.contains(command),
+        "README.md gives the test command `{command}`"
+    );
+    assert!(
+        ci.lines().any(|l| l.trim() == command),
+        ".ci/run runs `{command}` exactly"
+    );
 }

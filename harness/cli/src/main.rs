@@ -173,7 +173,11 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         .unwrap_or_else(|| root.join("reports"));
     let run_dir = base.join(&run_id);
     let brokers = suites::broker::parse_list(&args.broker).map_err(anyhow::Error::msg)?;
-    let checks = runner::select(suites::all(), args.profile.as_deref(), args.filter.as_deref());
+    let checks = runner::select(
+        suites::all(),
+        args.profile.as_deref(),
+        args.filter.as_deref(),
+    );
     if checks.is_empty() {
         bail!(
             "no check matches --profile {:?} --filter {:?} (see `pubsub-tck list`)",
@@ -219,6 +223,9 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
             histories.push(h);
         }
         report.checks.push(o.result);
+    }
+    if let Some(section) = suites::cross_broker::section(&report.checks) {
+        report.extra_sections.push(section);
     }
     let dir = harness_report::store::write_run(&base, &report, &histories)
         .with_context(|| format!("writing reports under {}", base.display()))?;

@@ -29,7 +29,9 @@ pub enum BrokerError {
     #[error("cannot start redis-server (is it installed? the README's test command installs it)")]
     Spawn(#[source] SpawnError),
     /// It started but did not answer PING in time.
-    #[error("redis-server on port {port} did not answer PING within {waited:?}; last log lines:\n{log_tail}")]
+    #[error(
+        "redis-server on port {port} did not answer PING within {waited:?}; last log lines:\n{log_tail}"
+    )]
     NotReady {
         /// Its port.
         port: u16,
@@ -75,7 +77,10 @@ impl RedisServer {
             .log_dir(log_dir);
         ports.release();
         let child = spec.spawn().map_err(BrokerError::Spawn)?;
-        let mut server = RedisServer { addr: format!("127.0.0.1:{port}"), child: Some(child) };
+        let mut server = RedisServer {
+            addr: format!("127.0.0.1:{port}"),
+            child: Some(child),
+        };
         server.wait_ready(READY_DEADLINE).await?;
         Ok(server)
     }
@@ -83,7 +88,10 @@ impl RedisServer {
     /// A Redis someone else runs (for example from `PUBSUB_TCK_REDIS`); kill and restart are
     /// not available.
     pub fn external(addr: impl Into<String>) -> RedisServer {
-        RedisServer { addr: addr.into(), child: None }
+        RedisServer {
+            addr: addr.into(),
+            child: None,
+        }
     }
 
     /// `host:port`, as component metadata `redisHost` wants it.
@@ -105,11 +113,28 @@ impl RedisServer {
             if ping(&self.addr).await {
                 return Ok(());
             }
-            let exited = self.child.as_mut().and_then(Child::try_exit_status).is_some();
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(Child::try_exit_status)
+                .is_some();
             if exited || started.elapsed() >= deadline {
-                let port = self.addr.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0);
-                let log_tail = self.child.as_ref().map(|c| c.log_tail(20)).unwrap_or_default();
-                return Err(BrokerError::NotReady { port, waited: started.elapsed(), log_tail });
+                let port = self
+                    .addr
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(0);
+                let log_tail = self
+                    .child
+                    .as_ref()
+                    .map(|c| c.log_tail(20))
+                    .unwrap_or_default();
+                return Err(BrokerError::NotReady {
+                    port,
+                    waited: started.elapsed(),
+                    log_tail,
+                });
             }
         }
     }
@@ -139,5 +164,9 @@ async fn ping(addr: &str) -> bool {
         let n = s.read(&mut buf).await.ok()?;
         Some(buf[..n].starts_with(b"+PONG"))
     };
-    tokio::time::timeout(Duration::from_millis(500), attempt).await.ok().flatten().unwrap_or(false)
+    tokio::time::timeout(Duration::from_millis(500), attempt)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
 }

@@ -369,7 +369,7 @@ async fn forward(
     if is_delivery {
         let n = proxy.deliveries.fetch_add(1, Ordering::SeqCst) + 1;
         match proxy.mode {
-            Mode::DropEvery3rd if n % 3 == 0 => {
+            Mode::DropEvery3rd if n.is_multiple_of(3) => {
                 tracing::info!(n, path = %path_and_query, "dropping delivery without forwarding");
                 return Ok(json_response(
                     200,

@@ -1,5 +1,8 @@
 //! The private redis-server: starts, answers, survives kill and restart with its data.
 
+// clippy's allow-unwrap-in-tests does not cover integration-test directories.
+#![allow(clippy::unwrap_used)]
+
 use harness::RedisServer;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -14,12 +17,18 @@ async fn command(addr: &str, cmd: &str) -> String {
 #[tokio::test]
 async fn private_redis_keeps_data_across_kill_and_restart() {
     let dir = std::env::temp_dir().join(format!("harness-redis-{}", uuid::Uuid::new_v4().simple()));
-    let mut redis = RedisServer::start(&dir.join("data"), &dir, "redis-test").await.unwrap();
+    let mut redis = RedisServer::start(&dir.join("data"), &dir, "redis-test")
+        .await
+        .unwrap();
     assert!(redis.is_private());
     assert_eq!(command(redis.addr(), "SET k v\r\n").await, "+OK\r\n");
     redis.kill().await;
     redis.restart().await.unwrap();
-    assert_eq!(command(redis.addr(), "GET k\r\n").await, "$1\r\nv\r\n", "appendfsync always keeps the write");
+    assert_eq!(
+        command(redis.addr(), "GET k\r\n").await,
+        "$1\r\nv\r\n",
+        "appendfsync always keeps the write"
+    );
     redis.kill().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,11 +1,15 @@
 //! The one place where API failures become HTTP responses: status, `errorCode`, `message` and
 //! daprd's `details` (ResourceInfo, then ErrorInfo). Internal causes are logged, not sent.
+//! Transport-neutral failures ([`PublishFailure`]) are mapped here for HTTP and in `grpc.rs`
+//! for gRPC.
 
 use std::collections::BTreeMap;
 
 use axum::response::{IntoResponse, Response};
 use http::{StatusCode, header};
 use serde_json::{Value, json};
+
+use crate::publish::PublishFailure;
 
 /// A publish-API failure as daprd reports it.
 #[derive(Debug, Clone)]
@@ -90,6 +94,127 @@ impl IntoResponse for ApiError {
             body,
         )
             .into_response()
+    }
+}
+
+impl From<PublishFailure> for ApiError {
+    fn from(f: PublishFailure) -> ApiError {
+        let message = f.to_string();
+        match f {
+            PublishFailure::PubsubEmpty { metadata } => {
+                ApiError::new(StatusCode::NOT_FOUND, "ERR_PUBSUB_EMPTY", message)
+                    .reason("DAPR_PUBSUB_NAME_EMPTY", metadata)
+            }
+            PublishFailure::NotFound { pubsub, metadata } => pubsub::not_found(&pubsub, &metadata),
+            PublishFailure::TopicEmpty { pubsub, metadata } => {
+                ApiError::new(StatusCode::NOT_FOUND, "ERR_TOPIC_NAME_EMPTY", message)
+                    .reason("DAPR_PUBSUB_TOPIC_NAME_EMPTY", metadata)
+                    .pubsub_resource(&pubsub)
+            }
+            PublishFailure::Metadata {
+                pubsub,
+                detail,
+                metadata,
+            } => pubsub::request_metadata(&pubsub, &detail, &metadata),
+            PublishFailure::CloudEvent {
+                pubsub,
+                app_id,
+                error,
+            } => pubsub::cloud_event(&pubsub, &app_id, &error),
+            PublishFailure::Forbidden {
+                pubsub,
+                topic,
+                app_id,
+            } => pubsub::forbidden(&pubsub, &topic, &app_id),
+            PublishFailure::Publish {
+                pubsub,
+                topic,
+                error,
+            } => pubsub::publish_failed(&pubsub, &topic, &error),
+        }
+    }
+}
+
+/// The message of an error and its sources, joined as Go's wrapped errors print.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        next = s.source();
+    }
+    out
+}
+
+/// The state API's errors (`pkg/messages/predefined.go` in daprd).
+pub(crate) mod state {
+    use super::*;
+    use crate::state::StoreError;
+
+    pub(crate) fn not_configured() -> ApiError {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ERR_STATE_STORES_NOT_CONFIGURED",
+            "state store is not configured",
+        )
+    }
+
+    pub(crate) fn not_found(name: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "ERR_STATE_STORE_NOT_FOUND",
+            format!("state store {name} is not found"),
+        )
+    }
+
+    pub(crate) fn malformed(message: String) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "ERR_MALFORMED_REQUEST", message)
+    }
+
+    /// ETag mismatch → 409 and an invalid ETag → 400 under the operation's own code; anything
+    /// else is a 500.
+    fn store(code: &'static str, message: String, e: &StoreError) -> ApiError {
+        let status = match e {
+            StoreError::EtagMismatch(_) => StatusCode::CONFLICT,
+            StoreError::EtagInvalid(_) => StatusCode::BAD_REQUEST,
+            StoreError::Redis(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, code, message)
+    }
+
+    pub(crate) fn save(store_name: &str, e: &StoreError) -> ApiError {
+        let message = format!(
+            "failed saving state in state store {store_name}: {}",
+            chain(e)
+        );
+        store("ERR_STATE_SAVE", message, e)
+    }
+
+    pub(crate) fn get(store_name: &str, key: &str, e: &StoreError) -> ApiError {
+        let message = format!(
+            "fail to get {key} from state store {store_name}: {}",
+            chain(e)
+        );
+        store("ERR_STATE_GET", message, e)
+    }
+
+    pub(crate) fn delete(key: &str, e: &StoreError) -> ApiError {
+        let message = format!("failed deleting state with key {key}: {}", chain(e));
+        store("ERR_STATE_DELETE", message, e)
+    }
+}
+
+/// Service invocation errors.
+pub(crate) mod invoke {
+    use super::*;
+
+    pub(crate) fn failed(app_id: &str, err: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ERR_DIRECT_INVOKE",
+            format!("failed to invoke, id: {app_id}, err: {err}"),
+        )
     }
 }
 

@@ -1,5 +1,6 @@
-//! axum routes of the HTTP API. Handlers validate in daprd's order (spec §1.2) and map every
-//! failure through [`ApiError`].
+//! axum routes of the HTTP API: publish and bulk publish (the logic is in `publish.rs`, shared
+//! with gRPC), health, metadata, the state subset and self-invocation. Handlers validate in
+//! daprd's order (spec §1.2) and map every failure through [`ApiError`].
 
 #![expect(
     clippy::result_large_err,
@@ -9,28 +10,21 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodFilter, get, on};
+use axum::routing::{MethodFilter, any, get, on};
 use base64::Engine as _;
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 
-use super::error::{ApiError, pubsub as err};
-use crate::broker::Message;
-use crate::cloudevent::{self, Overrides, PublishContext};
-use crate::duration::parse_go_duration;
-use crate::publish::with_policy;
-use crate::resiliency::Direction;
-use crate::runtime::{Component, Runtime};
-use crate::scopes::Operation;
-use crate::subscription::parse_go_bool;
+use super::error::{ApiError, invoke as invoke_err, pubsub as err, state as state_err};
+use crate::publish::{self, BulkEntry, BulkRequest, PublishRequest, Trace, Transport};
+use crate::runtime::Runtime;
 
 /// The full router for one runtime.
 pub fn router(rt: Arc<Runtime>) -> Router {
@@ -48,6 +42,12 @@ pub fn router(rt: Arc<Runtime>) -> Router {
         .route("/v1.0/healthz", get(healthz))
         .route("/v1.0/healthz/outbound", get(healthz_outbound))
         .route("/v1.0/metadata", get(metadata))
+        .route("/v1.0/state/{store}", on(post_put, save_state))
+        .route(
+            "/v1.0/state/{store}/{*key}",
+            get(get_state).delete(delete_state),
+        )
+        .route("/v1.0/invoke/{app_id}/method/{*path}", any(invoke))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(rt.clone(), api_token))
         .with_state(rt)
@@ -78,27 +78,42 @@ async fn api_token(State(rt): State<Arc<Runtime>>, mut req: Request, next: Next)
     next.run(req).await
 }
 
-async fn not_found() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "ERR_DIRECT_INVOKE",
-        "failed getting app id either from the URL path or the header dapr-app-id",
-    )
+/// Unmatched paths: service invocation when a `dapr-app-id` header names the target (daprd's
+/// header form), else daprd's 404.
+async fn not_found(State(rt): State<Arc<Runtime>>, req: Request) -> Response {
+    let app_id = req
+        .headers()
+        .get("dapr-app-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned);
+    match app_id {
+        Some(app_id) => {
+            let path = req.uri().path().to_owned();
+            forward_invocation(&rt, &app_id, &path, req).await
+        }
+        None => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "ERR_DIRECT_INVOKE",
+            "failed getting app id either from the URL path or the header dapr-app-id",
+        )
+        .into_response(),
+    }
 }
 
 async fn healthz(State(rt): State<Arc<Runtime>>, RawQuery(q): RawQuery) -> Response {
     let appid = query_pairs(q.as_deref())
         .find(|(k, _)| k == "appid")
         .map(|(_, v)| v);
-    if let Some(appid) = appid {
-        if appid != rt.config.app_id {
-            return ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "ERR_HEALTH_APPID_NOT_MATCH",
-                "dapr app-id does not match",
-            )
-            .into_response();
-        }
+    if let Some(appid) = appid
+        && appid != rt.config.app_id
+    {
+        return ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ERR_HEALTH_APPID_NOT_MATCH",
+            "dapr app-id does not match",
+        )
+        .into_response();
     }
     if rt.app_ready.load(Ordering::Acquire) {
         StatusCode::NO_CONTENT.into_response()
@@ -118,12 +133,18 @@ async fn healthz_outbound() -> StatusCode {
 }
 
 async fn metadata(State(rt): State<Arc<Runtime>>) -> Response {
-    let components: Vec<Value> = rt
+    let pubsubs = rt
         .components
         .values()
-        .map(|c| {
-            let mut v = json!({"name": c.name, "type": c.type_, "version": c.version});
-            let caps = c.broker.capabilities();
+        .map(|c| (&c.name, &c.type_, &c.version, c.broker.capabilities()));
+    let stores = rt
+        .state_stores
+        .values()
+        .map(|s| (&s.name, &s.type_, &s.version, s.store.capabilities()));
+    let components: Vec<Value> = pubsubs
+        .chain(stores)
+        .map(|(name, type_, version, caps)| {
+            let mut v = json!({"name": name, "type": type_, "version": version});
             if !caps.is_empty() {
                 v["capabilities"] = json!(caps);
             }
@@ -195,20 +216,7 @@ fn publish_metadata(q: Option<&str>) -> BTreeMap<String, String> {
     md
 }
 
-/// `ttlInSeconds` / `ttl` (case-insensitive): integer seconds or a Go duration; invalid, zero or
-/// negative values are ignored, as in daprd.
-fn ttl(md: &BTreeMap<String, String>) -> Option<Duration> {
-    let v = md
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("ttlInSeconds") || k.eq_ignore_ascii_case("ttl"))?
-        .1;
-    if let Ok(secs) = v.trim().parse::<i64>() {
-        return (secs > 0).then(|| Duration::from_secs(secs as u64));
-    }
-    parse_go_duration(v).ok().filter(|d| !d.is_zero())
-}
-
-fn trace_headers(headers: &HeaderMap) -> (String, String) {
+fn trace_headers(headers: &HeaderMap) -> Trace {
     let get = |k| {
         headers
             .get(k)
@@ -216,36 +224,16 @@ fn trace_headers(headers: &HeaderMap) -> (String, String) {
             .unwrap_or("")
             .to_owned()
     };
-    (get("traceparent"), get("tracestate"))
+    Trace {
+        traceparent: get("traceparent"),
+        tracestate: get("tracestate"),
+    }
 }
 
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| err::too_large(limit))
-}
-
-fn component<'a>(
-    rt: &'a Runtime,
-    name: &str,
-    md: &BTreeMap<String, String>,
-) -> Result<&'a Component, ApiError> {
-    rt.components
-        .get(name)
-        .ok_or_else(|| err::not_found(name, md))
-}
-
-fn raw_payload(name: &str, md: &BTreeMap<String, String>) -> Result<bool, ApiError> {
-    match md.get("rawPayload") {
-        None => Ok(false),
-        Some(v) => parse_go_bool(v).ok_or_else(|| {
-            err::request_metadata(
-                name,
-                &format!("rawPayload value must be a valid boolean: actual is '{v}'"),
-                md,
-            )
-        }),
-    }
 }
 
 async fn publish(
@@ -255,54 +243,25 @@ async fn publish(
     headers: HeaderMap,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
-    let md = publish_metadata(q.as_deref());
-    let comp = component(&rt, &pubsub, &md)?;
-    let body = read_body(body, rt.config.max_body_size).await?;
-    let raw = raw_payload(&pubsub, &md)?;
-    let data = if raw {
-        body
-    } else {
-        let (traceparent, tracestate) = trace_headers(&headers);
-        let ctx = PublishContext {
-            pubsub: &pubsub,
-            topic: &topic,
-            app_id: &rt.config.app_id,
-            traceparent: &traceparent,
-            tracestate: &tracestate,
-            ttl: ttl(&md).filter(|_| !comp.broker.native_ttl()),
-            overrides: Overrides::from_metadata(&md),
-            now: time::OffsetDateTime::now_utc(),
-        };
-        let content_type = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
-        let envelope = cloudevent::envelope(&ctx, content_type, &body)
-            .map_err(|e| err::cloud_event(&pubsub, &rt.config.app_id, &e.to_string()))?;
-        Bytes::from(envelope)
-    };
-    if !comp
-        .scopes
-        .allows(&rt.config.app_id, &topic, Operation::Publish)
-    {
-        return Err(err::forbidden(&pubsub, &topic, &rt.config.app_id));
-    }
-    let msg = Message {
+    let metadata = publish_metadata(q.as_deref());
+    // The component is looked up before the body is read, as daprd does.
+    let comp = publish::lookup(&rt, &pubsub, &topic, &metadata)?;
+    let data = read_body(body, rt.config.max_body_size).await?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let req = PublishRequest {
+        pubsub,
+        topic,
         data,
-        metadata: Arc::new(md),
+        content_type,
+        metadata,
+        trace: trace_headers(&headers),
+        transport: Transport::Http,
     };
-    let policy = rt.resiliency.resolve(&pubsub, Direction::Outbound);
-    with_policy(&policy, || comp.broker.publish(&topic, msg.clone()))
-        .await
-        .map_err(|e| err::publish_failed(&pubsub, &topic, &e.to_string()))?;
+    publish::publish_one(&rt, comp, req).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// One entry of a bulk publish request.
-struct BulkEntry {
-    id: String,
-    data: Bytes,
-    content_type: String,
-    metadata: Option<BTreeMap<String, String>>,
 }
 
 fn bulk_entries(
@@ -419,67 +378,27 @@ async fn bulk_publish(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let md = publish_metadata(q.as_deref());
-    let comp = component(&rt, &pubsub, &md)?;
+    let metadata = publish_metadata(q.as_deref());
+    let comp = publish::lookup(&rt, &pubsub, &topic, &metadata)?;
     let body = read_body(body, rt.config.max_body_size).await?;
-    let raw = raw_payload(&pubsub, &md)?;
-    let entries = bulk_entries(&pubsub, &topic, &body, &md)?;
-    if !comp
-        .scopes
-        .allows(&rt.config.app_id, &topic, Operation::Publish)
-    {
-        return Err(err::forbidden(&pubsub, &topic, &rt.config.app_id));
-    }
-    let (traceparent, tracestate) = trace_headers(&headers);
-    let policy = rt.resiliency.resolve(&pubsub, Direction::Outbound);
-    let now = time::OffsetDateTime::now_utc();
-    // Entries are published concurrently, as daprd does for brokers without native bulk publish.
-    let results = futures::future::join_all(entries.into_iter().map(|e| {
-        let policy = &policy;
-        let (traceparent, tracestate) = (&traceparent, &tracestate);
-        let (pubsub, topic, rt) = (&pubsub, &topic, &rt);
-        async move {
-            // An entry without metadata does not inherit the request's (daprd quirk).
-            let mut entry_md = e.metadata.unwrap_or_default();
-            if raw {
-                entry_md.insert("rawPayload".into(), "true".into());
-            }
-            let data = if raw {
-                e.data
-            } else {
-                let ctx = PublishContext {
-                    pubsub,
-                    topic,
-                    app_id: &rt.config.app_id,
-                    traceparent,
-                    tracestate,
-                    ttl: ttl(&entry_md).filter(|_| !comp.broker.native_ttl()),
-                    overrides: Overrides::from_metadata(&entry_md),
-                    now,
-                };
-                match cloudevent::envelope(&ctx, Some(&e.content_type), &e.data) {
-                    Ok(b) => Bytes::from(b),
-                    Err(err) => return Err((e.id, err.to_string())),
-                }
-            };
-            let msg = Message {
-                data,
-                metadata: Arc::new(entry_md),
-            };
-            with_policy(policy, || comp.broker.publish(topic, msg.clone()))
-                .await
-                .map_err(|err| (e.id, err.to_string()))
-        }
-    }))
-    .await;
-    let failed: Vec<Value> = results
-        .into_iter()
-        .filter_map(Result::err)
-        .map(|(id, error)| json!({"entryId": id, "error": error}))
-        .collect();
+    // daprd validates `rawPayload` before it parses the entries.
+    publish::raw_payload(&pubsub, &metadata)?;
+    let entries = bulk_entries(&pubsub, &topic, &body, &metadata)?;
+    let req = BulkRequest {
+        pubsub,
+        topic,
+        metadata,
+        entries,
+        trace: trace_headers(&headers),
+    };
+    let failed = publish::publish_bulk(&rt, comp, req).await?;
     if failed.is_empty() {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
+    let failed: Vec<Value> = failed
+        .into_iter()
+        .map(|f| json!({"entryId": f.id, "error": f.error}))
+        .collect();
     let body = json!({"failedEntries": failed, "errorCode": "ERR_PUBSUB_PUBLISH_MESSAGE"});
     let text = body.to_string();
     let mut resp = (
@@ -492,4 +411,261 @@ async fn bulk_publish(
         resp.headers_mut().insert("metadata.responsedata", v);
     }
     Ok(resp)
+}
+
+/// The state store named in the path, or daprd's error (no stores at all is a 500).
+fn state_store<'a>(
+    rt: &'a Runtime,
+    name: &str,
+) -> Result<&'a crate::runtime::StateComponent, ApiError> {
+    if rt.state_stores.is_empty() {
+        return Err(state_err::not_configured());
+    }
+    rt.state_stores
+        .get(name)
+        .ok_or_else(|| state_err::not_found(name))
+}
+
+/// One item of a save request.
+struct SaveItem {
+    key: String,
+    value: Bytes,
+    etag: Option<String>,
+}
+
+/// `[{key, value, etag?, metadata?, options?}]`, field names case-insensitive as Go decodes them.
+/// daprd re-encodes the decoded `value`; we store its compact JSON text (Go would also sort
+/// object keys and print numbers as float64; that difference is not modelled).
+fn save_items(body: &[u8]) -> Result<Vec<SaveItem>, ApiError> {
+    let malformed =
+        |e: String| state_err::malformed(format!("failed deserializing HTTP body: {e}"));
+    let value: Value = serde_json::from_slice(body).map_err(|e| malformed(e.to_string()))?;
+    let Value::Array(items) = value else {
+        return Err(malformed("the body is not a JSON array".into()));
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let Value::Object(obj) = item else {
+            return Err(malformed(format!("item {i} is not an object")));
+        };
+        let get = |k: &str| {
+            obj.iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case(k))
+                .map(|(_, v)| v)
+        };
+        let key = match get("key") {
+            Some(Value::String(k)) if !k.is_empty() => k.clone(),
+            _ => return Err(malformed(format!("item {i} has no key"))),
+        };
+        let etag = match get("etag") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(e)) => Some(e.clone()),
+            Some(_) => return Err(malformed(format!("item {i}: etag must be a string"))),
+        };
+        let value = get("value").cloned().unwrap_or(Value::Null);
+        out.push(SaveItem {
+            key,
+            value: Bytes::from(value.to_string()),
+            etag,
+        });
+    }
+    Ok(out)
+}
+
+/// `POST /v1.0/state/{store}`: 204 once every item is saved. Items are saved in order and the
+/// first failure answers (daprd's bulk set is not atomic either).
+async fn save_state(
+    State(rt): State<Arc<Runtime>>,
+    Path(store): Path<String>,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let comp = state_store(&rt, &store)?;
+    let body = read_body(body, rt.config.max_body_size).await?;
+    let items = save_items(&body)?;
+    for item in items {
+        let key = comp
+            .key_prefix
+            .apply(&rt.config.app_id, &store, &item.key)
+            .map_err(state_err::malformed)?;
+        comp.store
+            .set(&key, item.value, item.etag.as_deref())
+            .await
+            .map_err(|e| state_err::save(&store, &e))?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1.0/state/{store}/{key}`: 200 with the stored JSON and an `ETag`, or 204 when missing.
+async fn get_state(
+    State(rt): State<Arc<Runtime>>,
+    Path((store, key)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let comp = state_store(&rt, &store)?;
+    let full_key = comp
+        .key_prefix
+        .apply(&rt.config.app_id, &store, &key)
+        .map_err(state_err::malformed)?;
+    let item = comp
+        .store
+        .get(&full_key)
+        .await
+        .map_err(|e| state_err::get(&store, &key, &e))?;
+    let Some(item) = item else {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
+    let mut resp = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        item.value,
+    )
+        .into_response();
+    if let Some(v) = item.etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    Ok(resp)
+}
+
+/// `DELETE /v1.0/state/{store}/{key}`: 204; the ETag comes in `If-Match`, as in daprd.
+async fn delete_state(
+    State(rt): State<Arc<Runtime>>,
+    Path((store, key)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let comp = state_store(&rt, &store)?;
+    let full_key = comp
+        .key_prefix
+        .apply(&rt.config.app_id, &store, &key)
+        .map_err(state_err::malformed)?;
+    let etag = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok());
+    comp.store
+        .delete(&full_key, etag)
+        .await
+        .map_err(|e| state_err::delete(&key, &e))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `ANY /v1.0/invoke/{app-id}/method/{path}`.
+async fn invoke(
+    State(rt): State<Arc<Runtime>>,
+    Path((app_id, _)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    // The raw (still percent-encoded) path after `/method/`, not axum's decoded capture.
+    let method_path = req
+        .uri()
+        .path()
+        .splitn(6, '/')
+        .nth(5)
+        .unwrap_or("")
+        .to_owned();
+    forward_invocation(&rt, &app_id, &method_path, req).await
+}
+
+/// Go's `path.Clean` of `/` + `path`, as daprd normalises an invoked method.
+fn clean_path(path: &str) -> String {
+    let mut segments: Vec<&str> = Vec::new();
+    for seg in path.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    let mut out = String::with_capacity(path.len() + 1);
+    out.push('/');
+    out.push_str(&segments.join("/"));
+    out
+}
+
+/// Forwards an invocation of `app_id` to this sidecar's own app and passes the answer through
+/// (status, headers, body, non-2xx included). Other app ids need name resolution, which this
+/// sidecar does not have.
+async fn forward_invocation(rt: &Runtime, app_id: &str, path: &str, req: Request) -> Response {
+    if app_id != rt.config.app_id {
+        return invoke_err::failed(
+            app_id,
+            &format!(
+                "name resolution is not supported: only the sidecar's own app ({}) can be invoked",
+                rt.config.app_id
+            ),
+        )
+        .into_response();
+    }
+    let Some(app) = &rt.app else {
+        return invoke_err::failed(app_id, "app channel is not initialized (no --app-port)")
+            .into_response();
+    };
+    let (parts, body) = req.into_parts();
+    let body = match read_body(body, rt.config.max_body_size).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let mut target = clean_path(path);
+    if let Some(q) = parts.uri.query() {
+        target.push('?');
+        target.push_str(q);
+    }
+    let mut headers = parts.headers;
+    if let Ok(v) = HeaderValue::from_str(&rt.config.app_id) {
+        headers.insert("dapr-caller-app-id", v.clone());
+        headers.insert("dapr-callee-app-id", v);
+    }
+    match app.forward(parts.method, &target, headers, body).await {
+        Ok(resp) => {
+            let (mut parts, body) = resp.into_parts();
+            crate::app_channel::strip_hop_by_hop(&mut parts.headers);
+            Response::from_parts(parts, Body::new(body))
+        }
+        Err(e) => {
+            tracing::warn!(app_id, path = %target, "invocation failed: {}", super::error::chain(&e));
+            invoke_err::failed(app_id, &super::error::chain(&e)).into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_paths_are_cleaned() {
+        for (path, expect) in [
+            ("orders/42", "/orders/42"),
+            ("", "/"),
+            ("a//b/./c/", "/a/b/c"),
+            ("a/../../b", "/b"),
+        ] {
+            assert_eq!(clean_path(path), expect, "{path:?}");
+        }
+    }
+
+    #[test]
+    fn save_bodies() {
+        let items = save_items(
+            br#"[{"key":"a","value":{"x":1}},{"Key":"b","value":"s","etag":"3","options":{}}]"#,
+        )
+        .unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0].value, Bytes::from_static(br#"{"x":1}"#));
+        assert_eq!(items[1].key, "b");
+        assert_eq!(items[1].value, Bytes::from_static(br#""s""#));
+        assert_eq!(items[1].etag.as_deref(), Some("3"));
+        for bad in [
+            &b"{"[..],
+            b"{}",
+            b"[1]",
+            br#"[{"value":1}]"#,
+            br#"[{"key":"a","etag":1}]"#,
+        ] {
+            let e = save_items(bad).err().unwrap();
+            assert_eq!(
+                e.code,
+                "ERR_MALFORMED_REQUEST",
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
 }

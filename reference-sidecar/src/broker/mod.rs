@@ -2,10 +2,11 @@
 //! subscribe starts a consumer that hands each message to a [`Handler`] and acks or nacks it
 //! by the handler's answer.
 //!
-//! The set of brokers is a closed enum (no dynamic dispatch on the hot path). Only
-//! `pubsub.in-memory` is built in today.
+//! The set of brokers is a closed enum (no dynamic dispatch on the hot path):
+//! `pubsub.in-memory` and `pubsub.redis` (Redis Streams).
 
 pub mod memory;
+pub mod redis;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -45,6 +46,44 @@ pub enum BrokerError {
         /// What we support.
         supported: &'static str,
     },
+    /// A metadata value we cannot use.
+    #[error("invalid value {value:?} for {key}: {reason}")]
+    BadMetadata {
+        /// The metadata key, as the component type spells it.
+        key: &'static str,
+        /// What the file said.
+        value: String,
+        /// What would be accepted.
+        reason: &'static str,
+    },
+    /// A required metadata key is absent or empty.
+    #[error("required metadata {key} is missing")]
+    MissingMetadata {
+        /// The metadata key.
+        key: &'static str,
+    },
+    /// The broker named by the metadata is unreachable (daprd's component init fails the same way).
+    #[error("cannot connect to redis at {address}")]
+    Connect {
+        /// `host:port`.
+        address: String,
+        /// Why.
+        #[source]
+        source: ::redis::RedisError,
+    },
+}
+
+impl BrokerError {
+    /// Where in the Component resource the problem is: `spec.type` or `spec.metadata.<key>`.
+    pub fn key_path(&self) -> String {
+        match self {
+            BrokerError::UnknownType { .. } => "spec.type".to_owned(),
+            BrokerError::BadMetadata { key, .. } | BrokerError::MissingMetadata { key } => {
+                format!("spec.metadata.{key}")
+            }
+            BrokerError::Connect { .. } => "spec.metadata.redisHost".to_owned(),
+        }
+    }
 }
 
 /// Why a publish failed.
@@ -53,21 +92,33 @@ pub enum PublishError {
     /// The broker is shutting down.
     #[error("the pubsub component is closed")]
     Closed,
+    /// The publish metadata could not be encoded for the broker.
+    #[error("cannot encode the publish metadata")]
+    Encode(#[source] serde_json::Error),
+    /// Redis refused the write or could not be reached; the message was not stored.
+    #[error("redis streams: error from publish")]
+    Redis(#[source] ::redis::RedisError),
 }
 
 /// The component types this build supports.
-pub const SUPPORTED_TYPES: &str = "pubsub.in-memory";
+pub const SUPPORTED_TYPES: &str = "pubsub.in-memory, pubsub.redis";
 
 /// A running broker.
 #[derive(Debug, Clone)]
 pub enum Broker {
     /// `pubsub.in-memory`.
     InMemory(memory::InMemory),
+    /// `pubsub.redis` (Redis Streams).
+    Redis(redis::RedisStreams),
 }
 
 impl Broker {
-    /// Builds the broker a component names. Unknown metadata keys are returned as warnings.
-    pub fn from_component(def: &ComponentDef) -> Result<(Broker, Vec<String>), BrokerError> {
+    /// Builds the broker a component names and connects it. Unknown metadata keys are returned
+    /// as warnings. `app_id` is the default consumer identity.
+    pub async fn from_component(
+        def: &ComponentDef,
+        app_id: &str,
+    ) -> Result<(Broker, Vec<String>), BrokerError> {
         match def.type_.as_str() {
             "pubsub.in-memory" => {
                 let warnings = def
@@ -77,6 +128,11 @@ impl Broker {
                     .map(|k| format!("spec.metadata {k} is ignored by pubsub.in-memory"))
                     .collect();
                 Ok((Broker::InMemory(memory::InMemory::new()), warnings))
+            }
+            "pubsub.redis" => {
+                let (settings, warnings) = redis::Settings::parse(&def.metadata, app_id)?;
+                let broker = redis::RedisStreams::connect(settings).await?;
+                Ok((Broker::Redis(broker), warnings))
             }
             other => Err(BrokerError::UnknownType {
                 type_: other.to_owned(),
@@ -89,6 +145,7 @@ impl Broker {
     pub async fn publish(&self, topic: &str, msg: Message) -> Result<(), PublishError> {
         match self {
             Broker::InMemory(b) => b.publish(topic, msg).await,
+            Broker::Redis(b) => b.publish(topic, msg).await,
         }
     }
 
@@ -100,6 +157,7 @@ impl Broker {
     ) -> tokio::task::JoinHandle<()> {
         match self {
             Broker::InMemory(b) => b.subscribe(topic, handler),
+            Broker::Redis(b) => b.subscribe(topic, handler),
         }
     }
 
@@ -107,6 +165,7 @@ impl Broker {
     pub fn close(&self) {
         match self {
             Broker::InMemory(b) => b.close(),
+            Broker::Redis(b) => b.close(),
         }
     }
 
@@ -119,6 +178,8 @@ impl Broker {
     pub fn capabilities(&self) -> &'static [&'static str] {
         match self {
             Broker::InMemory(_) => &["SUBSCRIBE_WILDCARDS"],
+            // contrib's redis component lists no features.
+            Broker::Redis(_) => &[],
         }
     }
 }

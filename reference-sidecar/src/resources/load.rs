@@ -435,19 +435,19 @@ fn resiliency(
         let key = format!("spec.targets.components.{component}");
         let names = |side: &str, n: Option<raw::PolicyNames>| -> Result<Option<Names>, String> {
             let Some(n) = n else { return Ok(None) };
-            if let Some(retry) = &n.retry {
-                if !into.retries.contains_key(retry) {
-                    return Err(format!(
-                        "{key}.{side}.retry: no retry policy named {retry:?}"
-                    ));
-                }
+            if let Some(retry) = &n.retry
+                && !into.retries.contains_key(retry)
+            {
+                return Err(format!(
+                    "{key}.{side}.retry: no retry policy named {retry:?}"
+                ));
             }
-            if let Some(timeout) = &n.timeout {
-                if !into.timeouts.contains_key(timeout) {
-                    return Err(format!(
-                        "{key}.{side}.timeout: no timeout policy named {timeout:?}"
-                    ));
-                }
+            if let Some(timeout) = &n.timeout
+                && !into.timeouts.contains_key(timeout)
+            {
+                return Err(format!(
+                    "{key}.{side}.timeout: no timeout policy named {timeout:?}"
+                ));
             }
             Ok(Some(Names {
                 retry: n.retry,

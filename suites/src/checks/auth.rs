@@ -14,85 +14,185 @@ const METADATA_DOC: Option<&str> = Some("https://docs.dapr.io/reference/api/meta
 
 pub(crate) fn checks() -> Vec<Check> {
     vec![
-        check!("core::auth::token_required", Must,
+        check!(
+            "core::auth::token_required",
+            Must,
             "With DAPR_API_TOKEN set, a publish without the token answers 401 and is not delivered",
-            "daprd pkg/api/http/middlewares.go: API token authentication", TOKEN_DOC,
-            [Need::Launch], token_required),
-        check!("core::auth::token_accepted", Must,
+            "daprd pkg/api/http/middlewares.go: API token authentication",
+            TOKEN_DOC,
+            [Need::Launch],
+            token_required
+        ),
+        check!(
+            "core::auth::token_accepted",
+            Must,
             "With DAPR_API_TOKEN set, a publish carrying dapr-api-token is accepted and delivered",
-            "daprd API token authentication: dapr-api-token header", TOKEN_DOC,
-            [Need::Launch], token_accepted),
-        check!("core::auth::wrong_token_rejected", Must,
+            "daprd API token authentication: dapr-api-token header",
+            TOKEN_DOC,
+            [Need::Launch],
+            token_accepted
+        ),
+        check!(
+            "core::auth::wrong_token_rejected",
+            Must,
             "A wrong dapr-api-token answers 401",
-            "daprd API token authentication: exact match", TOKEN_DOC,
-            [Need::Launch], wrong_token_rejected),
-        check!("core::auth::healthz_exempt", Must,
+            "daprd API token authentication: exact match",
+            TOKEN_DOC,
+            [Need::Launch],
+            wrong_token_rejected
+        ),
+        check!(
+            "core::auth::healthz_exempt",
+            Must,
             "Health endpoints answer without the API token",
-            "daprd middlewares.go: /v1.0/healthz and /v1.0/healthz/outbound are exempt", TOKEN_DOC,
-            [Need::Launch], healthz_exempt),
-        check!("core::auth::metadata_needs_token", Should,
+            "daprd middlewares.go: /v1.0/healthz and /v1.0/healthz/outbound are exempt",
+            TOKEN_DOC,
+            [Need::Launch],
+            healthz_exempt
+        ),
+        check!(
+            "core::auth::metadata_needs_token",
+            Should,
             "The metadata API needs the API token too",
-            "daprd middlewares.go: only health endpoints are exempt", TOKEN_DOC,
-            [Need::Launch], metadata_needs_token),
-        check!("core::auth::unauthorized_plain_text", Should,
+            "daprd middlewares.go: only health endpoints are exempt",
+            TOKEN_DOC,
+            [Need::Launch],
+            metadata_needs_token
+        ),
+        check!(
+            "core::auth::unauthorized_plain_text",
+            Should,
             "A 401 for a missing token is plain text, as daprd sends it",
-            "daprd middlewares.go: 401 text/plain \"invalid api token\"", TOKEN_DOC,
-            [Need::Launch], unauthorized_plain_text),
-        check!("core::auth::app_token_on_subscribe", Must,
+            "daprd middlewares.go: 401 text/plain \"invalid api token\"",
+            TOKEN_DOC,
+            [Need::Launch],
+            unauthorized_plain_text
+        ),
+        check!(
+            "core::auth::app_token_on_subscribe",
+            Must,
             "With APP_API_TOKEN set, GET /dapr/subscribe carries dapr-api-token",
-            "daprd app channel: APP_API_TOKEN on every app call", APP_TOKEN_DOC,
-            [Need::Launch], app_token_on_subscribe),
-        check!("core::auth::app_token_on_delivery", Must,
+            "daprd app channel: APP_API_TOKEN on every app call",
+            APP_TOKEN_DOC,
+            [Need::Launch],
+            app_token_on_subscribe
+        ),
+        check!(
+            "core::auth::app_token_on_delivery",
+            Must,
             "With APP_API_TOKEN set, every delivery carries dapr-api-token",
-            "daprd tests/integration/suite/daprd/pubsub/http/appapitoken.go", APP_TOKEN_DOC,
-            [Need::Launch], app_token_on_delivery),
-        check!("core::auth::api_token_not_forwarded", Should,
+            "daprd tests/integration/suite/daprd/pubsub/http/appapitoken.go",
+            APP_TOKEN_DOC,
+            [Need::Launch],
+            app_token_on_delivery
+        ),
+        check!(
+            "core::auth::api_token_not_forwarded",
+            Should,
             "The caller's dapr-api-token is not forwarded to the app",
-            "daprd middlewares.go: the token header is removed before processing", TOKEN_DOC,
-            [Need::Launch], api_token_not_forwarded),
-        check!("core::health::outbound_before_app", Must,
+            "daprd middlewares.go: the token header is removed before processing",
+            TOKEN_DOC,
+            [Need::Launch],
+            api_token_not_forwarded
+        ),
+        check!(
+            "core::health::outbound_before_app",
+            Must,
             "/v1.0/healthz/outbound answers 204 while the app is not listening, /v1.0/healthz does not",
-            "daprd pkg/api/http/healthz.go: outbound readiness precedes app readiness", HEALTH_DOC,
-            [Need::Launch], outbound_before_app),
-        check!("core::health::healthz_after_app", Must,
+            "daprd pkg/api/http/healthz.go: outbound readiness precedes app readiness",
+            HEALTH_DOC,
+            [Need::Launch],
+            outbound_before_app
+        ),
+        check!(
+            "core::health::healthz_after_app",
+            Must,
             "/v1.0/healthz answers 204 once the app listens and subscriptions are discovered",
-            "daprd healthz.go: ready after app channel and subscriptions", HEALTH_DOC,
-            [Need::Launch], healthz_after_app),
-        check!("core::health::publish_before_app", Must,
+            "daprd healthz.go: ready after app channel and subscriptions",
+            HEALTH_DOC,
+            [Need::Launch],
+            healthz_after_app
+        ),
+        check!(
+            "core::health::publish_before_app",
+            Must,
             "Publishing works before the app listens, and the message is delivered once it does",
-            "daprd runtime.go: API servers start before waiting for the app port", HEALTH_DOC,
-            [Need::Launch], publish_before_app),
-        check!("core::metadata::non_empty", Must,
+            "daprd runtime.go: API servers start before waiting for the app port",
+            HEALTH_DOC,
+            [Need::Launch],
+            publish_before_app
+        ),
+        check!(
+            "core::metadata::non_empty",
+            Must,
             "GET /v1.0/metadata answers 200 with a JSON body naming the app id",
-            "daprd pkg/api/http/metadata.go; JS SDK requires a non-empty body", METADATA_DOC,
-            [], metadata_non_empty),
-        check!("core::metadata::components_listed", Must,
+            "daprd pkg/api/http/metadata.go; JS SDK requires a non-empty body",
+            METADATA_DOC,
+            [],
+            metadata_non_empty
+        ),
+        check!(
+            "core::metadata::components_listed",
+            Must,
             "The metadata API lists the pubsub component with its type",
-            "daprd metadata API: components[{name, type, version}]", METADATA_DOC,
-            [Need::Launch], components_listed),
+            "daprd metadata API: components[{name, type, version}]",
+            METADATA_DOC,
+            [Need::Launch],
+            components_listed
+        ),
     ]
 }
 
 fn line(r: &harness::ApiResponse) -> String {
-    format!("HTTP {} {:?} body {}", r.status, r.header("content-type"), String::from_utf8_lossy(&r.body[..r.body.len().min(200)]))
+    format!(
+        "HTTP {} {:?} body {}",
+        r.status,
+        r.header("content-type"),
+        String::from_utf8_lossy(&r.body[..r.body.len().min(200)])
+    )
 }
 
 /// A client with no token (or another one) against the trial's sidecar.
 fn client_with(t: &Trial, token: Option<&str>) -> Result<harness::SidecarClient, Problem> {
-    Ok(harness::SidecarClient::new(t.client().base_url().to_owned(), token.map(str::to_owned))?)
+    Ok(harness::SidecarClient::new(
+        t.client().base_url().to_owned(),
+        token.map(str::to_owned),
+    )?)
 }
 
 async fn token_required(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().api_token("s3cret").subscribe("orders", "/orders")).await?;
+    t.start(
+        Scenario::new()
+            .api_token("s3cret")
+            .subscribe("orders", "/orders"),
+    )
+    .await?;
     let anon = client_with(t, None)?;
-    let r = anon.publish("pubsub", "orders", bytes::Bytes::from_static(br#"{"tck_id":"anon"}"#), Some("application/json"), &[]).await?;
+    let r = anon
+        .publish(
+            "pubsub",
+            "orders",
+            bytes::Bytes::from_static(br#"{"tck_id":"anon"}"#),
+            Some("application/json"),
+            &[],
+        )
+        .await?;
     ensure_eq("status without a token", 401, r.status, [line(&r)])?;
     let seen = t.quiet("/orders").await;
-    ensure(seen.is_empty(), "an unauthenticated publish was delivered", t.evidence())
+    ensure(
+        seen.is_empty(),
+        "an unauthenticated publish was delivered",
+        t.evidence(),
+    )
 }
 
 async fn token_accepted(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().api_token("s3cret").subscribe("orders", "/orders")).await?;
+    t.start(
+        Scenario::new()
+            .api_token("s3cret")
+            .subscribe("orders", "/orders"),
+    )
+    .await?;
     let id = t.publish("orders", json!({})).await?;
     t.wait_msg("/orders", &id, 1).await?;
     Ok(())
@@ -123,55 +223,118 @@ async fn unauthorized_plain_text(t: &mut Trial) -> Result<(), Problem> {
     t.start(Scenario::new().api_token("s3cret")).await?;
     let r = client_with(t, None)?.metadata().await?;
     let ct = r.header("content-type").unwrap_or("").to_owned();
-    ensure(ct.starts_with("text/plain"), format!("401 Content-Type is {ct:?}"), [line(&r)])
+    ensure(
+        ct.starts_with("text/plain"),
+        format!("401 Content-Type is {ct:?}"),
+        [line(&r)],
+    )
 }
 
 async fn app_token_on_subscribe(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().app_api_token("app-secret").subscribe("orders", "/orders")).await?;
+    t.start(
+        Scenario::new()
+            .app_api_token("app-secret")
+            .subscribe("orders", "/orders"),
+    )
+    .await?;
     let calls = t.app().wait_subscribe_calls(1, DEADLINE).await?;
     let got = calls[0].header("dapr-api-token").map(str::to_owned);
-    ensure_eq("dapr-api-token on /dapr/subscribe", Some("app-secret".to_owned()), got, [format!("headers: {:?}", calls[0].headers)])
+    ensure_eq(
+        "dapr-api-token on /dapr/subscribe",
+        Some("app-secret".to_owned()),
+        got,
+        [format!("headers: {:?}", calls[0].headers)],
+    )
 }
 
 async fn app_token_on_delivery(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().app_api_token("app-secret").subscribe("orders", "/orders")).await?;
+    t.start(
+        Scenario::new()
+            .app_api_token("app-secret")
+            .subscribe("orders", "/orders"),
+    )
+    .await?;
     let id = t.publish("orders", json!({})).await?;
     let d = t.wait_msg("/orders", &id, 1).await?;
     let got = d[0].header("dapr-api-token").map(str::to_owned);
-    ensure_eq("dapr-api-token on the delivery", Some("app-secret".to_owned()), got, [format!("headers: {:?}", d[0].headers)])
+    ensure_eq(
+        "dapr-api-token on the delivery",
+        Some("app-secret".to_owned()),
+        got,
+        [format!("headers: {:?}", d[0].headers)],
+    )
 }
 
 async fn api_token_not_forwarded(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().api_token("caller-secret").subscribe("orders", "/orders")).await?;
+    t.start(
+        Scenario::new()
+            .api_token("caller-secret")
+            .subscribe("orders", "/orders"),
+    )
+    .await?;
     let id = t.publish("orders", json!({})).await?;
     let d = t.wait_msg("/orders", &id, 1).await?;
     let leaked = d[0].header("dapr-api-token").map(str::to_owned);
-    ensure(leaked.is_none(), "the caller's API token reached the app", [format!("dapr-api-token: {leaked:?}")])
+    ensure(
+        leaked.is_none(),
+        "the caller's API token reached the app",
+        [format!("dapr-api-token: {leaked:?}")],
+    )
 }
 
 async fn outbound_before_app(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().app_later().subscribe("orders", "/orders")).await?;
+    t.start(Scenario::new().app_later().subscribe("orders", "/orders"))
+        .await?;
     let out = t.client().healthz_outbound().await?;
-    ensure_eq("/v1.0/healthz/outbound before the app listens", 204, out.status, [line(&out)])?;
+    ensure_eq(
+        "/v1.0/healthz/outbound before the app listens",
+        204,
+        out.status,
+        [line(&out)],
+    )?;
     let full = t.client().healthz().await?;
-    ensure(full.status != 204, "/v1.0/healthz answered 204 before the app listened", [line(&full)])
+    ensure(
+        full.status != 204,
+        "/v1.0/healthz answered 204 before the app listened",
+        [line(&full)],
+    )
 }
 
 async fn healthz_after_app(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().app_later().subscribe("orders", "/orders")).await?;
+    t.start(Scenario::new().app_later().subscribe("orders", "/orders"))
+        .await?;
     t.start_app().await?;
-    t.sidecar().wait_healthz(DEADLINE).await.map_err(|e| Problem::fail(e.to_string(), vec![]))?;
+    t.sidecar()
+        .wait_healthz(DEADLINE)
+        .await
+        .map_err(|e| Problem::fail(e.to_string(), vec![]))?;
     Ok(())
 }
 
 async fn publish_before_app(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().app_later().subscribe("orders", "/orders")).await?;
-    let r = t.publish_raw("orders", r#"{"tck_id":"early"}"#, Some("application/json"), &[]).await?;
-    ensure_eq("status of a publish before the app listens", 204, r.status, [line(&r)])?;
+    t.start(Scenario::new().app_later().subscribe("orders", "/orders"))
+        .await?;
+    let r = t
+        .publish_raw(
+            "orders",
+            r#"{"tck_id":"early"}"#,
+            Some("application/json"),
+            &[],
+        )
+        .await?;
+    ensure_eq(
+        "status of a publish before the app listens",
+        204,
+        r.status,
+        [line(&r)],
+    )?;
     t.start_app().await?;
     // The early message may or may not be kept by an in-memory broker with no subscriber yet;
     // what must hold is that publishing worked early and delivery works once the app is up.
-    t.sidecar().wait_healthz(DEADLINE).await.map_err(|e| Problem::fail(e.to_string(), vec![]))?;
+    t.sidecar()
+        .wait_healthz(DEADLINE)
+        .await
+        .map_err(|e| Problem::fail(e.to_string(), vec![]))?;
     let id = t.publish("orders", json!({"after": "app up"})).await?;
     t.wait_msg("/orders", &id, 1).await?;
     Ok(())
@@ -182,9 +345,18 @@ async fn metadata_non_empty(t: &mut Trial) -> Result<(), Problem> {
     let r = t.client().metadata().await?;
     ensure_eq("metadata status", 200, r.status, [line(&r)])?;
     let body = r.json().unwrap_or(Value::Null);
-    ensure(body["id"].is_string(), "the metadata body has no string id", [line(&r)])?;
+    ensure(
+        body["id"].is_string(),
+        "the metadata body has no string id",
+        [line(&r)],
+    )?;
     if !t.env().target.is_attach() {
-        ensure_eq("metadata id", json!(t.app_id()), body["id"].clone(), [line(&r)])?;
+        ensure_eq(
+            "metadata id",
+            json!(t.app_id()),
+            body["id"].clone(),
+            [line(&r)],
+        )?;
     }
     Ok(())
 }
@@ -193,8 +365,14 @@ async fn components_listed(t: &mut Trial) -> Result<(), Problem> {
     t.start(Scenario::new()).await?;
     let r = t.client().metadata().await?;
     let body = r.json().unwrap_or(Value::Null);
-    let found = body["components"]
-        .as_array()
-        .is_some_and(|cs| cs.iter().any(|c| c["name"] == "pubsub" && c["type"].as_str().is_some_and(|t| t.starts_with("pubsub."))));
-    ensure(found, "the pubsub component is not listed with a pubsub.* type", [line(&r)])
+    let found = body["components"].as_array().is_some_and(|cs| {
+        cs.iter().any(|c| {
+            c["name"] == "pubsub" && c["type"].as_str().is_some_and(|t| t.starts_with("pubsub."))
+        })
+    });
+    ensure(
+        found,
+        "the pubsub component is not listed with a pubsub.* type",
+        [line(&r)],
+    )
 }

@@ -10,121 +10,236 @@ use crate::check;
 use crate::problem::{Problem, ensure, ensure_eq};
 use crate::trial::{PUBSUB, Scenario, Trial};
 
-const BULK_DOC: Option<&str> = Some("https://docs.dapr.io/developing-applications/building-blocks/pubsub/pubsub-bulk/");
+const BULK_DOC: Option<&str> =
+    Some("https://docs.dapr.io/developing-applications/building-blocks/pubsub/pubsub-bulk/");
 
 pub(crate) fn checks() -> Vec<Check> {
     vec![
-        check!("core::bulk::all_entries_delivered", Must,
+        check!(
+            "core::bulk::all_entries_delivered",
+            Must,
             "A bulk publish answers 204 and every entry is delivered once as its own CloudEvent",
-            "daprd bulk publish: default_bulkpub.go publishes each entry", BULK_DOC,
-            [Need::Launch, Need::Capability("bulk")], all_entries_delivered),
-        check!("core::bulk::missing_entry_id", Must,
+            "daprd bulk publish: default_bulkpub.go publishes each entry",
+            BULK_DOC,
+            [Need::Launch, Need::Capability("bulk")],
+            all_entries_delivered
+        ),
+        check!(
+            "core::bulk::missing_entry_id",
+            Must,
             "A bulk entry without entryId answers 400 ERR_PUBSUB_EVENTS_SER",
-            "daprd tests/integration/suite/daprd/pubsub/http/errors.go: bulk entryId missing", BULK_DOC,
-            [Need::Launch, Need::Capability("bulk")], missing_entry_id),
-        check!("core::bulk::duplicate_entry_id", Must,
+            "daprd tests/integration/suite/daprd/pubsub/http/errors.go: bulk entryId missing",
+            BULK_DOC,
+            [Need::Launch, Need::Capability("bulk")],
+            missing_entry_id
+        ),
+        check!(
+            "core::bulk::duplicate_entry_id",
+            Must,
             "Duplicate bulk entryIds answer 400 ERR_PUBSUB_EVENTS_SER and nothing is delivered",
-            "daprd errors.go: bulk entryId duplicated", BULK_DOC,
-            [Need::Launch, Need::Capability("bulk")], duplicate_entry_id),
-        check!("core::bulk::not_an_array", Must,
+            "daprd errors.go: bulk entryId duplicated",
+            BULK_DOC,
+            [Need::Launch, Need::Capability("bulk")],
+            duplicate_entry_id
+        ),
+        check!(
+            "core::bulk::not_an_array",
+            Must,
             "A bulk body that is not a JSON array answers 400 ERR_PUBSUB_EVENTS_SER",
-            "daprd bulk publish: unmarshal error (DAPR_PUBSUB_UNMARSHAL_EVENTS)", BULK_DOC,
-            [Need::Launch, Need::Capability("bulk")], not_an_array),
-        check!("core::bulk::unknown_pubsub", Must,
+            "daprd bulk publish: unmarshal error (DAPR_PUBSUB_UNMARSHAL_EVENTS)",
+            BULK_DOC,
+            [Need::Launch, Need::Capability("bulk")],
+            not_an_array
+        ),
+        check!(
+            "core::bulk::unknown_pubsub",
+            Must,
             "A bulk publish to an unknown pubsub answers 404 ERR_PUBSUB_NOT_FOUND",
-            "daprd bulk publish validation (the docs' 400 is wrong, spec notes §10.3)", BULK_DOC,
-            [Need::Launch, Need::Capability("bulk")], unknown_pubsub),
-        check!("core::bulk::entry_content_types", Should,
+            "daprd bulk publish validation (the docs' 400 is wrong, spec notes §10.3)",
+            BULK_DOC,
+            [Need::Launch, Need::Capability("bulk")],
+            unknown_pubsub
+        ),
+        check!(
+            "core::bulk::entry_content_types",
+            Should,
             "Bulk entries keep their content types: JSON data, text data, octet-stream data_base64",
-            "daprd bulk publish: event conversion by contentType", BULK_DOC,
-            [Need::Launch, Need::Capability("bulk")], entry_content_types),
-        check!("core::bulk::entry_metadata_override", Should,
+            "daprd bulk publish: event conversion by contentType",
+            BULK_DOC,
+            [Need::Launch, Need::Capability("bulk")],
+            entry_content_types
+        ),
+        check!(
+            "core::bulk::entry_metadata_override",
+            Should,
             "An entry's metadata.cloudevent.id overrides the envelope id of that entry",
-            "daprd bulk publish: entry metadata overrides request metadata", BULK_DOC,
-            [Need::Launch, Need::Capability("bulk")], entry_metadata_override),
+            "daprd bulk publish: entry metadata overrides request metadata",
+            BULK_DOC,
+            [Need::Launch, Need::Capability("bulk")],
+            entry_metadata_override
+        ),
     ]
 }
 
 fn line(r: &harness::ApiResponse) -> String {
-    format!("HTTP {} body {}", r.status, String::from_utf8_lossy(&r.body[..r.body.len().min(300)]))
+    format!(
+        "HTTP {} body {}",
+        r.status,
+        String::from_utf8_lossy(&r.body[..r.body.len().min(300)])
+    )
 }
 
 async fn all_entries_delivered(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders")).await?;
+    t.start(Scenario::new().subscribe("orders", "/orders"))
+        .await?;
     let entries: Vec<Value> = (0..10)
         .map(|i| json!({"entryId": format!("e{i}"), "event": {"tck_id": format!("b-{i}")}, "contentType": "application/json"}))
         .collect();
-    let r = t.client().bulk_publish(PUBSUB, "orders", &Value::Array(entries), &[]).await?;
+    let r = t
+        .client()
+        .bulk_publish(PUBSUB, "orders", &Value::Array(entries), &[])
+        .await?;
     ensure_eq("bulk status", 204, r.status, [line(&r)])?;
     t.wait("/orders", 10).await?;
     let seen = t.quiet("/orders").await;
     let ids: BTreeSet<String> = seen.iter().filter_map(|d| d.tck_id.clone()).collect();
     ensure_eq("deliveries", 10, seen.len(), t.evidence())?;
     ensure_eq("distinct messages", 10, ids.len(), t.evidence())?;
-    let wrapped = seen.iter().all(|d| d.body_json.as_ref().is_some_and(|b| b["specversion"] == "1.0" && b["data"]["tck_id"].is_string()));
-    ensure(wrapped, "bulk entries were not delivered as CloudEvents with the entry as data", t.evidence())
+    let wrapped = seen.iter().all(|d| {
+        d.body_json
+            .as_ref()
+            .is_some_and(|b| b["specversion"] == "1.0" && b["data"]["tck_id"].is_string())
+    });
+    ensure(
+        wrapped,
+        "bulk entries were not delivered as CloudEvents with the entry as data",
+        t.evidence(),
+    )
 }
 
 async fn expect_events_ser(t: &mut Trial, body: Value) -> Result<(), Problem> {
-    let r = t.client().bulk_publish(PUBSUB, "orders", &body, &[]).await?;
+    let r = t
+        .client()
+        .bulk_publish(PUBSUB, "orders", &body, &[])
+        .await?;
     ensure_eq("bulk status", 400, r.status, [line(&r)])?;
-    ensure_eq("errorCode", Some("ERR_PUBSUB_EVENTS_SER".to_owned()), r.error_code(), [line(&r)])
+    ensure_eq(
+        "errorCode",
+        Some("ERR_PUBSUB_EVENTS_SER".to_owned()),
+        r.error_code(),
+        [line(&r)],
+    )
 }
 
 async fn missing_entry_id(t: &mut Trial) -> Result<(), Problem> {
     t.start(Scenario::new()).await?;
-    expect_events_ser(t, json!([{"event": {"a": 1}, "contentType": "application/json"}])).await
+    expect_events_ser(
+        t,
+        json!([{"event": {"a": 1}, "contentType": "application/json"}]),
+    )
+    .await
 }
 
 async fn duplicate_entry_id(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders")).await?;
-    let e = json!({"entryId": "same", "event": {"tck_id": "dup"}, "contentType": "application/json"});
+    t.start(Scenario::new().subscribe("orders", "/orders"))
+        .await?;
+    let e =
+        json!({"entryId": "same", "event": {"tck_id": "dup"}, "contentType": "application/json"});
     expect_events_ser(t, json!([e, e])).await?;
     let seen = t.quiet("/orders").await;
-    ensure(seen.is_empty(), "entries of a rejected bulk request were delivered", t.evidence())
+    ensure(
+        seen.is_empty(),
+        "entries of a rejected bulk request were delivered",
+        t.evidence(),
+    )
 }
 
 async fn not_an_array(t: &mut Trial) -> Result<(), Problem> {
     t.start(Scenario::new()).await?;
-    let r = t.client().post("/v1.0-alpha1/publish/bulk/pubsub/orders", bytes::Bytes::from_static(b"{\"a\":1}"), &[("content-type", "application/json")]).await?;
+    let r = t
+        .client()
+        .post(
+            "/v1.0-alpha1/publish/bulk/pubsub/orders",
+            bytes::Bytes::from_static(b"{\"a\":1}"),
+            &[("content-type", "application/json")],
+        )
+        .await?;
     ensure_eq("bulk status", 400, r.status, [line(&r)])?;
-    ensure_eq("errorCode", Some("ERR_PUBSUB_EVENTS_SER".to_owned()), r.error_code(), [line(&r)])
+    ensure_eq(
+        "errorCode",
+        Some("ERR_PUBSUB_EVENTS_SER".to_owned()),
+        r.error_code(),
+        [line(&r)],
+    )
 }
 
 async fn unknown_pubsub(t: &mut Trial) -> Result<(), Problem> {
     t.start(Scenario::new()).await?;
     let body = json!([{"entryId": "1", "event": {"a": 1}, "contentType": "application/json"}]);
-    let r = t.client().bulk_publish("no-such-pubsub", "orders", &body, &[]).await?;
+    let r = t
+        .client()
+        .bulk_publish("no-such-pubsub", "orders", &body, &[])
+        .await?;
     ensure_eq("bulk status", 404, r.status, [line(&r)])?;
-    ensure_eq("errorCode", Some("ERR_PUBSUB_NOT_FOUND".to_owned()), r.error_code(), [line(&r)])
+    ensure_eq(
+        "errorCode",
+        Some("ERR_PUBSUB_NOT_FOUND".to_owned()),
+        r.error_code(),
+        [line(&r)],
+    )
 }
 
 async fn entry_content_types(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders")).await?;
+    t.start(Scenario::new().subscribe("orders", "/orders"))
+        .await?;
     let body = json!([
         {"entryId": "j", "event": {"tck_id": "json", "n": 1}, "contentType": "application/json"},
         {"entryId": "t", "event": "plain words", "contentType": "text/plain"},
         {"entryId": "b", "event": "AAEC/w==", "contentType": "application/octet-stream"},
     ]);
-    let r = t.client().bulk_publish(PUBSUB, "orders", &body, &[]).await?;
+    let r = t
+        .client()
+        .bulk_publish(PUBSUB, "orders", &body, &[])
+        .await?;
     ensure_eq("bulk status", 204, r.status, [line(&r)])?;
     let ds = t.wait("/orders", 3).await?;
     let events: Vec<Value> = ds.iter().filter_map(|d| d.body_json.clone()).collect();
     let has = |pred: &dyn Fn(&Value) -> bool| events.iter().any(pred);
     let mut ev: Vec<String> = events.iter().map(Value::to_string).collect();
     ev.truncate(3);
-    ensure(has(&|e| e["data"]["n"] == 1 && e["datacontenttype"] == "application/json"), "the JSON entry lost its JSON data", ev.clone())?;
-    ensure(has(&|e| e["data"] == "plain words"), "the text entry lost its string data", ev.clone())?;
-    ensure(has(&|e| e["data_base64"] == "AAEC/w==" && e.get("data").is_none()), "the octet-stream entry is not data_base64 of the bytes", ev)
+    ensure(
+        has(&|e| e["data"]["n"] == 1 && e["datacontenttype"] == "application/json"),
+        "the JSON entry lost its JSON data",
+        ev.clone(),
+    )?;
+    ensure(
+        has(&|e| e["data"] == "plain words"),
+        "the text entry lost its string data",
+        ev.clone(),
+    )?;
+    ensure(
+        has(&|e| e["data_base64"] == "AAEC/w==" && e.get("data").is_none()),
+        "the octet-stream entry is not data_base64 of the bytes",
+        ev,
+    )
 }
 
 async fn entry_metadata_override(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders")).await?;
+    t.start(Scenario::new().subscribe("orders", "/orders"))
+        .await?;
     let body = json!([
         {"entryId": "x", "event": {"tck_id": "meta"}, "contentType": "application/json", "metadata": {"cloudevent.id": "my-entry-id"}},
     ]);
-    let r = t.client().bulk_publish(PUBSUB, "orders", &body, &[]).await?;
+    let r = t
+        .client()
+        .bulk_publish(PUBSUB, "orders", &body, &[])
+        .await?;
     ensure_eq("bulk status", 204, r.status, [line(&r)])?;
     let d = t.wait_msg("/orders", "meta", 1).await?;
-    ensure_eq("CloudEvent id", Some("my-entry-id".to_owned()), d[0].ce_id.clone(), t.evidence())
+    ensure_eq(
+        "CloudEvent id",
+        Some("my-entry-id".to_owned()),
+        d[0].ce_id.clone(),
+        t.evidence(),
+    )
 }

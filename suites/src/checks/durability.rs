@@ -13,26 +13,48 @@ use crate::check;
 use crate::problem::{Problem, verdict};
 use crate::trial::{DEADLINE, Scenario, Trial};
 
-const REDIS_DOC: Option<&str> = Some("https://docs.dapr.io/reference/components-reference/supported-pubsub/setup-redis-pubsub/");
+const REDIS_DOC: Option<&str> = Some(
+    "https://docs.dapr.io/reference/components-reference/supported-pubsub/setup-redis-pubsub/",
+);
 
 pub(crate) fn checks() -> Vec<Check> {
     vec![
-        check!("core::durability::sidecar_kill_redelivers", Must,
+        check!(
+            "core::durability::sidecar_kill_redelivers",
+            Must,
             "After a SIGKILL of the sidecar mid-delivery and a restart, every acknowledged publish is delivered at least once",
-            "at-least-once delivery; Redis Streams pending entries are reclaimed after processingTimeout (spec notes §5.6; dapr/dapr#7549)", REDIS_DOC,
-            [Need::Launch, Need::Promise(Promise::Durable)], sidecar_kill_redelivers),
-        check!("core::durability::broker_restart_keeps_acknowledged", Must,
+            "at-least-once delivery; Redis Streams pending entries are reclaimed after processingTimeout (spec notes §5.6; dapr/dapr#7549)",
+            REDIS_DOC,
+            [Need::Launch, Need::Promise(Promise::Durable)],
+            sidecar_kill_redelivers
+        ),
+        check!(
+            "core::durability::broker_restart_keeps_acknowledged",
+            Must,
             "After the broker is killed and restarted, acknowledged publishes are delivered and publishing works again",
-            "at-least-once delivery across broker restarts (components-contrib#4174); the sidecar reconnects", REDIS_DOC,
-            [Need::Launch, Need::Promise(Promise::Durable)], broker_restart_keeps_acknowledged),
-        check!("core::durability::backlog_before_subscriber", Should,
+            "at-least-once delivery across broker restarts (components-contrib#4174); the sidecar reconnects",
+            REDIS_DOC,
+            [Need::Launch, Need::Promise(Promise::Durable)],
+            broker_restart_keeps_acknowledged
+        ),
+        check!(
+            "core::durability::backlog_before_subscriber",
+            Should,
             "Messages published before the subscribing app starts are delivered once it subscribes",
-            "Redis Streams: a new consumer group reads the retained stream from ID 0 (spec notes §7)", REDIS_DOC,
-            [Need::Launch, Need::Promise(Promise::Durable)], backlog_before_subscriber),
-        check!("core::ordering::fifo_with_concurrency_one", Must,
+            "Redis Streams: a new consumer group reads the retained stream from ID 0 (spec notes §7)",
+            REDIS_DOC,
+            [Need::Launch, Need::Promise(Promise::Durable)],
+            backlog_before_subscriber
+        ),
+        check!(
+            "core::ordering::fifo_with_concurrency_one",
+            Must,
             "With concurrency \"1\" one publisher's messages arrive in publish order",
-            "components-contrib pubsub/redis: concurrency workers; 1 = FIFO (spec notes §7)", REDIS_DOC,
-            [Need::Launch, Need::Promise(Promise::FifoWithConcurrencyOne)], fifo_with_concurrency_one),
+            "components-contrib pubsub/redis: concurrency workers; 1 = FIFO (spec notes §7)",
+            REDIS_DOC,
+            [Need::Launch, Need::Promise(Promise::FifoWithConcurrencyOne)],
+            fifo_with_concurrency_one
+        ),
     ]
 }
 
@@ -53,8 +75,16 @@ async fn wait_all(t: &Trial, route: &str, ids: &[String]) -> Result<(), Problem>
 }
 
 fn judge_at_least_once(t: &Trial, route: &str) -> Result<(), Problem> {
-    let report = delivery::check(&t.history(), &delivery::DeliveryExpect { routes: vec![route.to_owned()] });
-    tracing::info!(duplicate_rate = report.duplicate_rate, "at-least-once after a fault");
+    let report = delivery::check(
+        &t.history(),
+        &delivery::DeliveryExpect {
+            routes: vec![route.to_owned()],
+        },
+    );
+    tracing::info!(
+        duplicate_rate = report.duplicate_rate,
+        "at-least-once after a fault"
+    );
     verdict(report.verdict())
 }
 
@@ -64,23 +94,34 @@ async fn sidecar_kill_redelivers(t: &mut Trial) -> Result<(), Problem> {
         by_tck_id: [("m-1".to_owned(), Script::Hang)].into_iter().collect(),
         default: Box::new(Script::Success),
     };
-    t.start(Scenario::new().subscribe("orders", "/orders").script("/orders", script).component_metadata("concurrency", "1"))
-        .await?;
+    t.start(
+        Scenario::new()
+            .subscribe("orders", "/orders")
+            .script("/orders", script)
+            .component_metadata("concurrency", "1"),
+    )
+    .await?;
     let ids = publish_n(t, "orders", 5).await?;
     t.wait_msg("/orders", &ids[0], 1).await?;
     t.sidecar().kill().await;
     t.app().script("/orders", Script::Success);
     t.sidecar().restart().await?;
-    t.sidecar().wait_healthz(DEADLINE).await.map_err(|e| Problem::fail(e.to_string(), t.evidence()))?;
+    t.sidecar()
+        .wait_healthz(DEADLINE)
+        .await
+        .map_err(|e| Problem::fail(e.to_string(), t.evidence()))?;
     wait_all(t, "/orders", &ids).await?;
     judge_at_least_once(t, "/orders")
 }
 
 async fn broker_restart_keeps_acknowledged(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders")).await?;
+    t.start(Scenario::new().subscribe("orders", "/orders"))
+        .await?;
     let mut ids = publish_n(t, "orders", 20).await?;
     let Some(redis) = t.broker_server() else {
-        return Err(Problem::Setup("the broker is external: it cannot be restarted (unset PUBSUB_TCK_REDIS)".into()));
+        return Err(Problem::Setup(
+            "the broker is external: it cannot be restarted (unset PUBSUB_TCK_REDIS)".into(),
+        ));
     };
     redis.kill().await;
     redis.restart().await.map_err(|e| Problem::setup(&e))?;
@@ -101,10 +142,21 @@ async fn broker_restart_keeps_acknowledged(t: &mut Trial) -> Result<(), Problem>
 }
 
 async fn backlog_before_subscriber(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders").app_later()).await?;
-    let early = t.publish_raw("orders", r#"{"tck_id":"early"}"#, Some("application/json"), &[]).await?;
+    t.start(Scenario::new().subscribe("orders", "/orders").app_later())
+        .await?;
+    let early = t
+        .publish_raw(
+            "orders",
+            r#"{"tck_id":"early"}"#,
+            Some("application/json"),
+            &[],
+        )
+        .await?;
     if early.status != 204 {
-        return Err(Problem::fail(format!("publish before the app answered {}", early.status), vec![]));
+        return Err(Problem::fail(
+            format!("publish before the app answered {}", early.status),
+            vec![],
+        ));
     }
     t.start_app().await?;
     t.wait_msg("/orders", "early", 1).await?;
@@ -112,10 +164,16 @@ async fn backlog_before_subscriber(t: &mut Trial) -> Result<(), Problem> {
 }
 
 async fn fifo_with_concurrency_one(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders").component_metadata("concurrency", "1")).await?;
+    t.start(
+        Scenario::new()
+            .subscribe("orders", "/orders")
+            .component_metadata("concurrency", "1"),
+    )
+    .await?;
     let mut n = 0;
     for seq in 0..50u64 {
-        t.publish("orders", json!({"tck_key": "k", "tck_seq": seq})).await?;
+        t.publish("orders", json!({"tck_key": "k", "tck_seq": seq}))
+            .await?;
         n += 1;
     }
     t.wait("/orders", n).await?;

@@ -13,65 +13,128 @@ use crate::check;
 use crate::problem::{Problem, ensure, ensure_eq};
 use crate::trial::{DEADLINE, Scenario, Trial};
 
-const COMPONENT_DOC: Option<&str> = Some("https://docs.dapr.io/operations/components/component-schema/");
-const SHUTDOWN_DOC: Option<&str> = Some("https://docs.dapr.io/operations/resiliency/graceful-shutdown/");
+const COMPONENT_DOC: Option<&str> =
+    Some("https://docs.dapr.io/operations/components/component-schema/");
+const SHUTDOWN_DOC: Option<&str> =
+    Some("https://docs.dapr.io/operations/resiliency/graceful-shutdown/");
 
 pub(crate) fn checks() -> Vec<Check> {
     vec![
-        check!("core::lifecycle::unknown_component_type", Must,
+        check!(
+            "core::lifecycle::unknown_component_type",
+            Must,
             "A component of an unknown type stops start-up with an error naming the type",
-            "daprd: component init failure is fatal unless ignoreErrors", COMPONENT_DOC,
-            [Need::Launch], unknown_component_type),
-        check!("core::lifecycle::malformed_yaml", Must,
+            "daprd: component init failure is fatal unless ignoreErrors",
+            COMPONENT_DOC,
+            [Need::Launch],
+            unknown_component_type
+        ),
+        check!(
+            "core::lifecycle::malformed_yaml",
+            Must,
             "A malformed resource file stops start-up with an error naming the file",
-            "daprd resource loading (pkg/internal/loader/disk)", COMPONENT_DOC,
-            [Need::Launch], malformed_yaml),
-        check!("core::lifecycle::sigterm_delivers_accepted", Must,
+            "daprd resource loading (pkg/internal/loader/disk)",
+            COMPONENT_DOC,
+            [Need::Launch],
+            malformed_yaml
+        ),
+        check!(
+            "core::lifecycle::sigterm_delivers_accepted",
+            Must,
             "On SIGTERM, messages already accepted (204) are delivered before exit and none is dead-lettered",
-            "daprd graceful shutdown: in-flight deliveries finish, closing subscriptions never NACK (dapr/dapr#9604, #9619)", SHUTDOWN_DOC,
-            [Need::Launch, Need::Promise(Promise::DrainOnShutdown)], sigterm_delivers_accepted),
-        check!("core::lifecycle::sigterm_exits_in_grace", Should,
+            "daprd graceful shutdown: in-flight deliveries finish, closing subscriptions never NACK (dapr/dapr#9604, #9619)",
+            SHUTDOWN_DOC,
+            [Need::Launch, Need::Promise(Promise::DrainOnShutdown)],
+            sigterm_delivers_accepted
+        ),
+        check!(
+            "core::lifecycle::sigterm_exits_in_grace",
+            Should,
             "SIGTERM ends the sidecar within its grace period, without SIGKILL",
-            "daprd --dapr-graceful-shutdown-seconds (default 5)", SHUTDOWN_DOC,
-            [Need::Launch], sigterm_exits_in_grace),
-        check!("core::lifecycle::survives_broken_app", Must,
+            "daprd --dapr-graceful-shutdown-seconds (default 5)",
+            SHUTDOWN_DOC,
+            [Need::Launch],
+            sigterm_exits_in_grace
+        ),
+        check!(
+            "core::lifecycle::survives_broken_app",
+            Must,
             "An app that closes connections, hangs up or answers garbage does not crash the sidecar",
-            "spec notes §4.3: transport errors are retriable errors, not fatal", None,
-            [Need::Launch], survives_broken_app),
+            "spec notes §4.3: transport errors are retriable errors, not fatal",
+            None,
+            [Need::Launch],
+            survives_broken_app
+        ),
     ]
 }
 
 async fn unknown_component_type(t: &mut Trial) -> Result<(), Problem> {
     let bad = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: broken\nspec:\n  type: pubsub.does-not-exist\n  version: v1\n";
-    let log = t.start_expecting_exit(Scenario::new().resource(bad)).await?;
-    ensure(log.contains("pubsub.does-not-exist"), "the start-up error does not name the unknown type", vec![log])
+    let log = t
+        .start_expecting_exit(Scenario::new().resource(bad))
+        .await?;
+    ensure(
+        log.contains("pubsub.does-not-exist"),
+        "the start-up error does not name the unknown type",
+        vec![log],
+    )
 }
 
 async fn malformed_yaml(t: &mut Trial) -> Result<(), Problem> {
-    let bad = "apiVersion: dapr.io/v1alpha1\nkind: Subscription\nmetadata: {name: s\nspec: [unclosed\n";
-    let log = t.start_expecting_exit(Scenario::new().resource(bad)).await?;
-    ensure(log.contains("01-resource.yaml"), "the start-up error does not name the file", vec![log])
+    let bad =
+        "apiVersion: dapr.io/v1alpha1\nkind: Subscription\nmetadata: {name: s\nspec: [unclosed\n";
+    let log = t
+        .start_expecting_exit(Scenario::new().resource(bad))
+        .await?;
+    ensure(
+        log.contains("01-resource.yaml"),
+        "the start-up error does not name the file",
+        vec![log],
+    )
 }
 
 async fn sigterm_delivers_accepted(t: &mut Trial) -> Result<(), Problem> {
     let slow = Script::Delay(Duration::from_millis(300), Box::new(Script::Success));
-    t.start(Scenario::new().subscribe_with_dlq("orders", "/orders", "poison", "/dlq").script("/orders", slow)).await?;
+    t.start(
+        Scenario::new()
+            .subscribe_with_dlq("orders", "/orders", "poison", "/dlq")
+            .script("/orders", slow),
+    )
+    .await?;
     let mut ids = Vec::new();
     for _ in 0..4 {
         ids.push(t.publish("orders", json!({})).await?);
     }
     t.wait("/orders", 1).await?;
     let step = t.sidecar().terminate(DEADLINE).await;
-    let delivered: Vec<String> = t.app().deliveries_on("/orders").into_iter().filter_map(|d| d.tck_id).collect();
-    let missing: Vec<String> = ids.iter().filter(|id| !delivered.contains(id)).cloned().collect();
+    let delivered: Vec<String> = t
+        .app()
+        .deliveries_on("/orders")
+        .into_iter()
+        .filter_map(|d| d.tck_id)
+        .collect();
+    let missing: Vec<String> = ids
+        .iter()
+        .filter(|id| !delivered.contains(id))
+        .cloned()
+        .collect();
     let mut ev = t.evidence();
     ev.push(format!("shutdown ended by {step:?}"));
-    ensure(missing.is_empty(), format!("accepted messages were not delivered before exit: {missing:?}"), ev.clone())?;
-    ensure(t.app().deliveries_on("/dlq").is_empty(), "shutdown dead-lettered a healthy message", ev)
+    ensure(
+        missing.is_empty(),
+        format!("accepted messages were not delivered before exit: {missing:?}"),
+        ev.clone(),
+    )?;
+    ensure(
+        t.app().deliveries_on("/dlq").is_empty(),
+        "shutdown dead-lettered a healthy message",
+        ev,
+    )
 }
 
 async fn sigterm_exits_in_grace(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders")).await?;
+    t.start(Scenario::new().subscribe("orders", "/orders"))
+        .await?;
     let id = t.publish("orders", json!({})).await?;
     t.wait_msg("/orders", &id, 1).await?;
     let step = t.sidecar().terminate(Duration::from_secs(6)).await;
@@ -82,19 +145,29 @@ async fn survives_broken_app(t: &mut Trial) -> Result<(), Problem> {
     let script = Script::PerMessage {
         by_tck_id: [
             ("m-1".to_owned(), Script::CloseConnection),
-            ("m-2".to_owned(), Script::Respond(200, bytes::Bytes::from_static(b"\xff\xfe not json"))),
+            (
+                "m-2".to_owned(),
+                Script::Respond(200, bytes::Bytes::from_static(b"\xff\xfe not json")),
+            ),
             ("m-3".to_owned(), Script::Http(503)),
         ]
         .into_iter()
         .collect(),
         default: Box::new(Script::Success),
     };
-    t.start(Scenario::new().subscribe("orders", "/orders").script("/orders", script)).await?;
+    t.start(
+        Scenario::new()
+            .subscribe("orders", "/orders")
+            .script("/orders", script),
+    )
+    .await?;
     for _ in 0..3 {
         t.publish("orders", json!({})).await?;
     }
     t.wait("/orders", 3).await?;
-    let id = t.publish("orders", json!({"after": "broken answers"})).await?;
+    let id = t
+        .publish("orders", json!({"after": "broken answers"}))
+        .await?;
     t.wait_msg("/orders", &id, 1).await?;
     let r = t.client().healthz().await?;
     ensure_eq("healthz after broken answers", 204, r.status, t.evidence())

@@ -11,64 +11,115 @@ use crate::check;
 use crate::problem::{Problem, ensure, verdict};
 use crate::trial::{Scenario, Trial};
 
-const ORDER_DOC: Option<&str> = Some("https://docs.dapr.io/reference/components-reference/supported-pubsub/setup-inmemory/");
+const ORDER_DOC: Option<&str> =
+    Some("https://docs.dapr.io/reference/components-reference/supported-pubsub/setup-inmemory/");
 
 pub(crate) fn checks() -> Vec<Check> {
     vec![
-        check!("core::ordering::fifo_single_publisher", Must,
+        check!(
+            "core::ordering::fifo_single_publisher",
+            Must,
             "One publisher's messages on one topic arrive in publish order (in-memory broker)",
-            "components-contrib pubsub/in-memory: per-subscription FIFO (daprd stream ordering test: 1000 in order)", ORDER_DOC,
-            [Need::Launch, Need::Promise(Promise::Fifo)], fifo_single_publisher),
-        check!("core::ordering::per_key_interleaved", Must,
+            "components-contrib pubsub/in-memory: per-subscription FIFO (daprd stream ordering test: 1000 in order)",
+            ORDER_DOC,
+            [Need::Launch, Need::Promise(Promise::Fifo)],
+            fifo_single_publisher
+        ),
+        check!(
+            "core::ordering::per_key_interleaved",
+            Must,
             "Interleaved keys keep their per-key order",
-            "spec notes §7: per-key FIFO on serial components", ORDER_DOC,
-            [Need::Launch, Need::Promise(Promise::Fifo)], per_key_interleaved),
-        check!("core::ordering::one_in_flight", Should,
+            "spec notes §7: per-key FIFO on serial components",
+            ORDER_DOC,
+            [Need::Launch, Need::Promise(Promise::Fifo)],
+            per_key_interleaved
+        ),
+        check!(
+            "core::ordering::one_in_flight",
+            Should,
             "The in-memory broker has at most one delivery in flight per subscription",
-            "components-contrib common/eventbus: per-subscriber serial handler", ORDER_DOC,
-            [Need::Launch, Need::Promise(Promise::OneInFlight)], one_in_flight),
-        check!("core::ordering::order_kept_under_retry", Should,
+            "components-contrib common/eventbus: per-subscriber serial handler",
+            ORDER_DOC,
+            [Need::Launch, Need::Promise(Promise::OneInFlight)],
+            one_in_flight
+        ),
+        check!(
+            "core::ordering::order_kept_under_retry",
+            Should,
             "An inline retry does not let later messages overtake the retried one (in-memory)",
-            "spec notes §5.2: the retry loop runs in-line and blocks the component handler", ORDER_DOC,
-            [Need::Launch, Need::Promise(Promise::Fifo)], order_kept_under_retry),
-        check!("core::delivery::no_loss_no_duplicates", Must,
+            "spec notes §5.2: the retry loop runs in-line and blocks the component handler",
+            ORDER_DOC,
+            [Need::Launch, Need::Promise(Promise::Fifo)],
+            order_kept_under_retry
+        ),
+        check!(
+            "core::delivery::no_loss_no_duplicates",
+            Must,
             "200 acknowledged publishes are each delivered exactly once to a healthy app",
-            "Dapr pub/sub at-least-once guarantee; duplicates counted (contrib conformance lacks this)", Some("https://docs.dapr.io/developing-applications/building-blocks/pubsub/pubsub-overview/"),
-            [Need::Launch], no_loss_no_duplicates),
-        check!("core::delivery::two_topics_independent", Must,
+            "Dapr pub/sub at-least-once guarantee; duplicates counted (contrib conformance lacks this)",
+            Some(
+                "https://docs.dapr.io/developing-applications/building-blocks/pubsub/pubsub-overview/"
+            ),
+            [Need::Launch],
+            no_loss_no_duplicates
+        ),
+        check!(
+            "core::delivery::two_topics_independent",
+            Must,
             "Two subscribed topics are delivered independently, each to its own route",
-            "daprd: one effective subscription per (pubsub, topic)", ORDER_DOC,
-            [Need::Launch], two_topics_independent),
+            "daprd: one effective subscription per (pubsub, topic)",
+            ORDER_DOC,
+            [Need::Launch],
+            two_topics_independent
+        ),
     ]
 }
 
-async fn publish_keyed(t: &mut Trial, topic: &str, keys: usize, per_key: u64) -> Result<Vec<String>, Problem> {
+async fn publish_keyed(
+    t: &mut Trial,
+    topic: &str,
+    keys: usize,
+    per_key: u64,
+) -> Result<Vec<String>, Problem> {
     let mut ids = Vec::new();
     for seq in 0..per_key {
         for k in 0..keys {
-            ids.push(t.publish(topic, json!({"tck_key": format!("k{k}"), "tck_seq": seq})).await?);
+            ids.push(
+                t.publish(topic, json!({"tck_key": format!("k{k}"), "tck_seq": seq}))
+                    .await?,
+            );
         }
     }
     Ok(ids)
 }
 
 async fn fifo_single_publisher(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders")).await?;
+    t.start(Scenario::new().subscribe("orders", "/orders"))
+        .await?;
     let ids = publish_keyed(t, "orders", 1, 100).await?;
     t.wait("/orders", ids.len()).await?;
     verdict(ordering::per_key(&t.history(), "/orders").verdict())
 }
 
 async fn per_key_interleaved(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders")).await?;
+    t.start(Scenario::new().subscribe("orders", "/orders"))
+        .await?;
     let ids = publish_keyed(t, "orders", 4, 25).await?;
     t.wait("/orders", ids.len()).await?;
     verdict(ordering::per_key(&t.history(), "/orders").verdict())
 }
 
 async fn one_in_flight(t: &mut Trial) -> Result<(), Problem> {
-    let slow = Script::Delay(std::time::Duration::from_millis(20), Box::new(Script::Success));
-    t.start(Scenario::new().subscribe("orders", "/orders").script("/orders", slow)).await?;
+    let slow = Script::Delay(
+        std::time::Duration::from_millis(20),
+        Box::new(Script::Success),
+    );
+    t.start(
+        Scenario::new()
+            .subscribe("orders", "/orders")
+            .script("/orders", slow),
+    )
+    .await?;
     let ids = publish_keyed(t, "orders", 1, 20).await?;
     t.wait("/orders", ids.len()).await?;
     verdict(ordering::concurrency_limit(&t.history(), "/orders", 1))
@@ -77,35 +128,58 @@ async fn one_in_flight(t: &mut Trial) -> Result<(), Problem> {
 async fn order_kept_under_retry(t: &mut Trial) -> Result<(), Problem> {
     // The 4th message (tck_id m-4) is answered RETRY once; a retry policy redelivers it.
     let script = Script::PerMessage {
-        by_tck_id: [("m-4".to_owned(), Script::RetryThenSuccess(1))].into_iter().collect(),
+        by_tck_id: [("m-4".to_owned(), Script::RetryThenSuccess(1))]
+            .into_iter()
+            .collect(),
         default: Box::new(Script::Success),
     };
-    t.start(Scenario::new().subscribe("orders", "/orders").script("/orders", script).retry_constant("50ms", 3)).await?;
+    t.start(
+        Scenario::new()
+            .subscribe("orders", "/orders")
+            .script("/orders", script)
+            .retry_constant("50ms", 3),
+    )
+    .await?;
     let ids = publish_keyed(t, "orders", 1, 10).await?;
-    ensure(ids.get(3).map(String::as_str) == Some("m-4"), "harness: unexpected message ids", ids.clone())?;
+    ensure(
+        ids.get(3).map(String::as_str) == Some("m-4"),
+        "harness: unexpected message ids",
+        ids.clone(),
+    )?;
     t.wait("/orders", ids.len() + 1).await?;
     verdict(ordering::per_key(&t.history(), "/orders").verdict())
 }
 
 async fn no_loss_no_duplicates(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders")).await?;
+    t.start(Scenario::new().subscribe("orders", "/orders"))
+        .await?;
     let mut ids = Vec::new();
     for i in 0..200u64 {
         ids.push(t.publish("orders", json!({"n": i})).await?);
     }
     t.wait("/orders", ids.len()).await?;
     let _ = t.quiet("/orders").await;
-    let report = delivery::check(&t.history(), &delivery::DeliveryExpect { routes: vec!["/orders".into()] });
+    let report = delivery::check(
+        &t.history(),
+        &delivery::DeliveryExpect {
+            routes: vec!["/orders".into()],
+        },
+    );
     verdict(report.verdict())?;
     verdict(report.exactly_once_verdict())
 }
 
 async fn two_topics_independent(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("a", "/a").subscribe("b", "/b")).await?;
+    t.start(Scenario::new().subscribe("a", "/a").subscribe("b", "/b"))
+        .await?;
     let a = t.publish("a", json!({})).await?;
     let b = t.publish("b", json!({})).await?;
     t.wait_msg("/a", &a, 1).await?;
     t.wait_msg("/b", &b, 1).await?;
     let crossed = !t.deliveries_of("/a", &b).is_empty() || !t.deliveries_of("/b", &a).is_empty();
-    ensure(!crossed, "a message reached the other topic's route", t.evidence())
+    ensure(
+        !crossed,
+        "a message reached the other topic's route",
+        t.evidence(),
+    )
 }

@@ -1,0 +1,656 @@
+//! The sidecar's non-HTTP-publish surfaces run in-process: the gRPC API through the `dapr`
+//! crate's generated client, the state API (in-memory, and Redis against a private
+//! `redis-server`), and self-invocation. Every wait is on an observable condition with a deadline.
+
+// clippy's allow-unwrap-in-tests does not cover integration-test directories.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use clap::Parser as _;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use reference_sidecar::{Config, Listeners, run};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, oneshot};
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Default)]
+struct App {
+    deliveries: Arc<Mutex<Vec<Value>>>,
+    notify: Arc<Notify>,
+}
+
+async fn app_handler(
+    State(app): State<App>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match uri.path() {
+        "/dapr/subscribe" => {
+            axum::Json(json!([{"pubsubname": "pubsub", "topic": "orders", "route": "/orders"}]))
+                .into_response()
+        }
+        "/dapr/config" | "/missing" => (StatusCode::NOT_FOUND, "nope").into_response(),
+        "/orders" => {
+            let ce: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            app.deliveries.lock().unwrap().push(ce);
+            app.notify.notify_waiters();
+            axum::Json(json!({"status": "SUCCESS"})).into_response()
+        }
+        _ => {
+            let header = |k: &str| {
+                headers
+                    .get(k)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-")
+                    .to_owned()
+            };
+            let text = format!(
+                "{method} {} {} token={} custom={} caller={}",
+                uri.path_and_query().map(|p| p.as_str()).unwrap_or(""),
+                String::from_utf8_lossy(&body),
+                header("dapr-api-token"),
+                header("x-custom"),
+                header("dapr-caller-app-id"),
+            );
+            (StatusCode::CREATED, [("x-echo", "yes")], text).into_response()
+        }
+    }
+}
+
+impl App {
+    async fn wait_for(&self, tag: &str) -> Value {
+        let found = tokio::time::timeout(DEADLINE, async {
+            loop {
+                let notified = self.notify.notified();
+                let hit = self
+                    .deliveries
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .find(|ce| ce["data"]["tag"] == tag || ce["data"] == tag)
+                    .cloned();
+                if let Some(ce) = hit {
+                    return ce;
+                }
+                notified.await;
+            }
+        })
+        .await;
+        found.unwrap_or_else(|_| panic!("no delivery tagged {tag} within {DEADLINE:?}"))
+    }
+}
+
+struct Sidecar {
+    app: App,
+    http: String,
+    grpc: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+    stop: Option<oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<Result<(), reference_sidecar::RunError>>,
+    _dir: tempfile::TempDir,
+}
+
+const RESOURCES: &str = r#"
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: pubsub
+spec:
+  type: pubsub.in-memory
+  version: v1
+---
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: statestore
+spec:
+  type: state.in-memory
+  version: v1
+"#;
+
+async fn start(extra_resources: &str, api_token: Option<&str>, app_token: Option<&str>) -> Sidecar {
+    let app = App::default();
+    let app_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app_port = app_listener.local_addr().unwrap().port();
+    let router = Router::new().fallback(app_handler).with_state(app.clone());
+    tokio::spawn(async move { axum::serve(app_listener, router).await });
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("resources.yaml"),
+        format!("{RESOURCES}{extra_resources}"),
+    )
+    .unwrap();
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (http_addr, grpc_addr): (SocketAddr, SocketAddr) =
+        (http.local_addr().unwrap(), grpc.local_addr().unwrap());
+    let config = Config {
+        app_id: "checkout".into(),
+        app_port: Some(app_port),
+        app_channel_address: "127.0.0.1".into(),
+        app_protocol: "http".into(),
+        resources_paths: vec![dir.path().to_owned()],
+        config_file: None,
+        app_max_concurrency: -1,
+        max_body_size: 1 << 20,
+        graceful_shutdown: Duration::from_secs(2),
+        api_token: api_token.map(str::to_owned),
+        app_api_token: app_token.map(str::to_owned),
+        listen_addresses: vec!["127.0.0.1".parse().unwrap()],
+        http_port: 0,
+        grpc_port: 0,
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let listeners = Listeners {
+        http: vec![http],
+        grpc: vec![grpc],
+    };
+    let done = tokio::spawn(run(config, listeners, async move {
+        let _ = stopped.await;
+    }));
+    let s = Sidecar {
+        app,
+        http: format!("http://{http_addr}"),
+        grpc: format!("http://{grpc_addr}"),
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        stop: Some(stop),
+        done,
+        _dir: dir,
+    };
+    let ok = tokio::time::timeout(DEADLINE, async {
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        loop {
+            tick.tick().await;
+            if s.request("GET", "/v1.0/healthz", &[], "").await.0 == StatusCode::NO_CONTENT {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(ok.is_ok(), "sidecar not healthy within {DEADLINE:?}");
+    s
+}
+
+impl Sidecar {
+    async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (StatusCode, HeaderMap, Bytes) {
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.http));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = self
+            .client
+            .request(req.body(Full::new(Bytes::from(body.to_owned()))).unwrap())
+            .await
+            .unwrap();
+        let (parts, body) = resp.into_parts();
+        (
+            parts.status,
+            parts.headers,
+            body.collect().await.unwrap().to_bytes(),
+        )
+    }
+
+    async fn grpc_client(
+        &self,
+    ) -> dapr::dapr::proto::runtime::v1::dapr_client::DaprClient<tonic::transport::Channel> {
+        dapr::dapr::proto::runtime::v1::dapr_client::DaprClient::connect(self.grpc.clone())
+            .await
+            .unwrap()
+    }
+
+    async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        tokio::time::timeout(DEADLINE, self.done)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+}
+
+fn error_code(body: &[u8]) -> String {
+    serde_json::from_slice::<Value>(body).unwrap()["errorCode"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
+}
+
+mod grpc {
+    use dapr::dapr::proto::runtime::v1::{
+        BulkPublishRequest, BulkPublishRequestEntry, GetMetadataRequest, GetStateRequest,
+        PublishEventRequest,
+    };
+    use tonic::Code;
+
+    use super::*;
+
+    fn publish(pubsub: &str, data: &str, content_type: &str) -> PublishEventRequest {
+        PublishEventRequest {
+            pubsub_name: pubsub.into(),
+            topic: "orders".into(),
+            data: data.as_bytes().to_vec(),
+            data_content_type: content_type.into(),
+            metadata: Default::default(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn publish_metadata_and_unimplemented() {
+        let s = start("", None, None).await;
+        let mut c = s.grpc_client().await;
+
+        // PublishEvent delivers a daprd-shaped CloudEvent.
+        c.publish_event(publish("pubsub", r#"{"tag":"g1"}"#, "application/json"))
+            .await
+            .unwrap();
+        let ce = s.app.wait_for("g1").await;
+        assert_eq!(ce["source"], "checkout");
+        assert_eq!(ce["datacontenttype"], "application/json");
+        assert_eq!(ce["topic"], "orders");
+        assert_eq!(ce["pubsubname"], "pubsub");
+        // An empty data_content_type is text/plain: data is a string.
+        c.publish_event(publish("pubsub", "g2", "")).await.unwrap();
+        let ce = s.app.wait_for("g2").await;
+        assert_eq!(ce["datacontenttype"], "text/plain");
+
+        // Unknown pubsub, empty topic → InvalidArgument.
+        let err = c
+            .publish_event(publish("nope", "{}", "application/json"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+        assert!(
+            err.message().contains("pubsub nope is not found"),
+            "{err:?}"
+        );
+        let mut empty_topic = publish("pubsub", "{}", "");
+        empty_topic.topic.clear();
+        let err = c.publish_event(empty_topic).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        // A bad rawPayload → InvalidArgument.
+        let mut bad_raw = publish("pubsub", "{}", "");
+        bad_raw.metadata.insert("rawPayload".into(), "maybe".into());
+        let err = c.publish_event(bad_raw).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+
+        // Bulk publish: every entry delivered, nothing failed; a duplicated id is refused.
+        let entry = |id: &str, tag: &str| BulkPublishRequestEntry {
+            entry_id: id.into(),
+            event: json!({"tag": tag}).to_string().into_bytes(),
+            content_type: "application/json".into(),
+            metadata: Default::default(),
+        };
+        let bulk = BulkPublishRequest {
+            pubsub_name: "pubsub".into(),
+            topic: "orders".into(),
+            entries: vec![entry("1", "b1"), entry("2", "b2")],
+            metadata: Default::default(),
+        };
+        let resp = c
+            .bulk_publish_event(bulk.clone())
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(resp.failed_entries.is_empty());
+        s.app.wait_for("b1").await;
+        s.app.wait_for("b2").await;
+        #[expect(
+            deprecated,
+            reason = "the Alpha1 method is still served for older SDKs"
+        )]
+        let resp = c.bulk_publish_event_alpha1(bulk.clone()).await.unwrap();
+        assert!(resp.into_inner().failed_entries.is_empty());
+        let mut dup = bulk;
+        dup.entries.push(entry("1", "b3"));
+        let err = c.bulk_publish_event(dup).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+
+        // GetMetadata lists both components and the app's subscription.
+        let md = c
+            .get_metadata(GetMetadataRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(md.id, "checkout");
+        let mut names: Vec<_> = md
+            .registered_components
+            .iter()
+            .map(|c| format!("{}={}", c.name, c.r#type))
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["pubsub=pubsub.in-memory", "statestore=state.in-memory"]
+        );
+        assert_eq!(md.subscriptions.len(), 1);
+        assert_eq!(md.subscriptions[0].pubsub_name, "pubsub");
+        assert_eq!(md.subscriptions[0].topic, "orders");
+        assert_eq!(md.subscriptions[0].r#type, 2, "PROGRAMMATIC");
+        assert_eq!(md.app_connection_properties.unwrap().protocol, "http");
+
+        // Anything else is UNIMPLEMENTED.
+        let err = c
+            .get_state(GetStateRequest {
+                store_name: "statestore".into(),
+                key: "k".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Unimplemented);
+        s.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn api_token_is_enforced() {
+        let s = start("", Some("secret"), None).await;
+        let mut c = s.grpc_client().await;
+        let err = c
+            .get_metadata(GetMetadataRequest::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Unauthenticated);
+        let mut wrong = tonic::Request::new(GetMetadataRequest::default());
+        wrong
+            .metadata_mut()
+            .insert("dapr-api-token", "nope".parse().unwrap());
+        assert_eq!(
+            c.get_metadata(wrong).await.unwrap_err().code(),
+            Code::Unauthenticated
+        );
+        let mut req = tonic::Request::new(publish("pubsub", "t1", "text/plain"));
+        req.metadata_mut()
+            .insert("dapr-api-token", "secret".parse().unwrap());
+        c.publish_event(req).await.unwrap();
+        s.app.wait_for("t1").await;
+        s.stop().await;
+    }
+}
+
+mod state {
+    use super::*;
+
+    /// Save, read, conditional writes and deletes of one store.
+    async fn round_trip(s: &Sidecar, store: &str, bad_etag: &str) {
+        let base = format!("/v1.0/state/{store}");
+        let ct = [("content-type", "application/json")];
+        let (status, _, _) = s
+            .request("POST", &base, &ct, r#"[{"key":"k1","value":{"n":1}}]"#)
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let (status, headers, body) = s.request("GET", &format!("{base}/k1"), &[], "").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers["content-type"], "application/json");
+        assert_eq!(&body[..], br#"{"n":1}"#);
+        let etag = headers["etag"].to_str().unwrap().to_owned();
+
+        // A stale ETag is a 409; the current one writes and moves the ETag on.
+        let save = |etag: &str, n: u32| {
+            json!([{"key": "k1", "value": {"n": n}, "etag": etag}]).to_string()
+        };
+        let (status, _, body) = s.request("POST", &base, &ct, &save(bad_etag, 2)).await;
+        assert_eq!(
+            status,
+            StatusCode::CONFLICT,
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+        assert_eq!(error_code(&body), "ERR_STATE_SAVE");
+        let (status, _, _) = s.request("POST", &base, &ct, &save(&etag, 3)).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let (_, headers, body) = s.request("GET", &format!("{base}/k1"), &[], "").await;
+        assert_eq!(&body[..], br#"{"n":3}"#);
+        let etag2 = headers["etag"].to_str().unwrap().to_owned();
+        assert_ne!(etag, etag2);
+
+        // Deletes honour If-Match the same way.
+        let (status, _, body) = s
+            .request("DELETE", &format!("{base}/k1"), &[("if-match", &etag)], "")
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(error_code(&body), "ERR_STATE_DELETE");
+        let (status, _, _) = s
+            .request("DELETE", &format!("{base}/k1"), &[("if-match", &etag2)], "")
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let (status, _, body) = s.request("GET", &format!("{base}/k1"), &[], "").await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        assert!(body.is_empty());
+
+        // A string value comes back as a JSON string; keys may contain slashes.
+        let (status, _, _) = s
+            .request("POST", &base, &ct, r#"[{"key":"a/b","value":"text"}]"#)
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let (_, _, body) = s.request("GET", &format!("{base}/a/b"), &[], "").await;
+        assert_eq!(&body[..], br#""text""#);
+        let (status, _, _) = s.request("DELETE", &format!("{base}/a/b"), &[], "").await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn in_memory() {
+        let s = start("", None, None).await;
+        round_trip(&s, "statestore", "not-the-etag").await;
+
+        let (status, _, body) = s.request("GET", "/v1.0/state/nope/k", &[], "").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(error_code(&body), "ERR_STATE_STORE_NOT_FOUND");
+        let (status, _, body) = s.request("POST", "/v1.0/state/statestore", &[], "{").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(error_code(&body), "ERR_MALFORMED_REQUEST");
+
+        // The metadata API lists the state store.
+        let (_, _, body) = s.request("GET", "/v1.0/metadata", &[], "").await;
+        let md: Value = serde_json::from_slice(&body).unwrap();
+        let types: Vec<_> = md["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["type"].as_str().unwrap().to_owned())
+            .collect();
+        assert!(types.contains(&"state.in-memory".to_owned()), "{md}");
+        s.stop().await;
+    }
+
+    /// A private redis-server on a free loopback port in its own directory; killed on drop.
+    struct RedisServer {
+        port: u16,
+        _child: tokio::process::Child,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn redis_server() -> RedisServer {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = tokio::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server must be installed for this test");
+        let ready = tokio::time::timeout(DEADLINE, async {
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            loop {
+                tick.tick().await;
+                if ping(port).await {
+                    return;
+                }
+            }
+        })
+        .await;
+        assert!(
+            ready.is_ok(),
+            "redis-server on {port} did not answer PING within {DEADLINE:?}"
+        );
+        RedisServer {
+            port,
+            _child: child,
+            _dir: dir,
+        }
+    }
+
+    async fn ping(port: u16) -> bool {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(mut conn) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+            return false;
+        };
+        if conn.write_all(b"PING\r\n").await.is_err() {
+            return false;
+        }
+        let mut buf = [0u8; 7];
+        conn.read_exact(&mut buf).await.is_ok() && &buf == b"+PONG\r\n"
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis() {
+        let redis = redis_server().await;
+        let component = format!(
+            "---\napiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: redisstore\nspec:\n  type: state.redis\n  version: v1\n  metadata:\n  - name: redisHost\n    value: 127.0.0.1:{}\n",
+            redis.port
+        );
+        let s = start(&component, None, None).await;
+        round_trip(&s, "redisstore", "999").await;
+        // Redis ETags are versions: a non-number is an invalid ETag (400).
+        let (status, _, body) = s
+            .request(
+                "POST",
+                "/v1.0/state/redisstore",
+                &[],
+                r#"[{"key":"k","value":1,"etag":"abc"}]"#,
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(error_code(&body), "ERR_STATE_SAVE");
+        s.stop().await;
+    }
+}
+
+/// Component loading dispatches on the type prefix; an unusable type names file and field.
+#[tokio::test]
+async fn unknown_component_types_name_file_and_field() {
+    for (type_, field) in [
+        ("bindings.cron", "spec.type"),
+        ("state.nonsense", "spec.type"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("bad.yaml"),
+            format!("apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: c\nspec:\n  type: {type_}\n  version: v1\n"),
+        )
+        .unwrap();
+        let mut config = reference_sidecar::cli::Flags::try_parse_from(["refsidecar"])
+            .unwrap()
+            .into_config(None, None)
+            .unwrap();
+        config.resources_paths = vec![dir.path().to_owned()];
+        let err = run(config, Listeners::default(), std::future::pending())
+            .await
+            .unwrap_err();
+        let chain = std::iter::successors(Some(&err as &dyn std::error::Error), |e| e.source())
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join(": ");
+        assert!(
+            chain.contains("bad.yaml") && chain.contains(field) && chain.contains(type_),
+            "{chain}"
+        );
+    }
+}
+
+mod invoke {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn self_invocation_round_trip() {
+        let s = start("", Some("api-secret"), Some("app-secret")).await;
+        let token = ("dapr-api-token", "api-secret");
+        let (status, headers, body) = s
+            .request(
+                "PUT",
+                "/v1.0/invoke/checkout/method/echo/a?x=1",
+                &[token, ("x-custom", "c1")],
+                "hello",
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        assert_eq!(headers["x-echo"], "yes");
+        // The caller's API token is not forwarded; the app token is.
+        assert_eq!(
+            String::from_utf8_lossy(&body),
+            "PUT /echo/a?x=1 hello token=app-secret custom=c1 caller=checkout"
+        );
+        // The app's 404 passes through.
+        let (status, _, body) = s
+            .request("GET", "/v1.0/invoke/checkout/method/missing", &[token], "")
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(&body[..], b"nope");
+        // The dapr-app-id header form.
+        let (status, _, body) = s
+            .request(
+                "DELETE",
+                "/things/7",
+                &[token, ("dapr-app-id", "checkout")],
+                "",
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        assert!(String::from_utf8_lossy(&body).starts_with("DELETE /things/7 "));
+
+        // Another app id needs name resolution, which this sidecar does not have.
+        let (status, _, body) = s
+            .request("POST", "/v1.0/invoke/inventory/method/x", &[token], "")
+            .await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        let err: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(err["errorCode"], "ERR_DIRECT_INVOKE");
+        let message = err["message"].as_str().unwrap();
+        assert!(
+            message.contains("inventory") && message.contains("name resolution"),
+            "{message}"
+        );
+        // Without the API token: 401 before anything is forwarded.
+        let (status, _, _) = s
+            .request("GET", "/v1.0/invoke/checkout/method/echo", &[], "")
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        // Other unmatched paths keep daprd's 404.
+        let (status, _, body) = s.request("GET", "/v1.0/nothing", &[token], "").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(error_code(&body), "ERR_DIRECT_INVOKE");
+        s.stop().await;
+    }
+}
