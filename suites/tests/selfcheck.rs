@@ -10,10 +10,13 @@ use std::sync::Arc;
 
 use harness_report::VerdictKind;
 use libtest_mimic::{Arguments, Failed, Trial};
-use suites::env::{EnvSettings, RunEnv, find_workspace};
+use suites::Broker;
+use suites::env::{EnvSettings, RunEnv, broker_unavailable, find_workspace};
 
-/// (mutant mode, check id, whether the check must fail).
+/// (mutant mode, check id, whether the check must fail), on the in-memory broker.
 const CASES: &[(&str, &str, bool)] = &[
+    ("ack-before-deliver", "core::ordering::fifo_single_publisher", true),
+    ("ack-before-deliver", "core::status::retry_retried", true),
     ("strip-specversion", "core::cloudevents::schema_valid", true),
     (
         "strip-specversion",
@@ -48,19 +51,35 @@ const CASES: &[(&str, &str, bool)] = &[
     ("none", "core::cloudevents::delivery_content_type", false),
 ];
 
+/// The same, on the Redis broker (a private redis-server per trial).
+const REDIS_CASES: &[(&str, &str, bool)] = &[
+    ("ack-before-deliver", "core::durability::sidecar_kill_redelivers", true),
+    ("ack-before-deliver", "core::ordering::fifo_with_concurrency_one", true),
+    ("none", "core::durability::sidecar_kill_redelivers", false),
+    ("none", "core::ordering::fifo_with_concurrency_one", false),
+];
+
 fn main() -> std::process::ExitCode {
     let args = Arguments::from_args();
-    let trials = CASES
+    let settings = EnvSettings::from_env().unwrap_or_default();
+    let cases = CASES
         .iter()
-        .map(|&(mode, id, must_fail)| {
-            let name = format!("selfcheck::{mode}::{}", id.replace("::", "."));
-            Trial::test(name, move || run(mode, id, must_fail))
+        .map(|&(mode, id, must_fail)| (Broker::InMemory, mode, id, must_fail))
+        .chain(REDIS_CASES.iter().map(|&(mode, id, must_fail)| (Broker::Redis, mode, id, must_fail)));
+    let trials = cases
+        .map(|(broker, mode, id, must_fail)| {
+            let name = format!("selfcheck::{mode}::{}::{broker}", id.replace("::", "."));
+            let trial = Trial::test(name, move || run(broker, mode, id, must_fail));
+            match broker_unavailable(broker, &settings) {
+                Some(reason) => trial.with_ignored_flag(true).with_kind(format!("skip: {reason}")),
+                None => trial,
+            }
         })
         .collect();
     libtest_mimic::run(&args, trials).exit_code()
 }
 
-fn env_for(mode: &str) -> Result<Arc<RunEnv>, Failed> {
+fn env_for(broker: Broker, mode: &str) -> Result<Arc<RunEnv>, Failed> {
     let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
     let root = find_workspace(&cwd).map_err(|e| e.to_string())?;
     let settings = EnvSettings {
@@ -72,14 +91,16 @@ fn env_for(mode: &str) -> Result<Arc<RunEnv>, Failed> {
         report_dir: None,
         brokers: None,
         redis: None,
+        kafka: None,
+        tansu: None,
     };
     let run_dir = root.join("reports/cargo-test/selfcheck").join(mode);
-    RunEnv::new(&settings, root, run_dir, suites::Broker::InMemory)
+    RunEnv::new(&settings, root, run_dir, broker)
         .map_err(|e| Failed::from(format!("{e:#}")))
 }
 
-fn run(mode: &str, id: &str, must_fail: bool) -> Result<(), Failed> {
-    let env = env_for(mode)?;
+fn run(broker: Broker, mode: &str, id: &str, must_fail: bool) -> Result<(), Failed> {
+    let env = env_for(broker, mode)?;
     let check = suites::all()
         .into_iter()
         .find(|c| c.id == id)

@@ -44,18 +44,23 @@ pub enum Mode {
     DropEvery3rd,
     /// Forwards deliveries with `Content-Type: application/json`.
     ContentTypeJson,
+    /// Answers every delivery with 200 SUCCESS at once and forwards it to the app in the
+    /// background after a short, varying delay: acknowledges before delivering, which also
+    /// lets later messages overtake earlier ones and loses them when the app fails.
+    AckBeforeDeliver,
     /// Pure pass-through.
     None,
 }
 
 impl Mode {
     /// Every mode, in documentation order.
-    pub const ALL: [Mode; 6] = [
+    pub const ALL: [Mode; 7] = [
         Mode::StripSpecversion,
         Mode::RetryToSuccess,
         Mode::DeliverTwice,
         Mode::DropEvery3rd,
         Mode::ContentTypeJson,
+        Mode::AckBeforeDeliver,
         Mode::None,
     ];
 
@@ -67,6 +72,7 @@ impl Mode {
             Mode::DeliverTwice => "deliver-twice",
             Mode::DropEvery3rd => "drop-every-3rd",
             Mode::ContentTypeJson => "content-type-json",
+            Mode::AckBeforeDeliver => "ack-before-deliver",
             Mode::None => "none",
         }
     }
@@ -81,7 +87,7 @@ impl fmt::Display for Mode {
 /// An unknown mode name.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error(
-    "unknown mutant mode `{0}` (expected one of strip-specversion, retry-to-success, deliver-twice, drop-every-3rd, content-type-json, none)"
+    "unknown mutant mode `{0}` (expected one of strip-specversion, retry-to-success, deliver-twice, drop-every-3rd, content-type-json, ack-before-deliver, none)"
 )]
 pub struct UnknownMode(pub String);
 
@@ -383,6 +389,23 @@ async fn forward(
                 );
             }
             Mode::DeliverTwice => copies = 2,
+            Mode::AckBeforeDeliver => {
+                // The delay varies with the delivery number so that deliveries overtake each other.
+                let delay = std::time::Duration::from_millis((n * 7 % 23) as u64);
+                let mut out = Request::new(Full::new(body.clone()));
+                *out.method_mut() = parts.method.clone();
+                *out.uri_mut() = uri.clone();
+                *out.headers_mut() = parts.headers.clone();
+                let client = proxy.client.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let _ = client.request(out).await;
+                });
+                return Ok(json_response(
+                    200,
+                    Bytes::from_static(br#"{"status":"SUCCESS"}"#),
+                ));
+            }
             _ => {}
         }
         body = mutate_delivery_body(proxy.mode, body);
