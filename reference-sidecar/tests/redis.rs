@@ -335,3 +335,21 @@ async fn unreachable_redis_fails_start_up() {
         "{text}"
     );
 }
+
+/// Not Redis, but the same start-up path: a build without the `kafka` feature refuses
+/// `pubsub.kafka` with an error naming the file, `spec.type` and the feature.
+#[cfg(not(feature = "kafka"))]
+#[tokio::test]
+async fn kafka_without_the_feature_fails_start_up() {
+    let yaml = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: pubsub\nspec:\n  \
+                type: pubsub.kafka\n  version: v1\n  metadata:\n  - name: brokers\n    value: \
+                127.0.0.1:1\n";
+    let dir = resources(yaml);
+    let text = start_up_error(dir.path()).await;
+    assert!(
+        text.contains("resources.yaml")
+            && text.contains("spec.type")
+            && text.contains("built without the kafka feature"),
+        "{text}"
+    );
+}

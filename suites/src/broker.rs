@@ -3,6 +3,10 @@
 //! the checks and the test app stay the same. A check that relies on a promise a broker does not
 //! make is skipped on that broker, with the reason.
 
+use std::path::Path;
+
+use harness::{BrokerError, KafkaServer, RedisServer};
+
 /// A broker behind the `pubsub` component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Broker {
@@ -10,6 +14,8 @@ pub enum Broker {
     InMemory,
     /// `pubsub.redis`: Redis Streams on a private `redis-server` per trial.
     Redis,
+    /// `pubsub.kafka`: a private Kafka-protocol broker (tansu, memory engine) per trial.
+    Kafka,
 }
 
 /// A behaviour some brokers guarantee and others do not.
@@ -19,11 +25,21 @@ pub enum Promise {
     Fifo,
     /// At most one delivery per subscription is in flight.
     OneInFlight,
+    /// Messages with the same `metadata.partitionKey` arrive in publish order.
+    FifoPerPartitionKey,
     /// Messages accepted before shutdown are delivered before the sidecar exits (a broker
     /// without persistence has no other way to keep them).
     DrainOnShutdown,
-    /// An acknowledged publish survives a crash of the sidecar or a restart of the broker.
-    Durable,
+    /// A message acknowledged by the broker but not yet handled when the sidecar crashes is
+    /// delivered after the sidecar restarts.
+    SurvivesSidecarCrash,
+    /// An acknowledged publish survives a kill and restart of the broker.
+    SurvivesBrokerRestart,
+    /// A subscriber that starts after messages were published receives them.
+    BacklogForNewSubscriber,
+    /// A nack with no retry policy and no dead-letter topic ends the message's delivery (the
+    /// component does not redeliver it on its own).
+    NackEndsDelivery,
     /// A component with `concurrency: "1"` delivers one subscription's messages in order.
     FifoWithConcurrencyOne,
 }
@@ -34,8 +50,20 @@ impl Promise {
         match self {
             Promise::Fifo => "per-subscription FIFO",
             Promise::OneInFlight => "one delivery in flight per subscription",
+            Promise::FifoPerPartitionKey => "FIFO per partition key",
             Promise::DrainOnShutdown => "delivery of accepted messages before shutdown",
-            Promise::Durable => "durability of acknowledged publishes across crashes and restarts",
+            Promise::SurvivesSidecarCrash => {
+                "redelivery of unhandled messages after a sidecar crash"
+            }
+            Promise::SurvivesBrokerRestart => {
+                "durability of acknowledged publishes across a broker restart (the Kafka test broker keeps everything in memory)"
+            }
+            Promise::BacklogForNewSubscriber => {
+                "delivery of messages published before the subscriber started"
+            }
+            Promise::NackEndsDelivery => {
+                "a nack without retry policy ends delivery (pubsub.kafka retries a nack itself, every backOffDuration, forever by default: spec §5.6)"
+            }
             Promise::FifoWithConcurrencyOne => "FIFO with concurrency 1",
         }
     }
@@ -43,13 +71,14 @@ impl Promise {
 
 impl Broker {
     /// Every broker, in report order.
-    pub const ALL: [Broker; 2] = [Broker::InMemory, Broker::Redis];
+    pub const ALL: [Broker; 3] = [Broker::InMemory, Broker::Redis, Broker::Kafka];
 
     /// The name used in test names, reports and `--broker`.
     pub fn name(self) -> &'static str {
         match self {
             Broker::InMemory => "in-memory",
             Broker::Redis => "redis",
+            Broker::Kafka => "kafka",
         }
     }
 
@@ -64,6 +93,7 @@ impl Broker {
         match self {
             Broker::InMemory => "pubsub.in-memory",
             Broker::Redis => "pubsub.redis",
+            Broker::Kafka => "pubsub.kafka",
         }
     }
 
@@ -80,15 +110,90 @@ impl Broker {
                 Promise::OneInFlight,
                 Promise::DrainOnShutdown,
                 Promise::FifoWithConcurrencyOne,
+                Promise::NackEndsDelivery,
+                Promise::FifoPerPartitionKey,
             ],
             // The template keeps daprd's default `concurrency` (10): no order, several in flight.
-            Broker::Redis => &[Promise::Durable, Promise::FifoWithConcurrencyOne],
+            Broker::Redis => &[
+                Promise::SurvivesSidecarCrash,
+                Promise::SurvivesBrokerRestart,
+                Promise::BacklogForNewSubscriber,
+                Promise::FifoWithConcurrencyOne,
+                Promise::NackEndsDelivery,
+            ],
+            // One partition per topic and refsidecar's serial consumer: FIFO, one in flight
+            // (`concurrency` is not a Kafka key, so "concurrency 1" is FIFO too). The template's
+            // `initialOffset: oldest` gives a new group the backlog. The test broker's memory
+            // engine loses everything on restart, and a nack is retried by the component.
+            Broker::Kafka => &[
+                Promise::Fifo,
+                Promise::FifoPerPartitionKey,
+                Promise::OneInFlight,
+                Promise::FifoWithConcurrencyOne,
+                Promise::SurvivesSidecarCrash,
+                Promise::BacklogForNewSubscriber,
+            ],
         }
     }
 
     /// Whether this broker keeps `promise`.
     pub fn keeps(self, promise: Promise) -> bool {
         self.promises().contains(&promise)
+    }
+}
+
+/// A trial's broker process (or an external broker), for faults.
+#[derive(Debug)]
+pub enum BrokerServer {
+    /// A redis-server.
+    Redis(RedisServer),
+    /// A Kafka-protocol broker.
+    Kafka(KafkaServer),
+}
+
+impl BrokerServer {
+    /// `host:port`.
+    pub fn addr(&self) -> &str {
+        match self {
+            BrokerServer::Redis(s) => s.addr(),
+            BrokerServer::Kafka(s) => s.addr(),
+        }
+    }
+
+    /// Whether the harness owns the process (so it can kill and restart it).
+    pub fn is_private(&self) -> bool {
+        match self {
+            BrokerServer::Redis(s) => s.is_private(),
+            BrokerServer::Kafka(s) => s.is_private(),
+        }
+    }
+
+    /// SIGKILLs the broker.
+    pub async fn kill(&mut self) {
+        match self {
+            BrokerServer::Redis(s) => s.kill().await,
+            BrokerServer::Kafka(s) => s.kill().await,
+        }
+    }
+
+    /// Starts it again on the same port and waits until it answers.
+    pub async fn restart(&mut self) -> Result<(), BrokerError> {
+        match self {
+            BrokerServer::Redis(s) => s.restart().await,
+            BrokerServer::Kafka(s) => s.restart().await,
+        }
+    }
+
+    /// Starts a private Kafka-protocol broker from `binary`.
+    pub async fn start_kafka(
+        binary: &Path,
+        dir: &Path,
+        log_dir: &Path,
+        name: &str,
+    ) -> Result<BrokerServer, BrokerError> {
+        KafkaServer::start(binary, dir, log_dir, name)
+            .await
+            .map(BrokerServer::Kafka)
     }
 }
 
@@ -107,7 +212,7 @@ pub fn parse_list(s: &str) -> Result<Vec<Broker>, String> {
         .filter(|p| !p.trim().is_empty())
         .map(|p| {
             Broker::parse(p)
-                .ok_or_else(|| format!("unknown broker {p:?} (in-memory, redis or all)"))
+                .ok_or_else(|| format!("unknown broker {p:?} (in-memory, redis, kafka or all)"))
         })
         .collect()
 }

@@ -1,8 +1,8 @@
 //! The catalog: every check with its id, title, clause, level, profile and needs.
 //!
 //! Listing the catalog starts nothing. Whether a check can run against a target is decided
-//! from the target file alone ([`Check::skip_reason`]), so a skip is known before the run and
-//! shows, with its reason, in every report.
+//! from the target file, the broker and the installed app runtimes alone ([`Check::skip_reason`]),
+//! so a skip is known before the run and shows, with its reason, in every report.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -27,6 +27,11 @@ pub enum Need {
     Capability(&'static str),
     /// A promise only some brokers make (ordering, ...).
     Promise(crate::broker::Promise),
+    /// This broker and no other (the `apps` flows: two sidecar processes must share a broker,
+    /// one broker per flow keeps the profile short).
+    Broker(crate::broker::Broker),
+    /// A language runtime with the tutorial apps' dependencies installed (`apps` profile).
+    Runtime(crate::apps::Runtime),
 }
 
 /// One conformance check.
@@ -100,6 +105,14 @@ impl Check {
                         "broker `{broker}` does not promise {}",
                         p.describe()
                     ));
+                }
+                Need::Broker(b) if *b != broker => {
+                    return Some(format!("runs on broker `{b}` only"));
+                }
+                Need::Runtime(r) => {
+                    if let Some(reason) = r.unavailable() {
+                        return Some(reason);
+                    }
                 }
                 _ => {}
             }

@@ -24,6 +24,11 @@ const ROWS: &[Row] = &[
         promise: Some(Promise::Fifo),
     },
     Row {
+        name: "FIFO per partition key",
+        checks: &["core::ordering::per_partition_key"],
+        promise: Some(Promise::FifoPerPartitionKey),
+    },
+    Row {
         name: "FIFO with concurrency 1",
         checks: &["core::ordering::fifo_with_concurrency_one"],
         promise: Some(Promise::FifoWithConcurrencyOne),
@@ -36,12 +41,12 @@ const ROWS: &[Row] = &[
     Row {
         name: "redelivery after a sidecar kill",
         checks: &["core::durability::sidecar_kill_redelivers"],
-        promise: Some(Promise::Durable),
+        promise: Some(Promise::SurvivesSidecarCrash),
     },
     Row {
         name: "acknowledged publishes survive a broker restart",
         checks: &["core::durability::broker_restart_keeps_acknowledged"],
-        promise: Some(Promise::Durable),
+        promise: Some(Promise::SurvivesBrokerRestart),
     },
     Row {
         name: "no loss, no duplicates (healthy run)",

@@ -5,7 +5,12 @@
 //! `PUBSUB_TCK_SEED` (seed for random choices; printed in every report),
 //! `PUBSUB_TCK_REPORT_DIR` (where `cargo test` runs keep logs, default `reports/cargo-test`),
 //! `PUBSUB_TCK_BROKERS` (comma-separated brokers, or `all`),
-//! `PUBSUB_TCK_REDIS` (`host:port` of a Redis to use instead of a private redis-server per trial).
+//! `PUBSUB_TCK_REDIS` (`host:port` of a Redis to use instead of a private redis-server per trial),
+//! `PUBSUB_TCK_KAFKA` (`host:port` of a Kafka to use instead of a private broker per trial),
+//! `PUBSUB_TCK_TANSU` (the `tansu` binary the private Kafka-protocol brokers run; scripts/test.sh
+//! fetches it and sets this).
+//! `PUBSUB_TCK_PYTHON` (the venv Python of the `apps` profile) and `PUBSUB_TCK_NODE_PREFIX` (the npm
+//! prefix of its Node apps), both set by scripts/test.sh.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,6 +34,10 @@ pub struct RunEnv {
     pub broker: Broker,
     /// An external Redis (`PUBSUB_TCK_REDIS`) instead of a private server per trial.
     pub redis: Option<String>,
+    /// An external Kafka (`PUBSUB_TCK_KAFKA`) instead of a private broker per trial.
+    pub kafka: Option<String>,
+    /// The Kafka-protocol broker binary for private brokers (`PUBSUB_TCK_TANSU`).
+    pub tansu: Option<PathBuf>,
 }
 
 /// The run environment could not be set up.
@@ -78,6 +87,10 @@ pub struct EnvSettings {
     pub brokers: Option<Vec<Broker>>,
     /// External Redis address.
     pub redis: Option<String>,
+    /// External Kafka address.
+    pub kafka: Option<String>,
+    /// The tansu binary.
+    pub tansu: Option<PathBuf>,
 }
 
 impl EnvSettings {
@@ -105,6 +118,12 @@ impl EnvSettings {
             redis: std::env::var("PUBSUB_TCK_REDIS")
                 .ok()
                 .filter(|s| !s.is_empty()),
+            kafka: std::env::var("PUBSUB_TCK_KAFKA")
+                .ok()
+                .filter(|s| !s.is_empty()),
+            tansu: std::env::var_os("PUBSUB_TCK_TANSU")
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from),
         })
     }
 }
@@ -164,6 +183,8 @@ impl RunEnv {
             seed,
             broker,
             redis: settings.redis.clone(),
+            kafka: settings.kafka.clone(),
+            tansu: settings.tansu.clone(),
         }))
     }
 }
@@ -175,6 +196,12 @@ pub fn broker_unavailable(broker: Broker, settings: &EnvSettings) -> Option<Stri
         Broker::Redis if settings.redis.is_some() => None,
         Broker::Redis => (!on_path("redis-server"))
             .then(|| "redis-server is not on PATH and PUBSUB_TCK_REDIS is not set (the README's test command installs it)".to_owned()),
+        Broker::Kafka if settings.kafka.is_some() => None,
+        Broker::Kafka => match &settings.tansu {
+            None => Some("PUBSUB_TCK_TANSU (the Kafka-protocol test broker binary) and PUBSUB_TCK_KAFKA are not set (the README's test command fetches the broker and sets PUBSUB_TCK_TANSU)".to_owned()),
+            Some(p) if !p.is_file() => Some(format!("PUBSUB_TCK_TANSU={} is not a file (scripts/tansu.sh fetches it)", p.display())),
+            Some(_) => None,
+        },
     }
 }
 
@@ -188,4 +215,33 @@ pub fn random_seed() -> u64 {
     let id = uuid::Uuid::new_v4();
     let b = id.as_bytes();
     u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) % 1_000_000_000
+}
+
+/// The language runtimes of the `apps` profile's tutorial apps (`fixtures/apps/`), read once
+/// from `PUBSUB_TCK_PYTHON` and `PUBSUB_TCK_NODE_PREFIX`.
+#[derive(Debug, Clone, Default)]
+pub struct AppRuntimes {
+    /// The Python interpreter of a venv with `fixtures/apps/python/requirements.txt` installed.
+    pub python: Option<PathBuf>,
+    /// The npm prefix holding `node_modules/` for `fixtures/apps/node/package.json`.
+    pub node_prefix: Option<PathBuf>,
+}
+
+/// The app runtimes of this process (read on first use; listing checks reads them, so a
+/// missing runtime shows as a skip reason before anything runs).
+pub fn app_runtimes() -> &'static AppRuntimes {
+    static RUNTIMES: std::sync::OnceLock<AppRuntimes> = std::sync::OnceLock::new();
+    RUNTIMES.get_or_init(|| AppRuntimes {
+        python: std::env::var_os("PUBSUB_TCK_PYTHON")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from),
+        node_prefix: std::env::var_os("PUBSUB_TCK_NODE_PREFIX")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from),
+    })
+}
+
+/// Whether `program` is an executable file on `PATH` (`node` for the Node apps).
+pub fn program_on_path(program: &str) -> bool {
+    on_path(program)
 }

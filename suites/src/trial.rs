@@ -17,6 +17,7 @@ use harness::{
 use harness_history::{EventKind, History, MessageId, Phase, Publish};
 use serde_json::{Value, json};
 
+use crate::broker::{Broker, BrokerServer};
 use crate::env::RunEnv;
 use crate::problem::Problem;
 
@@ -164,7 +165,7 @@ impl Scenario {
 /// The running pieces of a trial.
 pub struct Cluster {
     /// The trial's private broker process, when the broker has one.
-    broker: Option<RedisServer>,
+    broker: Option<BrokerServer>,
     app: Option<TestApp>,
     app_config: TestAppConfig,
     app_scripts: Vec<(String, Script)>,
@@ -264,14 +265,20 @@ impl Trial {
                 )
             })
             .collect();
-        let redis_host = broker
+        let external = match self.env.broker {
+            Broker::InMemory => None,
+            Broker::Redis => self.env.redis.clone(),
+            Broker::Kafka => self.env.kafka.clone(),
+        };
+        let broker_addr = broker
             .as_ref()
             .map(|r| r.addr().to_owned())
-            .or_else(|| self.env.redis.clone())
+            .or(external)
             .unwrap_or_default();
         let component = template
             .replace("{{name}}", PUBSUB)
-            .replace("{{redis_host}}", &redis_host)
+            .replace("{{redis_host}}", &broker_addr)
+            .replace("{{kafka_brokers}}", &broker_addr)
             .replace("{{metadata}}\n", &metadata)
             .replace("{{metadata}}", &metadata);
         std::fs::write(dir.join("00-component.yaml"), component)?;
@@ -318,23 +325,37 @@ impl Trial {
     }
 
     /// Starts the trial's private broker process, if its broker has one.
-    async fn start_broker(&self, dir: &std::path::Path) -> Result<Option<RedisServer>, Problem> {
+    async fn start_broker(&self, dir: &std::path::Path) -> Result<Option<BrokerServer>, Problem> {
         match self.env.broker {
-            crate::broker::Broker::InMemory => Ok(None),
-            crate::broker::Broker::Redis if self.env.redis.is_some() => Ok(None),
-            crate::broker::Broker::Redis => {
+            Broker::InMemory => Ok(None),
+            Broker::Redis if self.env.redis.is_some() => Ok(None),
+            Broker::Redis => {
                 let name = format!("redis-{}", self.safe_id());
                 let server = RedisServer::start(&dir.join("redis"), &self.log_dir(), &name)
                     .await
                     .map_err(|e| Problem::setup(&e))?;
-                Ok(Some(server))
+                Ok(Some(BrokerServer::Redis(server)))
+            }
+            Broker::Kafka if self.env.kafka.is_some() => Ok(None),
+            Broker::Kafka => {
+                let Some(binary) = &self.env.tansu else {
+                    return Err(Problem::Setup(
+                        "no Kafka broker: set PUBSUB_TCK_TANSU (scripts/tansu.sh) or PUBSUB_TCK_KAFKA"
+                            .into(),
+                    ));
+                };
+                let name = format!("kafka-{}", self.safe_id());
+                BrokerServer::start_kafka(binary, &dir.join("kafka"), &self.log_dir(), &name)
+                    .await
+                    .map(Some)
+                    .map_err(|e| Problem::setup(&e))
             }
         }
     }
 
     /// The trial's private broker, for faults (kill, restart); `None` for in-memory or an
-    /// external Redis.
-    pub fn broker_server(&mut self) -> Option<&mut RedisServer> {
+    /// external broker.
+    pub fn broker_server(&mut self) -> Option<&mut BrokerServer> {
         self.cluster.as_mut().and_then(|c| c.broker.as_mut())
     }
 

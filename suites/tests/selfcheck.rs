@@ -15,7 +15,11 @@ use suites::env::{EnvSettings, RunEnv, broker_unavailable, find_workspace};
 
 /// (mutant mode, check id, whether the check must fail), on the in-memory broker.
 const CASES: &[(&str, &str, bool)] = &[
-    ("ack-before-deliver", "core::ordering::fifo_single_publisher", true),
+    (
+        "ack-before-deliver",
+        "core::ordering::fifo_single_publisher",
+        true,
+    ),
     ("ack-before-deliver", "core::status::retry_retried", true),
     ("strip-specversion", "core::cloudevents::schema_valid", true),
     (
@@ -53,8 +57,16 @@ const CASES: &[(&str, &str, bool)] = &[
 
 /// The same, on the Redis broker (a private redis-server per trial).
 const REDIS_CASES: &[(&str, &str, bool)] = &[
-    ("ack-before-deliver", "core::durability::sidecar_kill_redelivers", true),
-    ("ack-before-deliver", "core::ordering::fifo_with_concurrency_one", true),
+    (
+        "ack-before-deliver",
+        "core::durability::sidecar_kill_redelivers",
+        true,
+    ),
+    (
+        "ack-before-deliver",
+        "core::ordering::fifo_with_concurrency_one",
+        true,
+    ),
     ("none", "core::durability::sidecar_kill_redelivers", false),
     ("none", "core::ordering::fifo_with_concurrency_one", false),
 ];
@@ -65,13 +77,19 @@ fn main() -> std::process::ExitCode {
     let cases = CASES
         .iter()
         .map(|&(mode, id, must_fail)| (Broker::InMemory, mode, id, must_fail))
-        .chain(REDIS_CASES.iter().map(|&(mode, id, must_fail)| (Broker::Redis, mode, id, must_fail)));
+        .chain(
+            REDIS_CASES
+                .iter()
+                .map(|&(mode, id, must_fail)| (Broker::Redis, mode, id, must_fail)),
+        );
     let trials = cases
         .map(|(broker, mode, id, must_fail)| {
             let name = format!("selfcheck::{mode}::{}::{broker}", id.replace("::", "."));
             let trial = Trial::test(name, move || run(broker, mode, id, must_fail));
             match broker_unavailable(broker, &settings) {
-                Some(reason) => trial.with_ignored_flag(true).with_kind(format!("skip: {reason}")),
+                Some(reason) => trial
+                    .with_ignored_flag(true)
+                    .with_kind(format!("skip: {reason}")),
                 None => trial,
             }
         })
@@ -95,8 +113,7 @@ fn env_for(broker: Broker, mode: &str) -> Result<Arc<RunEnv>, Failed> {
         tansu: None,
     };
     let run_dir = root.join("reports/cargo-test/selfcheck").join(mode);
-    RunEnv::new(&settings, root, run_dir, broker)
-        .map_err(|e| Failed::from(format!("{e:#}")))
+    RunEnv::new(&settings, root, run_dir, broker).map_err(|e| Failed::from(format!("{e:#}")))
 }
 
 fn run(broker: Broker, mode: &str, id: &str, must_fail: bool) -> Result<(), Failed> {

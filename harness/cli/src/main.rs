@@ -52,7 +52,7 @@ struct RunArgs {
     /// Seed of every random choice; printed in every report. Default: $PUBSUB_TCK_SEED or random.
     #[arg(long)]
     seed: Option<u64>,
-    /// Broker(s) behind the target's pubsub component: in-memory, redis, or all (comma-separated).
+    /// Broker(s) behind the target's pubsub component: in-memory, redis, kafka, or all (comma-separated).
     #[arg(long, default_value = "in-memory")]
     broker: String,
     /// Checks run at the same time.

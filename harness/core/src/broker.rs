@@ -1,9 +1,10 @@
-//! Brokers the harness brings up for trials: a private `redis-server` on a free loopback port
-//! with its own data directory, so that a trial can kill and restart it without touching any
-//! shared Redis.
+//! Brokers the harness brings up for trials: a private `redis-server`, or a private Kafka-protocol
+//! broker (the `tansu` binary, memory engine), on a free loopback port with its own directory,
+//! so that a trial can kill and restart it without touching any shared broker.
 //!
-//! Owns starting, readiness (a real `PING` against a deadline), kill and restart. Which
-//! component YAML points at it is the suites' business.
+//! Owns starting, readiness (a real `PING`, or a real Kafka `ApiVersions` round trip, against a
+//! deadline), kill and restart. Which component YAML points at it is the suites' business, and
+//! so is where the `tansu` binary comes from (`PUBSUB_TCK_TANSU`, set by scripts/test.sh).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -28,6 +29,27 @@ pub enum BrokerError {
     /// The binary is missing or would not start.
     #[error("cannot start redis-server (is it installed? the README's test command installs it)")]
     Spawn(#[source] SpawnError),
+    /// The Kafka-protocol broker binary would not start.
+    #[error("cannot start the kafka broker {} (scripts/tansu.sh fetches it)", binary.display())]
+    KafkaSpawn {
+        /// The binary.
+        binary: PathBuf,
+        /// Why.
+        #[source]
+        source: SpawnError,
+    },
+    /// The Kafka-protocol broker started but did not answer ApiVersions in time.
+    #[error(
+        "kafka broker on port {port} did not answer ApiVersions within {waited:?}; last log lines:\n{log_tail}"
+    )]
+    KafkaNotReady {
+        /// Its port.
+        port: u16,
+        /// How long the harness waited.
+        waited: Duration,
+        /// The end of its log.
+        log_tail: String,
+    },
     /// It started but did not answer PING in time.
     #[error(
         "redis-server on port {port} did not answer PING within {waited:?}; last log lines:\n{log_tail}"
@@ -169,4 +191,197 @@ async fn ping(addr: &str) -> bool {
         .ok()
         .flatten()
         .unwrap_or(false)
+}
+
+/// A private Kafka-protocol broker (`tansu broker`, memory engine), or an external one given by
+/// address.
+///
+/// The memory engine keeps nothing across a restart: after [`restart`](Self::restart) the
+/// broker is empty (topics, records and committed offsets are gone).
+#[derive(Debug)]
+pub struct KafkaServer {
+    addr: String,
+    binary: PathBuf,
+    child: Option<Child>,
+}
+
+impl KafkaServer {
+    /// Starts `binary` (a tansu build with the memory engine) on a free loopback port, advertising
+    /// that same address, with its working directory `dir` and logs in `log_dir`.
+    pub async fn start(
+        binary: &Path,
+        dir: &Path,
+        log_dir: &Path,
+        name: &str,
+    ) -> Result<KafkaServer, BrokerError> {
+        std::fs::create_dir_all(dir).map_err(|e| BrokerError::Dir(dir.to_owned(), e))?;
+        let ports = PortReservation::new(1).map_err(BrokerError::Port)?;
+        let port = ports.ports()[0];
+        let url = format!("tcp://127.0.0.1:{port}");
+        let spec = ProcessSpec::new(binary)
+            .args([
+                "broker".to_owned(),
+                "--listener-url".to_owned(),
+                url.clone(),
+                "--advertised-listener-url".to_owned(),
+                url,
+                "--storage-engine".to_owned(),
+                "memory://tansu/".to_owned(),
+            ])
+            .cwd(dir)
+            .name(name)
+            .log_dir(log_dir);
+        ports.release();
+        let child = spec.spawn().map_err(|source| BrokerError::KafkaSpawn {
+            binary: binary.to_owned(),
+            source,
+        })?;
+        let mut server = KafkaServer {
+            addr: format!("127.0.0.1:{port}"),
+            binary: binary.to_owned(),
+            child: Some(child),
+        };
+        server.wait_ready(READY_DEADLINE).await?;
+        Ok(server)
+    }
+
+    /// A Kafka someone else runs (for example from `PUBSUB_TCK_KAFKA`); kill and restart are
+    /// not available.
+    pub fn external(addr: impl Into<String>) -> KafkaServer {
+        KafkaServer {
+            addr: addr.into(),
+            binary: PathBuf::new(),
+            child: None,
+        }
+    }
+
+    /// `host:port`, as component metadata `brokers` wants it.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Whether the harness owns the process (so it can kill and restart it).
+    pub fn is_private(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Polls an `ApiVersions` round trip until it succeeds or the deadline passes.
+    pub async fn wait_ready(&mut self, deadline: Duration) -> Result<(), BrokerError> {
+        let started = Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        loop {
+            tick.tick().await;
+            if api_versions(&self.addr).await {
+                return Ok(());
+            }
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(Child::try_exit_status)
+                .is_some();
+            if exited || started.elapsed() >= deadline {
+                return Err(BrokerError::KafkaNotReady {
+                    port: port_of(&self.addr),
+                    waited: started.elapsed(),
+                    log_tail: self
+                        .child
+                        .as_ref()
+                        .map(|c| c.log_tail(20))
+                        .unwrap_or_default(),
+                });
+            }
+        }
+    }
+
+    /// SIGKILLs the broker. With the memory engine everything it held is lost.
+    pub async fn kill(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill().await;
+        }
+    }
+
+    /// Starts it again on the same port (empty), and waits for ApiVersions.
+    pub async fn restart(&mut self) -> Result<(), BrokerError> {
+        if let Some(c) = self.child.as_mut() {
+            c.restart()
+                .await
+                .map_err(|source| BrokerError::KafkaSpawn {
+                    binary: self.binary.clone(),
+                    source,
+                })?;
+        }
+        self.wait_ready(READY_DEADLINE).await
+    }
+}
+
+fn port_of(addr: &str) -> u16 {
+    addr.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The correlation id of the readiness request.
+const PROBE_CORRELATION: i32 = 0x7463_6b31;
+
+/// One Kafka `ApiVersions` v0 round trip (written by hand: the harness has no Kafka client);
+/// true if the broker answers with our correlation id and error code 0.
+async fn api_versions(addr: &str) -> bool {
+    let attempt = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        s.write_all(&api_versions_request()).await.ok()?;
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).await.ok()?;
+        let len = usize::try_from(u32::from_be_bytes(len)).ok()?;
+        if !(6..=1 << 20).contains(&len) {
+            return Some(false);
+        }
+        let mut body = vec![0u8; len];
+        s.read_exact(&mut body).await.ok()?;
+        Some(api_versions_ok(&body))
+    };
+    tokio::time::timeout(Duration::from_millis(500), attempt)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
+/// `ApiVersions` (key 18) v0: size, api key, api version, correlation id, client id.
+fn api_versions_request() -> Vec<u8> {
+    let client_id = b"pubsub-tck";
+    let mut body = Vec::with_capacity(16 + client_id.len());
+    body.extend_from_slice(&18i16.to_be_bytes());
+    body.extend_from_slice(&0i16.to_be_bytes());
+    body.extend_from_slice(&PROBE_CORRELATION.to_be_bytes());
+    body.extend_from_slice(&(client_id.len() as i16).to_be_bytes());
+    body.extend_from_slice(client_id);
+    let mut req = Vec::with_capacity(4 + body.len());
+    req.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    req.extend_from_slice(&body);
+    req
+}
+
+/// A v0 response body starts with the correlation id and an error code.
+fn api_versions_ok(body: &[u8]) -> bool {
+    body.len() >= 6
+        && body[..4] == PROBE_CORRELATION.to_be_bytes()
+        && body[4..6] == 0i16.to_be_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_versions_frames() {
+        let req = api_versions_request();
+        assert_eq!(&req[..4], &(req.len() as u32 - 4).to_be_bytes());
+        assert_eq!(&req[4..8], &[0, 18, 0, 0]);
+        let mut ok = PROBE_CORRELATION.to_be_bytes().to_vec();
+        ok.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        assert!(api_versions_ok(&ok));
+        ok[5] = 35;
+        assert!(!api_versions_ok(&ok));
+    }
 }

@@ -391,7 +391,7 @@ async fn forward(
             Mode::DeliverTwice => copies = 2,
             Mode::AckBeforeDeliver => {
                 // The delay varies with the delivery number so that deliveries overtake each other.
-                let delay = std::time::Duration::from_millis((n * 7 % 23) as u64);
+                let delay = std::time::Duration::from_millis(n * 7 % 23);
                 let mut out = Request::new(Full::new(body.clone()));
                 *out.method_mut() = parts.method.clone();
                 *out.uri_mut() = uri.clone();

@@ -53,6 +53,7 @@ fn every_shipped_target_file_loads() {
         vec![
             "attached (attach)",
             "daprd",
+            "mutant-ack-before-deliver",
             "mutant-content-type-json",
             "mutant-deliver-twice",
             "mutant-drop-every-3rd",

@@ -3,8 +3,11 @@
 //! by the handler's answer.
 //!
 //! The set of brokers is a closed enum (no dynamic dispatch on the hot path):
-//! `pubsub.in-memory` and `pubsub.redis` (Redis Streams).
+//! `pubsub.in-memory`, `pubsub.redis` (Redis Streams) and, with the `kafka` cargo feature,
+//! `pubsub.kafka`.
 
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod memory;
 pub mod redis;
 
@@ -71,17 +74,41 @@ pub enum BrokerError {
         #[source]
         source: ::redis::RedisError,
     },
+    /// The Kafka brokers named by the metadata are unreachable or refused the client settings.
+    #[cfg(feature = "kafka")]
+    #[error("cannot connect to kafka brokers {brokers}")]
+    KafkaConnect {
+        /// The `brokers` metadata value.
+        brokers: String,
+        /// Why.
+        #[source]
+        source: ::rdkafka::error::KafkaError,
+    },
+    /// A type this build leaves out.
+    #[error(
+        "component type {type_} needs refsidecar built with the `{feature}` cargo feature; this binary was built without the {feature} feature"
+    )]
+    FeatureMissing {
+        /// What the file said.
+        type_: String,
+        /// The cargo feature.
+        feature: &'static str,
+    },
 }
 
 impl BrokerError {
     /// Where in the Component resource the problem is: `spec.type` or `spec.metadata.<key>`.
     pub fn key_path(&self) -> String {
         match self {
-            BrokerError::UnknownType { .. } => "spec.type".to_owned(),
+            BrokerError::UnknownType { .. } | BrokerError::FeatureMissing { .. } => {
+                "spec.type".to_owned()
+            }
             BrokerError::BadMetadata { key, .. } | BrokerError::MissingMetadata { key } => {
                 format!("spec.metadata.{key}")
             }
             BrokerError::Connect { .. } => "spec.metadata.redisHost".to_owned(),
+            #[cfg(feature = "kafka")]
+            BrokerError::KafkaConnect { .. } => "spec.metadata.brokers".to_owned(),
         }
     }
 }
@@ -98,9 +125,17 @@ pub enum PublishError {
     /// Redis refused the write or could not be reached; the message was not stored.
     #[error("redis streams: error from publish")]
     Redis(#[source] ::redis::RedisError),
+    /// Kafka did not acknowledge the record (or the topic could not be created).
+    #[cfg(feature = "kafka")]
+    #[error("kafka: error from publish")]
+    Kafka(#[source] ::rdkafka::error::KafkaError),
 }
 
 /// The component types this build supports.
+#[cfg(feature = "kafka")]
+pub const SUPPORTED_TYPES: &str = "pubsub.in-memory, pubsub.redis, pubsub.kafka";
+/// The component types this build supports.
+#[cfg(not(feature = "kafka"))]
 pub const SUPPORTED_TYPES: &str = "pubsub.in-memory, pubsub.redis";
 
 /// A running broker.
@@ -110,6 +145,9 @@ pub enum Broker {
     InMemory(memory::InMemory),
     /// `pubsub.redis` (Redis Streams).
     Redis(redis::RedisStreams),
+    /// `pubsub.kafka`.
+    #[cfg(feature = "kafka")]
+    Kafka(kafka::Kafka),
 }
 
 impl Broker {
@@ -134,6 +172,17 @@ impl Broker {
                 let broker = redis::RedisStreams::connect(settings).await?;
                 Ok((Broker::Redis(broker), warnings))
             }
+            #[cfg(feature = "kafka")]
+            "pubsub.kafka" => {
+                let (settings, warnings) = kafka::Settings::parse(&def.metadata, app_id)?;
+                let broker = kafka::Kafka::connect(settings).await?;
+                Ok((Broker::Kafka(broker), warnings))
+            }
+            #[cfg(not(feature = "kafka"))]
+            "pubsub.kafka" => Err(BrokerError::FeatureMissing {
+                type_: def.type_.clone(),
+                feature: "kafka",
+            }),
             other => Err(BrokerError::UnknownType {
                 type_: other.to_owned(),
                 supported: SUPPORTED_TYPES,
@@ -146,6 +195,8 @@ impl Broker {
         match self {
             Broker::InMemory(b) => b.publish(topic, msg).await,
             Broker::Redis(b) => b.publish(topic, msg).await,
+            #[cfg(feature = "kafka")]
+            Broker::Kafka(b) => b.publish(topic, msg).await,
         }
     }
 
@@ -158,6 +209,8 @@ impl Broker {
         match self {
             Broker::InMemory(b) => b.subscribe(topic, handler),
             Broker::Redis(b) => b.subscribe(topic, handler),
+            #[cfg(feature = "kafka")]
+            Broker::Kafka(b) => b.subscribe(topic, handler),
         }
     }
 
@@ -166,6 +219,8 @@ impl Broker {
         match self {
             Broker::InMemory(b) => b.close(),
             Broker::Redis(b) => b.close(),
+            #[cfg(feature = "kafka")]
+            Broker::Kafka(b) => b.close(),
         }
     }
 
@@ -180,6 +235,9 @@ impl Broker {
             Broker::InMemory(_) => &["SUBSCRIBE_WILDCARDS"],
             // contrib's redis component lists no features.
             Broker::Redis(_) => &[],
+            // Nor does contrib's kafka component.
+            #[cfg(feature = "kafka")]
+            Broker::Kafka(_) => &[],
         }
     }
 }

@@ -294,10 +294,10 @@ impl Settings {
 }
 
 /// Case-insensitive access to metadata; an empty value counts as absent, as in contrib.
-struct Lookup<'a>(&'a BTreeMap<String, String>);
+pub(super) struct Lookup<'a>(pub(super) &'a BTreeMap<String, String>);
 
 impl Lookup<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
+    pub(super) fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(key))
@@ -305,7 +305,7 @@ impl Lookup<'_> {
             .filter(|v| !v.is_empty())
     }
 
-    fn bool(&self, key: &'static str) -> Result<bool, BrokerError> {
+    pub(super) fn bool(&self, key: &'static str) -> Result<bool, BrokerError> {
         match self.get(key) {
             None => Ok(false),
             Some(v) => parse_go_bool(v).ok_or_else(|| bad(key, v, "expected true or false")),
@@ -313,7 +313,7 @@ impl Lookup<'_> {
     }
 
     /// A Go duration, or a bare number of milliseconds.
-    fn duration(&self, key: &'static str) -> Result<Option<Duration>, BrokerError> {
+    pub(super) fn duration(&self, key: &'static str) -> Result<Option<Duration>, BrokerError> {
         match self.get(key) {
             None => Ok(None),
             Some(v) => parse_duration_ms(v).map(Some).ok_or_else(|| {
@@ -326,7 +326,7 @@ impl Lookup<'_> {
         }
     }
 
-    fn positive(&self, key: &'static str) -> Result<Option<usize>, BrokerError> {
+    pub(super) fn positive(&self, key: &'static str) -> Result<Option<usize>, BrokerError> {
         match self.get(key) {
             None => Ok(None),
             Some(v) => match parse_digits::<usize>(v) {
@@ -337,7 +337,7 @@ impl Lookup<'_> {
     }
 }
 
-fn bad(key: &'static str, value: &str, reason: &'static str) -> BrokerError {
+pub(super) fn bad(key: &'static str, value: &str, reason: &'static str) -> BrokerError {
     BrokerError::BadMetadata {
         key,
         value: value.to_owned(),

@@ -13,6 +13,7 @@ use harness_history::MessageId;
 use serde_json::{Value, json};
 
 use super::status::{Fate, Lane, RETRIES, settle};
+use crate::broker::Promise;
 use crate::catalog::{Check, Need};
 use crate::check;
 use crate::problem::{Problem, ensure, ensure_eq, verdict};
@@ -65,7 +66,7 @@ pub(crate) fn checks() -> Vec<Check> {
             "Without a dead-letter topic or retry policy, a RETRY message is delivered once on the in-memory broker",
             "components-contrib pubsub/in-memory: a handler error is logged and the message discarded (broker-specific)",
             DLQ_DOC,
-            [Need::Launch],
+            [Need::Launch, Need::Promise(Promise::NackEndsDelivery)],
             no_dlq_single_delivery
         ),
         check!(
@@ -83,7 +84,7 @@ pub(crate) fn checks() -> Vec<Check> {
             "A dead-letter subscriber that answers RETRY does not bring the original back to its route",
             "daprd pkg/runtime/subscription/subscription.go: the dead-letter topic is an ordinary topic with its own subscription",
             DLQ_DOC,
-            [Need::Launch],
+            [Need::Launch, Need::Promise(Promise::NackEndsDelivery)],
             dlq_retry_no_loop
         ),
         check!(

@@ -25,7 +25,7 @@ pub(crate) fn checks() -> Vec<Check> {
             "After a SIGKILL of the sidecar mid-delivery and a restart, every acknowledged publish is delivered at least once",
             "at-least-once delivery; Redis Streams pending entries are reclaimed after processingTimeout (spec notes §5.6; dapr/dapr#7549)",
             REDIS_DOC,
-            [Need::Launch, Need::Promise(Promise::Durable)],
+            [Need::Launch, Need::Promise(Promise::SurvivesSidecarCrash)],
             sidecar_kill_redelivers
         ),
         check!(
@@ -34,7 +34,7 @@ pub(crate) fn checks() -> Vec<Check> {
             "After the broker is killed and restarted, acknowledged publishes are delivered and publishing works again",
             "at-least-once delivery across broker restarts (components-contrib#4174); the sidecar reconnects",
             REDIS_DOC,
-            [Need::Launch, Need::Promise(Promise::Durable)],
+            [Need::Launch, Need::Promise(Promise::SurvivesBrokerRestart)],
             broker_restart_keeps_acknowledged
         ),
         check!(
@@ -43,7 +43,10 @@ pub(crate) fn checks() -> Vec<Check> {
             "Messages published before the subscribing app starts are delivered once it subscribes",
             "Redis Streams: a new consumer group reads the retained stream from ID 0 (spec notes §7)",
             REDIS_DOC,
-            [Need::Launch, Need::Promise(Promise::Durable)],
+            [
+                Need::Launch,
+                Need::Promise(Promise::BacklogForNewSubscriber)
+            ],
             backlog_before_subscriber
         ),
         check!(
@@ -120,7 +123,7 @@ async fn broker_restart_keeps_acknowledged(t: &mut Trial) -> Result<(), Problem>
     let mut ids = publish_n(t, "orders", 20).await?;
     let Some(redis) = t.broker_server() else {
         return Err(Problem::Setup(
-            "the broker is external: it cannot be restarted (unset PUBSUB_TCK_REDIS)".into(),
+            "the broker is external: it cannot be restarted (unset PUBSUB_TCK_REDIS / PUBSUB_TCK_KAFKA)".into(),
         ));
     };
     redis.kill().await;

@@ -62,7 +62,7 @@ pub(crate) fn checks() -> Vec<Check> {
             "An app that closes connections, hangs up or answers garbage does not crash the sidecar",
             "spec notes §4.3: transport errors are retriable errors, not fatal",
             None,
-            [Need::Launch],
+            [Need::Launch, Need::Promise(Promise::NackEndsDelivery)],
             survives_broken_app
         ),
     ]

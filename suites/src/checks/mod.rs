@@ -3,6 +3,7 @@
 
 use crate::catalog::Check;
 
+mod apps;
 mod auth;
 mod bulk;
 mod cloudevents;
@@ -31,6 +32,7 @@ pub(crate) fn all() -> Vec<Check> {
         ordering::checks(),
         lifecycle::checks(),
         durability::checks(),
+        apps::checks(),
     ]
     .concat()
 }
