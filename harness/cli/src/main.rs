@@ -185,12 +185,15 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
             args.filter
         );
     }
-    let mut outcomes = Vec::new();
-    let mut env = None;
-    for broker in brokers {
+    // Every broker is checked before anything runs, so a missing one costs no run.
+    for &broker in &brokers {
         if let Some(reason) = suites::env::broker_unavailable(broker, &settings) {
             bail!("broker `{broker}` is not available: {reason}");
         }
+    }
+    let mut outcomes = Vec::new();
+    let mut env = None;
+    for broker in brokers {
         let broker_env = RunEnv::new(&settings, root.clone(), run_dir.clone(), broker)?;
         if env.is_none() && !args.no_build {
             build_target(&broker_env)?;

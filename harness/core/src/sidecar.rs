@@ -19,6 +19,8 @@ use crate::target::{LaunchVars, TargetError, TargetFile};
 
 /// The default time a sidecar gets to answer its readiness path.
 pub const DEFAULT_READY_DEADLINE: Duration = Duration::from_secs(20);
+/// How many times a launch that lost a port race is tried.
+const PORT_RACE_ATTEMPTS: u32 = 3;
 /// The full-readiness path (§8.7): 204 once the app was reached and subscriptions started.
 pub const HEALTHZ_PATH: &str = "/v1.0/healthz";
 
@@ -173,6 +175,36 @@ impl Sidecar {
             return Ok(sidecar);
         }
 
+        // Ports are free when reserved but released just before the spawn; a parallel trial
+        // may take one in between. A start-up that fails on a taken port is retried with
+        // fresh ports; any other failure is final.
+        let mut attempt = 1;
+        loop {
+            match Sidecar::spawn_once(target, options.clone()).await {
+                Err(LaunchError::Ready {
+                    source: ReadyError::Exited { ref log_tail, .. },
+                    ..
+                }) if attempt < PORT_RACE_ATTEMPTS
+                    && log_tail.contains("Address already in use") =>
+                {
+                    tracing::warn!(target = %name, attempt, "a port was taken between reservation and start-up; retrying with fresh ports");
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One spawn with freshly reserved ports, up to readiness.
+    async fn spawn_once(
+        target: &TargetFile,
+        options: SidecarOptions,
+    ) -> Result<Sidecar, LaunchError> {
+        let name = target.name().to_owned();
+        let client_err = |source| LaunchError::Client {
+            target: target.name().to_owned(),
+            source,
+        };
         let wanted = if options.app_port.is_some() { 3 } else { 4 };
         let reservation = PortReservation::new(wanted).map_err(|source| LaunchError::Ports {
             target: name.clone(),

@@ -115,7 +115,8 @@ pub(crate) fn checks() -> Vec<Check> {
             Some(
                 "https://docs.dapr.io/developing-applications/building-blocks/pubsub/pubsub-message-ttl/"
             ),
-            [Need::Launch],
+            // Holding the app on one message delays the next only where deliveries are serial.
+            [Need::Launch, Need::Promise(Promise::OneInFlight)],
             expired_dead_lettered
         ),
     ]
