@@ -128,37 +128,14 @@ impl RedisServer {
 
     /// Polls `PING` until `+PONG` or the deadline.
     pub async fn wait_ready(&mut self, deadline: Duration) -> Result<(), BrokerError> {
-        let started = Instant::now();
-        let mut tick = tokio::time::interval(Duration::from_millis(20));
-        loop {
-            tick.tick().await;
-            if ping(&self.addr).await {
-                return Ok(());
-            }
-            let exited = self
-                .child
-                .as_mut()
-                .and_then(Child::try_exit_status)
-                .is_some();
-            if exited || started.elapsed() >= deadline {
-                let port = self
-                    .addr
-                    .rsplit(':')
-                    .next()
-                    .and_then(|p| p.parse().ok())
-                    .unwrap_or(0);
-                let log_tail = self
-                    .child
-                    .as_ref()
-                    .map(|c| c.log_tail(20))
-                    .unwrap_or_default();
-                return Err(BrokerError::NotReady {
-                    port,
-                    waited: started.elapsed(),
-                    log_tail,
-                });
-            }
-        }
+        let addr = self.addr.clone();
+        poll_ready(&mut self.child, deadline, || ping(&addr))
+            .await
+            .map_err(|(waited, log_tail)| BrokerError::NotReady {
+                port: port_of(&self.addr),
+                waited,
+                log_tail,
+            })
     }
 
     /// SIGKILLs the server (a crash: what it had not written is lost).
@@ -267,30 +244,14 @@ impl KafkaServer {
 
     /// Polls an `ApiVersions` round trip until it succeeds or the deadline passes.
     pub async fn wait_ready(&mut self, deadline: Duration) -> Result<(), BrokerError> {
-        let started = Instant::now();
-        let mut tick = tokio::time::interval(Duration::from_millis(20));
-        loop {
-            tick.tick().await;
-            if api_versions(&self.addr).await {
-                return Ok(());
-            }
-            let exited = self
-                .child
-                .as_mut()
-                .and_then(Child::try_exit_status)
-                .is_some();
-            if exited || started.elapsed() >= deadline {
-                return Err(BrokerError::KafkaNotReady {
-                    port: port_of(&self.addr),
-                    waited: started.elapsed(),
-                    log_tail: self
-                        .child
-                        .as_ref()
-                        .map(|c| c.log_tail(20))
-                        .unwrap_or_default(),
-                });
-            }
-        }
+        let addr = self.addr.clone();
+        poll_ready(&mut self.child, deadline, || api_versions(&addr))
+            .await
+            .map_err(|(waited, log_tail)| BrokerError::KafkaNotReady {
+                port: port_of(&self.addr),
+                waited,
+                log_tail,
+            })
     }
 
     /// SIGKILLs the broker. With the memory engine everything it held is lost.
@@ -367,6 +328,32 @@ fn api_versions_ok(body: &[u8]) -> bool {
     body.len() >= 6
         && body[..4] == PROBE_CORRELATION.to_be_bytes()
         && body[4..6] == 0i16.to_be_bytes()
+}
+
+/// Polls `probe` every 20 ms until it answers true; fails early when the owned process exits.
+/// On failure: how long it waited and the end of the process's log.
+async fn poll_ready<F, Fut>(
+    child: &mut Option<Child>,
+    deadline: Duration,
+    mut probe: F,
+) -> Result<(), (Duration, String)>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    loop {
+        tick.tick().await;
+        if probe().await {
+            return Ok(());
+        }
+        let exited = child.as_mut().and_then(Child::try_exit_status).is_some();
+        if exited || started.elapsed() >= deadline {
+            let log_tail = child.as_ref().map(|c| c.log_tail(20)).unwrap_or_default();
+            return Err((started.elapsed(), log_tail));
+        }
+    }
 }
 
 #[cfg(test)]

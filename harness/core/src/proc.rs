@@ -408,9 +408,11 @@ impl Child {
         }
         let _ = self.signal(Sig::Term);
         if self.paused {
-            // A stopped process keeps SIGTERM pending until it is continued.
+            // A stopped process keeps SIGTERM pending until it is continued. A process caught
+            // mid-fork when the group stopped may have missed the first SIGTERM: send it again.
             let _ = self.signal(Sig::Cont);
             self.paused = false;
+            let _ = self.signal(Sig::Term);
         }
         if self.wait_exit(grace).await.is_some() {
             self.reap_group();
