@@ -176,6 +176,22 @@ impl BrokerServer {
         }
     }
 
+    /// SIGSTOPs the broker.
+    pub fn pause(&mut self) -> Result<(), harness::SignalError> {
+        match self {
+            BrokerServer::Redis(s) => s.pause(),
+            BrokerServer::Kafka(s) => s.pause(),
+        }
+    }
+
+    /// SIGCONTs the broker.
+    pub fn resume(&mut self) -> Result<(), harness::SignalError> {
+        match self {
+            BrokerServer::Redis(s) => s.resume(),
+            BrokerServer::Kafka(s) => s.resume(),
+        }
+    }
+
     /// Starts it again on the same port and waits until it answers.
     pub async fn restart(&mut self) -> Result<(), BrokerError> {
         match self {

@@ -1,7 +1,7 @@
 //! The catalog: every check with its id, title, clause, level, profile and needs.
 //!
 //! Listing the catalog starts nothing. Whether a check can run against a target is decided
-//! from the target file, the broker and the installed app runtimes alone ([`Check::skip_reason`]),
+//! from the target file, the broker, its addresses and the installed app runtimes alone ([`Check::skip_reason`]),
 //! so a skip is known before the run and shows, with its reason, in every report.
 
 use std::future::Future;
@@ -32,6 +32,11 @@ pub enum Need {
     Broker(crate::broker::Broker),
     /// A language runtime with the tutorial apps' dependencies installed (`apps` profile).
     Runtime(crate::apps::Runtime),
+    /// One of these brokers (a chaos check runs where its fault matters).
+    OneOf(&'static [crate::broker::Broker]),
+    /// A broker process of its own that the trial may kill, pause or restart (not an external
+    /// broker given by address or started in a container).
+    PrivateBroker,
 }
 
 /// One conformance check.
@@ -73,12 +78,10 @@ impl Check {
         self.id.split("::").nth(1).unwrap_or("")
     }
 
-    /// Why this check cannot run against `target` on `broker`, if it cannot.
-    pub fn skip_reason(
-        &self,
-        target: &harness::TargetFile,
-        broker: crate::broker::Broker,
-    ) -> Option<String> {
+    /// Why this check cannot run in `env` (its target, broker and broker addresses), if it
+    /// cannot.
+    pub fn skip_reason(&self, env: &crate::env::RunEnv) -> Option<String> {
+        let (target, broker) = (&env.target, env.broker);
         let component = broker.component_type();
         if broker != crate::broker::Broker::InMemory && !target.has_capability(component) {
             return Some(format!(
@@ -112,6 +115,17 @@ impl Check {
                 Need::Runtime(r) => {
                     if let Some(reason) = r.unavailable() {
                         return Some(reason);
+                    }
+                }
+                Need::OneOf(list) if !list.contains(&broker) => {
+                    let names: Vec<&str> = list.iter().map(|b| b.name()).collect();
+                    return Some(format!("runs on {} only", names.join(", ")));
+                }
+                Need::PrivateBroker => {
+                    if let Some(var) = env.external_broker() {
+                        return Some(format!(
+                            "needs a broker process of its own to kill or restart; broker `{broker}` is external ({var} or a container)"
+                        ));
                     }
                 }
                 _ => {}

@@ -29,6 +29,14 @@ const ROWS: &[Row] = &[
         promise: Some(Promise::FifoPerPartitionKey),
     },
     Row {
+        name: "per-key order with partition keys, slow app, RETRY for some",
+        checks: &[
+            "core::ordering::keyed_order_report",
+            "core::ordering::keyed_order_under_retry",
+        ],
+        promise: Some(Promise::FifoPerPartitionKey),
+    },
+    Row {
         name: "FIFO with concurrency 1",
         checks: &["core::ordering::fifo_with_concurrency_one"],
         promise: Some(Promise::FifoWithConcurrencyOne),
@@ -72,8 +80,28 @@ const ROWS: &[Row] = &[
     },
 ];
 
-/// What the checks of one row say on one broker.
+/// What the checks of one row say on one broker, followed by what they measured (how order
+/// broke where the broker does not promise it, say).
 fn observed(
+    results: &BTreeMap<(&str, &str), &CheckResult>,
+    broker: &str,
+    checks: &[&str],
+) -> String {
+    let verdict = verdict_word(results, broker, checks);
+    let notes: Vec<&str> = checks
+        .iter()
+        .filter_map(|c| results.get(&(*c, broker)))
+        .flat_map(|r| r.observations.iter().map(String::as_str))
+        .collect();
+    if notes.is_empty() {
+        verdict.to_owned()
+    } else {
+        format!("{verdict}: {}", notes.join("; "))
+    }
+}
+
+/// One word for the verdicts of the checks of one row on one broker.
+fn verdict_word(
     results: &BTreeMap<(&str, &str), &CheckResult>,
     broker: &str,
     checks: &[&str],
@@ -140,8 +168,8 @@ pub fn section(results: &[CheckResult]) -> Option<Section> {
                 Some(_) => "no",
                 None => "contract",
             };
-            md.push_str(&format!(" {seen} | {declared} |"));
-            html.push_str(&format!("<td>{seen}</td><td>{declared}</td>"));
+            md.push_str(&format!(" {} | {declared} |", seen.replace('|', "\\|")));
+            html.push_str(&format!("<td>{}</td><td>{declared}</td>", html_text(&seen)));
         }
         let names = row.checks.join(", ");
         md.push_str(&format!(" `{names}` |\n"));
@@ -153,6 +181,13 @@ pub fn section(results: &[CheckResult]) -> Option<Section> {
         markdown: md,
         html,
     })
+}
+
+/// Escapes text for an HTML table cell.
+fn html_text(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 #[cfg(test)]
@@ -175,6 +210,7 @@ mod tests {
             duration_ms: 0,
             seed: None,
             history_file: None,
+            observations: Vec::new(),
         }
     }
 
@@ -216,6 +252,33 @@ mod tests {
             s.markdown.contains(
                 "| no loss, no duplicates (healthy run) | not run | contract | broken | contract |"
             ),
+            "{}",
+            s.markdown
+        );
+    }
+
+    #[test]
+    fn measurements_follow_the_verdict() {
+        let measured = CheckResult {
+            observations: vec!["per-key order broken: 3 of 100 | late".into()],
+            ..result(
+                "core::ordering::keyed_order_report",
+                "redis",
+                VerdictKind::Pass,
+            )
+        };
+        let s = section(&[
+            result(
+                "core::ordering::keyed_order_report",
+                "in-memory",
+                VerdictKind::Pass,
+            ),
+            measured,
+        ])
+        .unwrap();
+        assert!(
+            s.markdown
+                .contains("| holds | yes | holds: per-key order broken: 3 of 100 \\| late | no |"),
             "{}",
             s.markdown
         );

@@ -91,6 +91,8 @@ pub struct EnvSettings {
     pub kafka: Option<String>,
     /// The tansu binary.
     pub tansu: Option<PathBuf>,
+    /// Brokers to start in containers (feature `testcontainers`), from `PUBSUB_TCK_CONTAINERS`.
+    pub containers: Option<Vec<Broker>>,
 }
 
 impl EnvSettings {
@@ -110,7 +112,17 @@ impl EnvSettings {
             })?),
             Err(_) => None,
         };
+        let containers = match std::env::var("PUBSUB_TCK_CONTAINERS") {
+            Ok(s) if !s.trim().is_empty() => {
+                Some(broker::parse_list(&s).map_err(|message| EnvError::Var {
+                    name: "PUBSUB_TCK_CONTAINERS",
+                    message,
+                })?)
+            }
+            _ => None,
+        };
         Ok(EnvSettings {
+            containers,
             target: std::env::var_os("PUBSUB_TCK_TARGET").map(PathBuf::from),
             seed,
             report_dir: std::env::var_os("PUBSUB_TCK_REPORT_DIR").map(PathBuf::from),
@@ -144,6 +156,18 @@ pub fn find_workspace(start: &Path) -> Result<PathBuf, EnvError> {
     match built {
         Some(b) if b.join("fixtures").join("targets").is_dir() => Ok(b),
         _ => Err(EnvError::NoWorkspace(start.to_owned())),
+    }
+}
+
+impl RunEnv {
+    /// The variable that made this run's broker external, if it is: the trial cannot kill or
+    /// restart it.
+    pub fn external_broker(&self) -> Option<&'static str> {
+        match self.broker {
+            Broker::InMemory => None,
+            Broker::Redis => self.redis.as_ref().map(|_| "PUBSUB_TCK_REDIS"),
+            Broker::Kafka => self.kafka.as_ref().map(|_| "PUBSUB_TCK_KAFKA"),
+        }
     }
 }
 

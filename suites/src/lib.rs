@@ -12,7 +12,9 @@
 pub mod apps;
 pub mod broker;
 pub mod catalog;
+pub mod chaos;
 mod checks;
+pub mod containers;
 pub mod cross_broker;
 pub mod env;
 pub mod problem;

@@ -54,8 +54,9 @@ pub async fn run_one(env: Arc<RunEnv>, check: &Check) -> Outcome {
         duration_ms: 0,
         seed: Some(seed),
         history_file: None,
+        observations: Vec::new(),
     };
-    if let Some(reason) = check.skip_reason(&env.target, env.broker) {
+    if let Some(reason) = check.skip_reason(&env) {
         result.verdict = VerdictKind::Skip;
         result.summary = Some(reason);
         return Outcome {
@@ -83,6 +84,7 @@ pub async fn run_one(env: Arc<RunEnv>, check: &Check) -> Outcome {
         )),
     };
     let history = trial.history();
+    result.observations = trial.observations().to_vec();
     trial.finish().await;
     match problem {
         None => {}

@@ -10,11 +10,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use harness::fault::{Fault, Hop, Proc};
 use harness::{
     ApiResponse, RecordedDelivery, RedisServer, Script, Sidecar, SidecarClient, SidecarOptions,
     TestApp, TestAppConfig,
 };
-use harness_history::{EventKind, History, MessageId, Phase, Publish};
+use harness_history::{EventKind, FaultEvent, FaultPhase, History, MessageId, Phase, Publish};
 use serde_json::{Value, json};
 
 use crate::broker::{Broker, BrokerServer};
@@ -42,6 +43,7 @@ pub struct Scenario {
     app_api_token: Option<String>,
     app_at_start: bool,
     app_id: Option<String>,
+    proxied: Vec<Hop>,
 }
 
 impl Default for Scenario {
@@ -64,6 +66,7 @@ impl Scenario {
             app_api_token: None,
             app_at_start: true,
             app_id: None,
+            proxied: Vec::new(),
         }
     }
 
@@ -116,6 +119,13 @@ impl Scenario {
         self.resource(format!(
             "apiVersion: dapr.io/v1alpha1\nkind: Resiliency\nmetadata:\n  name: tck-resiliency\nspec:\n  policies:\n    retries:\n      tckRetry:\n        {body}\n  targets:\n    components:\n      {PUBSUB}:\n        inbound:\n          retry: tckRetry\n"
         ))
+    }
+
+    /// Routes these hops through fault proxies, so that network faults can be injected on
+    /// them (see [`Trial::inject`]).
+    pub fn through_proxies(mut self, hops: &[Hop]) -> Scenario {
+        self.proxied = hops.to_vec();
+        self
     }
 
     /// A metadata item on the `pubsub` component (scopes, ...).
@@ -182,6 +192,7 @@ pub struct Trial {
     cluster: Option<Cluster>,
     next_msg: u64,
     history: History,
+    observations: Vec<String>,
 }
 
 impl Trial {
@@ -195,7 +206,19 @@ impl Trial {
             cluster: None,
             next_msg: 0,
             history: History::new(),
+            observations: Vec::new(),
         }
+    }
+
+    /// Records a measurement for the reports (how order broke, a duplicate rate). It never
+    /// decides the verdict; a check asserts what the broker promises and observes the rest.
+    pub fn observe(&mut self, note: impl Into<String>) {
+        self.observations.push(note.into());
+    }
+
+    /// The measurements recorded with [`Trial::observe`].
+    pub fn observations(&self) -> &[String] {
+        &self.observations
     }
 
     /// The trial's seed (every random choice of the check comes from it).
@@ -404,6 +427,11 @@ impl Trial {
         self.cluster().sidecar.client()
     }
 
+    /// A client for publishing load: through the app→sidecar proxy when the scenario has one.
+    pub fn load_client(&self) -> Result<SidecarClient, Problem> {
+        Ok(self.client())
+    }
+
     /// The sidecar's app-id.
     pub fn app_id(&self) -> String {
         self.cluster().sidecar.app_id().to_owned()
@@ -607,10 +635,108 @@ impl Trial {
         }
     }
 
+    /// When the trial started: history times are microseconds since this instant.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Adds events recorded elsewhere (a load task) to the trial's history.
+    pub fn absorb(&mut self, events: Vec<harness_history::Event>) {
+        for e in events {
+            self.history.push(e);
+        }
+    }
+
+    /// Applies `fault` and records it in the history: a fault's start when it has taken
+    /// effect, its stop when it was healed.
+    pub async fn inject(&mut self, fault: &Fault) -> Result<(), Problem> {
+        let span = tracing::info_span!("fault", kind = %fault.kind(), detail = %fault.detail());
+        let _enter = span.enter();
+        let phase = if fault.is_start() {
+            FaultPhase::Start
+        } else {
+            FaultPhase::Stop
+        };
+        self.apply(fault).await?;
+        let event = FaultEvent {
+            kind: fault.kind(),
+            phase,
+            detail: Some(fault.detail()),
+        };
+        self.history.record(self.at(), EventKind::Fault(event));
+        Ok(())
+    }
+
+    async fn apply(&mut self, fault: &Fault) -> Result<(), Problem> {
+        let signal = |e: harness::SignalError| Problem::setup(&e);
+        match fault {
+            Fault::Kill(Proc::Sidecar) => {
+                self.sidecar().kill().await;
+            }
+            Fault::Restart(Proc::Sidecar) => {
+                self.sidecar()
+                    .restart()
+                    .await
+                    .map_err(|e| Problem::setup(&e))?;
+                self.sidecar().wait_healthz(DEADLINE).await?;
+            }
+            Fault::Pause(Proc::Sidecar) => {
+                let child = self.sidecar().child_mut().ok_or_else(attached)?;
+                child.pause().map_err(signal)?;
+            }
+            Fault::Resume(Proc::Sidecar) => {
+                let child = self.sidecar().child_mut().ok_or_else(attached)?;
+                child.resume().map_err(signal)?;
+            }
+            Fault::Kill(Proc::App) => self.app().stop().await,
+            Fault::Restart(Proc::App) => self.app().restart_on_same_port().await?,
+            Fault::Pause(Proc::App) | Fault::Resume(Proc::App) => {
+                return Err(Problem::Setup(
+                    "the test app runs inside the harness and cannot be paused".into(),
+                ));
+            }
+            Fault::Kill(Proc::Broker) => self.private_broker()?.kill().await,
+            Fault::Restart(Proc::Broker) => self
+                .private_broker()?
+                .restart()
+                .await
+                .map_err(|e| Problem::setup(&e))?,
+            Fault::Pause(Proc::Broker) => self.private_broker()?.pause().map_err(signal)?,
+            Fault::Resume(Proc::Broker) => self.private_broker()?.resume().map_err(signal)?,
+            Fault::AddToxic { .. }
+            | Fault::RemoveToxic { .. }
+            | Fault::ProxyDown(_)
+            | Fault::ProxyUp(_) => self.apply_network(fault).await?,
+        }
+        Ok(())
+    }
+
+    /// Network faults need the trial's proxies (see [`Scenario::through_proxies`]).
+    async fn apply_network(&mut self, fault: &Fault) -> Result<(), Problem> {
+        Err(Problem::Setup(format!(
+            "no fault proxy on hop {}",
+            fault.hop().map_or("-", |h| h.name())
+        )))
+    }
+
+    fn private_broker(&mut self) -> Result<&mut BrokerServer, Problem> {
+        match self.broker_server() {
+            Some(b) if b.is_private() => Ok(b),
+            _ => Err(Problem::Setup(
+                "the broker is not a private process of this trial (in-memory, external or a container)"
+                    .into(),
+            )),
+        }
+    }
+
     /// Where this trial's sidecar logs go.
     pub fn log_dir(&self) -> PathBuf {
         self.env.run_dir.join("logs")
     }
+}
+
+fn attached() -> Problem {
+    Problem::Setup("the sidecar is attached, not a child of the harness".into())
 }
 
 /// One evidence line per delivery: time, route, message, attempt, answer.

@@ -13,11 +13,12 @@ use std::sync::Arc;
 use harness_report::VerdictKind;
 use libtest_mimic::{Arguments, Failed, Trial};
 use suites::Broker;
+use suites::containers::ContainerGuard;
 use suites::env::{EnvSettings, RunEnv, broker_unavailable, find_workspace};
 
 fn main() -> ExitCode {
     let args = Arguments::from_args();
-    let (settings, envs) = match setup() {
+    let (settings, envs, _containers) = match setup() {
         Ok(v) => v,
         Err(e) => {
             // Still list a trial, so the failure shows up as a test with its reason.
@@ -38,9 +39,7 @@ fn main() -> ExitCode {
         let unavailable = broker_unavailable(broker, &settings);
         for check in suites::all() {
             let name = format!("{}::{broker}", check.id);
-            let skip = unavailable
-                .clone()
-                .or_else(|| check.skip_reason(&env.target, broker));
+            let skip = unavailable.clone().or_else(|| check.skip_reason(&env));
             let env = env.clone();
             let trial = Trial::test(name, move || run(env, check));
             trials.push(match skip {
@@ -56,8 +55,14 @@ fn main() -> ExitCode {
 
 type Envs = Vec<(Broker, Arc<RunEnv>)>;
 
-fn setup() -> Result<(EnvSettings, Envs), String> {
+fn setup() -> Result<(EnvSettings, Envs, Option<ContainerGuard>), String> {
     let mut settings = EnvSettings::from_env().map_err(|e| format!("{e:#}"))?;
+    // Listing starts nothing, containers included.
+    let containers = if Arguments::from_args().list {
+        None
+    } else {
+        Some(suites::containers::start_blocking(&mut settings).map_err(|e| chain(&e))?)
+    };
     let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
     let root = find_workspace(&cwd).map_err(|e| e.to_string())?;
     let base = settings
@@ -72,21 +77,23 @@ fn setup() -> Result<(EnvSettings, Envs), String> {
         .unwrap_or_else(|| Broker::ALL.to_vec());
     let mut envs = Vec::new();
     for broker in brokers {
-        let env = RunEnv::new(&settings, root.clone(), base.join(broker.name()), broker).map_err(
-            |e| {
-                let mut msg = e.to_string();
-                let mut src = std::error::Error::source(&e);
-                while let Some(s) = src {
-                    msg.push_str(": ");
-                    msg.push_str(&s.to_string());
-                    src = s.source();
-                }
-                msg
-            },
-        )?;
+        let env = RunEnv::new(&settings, root.clone(), base.join(broker.name()), broker)
+            .map_err(|e| chain(&e))?;
         envs.push((broker, env));
     }
-    Ok((settings, envs))
+    Ok((settings, envs, containers))
+}
+
+/// An error with its causes, one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    msg
 }
 
 fn run(env: Arc<RunEnv>, check: suites::Check) -> Result<(), Failed> {

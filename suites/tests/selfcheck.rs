@@ -111,6 +111,7 @@ fn env_for(broker: Broker, mode: &str) -> Result<Arc<RunEnv>, Failed> {
         redis: None,
         kafka: None,
         tansu: None,
+        containers: None,
     };
     let run_dir = root.join("reports/cargo-test/selfcheck").join(mode);
     RunEnv::new(&settings, root, run_dir, broker).map_err(|e| Failed::from(format!("{e:#}")))

@@ -16,6 +16,7 @@
 //! - [`ordering`]: per-key order and concurrency on a route.
 //! - [`redelivery`]: retry counts and backoff spacing.
 //! - [`dlq`]: dead-letter expectations.
+//! - [`faults`]: fault windows, what each did to delivery, and a timeline for plots.
 //!
 //! [`History`]: harness_history::History
 
@@ -23,6 +24,7 @@
 
 pub mod delivery;
 pub mod dlq;
+pub mod faults;
 pub mod ordering;
 pub mod redelivery;
 mod verdict;

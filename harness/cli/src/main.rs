@@ -185,6 +185,9 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
             args.filter
         );
     }
+    // Containers (feature `testcontainers`) become external broker addresses; they live until
+    // the run's reports are written.
+    let _containers = suites::containers::start_blocking(&mut settings)?;
     // Every broker is checked before anything runs, so a missing one costs no run.
     for &broker in &brokers {
         if let Some(reason) = suites::env::broker_unavailable(broker, &settings) {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::ports::{PortError, PortReservation};
-use crate::proc::{Child, ProcessSpec, SpawnError};
+use crate::proc::{Child, ProcessSpec, SignalError, SpawnError};
 
 /// How long a fresh redis-server may take to answer PING.
 const READY_DEADLINE: Duration = Duration::from_secs(10);
@@ -145,6 +145,17 @@ impl RedisServer {
         }
     }
 
+    /// SIGSTOPs the server (a hung broker: connections stay open, nothing answers). A no-op
+    /// on an external server; callers check [`Self::is_private`].
+    pub fn pause(&mut self) -> Result<(), SignalError> {
+        self.child.as_mut().map_or(Ok(()), Child::pause)
+    }
+
+    /// SIGCONTs a paused server.
+    pub fn resume(&mut self) -> Result<(), SignalError> {
+        self.child.as_mut().map_or(Ok(()), Child::resume)
+    }
+
     /// Starts it again on the same port and directory, and waits for PING.
     pub async fn restart(&mut self) -> Result<(), BrokerError> {
         if let Some(c) = self.child.as_mut() {
@@ -259,6 +270,17 @@ impl KafkaServer {
         if let Some(c) = self.child.as_mut() {
             let _ = c.kill().await;
         }
+    }
+
+    /// SIGSTOPs the broker. A no-op on an external broker; callers check
+    /// [`Self::is_private`].
+    pub fn pause(&mut self) -> Result<(), SignalError> {
+        self.child.as_mut().map_or(Ok(()), Child::pause)
+    }
+
+    /// SIGCONTs a paused broker.
+    pub fn resume(&mut self) -> Result<(), SignalError> {
+        self.child.as_mut().map_or(Ok(()), Child::resume)
     }
 
     /// Starts it again on the same port (empty), and waits for ApiVersions.

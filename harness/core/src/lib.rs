@@ -16,6 +16,7 @@
 pub mod app;
 pub mod broker;
 pub mod client;
+pub mod fault;
 pub mod mutant;
 pub mod ports;
 pub mod proc;

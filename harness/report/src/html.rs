@@ -123,6 +123,9 @@ fn row(out: &mut String, report: &RunReport, c: &CheckResult) {
         xml(&c.id),
         xml(&c.title)
     );
+    for note in &c.observations {
+        let _ = write!(out, "<br><span class=\"observation\">{}</span>", xml(note));
+    }
     match c.verdict {
         VerdictKind::Pass => {}
         VerdictKind::Skip => {

@@ -98,7 +98,14 @@ fn case(out: &mut String, report: &RunReport, c: &CheckResult) {
     );
     let summary = c.summary.as_deref().unwrap_or("");
     match c.verdict {
-        VerdictKind::Pass => out.push_str("/>\n"),
+        VerdictKind::Pass if c.observations.is_empty() => out.push_str("/>\n"),
+        VerdictKind::Pass => {
+            let _ = writeln!(
+                out,
+                ">\n      <system-out>{}</system-out>\n    </testcase>",
+                xml(&c.observations.join("\n"))
+            );
+        }
         VerdictKind::Fail | VerdictKind::Error => {
             let tag = if c.verdict == VerdictKind::Fail {
                 "failure"
@@ -193,7 +200,7 @@ mod tests {
                 "<testsuite name=\"core\" tests=\"3\" failures=\"1\" errors=\"1\" skipped=\"0\" time=\"0.036\"",
                 "<testsuite name=\"retries\" tests=\"2\" failures=\"0\" errors=\"0\" skipped=\"1\"",
                 "<property name=\"seed\" value=\"42\"/>",
-                "<testcase classname=\"core\" name=\"publish::basic\" time=\"0.012\"/>",
+                "<testcase classname=\"core\" name=\"publish::basic\" time=\"0.012\">\n      <system-out>per-key order held: 4 first deliveries over 2 keys &lt;&amp;&gt;</system-out>",
                 "<failure message=\"1 of 2 acknowledged messages were never delivered &lt;&amp;&gt;&quot;\" type=\"MUST\">\
                  m-2: publish acknowledged at 1.0 ms, never delivered &lt;&amp;&gt;&quot;\nm-3: second line\n\
                  clause: spec/delivery::lost (MUST)\nhistory: histories/delivery::lost.jsonl\n\

@@ -81,6 +81,22 @@ pub fn render(report: &RunReport) -> String {
         out.push('\n');
     }
 
+    let observed: Vec<&CheckResult> = report
+        .checks
+        .iter()
+        .filter(|c| !c.observations.is_empty())
+        .collect();
+    if !observed.is_empty() {
+        out.push_str("## Observations\n\n");
+        out.push_str("Measured by checks beyond their verdicts; none of these fails a check.\n\n");
+        for c in observed {
+            for note in &c.observations {
+                let _ = writeln!(out, "- {}: {}", md_code(&check_name(c)), md(note));
+            }
+        }
+        out.push('\n');
+    }
+
     if !report.checks.is_empty() {
         out.push_str("## All checks\n\n");
         out.push_str("| Check | Level | Verdict | Clause | Duration |\n");
@@ -109,6 +125,14 @@ pub fn render(report: &RunReport) -> String {
     out.truncate(trimmed);
     out.push('\n');
     out
+}
+
+/// The check id, with its broker when it has one.
+fn check_name(c: &CheckResult) -> String {
+    match &c.broker {
+        Some(broker) => format!("{}::{broker}", c.id),
+        None => c.id.clone(),
+    }
 }
 
 /// One subsection per check with the given verdict: facts, evidence in a
@@ -182,6 +206,8 @@ mod tests {
                  ```text\nm-2: publish acknowledged at 1.0 ms, never delivered <&>\"\nm-3: second line\n```\n",
                 "Replay: `pubsub-tck run --seed 7 --filter delivery::lost`",
                 "- `order::kafka`: broker kafka not configured",
+                "## Observations\n\nMeasured by checks beyond their verdicts; none of these fails a check.\n\n\
+                 - `publish::basic::memory`: per-key order held: 4 first deliveries over 2 keys \\<\\&\\>\n",
                 "| `retry::count` | SHOULD | non-strict | [spec/retry::count]",
                 "| `order::kafka` | MUST | skip | spec/order::kafka | 12 ms |",
                 "## Brokers \\<compared\\>\n\n| broker | pass |",
@@ -192,6 +218,7 @@ mod tests {
             "## Errors",
             "## SHOULD",
             "## Skipped",
+            "## Observations",
             "## All checks",
         ]
         .iter()

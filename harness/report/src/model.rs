@@ -100,6 +100,10 @@ pub struct CheckResult {
     pub seed: Option<u64>,
     /// The trial's history file, relative to the run directory.
     pub history_file: Option<String>,
+    /// What the check measured beyond its verdict, one line each: how order broke where the
+    /// broker does not promise it, a duplicate rate. Never a reason to pass or fail.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub observations: Vec<String>,
 }
 
 /// An extra report section, such as a cross-broker comparison table.

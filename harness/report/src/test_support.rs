@@ -17,6 +17,7 @@ fn check(id: &str, level: Level, profile: &str, verdict: VerdictKind) -> CheckRe
         duration_ms: 12,
         seed: None,
         history_file: None,
+        observations: Vec::new(),
     }
 }
 
@@ -33,7 +34,10 @@ pub(crate) fn sample() -> RunReport {
     report.duration_ms = 1_234;
     report.profile = Some("core".to_owned());
     report.checks = vec![
-        check("publish::basic", Level::Must, "core", VerdictKind::Pass),
+        CheckResult {
+            observations: vec!["per-key order held: 4 first deliveries over 2 keys <&>".to_owned()],
+            ..check("publish::basic", Level::Must, "core", VerdictKind::Pass)
+        },
         CheckResult {
             summary: Some(r#"1 of 2 acknowledged messages were never delivered <&>""#.to_owned()),
             evidence: vec![

@@ -34,7 +34,11 @@ pub(crate) fn checks() -> Vec<Check> {
             "After the broker is killed and restarted, acknowledged publishes are delivered and publishing works again",
             "at-least-once delivery across broker restarts (components-contrib#4174); the sidecar reconnects",
             REDIS_DOC,
-            [Need::Launch, Need::Promise(Promise::SurvivesBrokerRestart)],
+            [
+                Need::Launch,
+                Need::PrivateBroker,
+                Need::Promise(Promise::SurvivesBrokerRestart)
+            ],
             broker_restart_keeps_acknowledged
         ),
         check!(

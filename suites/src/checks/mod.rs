@@ -6,6 +6,7 @@ use crate::catalog::Check;
 mod apps;
 mod auth;
 mod bulk;
+mod chaos;
 mod cloudevents;
 mod discovery;
 mod dlq;
@@ -33,6 +34,7 @@ pub(crate) fn all() -> Vec<Check> {
         lifecycle::checks(),
         durability::checks(),
         apps::checks(),
+        chaos::checks(),
     ]
     .concat()
 }

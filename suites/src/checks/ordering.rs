@@ -64,6 +64,35 @@ pub(crate) fn checks() -> Vec<Check> {
             order_kept_under_retry
         ),
         check!(
+            "core::ordering::keyed_order_report",
+            Must,
+            "4 keys × 25 messages with partition keys, a slow app: all delivered; per-key order asserted where promised, measured elsewhere",
+            "spec notes §7: order per partition key (Kafka), per subscription (in-memory), none with concurrency > 1 (Redis)",
+            ORDER_DOC,
+            [Need::Launch],
+            keyed_order_report
+        ),
+        check!(
+            "core::ordering::keyed_order_under_retry",
+            Must,
+            "Keyed messages while the app answers RETRY for every 5th: all delivered, retried ones again; order asserted where promised, measured elsewhere",
+            "spec notes §5.2, §7: retries run in-line on serial components; concurrent components let later messages overtake",
+            ORDER_DOC,
+            [Need::Launch],
+            keyed_order_under_retry
+        ),
+        check!(
+            "core::ordering::keyed_order_under_retry_concurrency_one",
+            Must,
+            "With concurrency 1, keyed messages keep per-key order while the app answers RETRY for every 5th",
+            "spec notes §7, §8.2: concurrency 1 makes a subscription serial, retries included",
+            Some(
+                "https://docs.dapr.io/reference/components-reference/supported-pubsub/setup-redis-pubsub/"
+            ),
+            [Need::Launch, Need::Promise(Promise::FifoWithConcurrencyOne)],
+            keyed_order_under_retry_concurrency_one
+        ),
+        check!(
             "core::delivery::no_loss_no_duplicates",
             Must,
             "200 acknowledged publishes are each delivered exactly once to a healthy app",
@@ -185,6 +214,137 @@ async fn order_kept_under_retry(t: &mut Trial) -> Result<(), Problem> {
     )?;
     t.wait("/orders", ids.len() + 1).await?;
     verdict(ordering::per_key(&t.history(), "/orders").verdict())
+}
+
+/// Keys and messages per key of the keyed-order checks.
+const KEYS: usize = 4;
+const PER_KEY: u64 = 25;
+
+/// How a keyed-order check sets the app and the component up.
+struct Keyed {
+    /// Every `retry_every`-th message (1-based, in publish order) is answered RETRY once.
+    retry_every: Option<usize>,
+    /// Component `concurrency`, or the broker's default.
+    concurrency: Option<&'static str>,
+    /// Whether order is asserted (the broker promises it for this set-up) or only measured.
+    order_promised: bool,
+}
+
+/// Publishes `KEYS × PER_KEY` messages with `metadata.partitionKey`, round-robin over keys, to
+/// an app that takes a few milliseconds per message. Asserts that every acknowledged publish
+/// is delivered (retried ones at least twice); then asserts per-key order when it is promised,
+/// and otherwise records how it held or broke.
+async fn keyed_order(t: &mut Trial, k: Keyed) -> Result<(), Problem> {
+    let total = KEYS * PER_KEY as usize;
+    // Message ids are assigned in publish order (m-1, m-2, …), so the retried ones are known
+    // before the app starts; the check asserts that below.
+    let retried: Vec<String> = match k.retry_every {
+        Some(n) => (1..=total)
+            .filter(|i| i % n == 0)
+            .map(|i| format!("m-{i}"))
+            .collect(),
+        None => Vec::new(),
+    };
+    let slow = |s: Script| Script::Delay(std::time::Duration::from_millis(3), Box::new(s));
+    let script = Script::PerMessage {
+        by_tck_id: retried
+            .iter()
+            .map(|id| (id.clone(), slow(Script::RetryThenSuccess(1))))
+            .collect(),
+        default: Box::new(slow(Script::Success)),
+    };
+    let mut scenario = Scenario::new()
+        .subscribe("orders", "/orders")
+        .script("/orders", script)
+        .component_metadata("partitionCount", "4");
+    if !retried.is_empty() {
+        scenario = scenario.retry_constant("20ms", 3);
+    }
+    if let Some(c) = k.concurrency {
+        scenario = scenario.component_metadata("concurrency", c);
+    }
+    t.start(scenario).await?;
+    let mut ids = Vec::with_capacity(total);
+    for seq in 0..PER_KEY {
+        for key in 0..KEYS {
+            let key = format!("k{key}");
+            ids.push(
+                t.publish_query(
+                    "orders",
+                    json!({"tck_key": key, "tck_seq": seq}),
+                    &[("metadata.partitionKey", &key)],
+                )
+                .await?,
+            );
+        }
+    }
+    let expected_ids: Vec<String> = (1..=total).map(|i| format!("m-{i}")).collect();
+    ensure(
+        ids == expected_ids,
+        "harness: unexpected message ids",
+        ids.clone(),
+    )?;
+    t.wait("/orders", total + retried.len()).await?;
+    for id in &retried {
+        t.wait_msg("/orders", id, 2).await?;
+    }
+    let _ = t.quiet("/orders").await;
+    let history = t.history();
+    let report = delivery::check(
+        &history,
+        &delivery::DeliveryExpect {
+            routes: vec!["/orders".into()],
+        },
+    );
+    verdict(report.verdict())?;
+    let first = ordering::per_key(&history, "/orders");
+    let done = ordering::per_key_completed(&history, "/orders");
+    t.observe(first.describe());
+    t.observe(done.describe());
+    if k.order_promised {
+        verdict(first.verdict())?;
+        verdict(done.verdict())
+    } else {
+        Ok(())
+    }
+}
+
+async fn keyed_order_report(t: &mut Trial) -> Result<(), Problem> {
+    let order_promised = t.env().broker.keeps(Promise::FifoPerPartitionKey);
+    keyed_order(
+        t,
+        Keyed {
+            retry_every: None,
+            concurrency: None,
+            order_promised,
+        },
+    )
+    .await
+}
+
+async fn keyed_order_under_retry(t: &mut Trial) -> Result<(), Problem> {
+    let order_promised = t.env().broker.keeps(Promise::FifoPerPartitionKey);
+    keyed_order(
+        t,
+        Keyed {
+            retry_every: Some(5),
+            concurrency: None,
+            order_promised,
+        },
+    )
+    .await
+}
+
+async fn keyed_order_under_retry_concurrency_one(t: &mut Trial) -> Result<(), Problem> {
+    keyed_order(
+        t,
+        Keyed {
+            retry_every: Some(5),
+            concurrency: Some("1"),
+            order_promised: true,
+        },
+    )
+    .await
 }
 
 async fn no_loss_no_duplicates(t: &mut Trial) -> Result<(), Problem> {
