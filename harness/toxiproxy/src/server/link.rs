@@ -619,7 +619,7 @@ mod tests {
         assert_eq!(transfer_time(5000, 50), Duration::from_millis(100));
         assert_eq!(transfer_time(1000, 1), Duration::from_secs(1));
         assert_eq!(transfer_time(1, 1000), Duration::from_micros(1));
-        assert_eq!(piece_size(i64::MAX), usize::MAX);
+        assert!(piece_size(i64::MAX) >= 1 << 40);
         assert_eq!(piece_size(0), 1);
         assert!(transfer_time(usize::MAX, 1) > Duration::from_secs(1));
     }
