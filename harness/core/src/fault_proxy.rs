@@ -24,7 +24,9 @@ pub enum FaultProxyError {
         source: ToxiproxyError,
     },
     /// The external Toxiproxy did not answer `GET /version`.
-    #[error("the toxiproxy at {url} does not answer GET /version (is it running? is TOXIPROXY_URL right?)")]
+    #[error(
+        "the toxiproxy at {url} does not answer GET /version (is it running? is TOXIPROXY_URL right?)"
+    )]
     Unreachable {
         /// The URL.
         url: String,

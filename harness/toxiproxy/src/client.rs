@@ -513,9 +513,14 @@ impl Client {
 
     /// `DELETE /proxies/{name}`.
     pub async fn delete_proxy(&self, name: &str) -> Result<(), ToxiproxyError> {
-        self.call(Method::DELETE, proxy_path(name), None, StatusCode::NO_CONTENT)
-            .await
-            .map(drop)
+        self.call(
+            Method::DELETE,
+            proxy_path(name),
+            None,
+            StatusCode::NO_CONTENT,
+        )
+        .await
+        .map(drop)
     }
 
     /// `POST /reset`: enables every proxy and removes every toxic.
@@ -706,7 +711,10 @@ mod tests {
             jitter: Duration::from_millis(10),
         };
         check(
-            &NewToxic::new(latency).upstream().named("slow").toxicity(0.5),
+            &NewToxic::new(latency)
+                .upstream()
+                .named("slow")
+                .toxicity(0.5),
             json!({"name": "slow", "stream": "upstream", "toxicity": 0.5, "type": "latency",
                    "attributes": {"latency": 250, "jitter": 10}}),
         );
@@ -790,7 +798,10 @@ mod tests {
             enabled: Some(false),
             ..ProxyUpdate::default()
         };
-        assert_eq!(serde_json::to_value(proxy).unwrap(), json!({"enabled": false}));
+        assert_eq!(
+            serde_json::to_value(proxy).unwrap(),
+            json!({"enabled": false})
+        );
     }
 
     #[test]

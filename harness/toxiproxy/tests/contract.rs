@@ -56,7 +56,9 @@ macro_rules! cases {
 
 fn main() {
     let args = Arguments::from_args();
-    let real = std::env::var("TOXIPROXY_URL").ok().filter(|u| !u.is_empty());
+    let real = std::env::var("TOXIPROXY_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
     if real.is_none() {
         eprintln!("contract: TOXIPROXY_URL is not set; the real:: cases are ignored");
     }
@@ -99,8 +101,8 @@ fn main() {
         let case = *case;
         let url = real.clone();
         let ignored = url.is_none();
-        let trial = Trial::test(format!("real::{name}"), move || run(url, case))
-            .with_ignored_flag(ignored);
+        let trial =
+            Trial::test(format!("real::{name}"), move || run(url, case)).with_ignored_flag(ignored);
         trials.push(if ignored {
             trial.with_kind("needs TOXIPROXY_URL")
         } else {
@@ -434,9 +436,7 @@ async fn proxy_lifecycle_and_shapes(t: &Target) {
     let typed = t.client.proxies().await.unwrap();
     assert_eq!(typed[&name].listen, listen.to_string());
 
-    let shown = t
-        .raw(Method::GET, &format!("/proxies/{name}"), None)
-        .await;
+    let shown = t.raw(Method::GET, &format!("/proxies/{name}"), None).await;
     assert_eq!(shown.status, 200);
     assert_eq!(shown.json(), proxy);
     let typed = t.client.proxy(&name).await.unwrap();
@@ -528,7 +528,11 @@ async fn proxy_update_patch_and_post(t: &Target) {
     };
     let moved = t.client.update_proxy(name, &update).await.unwrap();
     assert_eq!(
-        (moved.upstream.as_str(), moved.listen.as_str(), moved.enabled),
+        (
+            moved.upstream.as_str(),
+            moved.listen.as_str(),
+            moved.enabled
+        ),
         (second.to_string().as_str(), proxy.listen.as_str(), true)
     );
     let mut stream = connect(&moved).await;
@@ -573,9 +577,16 @@ async fn populate_creates_keeps_and_replaces(t: &Target) {
         .await
         .unwrap();
     let same = NewProxy::new(&a, upstream.to_string()).listen(&listen);
-    let kept = t.client.populate(std::slice::from_ref(&same)).await.unwrap();
+    let kept = t
+        .client
+        .populate(std::slice::from_ref(&same))
+        .await
+        .unwrap();
     assert_eq!(kept.len(), 1);
-    assert_eq!((kept[0].listen.as_str(), kept[0].toxics.len()), (listen.as_str(), 1));
+    assert_eq!(
+        (kept[0].listen.as_str(), kept[0].toxics.len()),
+        (listen.as_str(), 1)
+    );
 
     // A different upstream replaces it: a new proxy without toxics.
     let other = echo().await;
@@ -642,7 +653,12 @@ async fn toxic_lifecycle_and_shapes(t: &Target) {
     let mixed = add(r#"{"type": "slow_close", "stream": "UpStream"}"#).await;
     assert_eq!(mixed.status, 200, "{}", mixed.body);
     let mixed = mixed.json();
-    assert!(mixed["stream"].as_str().unwrap().eq_ignore_ascii_case("upstream"));
+    assert!(
+        mixed["stream"]
+            .as_str()
+            .unwrap()
+            .eq_ignore_ascii_case("upstream")
+    );
     let mixed_name = mixed["name"].as_str().unwrap().to_owned();
     assert!(mixed_name.eq_ignore_ascii_case("slow_close_upstream"));
     // `direction` is not a synonym of `stream`: this one is downstream.
@@ -735,7 +751,10 @@ async fn toxic_bad_requests(t: &Target) {
     let proxy = t.proxy("toxic_errors", echo().await).await;
     let path = format!("/proxies/{}/toxics", proxy.name);
     let add = |body: &'static str| t.raw(Method::POST, &path, Some(body));
-    assert_eq!(add(r#"{"type": "noop", "name": "taken"}"#).await.status, 200);
+    assert_eq!(
+        add(r#"{"type": "noop", "name": "taken"}"#).await.status,
+        200
+    );
     // Names are unique across both streams.
     add(r#"{"type": "latency", "name": "taken", "stream": "upstream"}"#)
         .await
@@ -756,20 +775,21 @@ async fn toxic_bad_requests(t: &Target) {
     add(r#"{"name": "untyped"}"#)
         .await
         .assert_error(400, "invalid toxic type");
-    add("{bad").await.assert_error_prefix(400, "bad request body");
+    add("{bad")
+        .await
+        .assert_error_prefix(400, "bad request body");
     add(r#"{"type": "latency", "name": "l", "attributes": {"latency": "slow"}}"#)
         .await
         .assert_error_prefix(400, "bad request body");
-    t.raw(
-        Method::PATCH,
-        &format!("{path}/taken"),
-        Some("{bad"),
-    )
-    .await
-    .assert_error_prefix(400, "bad request body");
+    t.raw(Method::PATCH, &format!("{path}/taken"), Some("{bad"))
+        .await
+        .assert_error_prefix(400, "bad request body");
     let error = t
         .client
-        .add_toxic(&proxy.name, &NewToxic::new(ToxicKind::Noop {}).named("taken"))
+        .add_toxic(
+            &proxy.name,
+            &NewToxic::new(ToxicKind::Noop {}).named("taken"),
+        )
         .await
         .unwrap_err();
     assert_eq!(error.status(), Some(409));
@@ -807,7 +827,10 @@ async fn every_toxic_type_round_trips(t: &Target) {
             (&added.name, added.stream, added.toxicity, &added.kind),
             (&format!("k{i}"), stream, 0.0, kind)
         );
-        assert_eq!(t.client.toxic(&proxy.name, &added.name).await.unwrap(), added);
+        assert_eq!(
+            t.client.toxic(&proxy.name, &added.name).await.unwrap(),
+            added
+        );
     }
     let listed = t.client.toxics(&proxy.name).await.unwrap();
     let names: Vec<&str> = listed.iter().map(|t| t.name.as_str()).collect();
@@ -863,8 +886,11 @@ async fn reset_enables_and_clears(t: &Target) {
     let a = t.proxy("reset_a", upstream).await;
     let b = t.proxy("reset_b", upstream).await;
     t.toxic(&a, NewToxic::new(latency(1000, 0))).await;
-    t.toxic(&b, NewToxic::new(ToxicKind::Timeout { timeout: ms(0) }).upstream())
-        .await;
+    t.toxic(
+        &b,
+        NewToxic::new(ToxicKind::Timeout { timeout: ms(0) }).upstream(),
+    )
+    .await;
     t.client.disable_proxy(&a.name).await.unwrap();
     let reset = t.raw(Method::POST, "/reset", None).await;
     assert_eq!((reset.status, reset.body.as_str()), (204, ""));
@@ -986,18 +1012,28 @@ async fn bandwidth_throttles_without_loss(t: &Target) {
     let (got, end, at) = read_to_close(&mut stream).await;
     let took = at - start;
     assert_eq!(end, End::Eof);
-    assert!(got == payload, "{} of {} bytes, altered or lost", got.len(), payload.len());
+    assert!(
+        got == payload,
+        "{} of {} bytes, altered or lost",
+        got.len(),
+        payload.len()
+    );
     assert!(took >= ms(900) && took <= ms(1000) + SLACK, "{took:?}");
 }
 
 async fn slow_close_delays_the_eof(t: &Target) {
     let proxy = t.proxy("slow_close", sender(b"bye".to_vec()).await).await;
-    t.toxic(&proxy, NewToxic::new(ToxicKind::SlowClose { delay: ms(400) }))
-        .await;
+    t.toxic(
+        &proxy,
+        NewToxic::new(ToxicKind::SlowClose { delay: ms(400) }),
+    )
+    .await;
     let start = Instant::now();
     let mut stream = connect(&proxy).await;
     let mut bye = [0u8; 3];
-    within("the data", stream.read_exact(&mut bye)).await.unwrap();
+    within("the data", stream.read_exact(&mut bye))
+        .await
+        .unwrap();
     assert_eq!(&bye, b"bye");
     let (rest, end, at) = read_to_close(&mut stream).await;
     assert_eq!((rest.len(), end), (0, End::Eof));
@@ -1007,8 +1043,11 @@ async fn slow_close_delays_the_eof(t: &Target) {
 
 async fn timeout_drops_data_then_closes(t: &Target) {
     let proxy = t.proxy("timeout", echo().await).await;
-    t.toxic(&proxy, NewToxic::new(ToxicKind::Timeout { timeout: ms(300) }))
-        .await;
+    t.toxic(
+        &proxy,
+        NewToxic::new(ToxicKind::Timeout { timeout: ms(300) }),
+    )
+    .await;
     let start = Instant::now();
     let mut stream = connect(&proxy).await;
     stream.write_all(b"into the void").await.unwrap();
@@ -1038,8 +1077,11 @@ async fn timeout_removal_closes_the_connection(t: &Target) {
 
 async fn reset_peer_resets(t: &Target) {
     let proxy = t.proxy("reset_peer", echo().await).await;
-    t.toxic(&proxy, NewToxic::new(ToxicKind::ResetPeer { timeout: ms(200) }))
-        .await;
+    t.toxic(
+        &proxy,
+        NewToxic::new(ToxicKind::ResetPeer { timeout: ms(200) }),
+    )
+    .await;
     let mut stream = connect(&proxy).await;
     let start = Instant::now();
     stream.write_all(b"ping").await.unwrap();
@@ -1152,9 +1194,7 @@ async fn unreachable_upstream_accepts_then_closes(t: &Target) {
 
 async fn held_data_is_delivered_before_the_close(t: &Target) {
     // The upstream sends ten bytes and closes at once, while latency holds them.
-    let proxy = t
-        .proxy("held", sender(b"0123456789".to_vec()).await)
-        .await;
+    let proxy = t.proxy("held", sender(b"0123456789".to_vec()).await).await;
     t.toxic(&proxy, NewToxic::new(latency(300, 0))).await;
     t.toxic(
         &proxy,

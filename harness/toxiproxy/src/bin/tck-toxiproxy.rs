@@ -71,7 +71,9 @@ fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Command> {
                         .with_context(|| format!("-host {value:?} is not an ip address"))?
                 };
                 if !host.is_loopback() {
-                    bail!("-host {value} is not a loopback address; this server listens on loopback only");
+                    bail!(
+                        "-host {value} is not a loopback address; this server listens on loopback only"
+                    );
                 }
                 flags.host = host;
             }
@@ -118,7 +120,8 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("cannot start the server")?;
     if let Some(path) = &flags.config {
-        let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let text =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         let proxies: Vec<NewProxy> = serde_json::from_slice::<Vec<ConfigProxy>>(&text)
             .with_context(|| format!("{} is not a JSON array of proxies", path.display()))?
             .into_iter()
@@ -183,10 +186,19 @@ mod tests {
     #[test]
     fn flags_parse_the_go_way() {
         check(&[], "host: 127.0.0.1, port: 8474, config: None, seed: None");
-        check(&["-port", "0", "--seed=7"], "port: 0, config: None, seed: Some(7)");
-        check(&["-host=::1", "-config", "p.json"], "host: ::1, port: 8474, config: Some(\"p.json\")");
+        check(
+            &["-port", "0", "--seed=7"],
+            "port: 0, config: None, seed: Some(7)",
+        );
+        check(
+            &["-host=::1", "-config", "p.json"],
+            "host: ::1, port: 8474, config: Some(\"p.json\")",
+        );
         check(&["-host", "localhost"], "host: 127.0.0.1");
-        check(&["-host", "0.0.0.0"], "error: -host 0.0.0.0 is not a loopback address");
+        check(
+            &["-host", "0.0.0.0"],
+            "error: -host 0.0.0.0 is not a loopback address",
+        );
         check(&["-port", "x"], "error: -port \"x\" is not a port");
         check(&["-port"], "error: flag -port needs a value");
         check(&["-proxy-metrics"], "error: unknown flag -proxy-metrics");

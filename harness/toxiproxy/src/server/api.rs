@@ -151,8 +151,9 @@ impl IntoResponse for ApiError {
 fn json(status: StatusCode, value: &impl Serialize) -> Response {
     match serde_json::to_vec(value) {
         Ok(body) => (status, [(header::CONTENT_TYPE, "application/json")], body).into_response(),
-        Err(error) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
-            .into_response(),
+        Err(error) => {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response()
+        }
     }
 }
 

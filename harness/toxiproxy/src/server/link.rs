@@ -460,11 +460,7 @@ impl Link {
     /// Writes a frame that left the chain to the destination socket.
     async fn deliver(&mut self, frame: Frame) -> Result<(), Stop> {
         match frame {
-            Frame::Data { bytes, .. } => self
-                .dest
-                .write_all(&bytes)
-                .await
-                .map_err(|_| Stop::Close),
+            Frame::Data { bytes, .. } => self.dest.write_all(&bytes).await.map_err(|_| Stop::Close),
             Frame::Eof => {
                 // A half-close: the other direction keeps flowing until it closes too.
                 let _ = self.dest.shutdown().await;
@@ -555,7 +551,8 @@ pub(crate) fn slice_sizes(
         if variation > 0 {
             mid += i128::from(rng.i64(-variation..variation));
         }
-        let mid = usize::try_from(mid.clamp(start as i128 + 1, end as i128 - 1)).unwrap_or(start + 1);
+        let mid =
+            usize::try_from(mid.clamp(start as i128 + 1, end as i128 - 1)).unwrap_or(start + 1);
         todo.push((mid, end));
         todo.push((start, mid));
     }
@@ -595,7 +592,10 @@ mod tests {
 
     #[test]
     fn slicer_halves_down_to_the_average() {
-        assert_eq!(check_slices(100, 10, 0, 1), [6, 6, 6, 7, 6, 6, 6, 7, 6, 6, 6, 7, 6, 6, 6, 7]);
+        assert_eq!(
+            check_slices(100, 10, 0, 1),
+            [6, 6, 6, 7, 6, 6, 6, 7, 6, 6, 6, 7, 6, 6, 6, 7]
+        );
         assert_eq!(check_slices(8, 10, 0, 1), [8]);
         assert_eq!(check_slices(0, 10, 0, 1), Vec::<usize>::new());
         for seed in 0..50 {

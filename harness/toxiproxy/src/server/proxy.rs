@@ -259,7 +259,13 @@ mod tests {
             26379
         );
         assert!(resolve_listen("[::1]:0").await.unwrap().ip().is_loopback());
-        assert!(resolve_listen("localhost:0").await.unwrap().ip().is_loopback());
+        assert!(
+            resolve_listen("localhost:0")
+                .await
+                .unwrap()
+                .ip()
+                .is_loopback()
+        );
         assert!(matches!(
             resolve_listen("0.0.0.0:0").await,
             Err(ListenError::NotLoopback { .. })

@@ -210,15 +210,13 @@ impl Kind {
             match object.get(key) {
                 None | Some(Value::Null) => {}
                 Some(value) => {
-                    *slot = value
-                        .as_i64()
-                        .ok_or_else(|| AttributeError::NotAnInteger {
-                            key,
-                            found: match value {
-                                Value::Number(n) => format!("the number {n}"),
-                                other => json_type(other).to_owned(),
-                            },
-                        })?;
+                    *slot = value.as_i64().ok_or_else(|| AttributeError::NotAnInteger {
+                        key,
+                        found: match value {
+                            Value::Number(n) => format!("the number {n}"),
+                            other => json_type(other).to_owned(),
+                        },
+                    })?;
                 }
             }
         }
@@ -437,7 +435,11 @@ mod tests {
             json!({"latency": 100, "unknown": "x", "jitter": null}),
             r#"{"latency":100,"jitter":0}"#,
         );
-        check("latency", json!({"latency": -5}), r#"{"latency":-5,"jitter":0}"#);
+        check(
+            "latency",
+            json!({"latency": -5}),
+            r#"{"latency":-5,"jitter":0}"#,
+        );
         check(
             "latency",
             json!({"latency": 1.5}),
@@ -494,7 +496,13 @@ mod tests {
             1.0,
             Kind::Noop,
         );
-        set.add("b".into(), Stream::Upstream, "upstream".into(), 1.0, Kind::Noop);
+        set.add(
+            "b".into(),
+            Stream::Upstream,
+            "upstream".into(),
+            1.0,
+            Kind::Noop,
+        );
         set.add(
             "c".into(),
             Stream::Downstream,
