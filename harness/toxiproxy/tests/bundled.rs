@@ -115,34 +115,35 @@ async fn listen_addresses_must_be_loopback() {
     drop(server);
 }
 
-/// Which of eight successive connections a toxicity-0.5 latency toxic delayed.
-async fn delayed_connections(seed: u64) -> Vec<bool> {
+/// Which of eight successive connections a toxicity-0.5 `limit_data` 0 toxic closed at
+/// their first byte (the others echo it): an effect that does not depend on timing.
+async fn affected_connections(seed: u64) -> Vec<bool> {
     let (_server, client) = server(seed).await;
     let proxy = proxy(&client, "replay", echo().await).await;
-    let latency = ToxicKind::Latency {
-        latency: Duration::from_millis(250),
-        jitter: Duration::ZERO,
-    };
-    client
-        .add_toxic(&proxy.name, &NewToxic::new(latency).toxicity(0.5))
-        .await
-        .unwrap();
+    let toxic = NewToxic::new(ToxicKind::LimitData { bytes: 0 })
+        .upstream()
+        .toxicity(0.5);
+    client.add_toxic(&proxy.name, &toxic).await.unwrap();
     let mut pattern = Vec::new();
     for _ in 0..8 {
         let mut stream = TcpStream::connect(&proxy.listen).await.unwrap();
-        pattern.push(round_trip(&mut stream, b"x").await >= Duration::from_millis(250));
+        stream.write_all(b"x").await.unwrap();
+        let mut echoed = [0u8; 1];
+        let read = within("the echo or the close", stream.read(&mut echoed)).await;
+        pattern.push(!matches!(read, Ok(1)));
     }
     pattern
 }
 
 #[tokio::test]
 async fn the_seed_replays_toxicity_draws() {
-    let first = delayed_connections(11).await;
+    let first = affected_connections(11).await;
     assert!(
         first.contains(&true) && first.contains(&false),
-        "toxicity 0.5 should delay some connections and not others: {first:?}"
+        "toxicity 0.5 should affect some connections and not others: {first:?}"
     );
-    assert_eq!(delayed_connections(11).await, first);
+    assert_eq!(affected_connections(11).await, first);
+    assert_ne!(affected_connections(12).await, first, "another seed, other draws");
 }
 
 #[tokio::test]
