@@ -143,7 +143,11 @@ async fn the_seed_replays_toxicity_draws() {
         "toxicity 0.5 should affect some connections and not others: {first:?}"
     );
     assert_eq!(affected_connections(11).await, first);
-    assert_ne!(affected_connections(12).await, first, "another seed, other draws");
+    assert_ne!(
+        affected_connections(12).await,
+        first,
+        "another seed, other draws"
+    );
 }
 
 #[tokio::test]
