@@ -17,7 +17,7 @@
 //! sequence of operations replays.
 //!
 //! Not here: accepting, the connection registry, and closing connections on disable
-//! ([`super::proxy`]).
+//! (`proxy`).
 
 use std::collections::HashMap;
 use std::future::Future;

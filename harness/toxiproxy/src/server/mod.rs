@@ -1,5 +1,5 @@
-//! The server: the Toxiproxy v2 HTTP API ([`api`]) over a set of proxies ([`proxy`]) whose
-//! connections carry bytes through toxics ([`link`], [`toxics`]).
+//! The server: the Toxiproxy v2 HTTP API (`api`) over a set of proxies (`proxy`) whose
+//! connections carry bytes through toxics (`link`, `toxics`).
 //!
 //! [`spawn`] runs it in-process on a loopback address and returns a [`ServerHandle`];
 //! dropping the handle (or [`ServerHandle::shutdown`]) stops the API and closes every proxy

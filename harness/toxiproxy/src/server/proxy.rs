@@ -5,7 +5,7 @@
 //! listener (new clients are refused) and aborts every connection task, closing both of
 //! its sockets; the call returns once all of that is done. Enabling binds the last listen
 //! address again. Listen addresses must be loopback.
-//! Not here: the HTTP API ([`super::api`]) and what happens to bytes ([`super::link`]).
+//! Not here: the HTTP API (`api`) and what happens to bytes (`link`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

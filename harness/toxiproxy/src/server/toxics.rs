@@ -5,7 +5,7 @@
 //! Attributes stay the Go server's integers (milliseconds, bytes, microseconds for the
 //! slicer's delay) so that a toxic reads back exactly as it was written, negative values
 //! included; the engine clamps them when it uses them.
-//! What a toxic does to the bytes is [`super::link`]'s business.
+//! What a toxic does to the bytes is the `link` module's business.
 
 use std::sync::Arc;
 
