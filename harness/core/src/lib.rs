@@ -5,7 +5,8 @@
 //! in-process scriptable test app that records every delivery ([`app`]) and talks to the
 //! sidecar's HTTP API ([`client`]).
 //! It also holds the logic of the deliberately broken `tck-mutant` sidecar wrapper
-//! ([`mutant`]) used to check that the suites catch real violations.
+//! ([`mutant`]) used to check that the suites catch real violations, and finds or starts
+//! the Toxiproxy that TCP faults go through ([`fault_proxy`]).
 //!
 //! Invariant: nothing here depends on the `reference-sidecar` crate; a sidecar is known
 //! only through its wire API and its target file.
@@ -17,6 +18,7 @@ pub mod app;
 pub mod broker;
 pub mod client;
 pub mod fault;
+pub mod fault_proxy;
 pub mod mutant;
 pub mod ports;
 pub mod proc;
@@ -31,6 +33,7 @@ pub use app::{
 };
 pub use broker::{BrokerError, KafkaServer, RedisServer};
 pub use client::{ApiResponse, ClientError, SidecarClient};
+pub use fault_proxy::{FaultProxy, FaultProxyError};
 pub use ports::{PortError, PortReservation};
 pub use proc::{Child, ProcessSpec, ReadyError, ShutdownStep, SignalError, SpawnError};
 pub use sidecar::{LaunchError, Sidecar, SidecarOptions};
