@@ -206,8 +206,9 @@ impl BrokerServer {
         dir: &Path,
         log_dir: &Path,
         name: &str,
+        advertised: Option<&str>,
     ) -> Result<BrokerServer, BrokerError> {
-        KafkaServer::start(binary, dir, log_dir, name)
+        KafkaServer::start_advertising(binary, dir, log_dir, name, advertised)
             .await
             .map(BrokerServer::Kafka)
     }

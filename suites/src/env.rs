@@ -38,6 +38,8 @@ pub struct RunEnv {
     pub kafka: Option<String>,
     /// The Kafka-protocol broker binary for private brokers (`PUBSUB_TCK_TANSU`).
     pub tansu: Option<PathBuf>,
+    /// A Toxiproxy to use for fault proxies (`TOXIPROXY_URL`); unset: the bundled server.
+    pub toxiproxy_url: Option<String>,
 }
 
 /// The run environment could not be set up.
@@ -91,6 +93,8 @@ pub struct EnvSettings {
     pub kafka: Option<String>,
     /// The tansu binary.
     pub tansu: Option<PathBuf>,
+    /// A Toxiproxy to use for fault proxies (`TOXIPROXY_URL`); unset: the bundled server.
+    pub toxiproxy_url: Option<String>,
     /// Brokers to start in containers (feature `testcontainers`), from `PUBSUB_TCK_CONTAINERS`.
     pub containers: Option<Vec<Broker>>,
 }
@@ -123,6 +127,9 @@ impl EnvSettings {
         };
         Ok(EnvSettings {
             containers,
+            toxiproxy_url: std::env::var("TOXIPROXY_URL")
+                .ok()
+                .filter(|s| !s.trim().is_empty()),
             target: std::env::var_os("PUBSUB_TCK_TARGET").map(PathBuf::from),
             seed,
             report_dir: std::env::var_os("PUBSUB_TCK_REPORT_DIR").map(PathBuf::from),
@@ -209,6 +216,7 @@ impl RunEnv {
             redis: settings.redis.clone(),
             kafka: settings.kafka.clone(),
             tansu: settings.tansu.clone(),
+            toxiproxy_url: settings.toxiproxy_url.clone(),
         }))
     }
 }

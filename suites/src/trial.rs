@@ -19,6 +19,7 @@ use harness_history::{EventKind, FaultEvent, FaultPhase, History, MessageId, Pha
 use serde_json::{Value, json};
 
 use crate::broker::{Broker, BrokerServer};
+use crate::chaos::proxies::Proxies;
 use crate::env::RunEnv;
 use crate::problem::Problem;
 
@@ -181,6 +182,8 @@ pub struct Cluster {
     app_scripts: Vec<(String, Script)>,
     subscribe_reply: Option<(u16, Bytes)>,
     sidecar: Sidecar,
+    /// Fault proxies on the hops the scenario routes through.
+    proxies: Option<Proxies>,
 }
 
 /// One check's world: see the module docs.
@@ -274,7 +277,28 @@ impl Trial {
             std::fs::remove_dir_all(&dir)?;
         }
         std::fs::create_dir_all(&dir)?;
-        let broker = self.start_broker(&dir).await?;
+        let proxied = |hop: Hop| s.proxied.contains(&hop);
+        let mut proxies = if s.proxied.is_empty() {
+            None
+        } else {
+            let prefix = format!("{}-{}-{}", self.safe_id(), self.env.broker, self.next_msg);
+            Some(Proxies::connect(self.env.toxiproxy_url.as_deref(), self.seed, prefix).await?)
+        };
+        // A Kafka client reconnects to the address the broker advertises, so a proxy in front
+        // of the broker exists before the broker does (pointing nowhere yet) and is what the
+        // broker advertises; it is pointed at the broker once that runs.
+        let mut advertised = None;
+        if proxied(Hop::SidecarToBroker) && self.env.broker == Broker::Kafka {
+            if self.env.kafka.is_some() {
+                return Err(Problem::Setup(
+                    "a proxy in front of an external Kafka (PUBSUB_TCK_KAFKA) would be bypassed: clients reconnect to the address it advertises".into(),
+                ));
+            }
+            if let Some(p) = proxies.as_mut() {
+                advertised = Some(p.add(Hop::SidecarToBroker, "127.0.0.1:9").await?);
+            }
+        }
+        let broker = self.start_broker(&dir, advertised.as_deref()).await?;
         let template_path = self.env.workspace_root.join(self.env.broker.template());
         let template = std::fs::read_to_string(&template_path)
             .map_err(|e| Problem::Setup(format!("cannot read {}: {e}", template_path.display())))?;
@@ -293,11 +317,25 @@ impl Trial {
             Broker::Redis => self.env.redis.clone(),
             Broker::Kafka => self.env.kafka.clone(),
         };
-        let broker_addr = broker
+        let mut broker_addr = broker
             .as_ref()
             .map(|r| r.addr().to_owned())
             .or(external)
             .unwrap_or_default();
+        if let (true, Some(p)) = (proxied(Hop::SidecarToBroker), proxies.as_mut()) {
+            match self.env.broker {
+                Broker::InMemory => {
+                    return Err(Problem::Setup(
+                        "the in-memory broker lives inside the sidecar: there is no broker hop to proxy".into(),
+                    ));
+                }
+                Broker::Redis => broker_addr = p.add(Hop::SidecarToBroker, &broker_addr).await?,
+                Broker::Kafka => {
+                    p.retarget(Hop::SidecarToBroker, &broker_addr).await?;
+                    broker_addr = advertised.clone().unwrap_or(broker_addr);
+                }
+            }
+        }
         let component = template
             .replace("{{name}}", PUBSUB)
             .replace("{{redis_host}}", &broker_addr)
@@ -325,6 +363,17 @@ impl Trial {
             opts.app_id = id.clone();
         }
         opts.app_port = app.as_ref().map(TestApp::port);
+        if let (true, Some(p)) = (proxied(Hop::SidecarToApp), proxies.as_mut()) {
+            let Some(app) = app.as_ref() else {
+                return Err(Problem::Setup(
+                    "a proxy in front of the app needs the app at start (not app_later)".into(),
+                ));
+            };
+            let listen = p
+                .add(Hop::SidecarToApp, &format!("127.0.0.1:{}", app.port()))
+                .await?;
+            opts.app_port = Some(port_of(&listen)?);
+        }
         opts.api_token = s.api_token.clone();
         if let Some(t) = &s.app_api_token {
             opts.extra_env.insert("APP_API_TOKEN".into(), t.clone());
@@ -336,6 +385,13 @@ impl Trial {
         if app.is_some() {
             sidecar.wait_healthz(DEADLINE).await?;
         }
+        if let (true, Some(p)) = (proxied(Hop::AppToSidecar), proxies.as_mut()) {
+            let port = sidecar.http_port().ok_or_else(|| {
+                Problem::Setup("the sidecar has no HTTP port to put a proxy in front of".into())
+            })?;
+            p.add(Hop::AppToSidecar, &format!("127.0.0.1:{port}"))
+                .await?;
+        }
         self.cluster = Some(Cluster {
             broker,
             app,
@@ -343,12 +399,17 @@ impl Trial {
             app_scripts: s.scripts,
             subscribe_reply: s.subscribe_reply,
             sidecar,
+            proxies,
         });
         Ok(Ok(()))
     }
 
     /// Starts the trial's private broker process, if its broker has one.
-    async fn start_broker(&self, dir: &std::path::Path) -> Result<Option<BrokerServer>, Problem> {
+    async fn start_broker(
+        &self,
+        dir: &std::path::Path,
+        advertised: Option<&str>,
+    ) -> Result<Option<BrokerServer>, Problem> {
         match self.env.broker {
             Broker::InMemory => Ok(None),
             Broker::Redis if self.env.redis.is_some() => Ok(None),
@@ -368,10 +429,16 @@ impl Trial {
                     ));
                 };
                 let name = format!("kafka-{}", self.safe_id());
-                BrokerServer::start_kafka(binary, &dir.join("kafka"), &self.log_dir(), &name)
-                    .await
-                    .map(Some)
-                    .map_err(|e| Problem::setup(&e))
+                BrokerServer::start_kafka(
+                    binary,
+                    &dir.join("kafka"),
+                    &self.log_dir(),
+                    &name,
+                    advertised,
+                )
+                .await
+                .map(Some)
+                .map_err(|e| Problem::setup(&e))
             }
         }
     }
@@ -429,7 +496,23 @@ impl Trial {
 
     /// A client for publishing load: through the app→sidecar proxy when the scenario has one.
     pub fn load_client(&self) -> Result<SidecarClient, Problem> {
-        Ok(self.client())
+        let proxy = self
+            .cluster()
+            .proxies
+            .as_ref()
+            .and_then(|p| p.listen(Hop::AppToSidecar));
+        match proxy {
+            Some(listen) => SidecarClient::new(
+                format!("http://{listen}"),
+                self.cluster()
+                    .sidecar
+                    .client()
+                    .api_token()
+                    .map(str::to_owned),
+            )
+            .map_err(|e| Problem::setup(&e)),
+            None => Ok(self.client()),
+        }
     }
 
     /// The sidecar's app-id.
@@ -632,6 +715,9 @@ impl Trial {
             if let Some(app) = c.app.take() {
                 app.stop().await;
             }
+            if let Some(p) = c.proxies.take() {
+                p.delete().await;
+            }
         }
     }
 
@@ -713,10 +799,13 @@ impl Trial {
 
     /// Network faults need the trial's proxies (see [`Scenario::through_proxies`]).
     async fn apply_network(&mut self, fault: &Fault) -> Result<(), Problem> {
-        Err(Problem::Setup(format!(
-            "no fault proxy on hop {}",
-            fault.hop().map_or("-", |h| h.name())
-        )))
+        match self.cluster.as_ref().and_then(|c| c.proxies.as_ref()) {
+            Some(p) => p.apply(fault).await,
+            None => Err(Problem::Setup(format!(
+                "no fault proxy on hop {}: the scenario routes no hop through proxies",
+                fault.hop().map_or("-", |h| h.name())
+            ))),
+        }
     }
 
     fn private_broker(&mut self) -> Result<&mut BrokerServer, Problem> {
@@ -733,6 +822,19 @@ impl Trial {
     pub fn log_dir(&self) -> PathBuf {
         self.env.run_dir.join("logs")
     }
+}
+
+/// The port of a `host:port` a proxy listens on.
+fn port_of(listen: &str) -> Result<u16, Problem> {
+    listen
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| {
+            Problem::Setup(format!(
+                "the fault proxy listens on {listen:?}, not host:port"
+            ))
+        })
 }
 
 fn attached() -> Problem {

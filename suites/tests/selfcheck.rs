@@ -112,6 +112,7 @@ fn env_for(broker: Broker, mode: &str) -> Result<Arc<RunEnv>, Failed> {
         kafka: None,
         tansu: None,
         containers: None,
+        toxiproxy_url: None,
     };
     let run_dir = root.join("reports/cargo-test/selfcheck").join(mode);
     RunEnv::new(&settings, root, run_dir, broker).map_err(|e| Failed::from(format!("{e:#}")))

@@ -4,6 +4,8 @@
 //! Exit codes: 0 when every MUST check passed, 1 when a MUST check failed, 2 on setup errors
 //! (bad flags, a target that cannot be built or loaded, a harness error in a check).
 
+mod chaos;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -33,6 +35,9 @@ enum Command {
     Run(RunArgs),
     /// List the checks.
     List(ListArgs),
+    /// Run steady load under a seeded fault schedule (nightly chaos) and write reports with a
+    /// timeline of fault windows.
+    Chaos(chaos::ChaosArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -79,7 +84,7 @@ struct ListArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("PUBSUB_TCK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,harness_toxiproxy=error"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -87,6 +92,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::List(args) => list(&args).map(|()| 0),
         Command::Run(args) => run(args),
+        Command::Chaos(args) => chaos::chaos(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

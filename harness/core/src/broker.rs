@@ -202,17 +202,31 @@ impl KafkaServer {
         log_dir: &Path,
         name: &str,
     ) -> Result<KafkaServer, BrokerError> {
+        KafkaServer::start_advertising(binary, dir, log_dir, name, None).await
+    }
+
+    /// Like [`start`](Self::start), advertising `advertised` (`host:port`) to clients instead
+    /// of its own address: a fault proxy in front of the broker must be what clients reconnect
+    /// to after reading the cluster metadata.
+    pub async fn start_advertising(
+        binary: &Path,
+        dir: &Path,
+        log_dir: &Path,
+        name: &str,
+        advertised: Option<&str>,
+    ) -> Result<KafkaServer, BrokerError> {
         std::fs::create_dir_all(dir).map_err(|e| BrokerError::Dir(dir.to_owned(), e))?;
         let ports = PortReservation::new(1).map_err(BrokerError::Port)?;
         let port = ports.ports()[0];
         let url = format!("tcp://127.0.0.1:{port}");
+        let advertised = advertised.map_or_else(|| url.clone(), |a| format!("tcp://{a}"));
         let spec = ProcessSpec::new(binary)
             .args([
                 "broker".to_owned(),
                 "--listener-url".to_owned(),
                 url.clone(),
                 "--advertised-listener-url".to_owned(),
-                url,
+                advertised,
                 "--storage-engine".to_owned(),
                 "memory://tansu/".to_owned(),
             ])

@@ -130,6 +130,11 @@ impl SidecarClient {
         })
     }
 
+    /// The API token it sends, if any.
+    pub fn api_token(&self) -> Option<&str> {
+        self.api_token.as_deref()
+    }
+
     /// The base URL, without a trailing slash.
     pub fn base_url(&self) -> &str {
         &self.base_url

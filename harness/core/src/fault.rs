@@ -1,6 +1,7 @@
 //! Faults as data: what a chaos trial can do to the network and to processes.
 //!
-//! Owns the vocabulary — [`Hop`], [`Proc`], [`Toxic`], [`Fault`] — and the rule that every
+//! Owns the vocabulary — [`Hop`], [`Proc`], [`Fault`], [`FaultKind`] (toxics are the
+//! Toxiproxy client's [`ToxicKind`]) — and the rule that every
 //! fault has an inverse ([`Fault::inverse`]) that heals it, so a schedule is a list of
 //! start/stop pairs and a run can always be healed. It does not apply faults (the trial that
 //! owns the processes and proxies does) and does not schedule them (the nemesis does).
@@ -9,7 +10,10 @@
 //! `pubsub-tck chaos --faults`; [`FaultKind::ALL`] lists them.
 
 use std::fmt;
-use std::time::Duration;
+
+/// Toxics and their direction are the Toxiproxy client's types: `Duration`s inside, wire
+/// units only at the client's edge.
+pub use harness_toxiproxy::client::{Stream, ToxicKind};
 
 /// A network hop a trial can route through a fault proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -71,87 +75,6 @@ impl fmt::Display for Proc {
     }
 }
 
-/// A toxic, in harness units; the Toxiproxy client turns it into wire attributes.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Toxic {
-    /// Every chunk is held `latency ± jitter`.
-    Latency {
-        /// Added delay.
-        latency: Duration,
-        /// Uniform jitter around it.
-        jitter: Duration,
-    },
-    /// Throughput capped at `kb_per_sec` (1 KB = 1000 bytes).
-    Bandwidth {
-        /// The cap.
-        kb_per_sec: u64,
-    },
-    /// The close of a connection is held back.
-    SlowClose {
-        /// How long.
-        delay: Duration,
-    },
-    /// Data is dropped; the connection closes after `timeout` (never when zero).
-    Timeout {
-        /// When to close.
-        timeout: Duration,
-    },
-    /// The connection is reset (TCP RST) after `timeout`.
-    ResetPeer {
-        /// When to reset.
-        timeout: Duration,
-    },
-    /// Chunks are cut into small pieces with a delay between them.
-    Slicer {
-        /// Mean piece size in bytes.
-        average_size: u64,
-        /// Piece size variation in bytes.
-        size_variation: u64,
-        /// Delay between pieces.
-        delay: Duration,
-    },
-    /// The connection closes after `bytes` bytes.
-    LimitData {
-        /// Bytes passed before the close.
-        bytes: u64,
-    },
-}
-
-impl Toxic {
-    /// The Toxiproxy type name: `latency`, `bandwidth`, `slow_close`, `timeout`,
-    /// `reset_peer`, `slicer` or `limit_data`.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Toxic::Latency { .. } => "latency",
-            Toxic::Bandwidth { .. } => "bandwidth",
-            Toxic::SlowClose { .. } => "slow_close",
-            Toxic::Timeout { .. } => "timeout",
-            Toxic::ResetPeer { .. } => "reset_peer",
-            Toxic::Slicer { .. } => "slicer",
-            Toxic::LimitData { .. } => "limit_data",
-        }
-    }
-}
-
-/// Which way a toxic acts on a hop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Stream {
-    /// Client to server (requests).
-    Upstream,
-    /// Server to client (responses).
-    Downstream,
-}
-
-impl Stream {
-    /// `upstream` or `downstream`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Stream::Upstream => "upstream",
-            Stream::Downstream => "downstream",
-        }
-    }
-}
-
 /// One fault action. Variants come in inverse pairs; see [`Fault::inverse`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fault {
@@ -162,7 +85,7 @@ pub enum Fault {
         /// Which way.
         stream: Stream,
         /// What.
-        toxic: Toxic,
+        toxic: ToxicKind,
     },
     /// Removes the toxic that [`Fault::AddToxic`] added.
     RemoveToxic {
@@ -171,7 +94,7 @@ pub enum Fault {
         /// Which way.
         stream: Stream,
         /// What.
-        toxic: Toxic,
+        toxic: ToxicKind,
     },
     /// The hop's proxy stops listening and closes its connections.
     ProxyDown(Hop),
@@ -227,7 +150,7 @@ impl Fault {
     pub fn detail(&self) -> String {
         match self {
             Fault::AddToxic { hop, stream, .. } | Fault::RemoveToxic { hop, stream, .. } => {
-                format!("{hop}/{}", stream.name())
+                format!("{hop}/{stream}")
             }
             Fault::ProxyDown(h) | Fault::ProxyUp(h) => h.name().to_owned(),
             Fault::Kill(p) | Fault::Restart(p) | Fault::Pause(p) | Fault::Resume(p) => {
@@ -349,10 +272,12 @@ pub fn parse_kinds(list: &str) -> Result<Vec<FaultKind>, String> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn every_action() -> Vec<Fault> {
-        let toxic = Toxic::Latency {
+        let toxic = ToxicKind::Latency {
             latency: Duration::from_millis(100),
             jitter: Duration::ZERO,
         };

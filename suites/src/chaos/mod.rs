@@ -7,4 +7,7 @@
 
 pub mod load;
 pub mod nemesis;
+pub mod nightly;
+pub mod proxies;
+pub mod svg;
 pub mod trial;

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use harness::fault::{Fault, FaultKind, Hop, Proc, Stream, Toxic};
+use harness::fault::{Fault, FaultKind, Hop, Proc, Stream, ToxicKind as Toxic};
 
 /// What the nemesis may use.
 #[derive(Debug, Clone)]
@@ -98,7 +98,7 @@ fn draw(rng: &mut fastrand::Rng, kind: FaultKind, hops: &[Hop]) -> Fault {
             jitter: ms(rng, 0, 50),
         },
         FaultKind::Bandwidth => Toxic::Bandwidth {
-            kb_per_sec: rng.u64(1..=20),
+            rate: rng.u64(1..=20),
         },
         FaultKind::SlowClose => Toxic::SlowClose {
             delay: ms(rng, 200, 1_000),

@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use harness::fault::{Fault, Hop, Proc, Stream, Toxic};
+use harness::fault::{Fault, Hop, Proc, Stream, ToxicKind as Toxic};
 
 use crate::broker::{Broker, Promise};
 use crate::catalog::{Check, Need};
@@ -50,7 +50,7 @@ const LATENCY: Toxic = Toxic::Latency {
     latency: Duration::from_millis(200),
     jitter: Duration::from_millis(50),
 };
-const BANDWIDTH: Toxic = Toxic::Bandwidth { kb_per_sec: 5 };
+const BANDWIDTH: Toxic = Toxic::Bandwidth { rate: 5 };
 const SLOW_CLOSE: Toxic = Toxic::SlowClose {
     delay: Duration::from_millis(500),
 };
