@@ -71,6 +71,73 @@ const REDIS_CASES: &[(&str, &str, bool)] = &[
     ("none", "core::ordering::fifo_with_concurrency_one", false),
 ];
 
+/// The same, on the Kafka broker (a private Kafka-protocol broker per trial).
+const KAFKA_CASES: &[(&str, &str, bool)] = &[
+    (
+        "ack-before-deliver",
+        "core::durability::sidecar_kill_redelivers",
+        true,
+    ),
+    (
+        "ack-before-deliver",
+        "core::ordering::fifo_single_publisher",
+        true,
+    ),
+    (
+        "drop-every-3rd",
+        "core::delivery::no_loss_no_duplicates",
+        true,
+    ),
+    ("none", "core::durability::sidecar_kill_redelivers", false),
+    ("none", "core::ordering::fifo_single_publisher", false),
+];
+
+/// Chaos checks against broken sidecars: (broker, mutant, check, must fail). A caught mutant
+/// must be reported with the fault window and the ids of the messages it lost.
+const CHAOS_CASES: &[(Broker, &str, &str, bool)] = &[
+    (
+        Broker::InMemory,
+        "drop-every-3rd",
+        "chaos::sidecar_app::latency",
+        true,
+    ),
+    (
+        Broker::InMemory,
+        "ack-before-deliver",
+        "chaos::sidecar_app::down",
+        true,
+    ),
+    (
+        Broker::InMemory,
+        "none",
+        "chaos::sidecar_app::latency",
+        false,
+    ),
+    (Broker::InMemory, "none", "chaos::sidecar_app::down", false),
+    (Broker::Redis, "none", "chaos::process::kill_sidecar", false),
+];
+
+/// What a caught chaos failure must name: the fault window and message ids.
+fn chaos_evidence_named(id: &str, evidence: &[String]) -> Result<(), String> {
+    let window = match id {
+        "chaos::sidecar_app::latency" => "latency on sidecar-app",
+        "chaos::sidecar_app::down" => "down on sidecar-app",
+        _ => return Ok(()),
+    };
+    let all = evidence.join("\n");
+    if !all.contains(window) {
+        return Err(format!(
+            "the evidence does not name the fault window `{window}`:\n{all}"
+        ));
+    }
+    if !evidence.iter().any(|e| e.starts_with("c-k")) {
+        return Err(format!(
+            "the evidence names no lost message id (c-k…):\n{all}"
+        ));
+    }
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
     let args = Arguments::from_args();
     let settings = EnvSettings::from_env().unwrap_or_default();
@@ -81,7 +148,13 @@ fn main() -> std::process::ExitCode {
             REDIS_CASES
                 .iter()
                 .map(|&(mode, id, must_fail)| (Broker::Redis, mode, id, must_fail)),
-        );
+        )
+        .chain(
+            KAFKA_CASES
+                .iter()
+                .map(|&(mode, id, must_fail)| (Broker::Kafka, mode, id, must_fail)),
+        )
+        .chain(CHAOS_CASES.iter().copied());
     let trials = cases
         .map(|(broker, mode, id, must_fail)| {
             let name = format!("selfcheck::{mode}::{}::{broker}", id.replace("::", "."));
@@ -100,19 +173,18 @@ fn main() -> std::process::ExitCode {
 fn env_for(broker: Broker, mode: &str) -> Result<Arc<RunEnv>, Failed> {
     let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
     let root = find_workspace(&cwd).map_err(|e| e.to_string())?;
+    // The broker settings come from the environment (the Kafka test broker's binary, a
+    // Toxiproxy); the target is the mutant and the reports go under cargo-test/selfcheck.
+    let from_env = EnvSettings::from_env().unwrap_or_default();
     let settings = EnvSettings {
         target: Some(
             root.join("fixtures/targets/mutants")
                 .join(format!("{mode}.toml")),
         ),
-        seed: EnvSettings::from_env().ok().and_then(|s| s.seed),
         report_dir: None,
         brokers: None,
-        redis: None,
-        kafka: None,
-        tansu: None,
         containers: None,
-        toxiproxy_url: None,
+        ..from_env
     };
     let run_dir = root.join("reports/cargo-test/selfcheck").join(mode);
     RunEnv::new(&settings, root, run_dir, broker).map_err(|e| Failed::from(format!("{e:#}")))
@@ -135,7 +207,9 @@ fn run(broker: Broker, mode: &str, id: &str, must_fail: bool) -> Result<(), Fail
             "setup error: {}",
             r.summary.unwrap_or_default()
         ))),
-        (true, _) if caught && r.summary.as_deref().is_some_and(|s| !s.is_empty()) => Ok(()),
+        (true, _) if caught && r.summary.as_deref().is_some_and(|s| !s.is_empty()) => {
+            chaos_evidence_named(id, &r.evidence).map_err(Failed::from)
+        }
         (true, v) => Err(Failed::from(format!(
             "mutant `{mode}` was not caught by {id}: verdict {v:?}"
         ))),
