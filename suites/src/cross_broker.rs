@@ -184,7 +184,7 @@ pub fn section(results: &[CheckResult]) -> Option<Section> {
 }
 
 /// Escapes text for an HTML table cell.
-fn html_text(s: &str) -> String {
+pub(crate) fn html_text(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -86,20 +86,8 @@ pub async fn run_one(env: Arc<RunEnv>, check: &Check) -> Outcome {
     let history = trial.history();
     result.observations = trial.observations().to_vec();
     trial.finish().await;
-    match problem {
-        None => {}
-        Some(Problem::Fail { summary, evidence }) => {
-            result.verdict = match check.level {
-                Level::Must => VerdictKind::Fail,
-                Level::Should => VerdictKind::NonStrict,
-            };
-            result.summary = Some(summary);
-            result.evidence = evidence;
-        }
-        Some(Problem::Setup(msg)) => {
-            result.verdict = VerdictKind::Error;
-            result.summary = Some(msg);
-        }
+    if let Some(p) = problem {
+        record_problem(&mut result, p);
     }
     result.duration_ms = started.elapsed().as_millis() as u64;
     let name = harness_report::store::history_file_name(&format!("{}::{}", check.id, env.broker));
@@ -107,6 +95,25 @@ pub async fn run_one(env: Arc<RunEnv>, check: &Check) -> Outcome {
     Outcome {
         result,
         history: Some((name, history.to_jsonl())),
+    }
+}
+
+/// Turns a check's problem into its verdict: a broken promise fails a MUST check and is
+/// non-strict for a SHOULD check; a harness problem is an error.
+pub fn record_problem(result: &mut CheckResult, problem: Problem) {
+    match problem {
+        Problem::Fail { summary, evidence } => {
+            result.verdict = match result.level {
+                Level::Must => VerdictKind::Fail,
+                Level::Should => VerdictKind::NonStrict,
+            };
+            result.summary = Some(summary);
+            result.evidence = evidence;
+        }
+        Problem::Setup(msg) => {
+            result.verdict = VerdictKind::Error;
+            result.summary = Some(msg);
+        }
     }
 }
 

@@ -110,6 +110,16 @@ impl WindowMetrics {
     }
 }
 
+/// When the last event of `history` happened (0 for an empty history).
+fn last_event(history: &History) -> u64 {
+    history
+        .events()
+        .iter()
+        .map(|e| e.at_micros)
+        .max()
+        .unwrap_or(0)
+}
+
 /// Per message: when its publish was acknowledged (or first invoked), and when it arrived.
 struct Messages {
     acked: BTreeMap<MessageId, u64>,
@@ -158,12 +168,7 @@ fn messages(history: &History, routes: &[String]) -> Messages {
 pub fn window_metrics(history: &History, routes: &[String]) -> Vec<WindowMetrics> {
     let ws = windows(history);
     let m = messages(history, routes);
-    let end = history
-        .events()
-        .iter()
-        .map(|e| e.at_micros)
-        .max()
-        .unwrap_or(0);
+    let end = last_event(history);
     let first = |id: &MessageId| m.arrivals.get(id).and_then(|v| v.first().copied());
     let mut out = Vec::with_capacity(ws.len());
     for (i, w) in ws.iter().enumerate() {
@@ -276,12 +281,7 @@ pub struct Timeline {
 pub fn timeline(history: &History, routes: &[String], bucket: u64) -> Timeline {
     let bucket = bucket.max(1_000);
     let m = messages(history, routes);
-    let end = history
-        .events()
-        .iter()
-        .map(|e| e.at_micros)
-        .max()
-        .unwrap_or(0);
+    let end = last_event(history);
     let n = usize::try_from(end / bucket + 1)
         .unwrap_or(usize::MAX)
         .min(100_000);

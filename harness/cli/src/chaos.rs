@@ -98,15 +98,7 @@ pub(crate) fn chaos(args: ChaosArgs) -> anyhow::Result<u8> {
         .or_else(|| settings.report_dir.as_ref().map(|d| d.join("chaos")))
         .unwrap_or_else(|| root.join("reports").join("chaos"));
     let now = time::OffsetDateTime::now_utc();
-    let run_id = format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z-{seed}",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    );
+    let run_id = crate::run_id(now, seed);
     let env = RunEnv::new(&settings, root, base.join(&run_id), broker)?;
     if !args.no_build {
         crate::build_target(&env)?;

@@ -164,15 +164,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     let seed = settings.seed.unwrap_or_else(suites::env::random_seed);
     settings.seed = Some(seed);
     let now = time::OffsetDateTime::now_utc();
-    let run_id = format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z-{seed}",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    );
+    let run_id = run_id(now, seed);
     let base = settings
         .report_dir
         .clone()
@@ -243,6 +235,19 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         .with_context(|| format!("writing reports under {}", base.display()))?;
     print_summary(&report, &dir)?;
     Ok(u8::try_from(report.exit_code()).unwrap_or(2))
+}
+
+/// `<UTC date>T<time>Z-<seed>`: sorts by time, names the seed.
+fn run_id(now: time::OffsetDateTime, seed: u64) -> String {
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z-{seed}",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    )
 }
 
 fn suites_rfc3339(t: time::OffsetDateTime) -> String {

@@ -17,7 +17,6 @@ use crate::broker::{Broker, Promise};
 use crate::chaos::nemesis::{self, NemesisConfig, Window};
 use crate::chaos::trial::{Experiment, ROUTE, describe_window, hops_of, run, scenario};
 use crate::env::RunEnv;
-use crate::problem::Problem;
 use crate::trial::Trial;
 
 /// The check id of a nightly chaos run.
@@ -167,17 +166,8 @@ pub async fn run_nightly(env: Arc<RunEnv>, config: &NightlyConfig, seed: u64) ->
     let history = trial.history();
     result.observations = trial.observations().to_vec();
     trial.finish().await;
-    match outcome {
-        Ok(()) => {}
-        Err(Problem::Fail { summary, evidence }) => {
-            result.verdict = VerdictKind::Fail;
-            result.summary = Some(summary);
-            result.evidence = evidence;
-        }
-        Err(Problem::Setup(msg)) => {
-            result.verdict = VerdictKind::Error;
-            result.summary = Some(msg);
-        }
+    if let Err(p) = outcome {
+        crate::runner::record_problem(&mut result, p);
     }
     result.duration_ms = started.elapsed().as_millis() as u64;
     let routes = vec![ROUTE.to_owned()];
@@ -229,7 +219,7 @@ fn section(metrics: &[faults::WindowMetrics], svg: &str, seed: u64) -> Section {
         md.push_str(&format!("| {} |\n", cells.join(" | ")));
         rows.push_str("<tr>");
         for c in &cells {
-            rows.push_str(&format!("<td>{}</td>", html_text(c)));
+            rows.push_str(&format!("<td>{}</td>", crate::cross_broker::html_text(c)));
         }
         rows.push_str("</tr>");
     }
@@ -241,17 +231,11 @@ fn section(metrics: &[faults::WindowMetrics], svg: &str, seed: u64) -> Section {
         "<p>Replay the schedule: <code>pubsub-tck chaos --seed {seed}</code> with the same <code>--duration</code>, <code>--faults</code> and <code>--broker</code>.</p>{svg}\
          <table><thead><tr><th>#</th><th>fault</th><th>on</th><th>start ms</th><th>stop ms</th><th>acked in it</th><th>failed/unknown</th><th>backlog</th><th>drained after ms</th><th>recovered after ms</th><th>duplicates</th><th>max redelivery gap ms</th><th>lost</th></tr></thead><tbody>{rows}</tbody></table>\
          <details><summary>window details</summary><pre>{}</pre></details>",
-        html_text(&details.join("\n"))
+        crate::cross_broker::html_text(&details.join("\n"))
     );
     Section {
         title: "Fault windows".to_owned(),
         markdown: md,
         html,
     }
-}
-
-fn html_text(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }

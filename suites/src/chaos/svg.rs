@@ -14,6 +14,9 @@ const RIGHT: f64 = 16.0;
 const TOP: f64 = 44.0;
 const GAP: f64 = 44.0;
 
+/// Reads one latency series out of a bucket.
+type Pick = fn(&harness_check::faults::Bucket) -> Option<u64>;
+
 /// Fill colours of fault windows, cycled by kind.
 const SHADES: [&str; 6] = [
     "#f4a58255",
@@ -164,7 +167,7 @@ pub fn render(t: &Timeline, title: &str) -> String {
     );
     axes(&mut out, top2, lat_max_ms, "e2e ms");
     let y2 = |ms: f64| top2 + PANEL - PANEL * (ms / lat_max_ms).min(1.0);
-    let pickers: [(&str, fn(&harness_check::faults::Bucket) -> Option<u64>); 2] = [
+    let pickers: [(&str, Pick); 2] = [
         ("#762a83", |b| b.max_latency),
         ("#1b7837", |b| b.p50_latency),
     ];
