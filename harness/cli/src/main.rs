@@ -1,8 +1,12 @@
 //! `pubsub-tck`: run the conformance checks against a daprd-compatible sidecar and write
-//! reports, or list the checks.
+//! reports, list the checks, or benchmark the sidecar (`bench`, `bench compare`).
 //!
 //! Exit codes: 0 when every MUST check passed, 1 when a MUST check failed, 2 on setup errors
 //! (bad flags, a target that cannot be built or loaded, a harness error in a check).
+//! `bench` exits 1 when the run showed failures (lost messages, errors above the threshold,
+//! no rate under the bound), `bench compare` when a metric regressed.
+
+mod bench;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +37,8 @@ enum Command {
     Run(RunArgs),
     /// List the checks.
     List(ListArgs),
+    /// Measure publish and end-to-end latency against a target, with baselines (or compare two runs).
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -87,6 +93,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::List(args) => list(&args).map(|()| 0),
         Command::Run(args) => run(args),
+        Command::Bench(args) => bench::bench(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -196,7 +203,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     for broker in brokers {
         let broker_env = RunEnv::new(&settings, root.clone(), run_dir.clone(), broker)?;
         if env.is_none() && !args.no_build {
-            build_target(&broker_env)?;
+            build_target(&broker_env.target, &broker_env.workspace_root)?;
         }
         eprintln!(
             "pubsub-tck: {} checks against target `{}` ({}) on broker `{broker}`, seed {seed}",
@@ -249,30 +256,25 @@ fn suites_rfc3339(t: time::OffsetDateTime) -> String {
 }
 
 /// Runs the target file's `build` command in the workspace root.
-fn build_target(env: &RunEnv) -> anyhow::Result<()> {
-    let Some(cmd) = env.target.build_command() else {
+fn build_target(target: &harness::TargetFile, workspace_root: &std::path::Path) -> anyhow::Result<()> {
+    let Some(cmd) = target.build_command() else {
         return Ok(());
     };
     let (program, args) = cmd.split_first().context("empty build command")?;
     eprintln!(
         "pubsub-tck: building target `{}`: {}",
-        env.target.name(),
+        target.name(),
         cmd.join(" ")
     );
     let status = std::process::Command::new(program)
         .args(args)
-        .current_dir(&env.workspace_root)
+        .current_dir(workspace_root)
         .status()
-        .with_context(|| {
-            format!(
-                "running the build command of target `{}`",
-                env.target.name()
-            )
-        })?;
+        .with_context(|| format!("running the build command of target `{}`", target.name()))?;
     if !status.success() {
         bail!(
             "the build command of target `{}` failed ({status})",
-            env.target.name()
+            target.name()
         );
     }
     Ok(())

@@ -28,7 +28,7 @@ mod unix;
 pub use app::{
     RecordedDelivery, RecordedRequest, Script, TestApp, TestAppConfig, TestAppError, WaitError,
 };
-pub use broker::{BrokerError, KafkaServer, RedisServer};
+pub use broker::{BrokerError, Durability, KafkaServer, RedisServer};
 pub use client::{ApiResponse, ClientError, SidecarClient};
 pub use ports::{PortError, PortReservation};
 pub use proc::{Child, ProcessSpec, ReadyError, ShutdownStep, SignalError, SpawnError};

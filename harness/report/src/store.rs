@@ -96,7 +96,9 @@ pub fn history_file_name(check_id: &str) -> String {
     }
 }
 
-fn refresh_latest(base_dir: &Path, run_dir: &Path) -> io::Result<()> {
+/// Replaces `base_dir/latest` with a copy of `run_dir`, as described in the module docs.
+/// Other run directories (such as `pubsub-tck bench`'s) use it for their own `latest`.
+pub fn refresh_latest(base_dir: &Path, run_dir: &Path) -> io::Result<()> {
     let latest = base_dir.join(LATEST);
     let tmp = base_dir.join(LATEST_TMP);
     let old = base_dir.join(LATEST_OLD);
