@@ -179,7 +179,13 @@ impl Comparison {
 }
 
 /// Decides one metric: worse by more than `threshold_pct` percent and by more than `floor`.
-pub fn classify(a: Option<f64>, b: Option<f64>, threshold_pct: f64, floor: f64, higher_is_worse: bool) -> Change {
+pub fn classify(
+    a: Option<f64>,
+    b: Option<f64>,
+    threshold_pct: f64,
+    floor: f64,
+    higher_is_worse: bool,
+) -> Change {
     let (Some(a), Some(b)) = (a, b) else {
         return if a.is_none() && b.is_none() {
             Change::Same
@@ -223,7 +229,11 @@ pub fn compare(a: &BenchReport, b: &BenchReport, threshold_pct: f64) -> Comparis
         (a.params.publishers * a.params.connections).to_string(),
         (b.params.publishers * b.params.connections).to_string(),
     );
-    differs("cores", a.machine.cores.to_string(), b.machine.cores.to_string());
+    differs(
+        "cores",
+        a.machine.cores.to_string(),
+        b.machine.cores.to_string(),
+    );
 
     let mut rows = Vec::new();
     let mut unmatched = Vec::new();
@@ -294,8 +304,7 @@ pub fn render(c: &Comparison, threshold_pct: f64) -> String {
             r.metric,
             num(r.a, r.unit),
             num(r.b, r.unit),
-            r.percent()
-                .map_or("-".to_owned(), |p| format!("{p:+.1}%")),
+            r.percent().map_or("-".to_owned(), |p| format!("{p:+.1}%")),
         ));
     }
     for rate in &c.unmatched {
@@ -325,14 +334,32 @@ mod tests {
     #[test]
     fn classify_needs_both_threshold_and_floor() {
         // +30% but only 0.03 ms: noise.
-        assert_eq!(classify(Some(0.10), Some(0.13), 10.0, 0.05, true), Change::Same);
+        assert_eq!(
+            classify(Some(0.10), Some(0.13), 10.0, 0.05, true),
+            Change::Same
+        );
         // +4 ms but only 10%: within the threshold.
-        assert_eq!(classify(Some(40.0), Some(44.0), 10.0, 0.05, true), Change::Same);
-        assert_eq!(classify(Some(1.0), Some(1.5), 10.0, 0.05, true), Change::Regression);
-        assert_eq!(classify(Some(1.5), Some(1.0), 10.0, 0.05, true), Change::Better);
+        assert_eq!(
+            classify(Some(40.0), Some(44.0), 10.0, 0.05, true),
+            Change::Same
+        );
+        assert_eq!(
+            classify(Some(1.0), Some(1.5), 10.0, 0.05, true),
+            Change::Regression
+        );
+        assert_eq!(
+            classify(Some(1.5), Some(1.0), 10.0, 0.05, true),
+            Change::Better
+        );
         // Throughput: lower is worse.
-        assert_eq!(classify(Some(1000.0), Some(800.0), 10.0, 10.0, false), Change::Regression);
-        assert_eq!(classify(Some(0.0), Some(3.0), 10.0, 0.5, true), Change::Regression);
+        assert_eq!(
+            classify(Some(1000.0), Some(800.0), 10.0, 10.0, false),
+            Change::Regression
+        );
+        assert_eq!(
+            classify(Some(0.0), Some(3.0), 10.0, 0.5, true),
+            Change::Regression
+        );
         assert_eq!(classify(None, Some(3.0), 10.0, 0.5, true), Change::Missing);
         assert_eq!(classify(None, None, 10.0, 0.5, true), Change::Same);
     }
@@ -354,7 +381,10 @@ mod tests {
         assert_eq!(c.caveats, ["broker differs: in-memory vs redis"]);
         let text = render(&c, 10.0);
         assert!(text.contains("REGRESSION"), "{text}");
-        assert!(text.ends_with("regressions: publish p99 at 1000/s\n"), "{text}");
+        assert!(
+            text.ends_with("regressions: publish p99 at 1000/s\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -114,13 +114,8 @@ async fn redis_consume(
         .count(512)
         .block(100);
     while !*stopped.borrow() {
-        let reply: redis::RedisResult<Option<StreamReadReply>> = redis::AsyncCommands::xread_options(
-            &mut con,
-            &[stream.as_str()],
-            &[">"],
-            &opts,
-        )
-        .await;
+        let reply: redis::RedisResult<Option<StreamReadReply>> =
+            redis::AsyncCommands::xread_options(&mut con, &[stream.as_str()], &[">"], &opts).await;
         let reply = match reply {
             Ok(Some(reply)) => reply,
             // The block expired with nothing to read.

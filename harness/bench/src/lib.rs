@@ -60,6 +60,6 @@ pub mod stats;
 
 pub use config::{BenchConfig, Broker, Protocol, SearchConfig};
 pub use event::Event;
-pub use report::model::BenchReport;
 pub use event::Events;
+pub use report::model::BenchReport;
 pub use run::{BenchError, RunInfo, one_line, run};

@@ -39,7 +39,10 @@ pub(crate) enum Transport {
     /// Into a tokio channel (the in-memory baseline).
     Channel { tx: mpsc::UnboundedSender<Bytes> },
     /// `XADD stream * data <payload>`.
-    Redis { client: redis::Client, stream: String },
+    Redis {
+        client: redis::Client,
+        stream: String,
+    },
     /// Produce to `topic`.
     #[cfg(feature = "kafka")]
     Kafka {
@@ -183,7 +186,10 @@ impl Conn {
                 let record: rdkafka::producer::FutureRecord<'_, (), Vec<u8>> =
                     rdkafka::producer::FutureRecord::to(topic).payload(&payload);
                 match producer
-                    .send(record, rdkafka::util::Timeout::After(Duration::from_secs(10)))
+                    .send(
+                        record,
+                        rdkafka::util::Timeout::After(Duration::from_secs(10)),
+                    )
                     .await
                 {
                     Ok(_) => Outcome::Ok,
@@ -260,7 +266,10 @@ pub(crate) async fn drive(
                 if at > now {
                     std::thread::sleep(at - now);
                 }
-                if senders[publisher_of(i, publishers, offset)].send(i).is_err() {
+                if senders[publisher_of(i, publishers, offset)]
+                    .send(i)
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -347,10 +356,16 @@ mod tests {
         };
         let (tx, _rx) = mpsc::unbounded_channel();
         let payloads = Arc::new(PayloadMaker::new(100, 1));
-        let rec = drive(&transport, &plan, &payloads, |_| {}, &tx).await.unwrap();
+        let rec = drive(&transport, &plan, &payloads, |_| {}, &tx)
+            .await
+            .unwrap();
         let d = rec.snapshot();
         assert_eq!(d.outcome.len(), 100);
-        assert!(d.outcome.iter().all(|o| *o == Outcome::Ok), "{:?}", d.outcome);
+        assert!(
+            d.outcome.iter().all(|o| *o == Outcome::Ok),
+            "{:?}",
+            d.outcome
+        );
         // Every answer comes after its intended time.
         for (i, at) in d.answered.iter().enumerate() {
             assert!(at.unwrap() >= plan.schedule.intended_nanos(i as u64));

@@ -48,11 +48,7 @@ impl PayloadMaker {
     pub fn make(&self, phase: u16, seq: u64) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.size());
         out.extend_from_slice(PREFIX);
-        let marker = format!(
-            "{:04}-{:010}",
-            phase.min(MAX_PHASE),
-            seq % 10_000_000_000
-        );
+        let marker = format!("{:04}-{:010}", phase.min(MAX_PHASE), seq % 10_000_000_000);
         out.extend_from_slice(marker.as_bytes());
         out.extend_from_slice(MIDDLE);
         out.extend_from_slice(&self.pad);
@@ -64,10 +60,7 @@ impl PayloadMaker {
 /// Finds the first marker in `body` (a payload, or anything that embeds one verbatim) and
 /// returns its phase and sequence number.
 pub fn parse_marker(body: &[u8]) -> Option<(u16, u64)> {
-    let start = body
-        .windows(PREFIX.len())
-        .position(|w| w == PREFIX)?
-        + PREFIX.len();
+    let start = body.windows(PREFIX.len()).position(|w| w == PREFIX)? + PREFIX.len();
     let marker = body.get(start..start + MARKER_LEN)?;
     if marker[4] != b'-' {
         return None;
@@ -79,8 +72,7 @@ pub fn parse_marker(body: &[u8]) -> Option<(u16, u64)> {
 
 fn digits(b: &[u8]) -> Option<u64> {
     b.iter().try_fold(0u64, |acc, &c| {
-        c.is_ascii_digit()
-            .then(|| acc * 10 + u64::from(c - b'0'))
+        c.is_ascii_digit().then(|| acc * 10 + u64::from(c - b'0'))
     })
 }
 

@@ -58,7 +58,12 @@ pub fn summarize(samples: &[Sample]) -> Option<Resources> {
     let mcpu_max = samples
         .windows(2)
         .filter(|w| w[1].at_s > w[0].at_s)
-        .map(|w| mcpu(w[1].cpu_ticks.saturating_sub(w[0].cpu_ticks), w[1].at_s - w[0].at_s))
+        .map(|w| {
+            mcpu(
+                w[1].cpu_ticks.saturating_sub(w[0].cpu_ticks),
+                w[1].at_s - w[0].at_s,
+            )
+        })
         .fold(0.0, f64::max);
     let mb = |kb: u64| kb as f64 * 1024.0 / 1e6;
     let rss_mb_mean = samples.iter().map(|s| mb(s.rss_kb)).sum::<f64>() / samples.len() as f64;

@@ -175,9 +175,10 @@ mod tests {
 
     #[test]
     fn the_subscription_names_the_bench_topic() {
-        let v: serde_json::Value =
-            serde_json::from_slice(br#"[{"pubsubname":"pubsub","topic":"bench","route":"/bench"}]"#)
-                .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(
+            br#"[{"pubsubname":"pubsub","topic":"bench","route":"/bench"}]"#,
+        )
+        .unwrap();
         assert_eq!(v[0]["pubsubname"], PUBSUB);
         assert_eq!(v[0]["topic"], TOPIC);
         assert_eq!(v[0]["route"], ROUTE);

@@ -275,7 +275,8 @@ mod tests {
         let r = std::sync::Arc::new(PhaseRecorder::new(t0, 2));
         r.received(0, t0);
         let r2 = r.clone();
-        let waiter = tokio::spawn(async move { r2.wait_received(2, Duration::from_secs(10)).await });
+        let waiter =
+            tokio::spawn(async move { r2.wait_received(2, Duration::from_secs(10)).await });
         tokio::task::yield_now().await;
         r.received(1, t0);
         assert!(waiter.await.unwrap());

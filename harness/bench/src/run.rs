@@ -60,7 +60,9 @@ pub enum BenchError {
         source: harness::BrokerError,
     },
     /// No Kafka broker is configured.
-    #[error("no kafka broker: set PUBSUB_TCK_TANSU (scripts/tansu.sh fetches it) or PUBSUB_TCK_KAFKA")]
+    #[error(
+        "no kafka broker: set PUBSUB_TCK_TANSU (scripts/tansu.sh fetches it) or PUBSUB_TCK_KAFKA"
+    )]
     NoKafka,
     /// The target is attached (`url = ...`): the harness cannot point its app port at the
     /// bench app or read its process.
@@ -71,10 +73,10 @@ pub enum BenchError {
     App(#[source] std::io::Error),
     /// The sidecar did not start.
     #[error("cannot launch the target")]
-    Launch(#[source] harness::LaunchError),
+    Launch(#[source] Box<harness::LaunchError>),
     /// The sidecar started but did not become healthy.
     #[error("the target did not report healthy (app reached, subscriptions started)")]
-    Healthz(#[source] harness::ReadyError),
+    Healthz(#[source] Box<harness::ReadyError>),
     /// A phase could not connect.
     #[error("phase `{phase}`: {message}")]
     Connect {
@@ -151,11 +153,11 @@ pub async fn run(
     opts.app_port = Some(app.addr().port());
     let mut sidecar = Sidecar::launch(&config.target, opts)
         .await
-        .map_err(BenchError::Launch)?;
+        .map_err(|e| BenchError::Launch(Box::new(e)))?;
     sidecar
         .wait_healthz(HEALTHZ_DEADLINE)
         .await
-        .map_err(BenchError::Healthz)?;
+        .map_err(|e| BenchError::Healthz(Box::new(e)))?;
     let pid = sidecar.child().map(harness::Child::pid);
     let sidecar_transport = sidecar_transport(&sidecar, config.protocol)?;
     emit(events, Event::Setup("sidecar ready".to_owned()));
@@ -236,9 +238,10 @@ async fn start_broker(
             }
             emit(events, Event::Setup("starting redis-server".to_owned()));
             // No persistence: the benchmark measures the sidecar, not the disk.
-            let r = RedisServer::start_with(&dir.join("redis"), logs, "redis-bench", Durability::None)
-                .await
-                .map_err(err)?;
+            let r =
+                RedisServer::start_with(&dir.join("redis"), logs, "redis-bench", Durability::None)
+                    .await
+                    .map_err(err)?;
             let addr = r.addr().to_owned();
             Ok((Some(BrokerProcess::Redis(r)), addr))
         }
@@ -249,7 +252,10 @@ async fn start_broker(
             let Some(binary) = &config.tansu else {
                 return Err(BenchError::NoKafka);
             };
-            emit(events, Event::Setup("starting the Kafka-protocol broker".to_owned()));
+            emit(
+                events,
+                Event::Setup("starting the Kafka-protocol broker".to_owned()),
+            );
             let k = KafkaServer::start(binary, &dir.join("kafka"), logs, "kafka-bench")
                 .await
                 .map_err(err)?;
@@ -284,7 +290,10 @@ fn sidecar_transport(sidecar: &Sidecar, protocol: Protocol) -> Result<Transport,
     let missing = |what: &str| BenchError::Config(format!("the target has no {what} port"));
     Ok(match protocol {
         Protocol::Http => Transport::Http {
-            addr: SocketAddr::from(([127, 0, 0, 1], sidecar.http_port().ok_or_else(|| missing("HTTP"))?)),
+            addr: SocketAddr::from((
+                [127, 0, 0, 1],
+                sidecar.http_port().ok_or_else(|| missing("HTTP"))?,
+            )),
             path: format!("/v1.0/publish/{PUBSUB}/{TOPIC}"),
         },
         Protocol::Grpc => Transport::Grpc {
@@ -413,10 +422,18 @@ impl Ctx<'_> {
         pid: Option<u32>,
     ) -> Result<PhaseResult, BenchError> {
         if !warmup.is_zero() {
-            self.phase(&format!("{label} warm-up"), transport, rate, warmup, delivery, None)
-                .await?;
+            self.phase(
+                &format!("{label} warm-up"),
+                transport,
+                rate,
+                warmup,
+                delivery,
+                None,
+            )
+            .await?;
         }
-        self.phase(label, transport, rate, duration, delivery, pid).await
+        self.phase(label, transport, rate, duration, delivery, pid)
+            .await
     }
 }
 
@@ -433,7 +450,11 @@ pub fn one_line(r: &PhaseResult) -> String {
         ));
     }
     if let Some(e) = r.e2e {
-        s.push_str(&format!(", e2e p50 {} p99 {} ms", ms(e.p50_ms), ms(e.p99_ms)));
+        s.push_str(&format!(
+            ", e2e p50 {} p99 {} ms",
+            ms(e.p50_ms),
+            ms(e.p99_ms)
+        ));
     }
     let errors = r.sent - r.ok;
     if errors > 0 {
@@ -443,7 +464,10 @@ pub fn one_line(r: &PhaseResult) -> String {
         s.push_str(&format!(", {lost} lost"));
     }
     if let Some(x) = r.resources {
-        s.push_str(&format!(", {:.0} mCPU, {:.1} MB", x.mcpu_mean, x.rss_mb_max));
+        s.push_str(&format!(
+            ", {:.0} mCPU, {:.1} MB",
+            x.mcpu_mean, x.rss_mb_max
+        ));
     }
     s
 }
@@ -500,7 +524,9 @@ async fn measure_rates(
             let side = ctx
                 .measured("sidecar", sidecar, rate, times, Delivery::Expected, pid)
                 .await?;
-            report.failures.extend(failures_of(rate, &side, config.max_error_rate));
+            report
+                .failures
+                .extend(failures_of(rate, &side, config.max_error_rate));
             let noop_result = match &noop_transport {
                 Some(t) => Some(
                     ctx.measured("no-op HTTP", t, rate, times, Delivery::None, None)
@@ -527,12 +553,11 @@ async fn measure_rates(
                     }
                     Baseline::Measured {
                         method: d.method.clone(),
-                        result,
+                        result: Box::new(result),
                     }
                 }
             };
-            let overhead =
-                stats::overhead(&side, noop_result.as_ref(), direct_result.result());
+            let overhead = stats::overhead(&side, noop_result.as_ref(), direct_result.result());
             report.rates.push(RateResult {
                 rate,
                 sidecar: side,
@@ -566,7 +591,11 @@ async fn find_max(
     let mut steps = Vec::new();
     let mut rate = ctx.config.rates[0];
     let max_rate = loop {
-        let label = format!("search step {} at {}/s", steps.len() + 1, crate::report::markdown::rate(rate));
+        let label = format!(
+            "search step {} at {}/s",
+            steps.len() + 1,
+            crate::report::markdown::rate(rate)
+        );
         let result = ctx
             .measured(
                 &label,
@@ -635,7 +664,10 @@ mod tests {
         let f = failures_of(1000.0, &r, 0.001);
         assert_eq!(f.len(), 2);
         assert!(f[0].contains("2 accepted messages"), "{f:?}");
-        assert!(f[1].contains("1.00% of publishes failed (20 http 500)"), "{f:?}");
+        assert!(
+            f[1].contains("1.00% of publishes failed (20 http 500)"),
+            "{f:?}"
+        );
     }
 
     #[test]

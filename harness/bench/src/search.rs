@@ -132,7 +132,13 @@ mod tests {
     use super::*;
     use crate::report::model::LatencySummary;
 
-    fn check(start: f64, max_steps: usize, capacity: f64, expect_steps: &[f64], expect: Option<f64>) {
+    fn check(
+        start: f64,
+        max_steps: usize,
+        capacity: f64,
+        expect_steps: &[f64],
+        expect: Option<f64>,
+    ) {
         let mut s = Search::new(max_steps);
         let mut rate = start;
         let mut tried = vec![rate];
@@ -157,14 +163,22 @@ mod tests {
             1000.0,
             20,
             5000.0,
-            &[1000.0, 2000.0, 4000.0, 8000.0, 6000.0, 5000.0, 5500.0, 5250.0],
+            &[
+                1000.0, 2000.0, 4000.0, 8000.0, 6000.0, 5000.0, 5500.0, 5250.0,
+            ],
             Some(5000.0),
         );
     }
 
     #[test]
     fn halves_when_the_first_step_fails() {
-        check(1000.0, 20, 300.0, &[1000.0, 500.0, 250.0, 375.0, 313.0, 282.0, 298.0, 306.0], Some(298.0));
+        check(
+            1000.0,
+            20,
+            300.0,
+            &[1000.0, 500.0, 250.0, 375.0, 313.0, 282.0, 298.0, 306.0],
+            Some(298.0),
+        );
         check(40.0, 20, 1.0, &[40.0, 20.0, 10.0], None);
     }
 

@@ -11,9 +11,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 use crate::record::{Outcome, PhaseData};
-use crate::report::model::{
-    LatencySummary, Overhead, PhaseResult, SpectrumPoint, TimelineBucket,
-};
+use crate::report::model::{LatencySummary, Overhead, PhaseResult, SpectrumPoint, TimelineBucket};
 use crate::schedule::{Schedule, latency_nanos};
 
 /// The quantiles of the spectrum plot (and of `results.json`'s spectra).
@@ -281,7 +279,9 @@ mod tests {
     fn uniform(n: usize, publish_ms: u64, e2e_ms: u64) -> PhaseData {
         PhaseData {
             issued: (0..n).map(|i| Some(i as u64 * MS)).collect(),
-            answered: (0..n).map(|i| Some(i as u64 * MS + publish_ms * MS)).collect(),
+            answered: (0..n)
+                .map(|i| Some(i as u64 * MS + publish_ms * MS))
+                .collect(),
             outcome: vec![Outcome::Ok; n],
             received: (0..n).map(|i| Some(i as u64 * MS + e2e_ms * MS)).collect(),
             receive_count: vec![1; n],
@@ -314,11 +314,23 @@ mod tests {
     #[test]
     fn a_steady_phase_is_summarised() {
         let s = Schedule::new(1000.0, Duration::from_secs(2));
-        let r = analyze(&uniform(2000, 1, 3), &s, Duration::from_secs(2), Delivery::Expected);
-        assert_eq!((r.sent, r.ok, r.lost, r.duplicates), (2000, 2000, Some(0), Some(0)));
+        let r = analyze(
+            &uniform(2000, 1, 3),
+            &s,
+            Duration::from_secs(2),
+            Delivery::Expected,
+        );
+        assert_eq!(
+            (r.sent, r.ok, r.lost, r.duplicates),
+            (2000, 2000, Some(0), Some(0))
+        );
         assert!((r.publish.unwrap().p50_ms - 1.0).abs() < 0.01);
         assert!((r.e2e.unwrap().p99_ms - 3.0).abs() < 0.01);
-        assert!((r.achieved_rate - 1000.0).abs() < 5.0, "{}", r.achieved_rate);
+        assert!(
+            (r.achieved_rate - 1000.0).abs() < 5.0,
+            "{}",
+            r.achieved_rate
+        );
         assert_eq!(r.error_rate, 0.0);
         assert_eq!(r.timeline.len(), 20);
         assert!(r.timeline.iter().all(|b| b.publish_p99_ms.is_some()));
@@ -382,9 +394,24 @@ mod tests {
     #[test]
     fn overhead_is_a_difference_and_a_ratio() {
         let s = Schedule::new(1000.0, Duration::from_secs(1));
-        let side = analyze(&uniform(1000, 3, 8), &s, Duration::from_secs(1), Delivery::Expected);
-        let noop = analyze(&uniform(1000, 1, 1), &s, Duration::from_secs(1), Delivery::None);
-        let direct = analyze(&uniform(1000, 1, 2), &s, Duration::from_secs(1), Delivery::Expected);
+        let side = analyze(
+            &uniform(1000, 3, 8),
+            &s,
+            Duration::from_secs(1),
+            Delivery::Expected,
+        );
+        let noop = analyze(
+            &uniform(1000, 1, 1),
+            &s,
+            Duration::from_secs(1),
+            Delivery::None,
+        );
+        let direct = analyze(
+            &uniform(1000, 1, 2),
+            &s,
+            Duration::from_secs(1),
+            Delivery::Expected,
+        );
         let o = overhead(&side, Some(&noop), Some(&direct));
         assert!((o.publish_p50_ms.unwrap() - 2.0).abs() < 0.01, "{o:?}");
         assert!((o.publish_p50_ratio.unwrap() - 3.0).abs() < 0.01, "{o:?}");
@@ -395,8 +422,17 @@ mod tests {
 
     #[test]
     fn buckets_stay_within_limits() {
-        assert_eq!(bucket_width(Duration::from_secs(20)), Duration::from_millis(500));
-        assert_eq!(bucket_width(Duration::from_secs(1)), Duration::from_millis(100));
-        assert_eq!(bucket_width(Duration::from_secs(600)), Duration::from_secs(1));
+        assert_eq!(
+            bucket_width(Duration::from_secs(20)),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            bucket_width(Duration::from_secs(1)),
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            bucket_width(Duration::from_secs(600)),
+            Duration::from_secs(1)
+        );
     }
 }

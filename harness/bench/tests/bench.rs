@@ -11,11 +11,7 @@ use harness_bench::report::model::{self, Baseline, LatencySummary};
 use harness_bench::{BenchConfig, Broker, Protocol, RunInfo};
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .unwrap()
-        .to_owned()
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).to_owned()
 }
 
 fn assert_ordered(name: &str, s: &LatencySummary) {
@@ -29,8 +25,8 @@ fn assert_ordered(name: &str, s: &LatencySummary) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_run_against_the_reference_sidecar() {
     let root = workspace_root();
-    let target = harness::TargetFile::load(&root.join("fixtures/targets/reference.toml"), &root)
-        .unwrap();
+    let target =
+        harness::TargetFile::load(&root.join("fixtures/targets/reference.toml"), &root).unwrap();
     let base = tempfile::tempdir().unwrap();
     let run_dir = base.path().join("run");
     let config = BenchConfig {
@@ -63,7 +59,11 @@ async fn a_short_run_against_the_reference_sidecar() {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let started = Instant::now();
     let report = harness_bench::run(&config, info, &tx).await.unwrap();
-    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
     drop(tx);
     let mut phases = Vec::new();
     while let Some(ev) = rx.recv().await {

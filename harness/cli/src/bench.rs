@@ -129,8 +129,8 @@ pub(crate) fn bench(args: BenchArgs) -> anyhow::Result<u8> {
 fn read_report(path: &Path) -> anyhow::Result<BenchReport> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let report =
-        model::parse(&text).with_context(|| format!("parsing {} as a bench results.json", path.display()))?;
+    let report = model::parse(&text)
+        .with_context(|| format!("parsing {} as a bench results.json", path.display()))?;
     if report.format_version != model::FORMAT_VERSION {
         bail!(
             "{} has format_version {}, this pubsub-tck reads {}",
@@ -158,8 +158,12 @@ fn compare(args: &CompareArgs) -> anyhow::Result<u8> {
 fn run(args: BenchRunArgs) -> anyhow::Result<u8> {
     let started = Instant::now();
     let settings = EnvSettings::from_env()?;
-    let broker = Broker::parse(&args.broker)
-        .with_context(|| format!("unknown broker {:?} (in-memory, redis or kafka)", args.broker))?;
+    let broker = Broker::parse(&args.broker).with_context(|| {
+        format!(
+            "unknown broker {:?} (in-memory, redis or kafka)",
+            args.broker
+        )
+    })?;
     let protocol = Protocol::parse(&args.protocol)
         .with_context(|| format!("unknown protocol {:?} (http or grpc)", args.protocol))?;
     if args.rate.is_empty() || args.rate.iter().any(|r| !(r.is_finite() && *r > 0.0)) {
@@ -198,7 +202,10 @@ fn run(args: BenchRunArgs) -> anyhow::Result<u8> {
     if !args.no_build {
         crate::build_target(&target, &root)?;
     }
-    let seed = args.seed.or(settings.seed).unwrap_or_else(suites::env::random_seed);
+    let seed = args
+        .seed
+        .or(settings.seed)
+        .unwrap_or_else(suites::env::random_seed);
     let now = time::OffsetDateTime::now_utc();
     let run_id = format!(
         "{:04}{:02}{:02}T{:02}{:02}{:02}Z-{seed}",
@@ -216,8 +223,12 @@ fn run(args: BenchRunArgs) -> anyhow::Result<u8> {
     };
     let run_dir = base.join(&run_id);
     let searching = args.find_max;
-    let duration = args.duration.unwrap_or(Duration::from_secs(if searching { 5 } else { 20 }));
-    let warmup = args.warmup.unwrap_or(Duration::from_secs(if searching { 1 } else { 3 }));
+    let duration = args
+        .duration
+        .unwrap_or(Duration::from_secs(if searching { 5 } else { 20 }));
+    let warmup = args
+        .warmup
+        .unwrap_or(Duration::from_secs(if searching { 1 } else { 3 }));
     let config = BenchConfig {
         target,
         workspace_root: root.clone(),
@@ -235,7 +246,7 @@ fn run(args: BenchRunArgs) -> anyhow::Result<u8> {
         request_timeout: args.timeout,
         max_error_rate: args.max_error_rate / 100.0,
         baselines: !args.no_baselines,
-        find_max: searching.then(|| SearchConfig {
+        find_max: searching.then_some(SearchConfig {
             p99_bound: args.p99_bound,
             step_duration: duration,
             step_warmup: warmup,
@@ -250,7 +261,11 @@ fn run(args: BenchRunArgs) -> anyhow::Result<u8> {
         "pubsub-tck bench: target `{}` on broker `{broker}` over {}, {} {} msg/s, {} s per phase after {} s warm-up, {} B payloads, {} publishers × {} connections, seed {seed}",
         config.target.name(),
         protocol.name(),
-        if searching { "searching the maximum rate from" } else { "rates" },
+        if searching {
+            "searching the maximum rate from"
+        } else {
+            "rates"
+        },
         rates.join(", "),
         duration.as_secs_f64(),
         warmup.as_secs_f64(),
@@ -283,8 +298,9 @@ fn run(args: BenchRunArgs) -> anyhow::Result<u8> {
 
 /// Draws a progress bar per phase and a line per finished phase.
 async fn console(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>) {
-    let style = ProgressStyle::with_template("{spinner} {msg:<32} {bar:30} {pos}/{len} [{elapsed}]")
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let style =
+        ProgressStyle::with_template("{spinner} {msg:<32} {bar:30} {pos}/{len} [{elapsed}]")
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
     let mut bar: Option<ProgressBar> = None;
     let line = |bar: &Option<ProgressBar>, text: String| match bar {
         Some(b) => b.println(text),
@@ -342,10 +358,19 @@ fn print_summary(report: &BenchReport, dir: &Path, took: Duration) -> anyhow::Re
     if !report.rates.is_empty() {
         out.push_str(&format!(
             "\n{:>8} {:>9} {:>17} {:>17} {:>17} {:>17} {:>7} {:>7}\n",
-            "rate", "achieved", "publish p50/p99", "e2e p50/p99", "no-op p50/p99", "broker e2e p50/99", "mCPU", "RSS MB"
+            "rate",
+            "achieved",
+            "publish p50/p99",
+            "e2e p50/p99",
+            "no-op p50/p99",
+            "broker e2e p50/99",
+            "mCPU",
+            "RSS MB"
         ));
         let pair = |s: Option<model::LatencySummary>| {
-            s.map_or("-".to_owned(), |s| format!("{}/{}", ms(s.p50_ms), ms(s.p99_ms)))
+            s.map_or("-".to_owned(), |s| {
+                format!("{}/{}", ms(s.p50_ms), ms(s.p99_ms))
+            })
         };
         for r in &report.rates {
             let s = &r.sidecar;
@@ -357,8 +382,10 @@ fn print_summary(report: &BenchReport, dir: &Path, took: Duration) -> anyhow::Re
                 pair(s.e2e),
                 pair(r.noop.as_ref().and_then(|n| n.publish)),
                 pair(r.direct.result().and_then(|d| d.e2e)),
-                s.resources.map_or("-".to_owned(), |x| format!("{:.0}", x.mcpu_mean)),
-                s.resources.map_or("-".to_owned(), |x| format!("{:.1}", x.rss_mb_max)),
+                s.resources
+                    .map_or("-".to_owned(), |x| format!("{:.0}", x.mcpu_mean)),
+                s.resources
+                    .map_or("-".to_owned(), |x| format!("{:.1}", x.rss_mb_max)),
             ));
         }
         out.push('\n');
@@ -369,7 +396,8 @@ fn print_summary(report: &BenchReport, dir: &Path, took: Duration) -> anyhow::Re
     let headline = match (&report.search, report.rates.first()) {
         (Some(s), _) => format!(
             "maximum sustainable rate {} (p99 ≤ {} ms)",
-            s.max_rate.map_or("none".to_owned(), |m| format!("{} msg/s", fmt_rate(m))),
+            s.max_rate
+                .map_or("none".to_owned(), |m| format!("{} msg/s", fmt_rate(m))),
             s.p99_bound_ms
         ),
         (None, Some(r)) => {
@@ -389,7 +417,11 @@ fn print_summary(report: &BenchReport, dir: &Path, took: Duration) -> anyhow::Re
     };
     out.push_str(&format!(
         "pubsub-tck bench: {} — {headline} (seed {}, {:.0} s) — reports in {}\n",
-        if report.failures.is_empty() { "PASS" } else { "FAIL" },
+        if report.failures.is_empty() {
+            "PASS"
+        } else {
+            "FAIL"
+        },
         report.seed,
         took.as_secs_f64(),
         dir.display()

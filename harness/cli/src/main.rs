@@ -256,7 +256,10 @@ fn suites_rfc3339(t: time::OffsetDateTime) -> String {
 }
 
 /// Runs the target file's `build` command in the workspace root.
-fn build_target(target: &harness::TargetFile, workspace_root: &std::path::Path) -> anyhow::Result<()> {
+fn build_target(
+    target: &harness::TargetFile,
+    workspace_root: &std::path::Path,
+) -> anyhow::Result<()> {
     let Some(cmd) = target.build_command() else {
         return Ok(());
     };

@@ -39,7 +39,10 @@ pub fn charts(r: &RateResult) -> Vec<Chart> {
         dashed: false,
     };
     let latency = Chart {
-        title: format!("Latency over time at {} msg/s (by intended send time)", rate(r.rate)),
+        title: format!(
+            "Latency over time at {} msg/s (by intended send time)",
+            rate(r.rate)
+        ),
         x_label: "seconds".to_owned(),
         y_label: "ms".to_owned(),
         x_ticks: Vec::new(),
@@ -132,7 +135,11 @@ th,td{{border:1px solid #ccc;padding:3px 6px;text-align:right}}th{{background:#f
     for rr in &r.rates {
         let _ = writeln!(h, "<h2>{} msg/s</h2>", rate(rr.rate));
         if let Baseline::Unavailable { reason } = &rr.direct {
-            let _ = writeln!(h, "<p>Direct-broker baseline unavailable: {}</p>", esc(reason));
+            let _ = writeln!(
+                h,
+                "<p>Direct-broker baseline unavailable: {}</p>",
+                esc(reason)
+            );
         }
         let s = &rr.sidecar;
         let _ = writeln!(
@@ -143,8 +150,10 @@ th,td{{border:1px solid #ccc;padding:3px 6px;text-align:right}}th{{background:#f
             s.lost.map_or("-".to_owned(), |l| l.to_string()),
             s.duplicates.map_or("-".to_owned(), |l| l.to_string()),
             s.sent - s.ok,
-            s.send_delay
-                .map_or(String::new(), |d| format!(" Send delay p99 {} ms.", ms(d.p99_ms)))
+            s.send_delay.map_or(String::new(), |d| format!(
+                " Send delay p99 {} ms.",
+                ms(d.p99_ms)
+            ))
         );
         for chart in charts(rr) {
             let _ = writeln!(h, "<figure>{}</figure>", svg::render(&chart));
@@ -156,7 +165,10 @@ th,td{{border:1px solid #ccc;padding:3px 6px;text-align:right}}th{{background:#f
             "<h2>Maximum sustainable rate: {}</h2><p>Publish and e2e p99 ≤ {} ms with ≥ 99% of the rate achieved.</p><table><tr><th>step</th><th>rate</th><th>verdict</th><th>why</th></tr>",
             search
                 .max_rate
-                .map_or("no rate passed".to_owned(), |m| format!("{} msg/s", rate(m))),
+                .map_or("no rate passed".to_owned(), |m| format!(
+                    "{} msg/s",
+                    rate(m)
+                )),
             search.p99_bound_ms
         );
         for (i, st) in search.steps.iter().enumerate() {
@@ -208,8 +220,17 @@ mod tests {
         let labels: Vec<&str> = c[0].series.iter().map(|s| s.label.as_str()).collect();
         assert_eq!(
             labels,
-            ["sidecar publish", "sidecar e2e", "no-op publish", "broker publish", "broker e2e"]
+            [
+                "sidecar publish",
+                "sidecar e2e",
+                "no-op publish",
+                "broker publish",
+                "broker e2e"
+            ]
         );
-        assert_eq!(c[2].series[2].points, [(0.0, Some(1000.0)), (1.5, Some(1000.0))]);
+        assert_eq!(
+            c[2].series[2].points,
+            [(0.0, Some(1000.0)), (1.5, Some(1000.0))]
+        );
     }
 }

@@ -40,7 +40,9 @@ pub fn rate(v: f64) -> String {
 }
 
 fn pair(s: Option<LatencySummary>) -> String {
-    s.map_or("-".to_owned(), |s| format!("{} / {}", ms(s.p50_ms), ms(s.p99_ms)))
+    s.map_or("-".to_owned(), |s| {
+        format!("{} / {}", ms(s.p50_ms), ms(s.p99_ms))
+    })
 }
 
 /// The cells of one rate in the main table (shared with the HTML report).
@@ -74,8 +76,14 @@ pub fn row_cells(r: &RateResult) -> Vec<String> {
         ratio(r.overhead.e2e_p50_ratio),
         ratio(r.overhead.e2e_p99_ratio)
     ));
-    cells.push(s.resources.map_or("-".to_owned(), |x| format!("{:.0}", x.mcpu_mean)));
-    cells.push(s.resources.map_or("-".to_owned(), |x| format!("{:.1}", x.rss_mb_max)));
+    cells.push(
+        s.resources
+            .map_or("-".to_owned(), |x| format!("{:.0}", x.mcpu_mean)),
+    );
+    cells.push(
+        s.resources
+            .map_or("-".to_owned(), |x| format!("{:.1}", x.rss_mb_max)),
+    );
     cells
 }
 
@@ -236,8 +244,10 @@ pub fn render(r: &BenchReport) -> String {
         let _ = writeln!(
             out,
             "**Result: {}**\n",
-            s.max_rate
-                .map_or("no rate passed".to_owned(), |m| format!("{} msg/s", rate(m)))
+            s.max_rate.map_or("no rate passed".to_owned(), |m| format!(
+                "{} msg/s",
+                rate(m)
+            ))
         );
         let rows: Vec<Vec<String>> = s
             .steps
@@ -299,7 +309,10 @@ mod tests {
         let md = render(&sample_report());
         assert!(md.starts_with("# pubsub-tck bench: `reference` on `in-memory` over http\n"));
         assert!(md.contains("**PASS**"));
-        let header = md.lines().find(|l| l.starts_with("| rate (msg/s)")).unwrap();
+        let header = md
+            .lines()
+            .find(|l| l.starts_with("| rate (msg/s)"))
+            .unwrap();
         assert_eq!(header.matches('|').count(), HEADERS.len() + 1);
         let row = md.lines().find(|l| l.starts_with("| 1000 |")).unwrap();
         assert_eq!(

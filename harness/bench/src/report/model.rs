@@ -115,7 +115,7 @@ pub enum Baseline {
         /// What it measured (`tokio channel`, `XADD + XREADGROUP`, ...).
         method: String,
         /// The measurement.
-        result: PhaseResult,
+        result: Box<PhaseResult>,
     },
     /// It could not run here.
     Unavailable {
@@ -130,7 +130,7 @@ impl Baseline {
     /// The measurement, if it ran.
     pub fn result(&self) -> Option<&PhaseResult> {
         match self {
-            Baseline::Measured { result, .. } => Some(result),
+            Baseline::Measured { result, .. } => Some(&**result),
             _ => None,
         }
     }

@@ -31,7 +31,8 @@ mod tests {
         std::fs::create_dir_all(run.join("logs")).unwrap();
         let report = sample_report();
         write_run(base.path(), &run, &report).unwrap();
-        let back = model::parse(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+        let back =
+            model::parse(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
         assert_eq!(back, report);
         let latest = base.path().join("latest");
         assert!(latest.join("summary.md").is_file());

@@ -17,7 +17,9 @@ const TOP: f64 = 30.0;
 const BOTTOM: f64 = 40.0;
 
 /// Colours of successive series.
-pub const PALETTE: &[&str] = &["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
+pub const PALETTE: &[&str] = &[
+    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
+];
 
 /// One line.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,8 +65,9 @@ pub fn spectrum_chart(title: &str, series: &[(&str, &[SpectrumPoint], bool)]) ->
         .flat_map(|(_, pts, _)| pts.iter())
         .filter(|p| p.q < 1.0)
         .map(|p| spectrum_x(p.q, 0.0))
-        .fold(0.0, f64::max)
-        .ceil();
+        .fold(0.0, f64::max);
+    // log10(1/(1-0.99999)) is 5 plus rounding noise, which must not open a sixth decade.
+    let top = (top - 1e-6).ceil().max(0.0);
     let mut x_ticks: Vec<(f64, String)> = (0..=top as u32)
         .map(|d| {
             let label = match d {
@@ -98,7 +101,11 @@ pub fn spectrum_chart(title: &str, series: &[(&str, &[SpectrumPoint], bool)]) ->
 
 /// About five round tick values from 0 to at least `max`.
 pub fn nice_ticks(max: f64) -> Vec<f64> {
-    let max = if max.is_finite() && max > 0.0 { max } else { 1.0 };
+    let max = if max.is_finite() && max > 0.0 {
+        max
+    } else {
+        1.0
+    };
     let raw = max / 5.0;
     let mag = 10f64.powf(raw.log10().floor());
     let step = [1.0, 2.0, 2.5, 5.0, 10.0]
@@ -120,7 +127,11 @@ fn esc(s: &str) -> String {
 fn num(v: f64) -> String {
     let s = format!("{v:.4}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s == "-0" { "0".to_owned() } else { s.to_owned() }
+    if s == "-0" {
+        "0".to_owned()
+    } else {
+        s.to_owned()
+    }
 }
 
 /// The chart as an `<svg>` element.
@@ -133,7 +144,11 @@ pub fn render(chart: &Chart) -> String {
             .filter_map(|&(x, y)| y.map(|y| (x, y)))
     };
     let y_ticks = nice_ticks(values().map(|(_, y)| y).fold(0.0, f64::max));
-    let y_max = y_ticks.last().copied().unwrap_or(1.0).max(f64::MIN_POSITIVE);
+    let y_max = y_ticks
+        .last()
+        .copied()
+        .unwrap_or(1.0)
+        .max(f64::MIN_POSITIVE);
     let x_ticks: Vec<(f64, String)> = if chart.x_ticks.is_empty() {
         nice_ticks(values().map(|(x, _)| x).fold(0.0, f64::max))
             .into_iter()
@@ -142,7 +157,10 @@ pub fn render(chart: &Chart) -> String {
     } else {
         chart.x_ticks.clone()
     };
-    let x_min = x_ticks.first().map_or(0.0, |t| t.0).min(values().map(|(x, _)| x).fold(f64::INFINITY, f64::min));
+    let x_min = x_ticks
+        .first()
+        .map_or(0.0, |t| t.0)
+        .min(values().map(|(x, _)| x).fold(f64::INFINITY, f64::min));
     let x_min = if x_min.is_finite() { x_min } else { 0.0 };
     let x_max = x_ticks
         .iter()
@@ -286,9 +304,29 @@ mod tests {
     }
 
     #[test]
+    fn five_nines_end_at_the_fifth_decade() {
+        let pts = [
+            SpectrumPoint {
+                q: 0.99999,
+                ms: 1.0,
+            },
+            SpectrumPoint { q: 1.0, ms: 2.0 },
+        ];
+        let c = spectrum_chart("t", &[("a", &pts, false)]);
+        let labels: Vec<&str> = c.x_ticks.iter().map(|t| t.1.as_str()).collect();
+        assert_eq!(
+            labels,
+            ["p0", "p90", "p99", "p99.9", "p99.99", "p99.999", "max"]
+        );
+    }
+
+    #[test]
     fn nice_ticks_cover_the_maximum() {
         assert_eq!(nice_ticks(9.0), [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
-        assert_eq!(nice_ticks(1.0), [0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0]);
+        assert_eq!(
+            nice_ticks(1.0),
+            [0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0]
+        );
         assert_eq!(nice_ticks(0.0), nice_ticks(1.0));
         assert!(*nice_ticks(1234.0).last().unwrap() >= 1234.0);
     }
@@ -303,7 +341,12 @@ mod tests {
             series: vec![
                 Series {
                     label: "a".into(),
-                    points: vec![(0.0, Some(1.0)), (1.0, Some(2.0)), (2.0, None), (3.0, Some(4.0))],
+                    points: vec![
+                        (0.0, Some(1.0)),
+                        (1.0, Some(2.0)),
+                        (2.0, None),
+                        (3.0, Some(4.0)),
+                    ],
                     dashed: false,
                 },
                 Series {

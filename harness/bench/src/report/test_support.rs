@@ -19,10 +19,17 @@ fn summary(scale: f64) -> LatencySummary {
 }
 
 fn spectrum(scale: f64) -> Vec<SpectrumPoint> {
-    [(0.0, 0.1), (0.5, 0.5), (0.9, 0.9), (0.99, 1.5), (0.999, 3.0), (1.0, 5.0)]
-        .into_iter()
-        .map(|(q, ms)| SpectrumPoint { q, ms: ms * scale })
-        .collect()
+    [
+        (0.0, 0.1),
+        (0.5, 0.5),
+        (0.9, 0.9),
+        (0.99, 1.5),
+        (0.999, 3.0),
+        (1.0, 5.0),
+    ]
+    .into_iter()
+    .map(|(q, ms)| SpectrumPoint { q, ms: ms * scale })
+    .collect()
 }
 
 pub(crate) fn phase(scale: f64, delivered: bool) -> PhaseResult {
@@ -42,7 +49,11 @@ pub(crate) fn phase(scale: f64, delivered: bool) -> PhaseResult {
         e2e: delivered.then(|| summary(scale * 2.0)),
         send_delay: Some(summary(0.01)),
         publish_spectrum: spectrum(scale),
-        e2e_spectrum: if delivered { spectrum(scale * 2.0) } else { Vec::new() },
+        e2e_spectrum: if delivered {
+            spectrum(scale * 2.0)
+        } else {
+            Vec::new()
+        },
         timeline: (0..4)
             .map(|i| TimelineBucket {
                 t_s: f64::from(i) * 0.5,
@@ -99,7 +110,7 @@ pub(crate) fn sample_report() -> BenchReport {
             noop: Some(phase(0.5, false)),
             direct: Baseline::Measured {
                 method: "tokio channel".into(),
-                result: phase(0.25, true),
+                result: Box::new(phase(0.25, true)),
             },
             overhead: Overhead {
                 publish_p50_ms: Some(0.75),
