@@ -169,6 +169,7 @@ pub async fn run(
         next_phase: 1,
         payloads: Arc::new(PayloadMaker::new(config.payload_size, config.seed)),
         offset: fastrand::Rng::with_seed(config.seed).u64(..),
+        notes: Vec::new(),
     };
     let mut report = BenchReport {
         format_version: FORMAT_VERSION,
@@ -205,6 +206,9 @@ pub async fn run(
         measure_rates(&mut ctx, &sidecar_transport, pid, &broker_addr, &mut report).await
     };
 
+    let mut notes = std::mem::take(&mut ctx.notes);
+    notes.append(&mut report.notes);
+    report.notes = notes;
     emit(events, Event::Setup("stopping the target".to_owned()));
     drop(sidecar_transport);
     let _ = sidecar.terminate(GRACE).await;
@@ -328,6 +332,8 @@ struct Ctx<'a> {
     next_phase: u16,
     payloads: Arc<PayloadMaker>,
     offset: u64,
+    /// Notes for the report, collected while phases run.
+    notes: Vec<String>,
 }
 
 impl Ctx<'_> {
@@ -432,8 +438,14 @@ impl Ctx<'_> {
             )
             .await?;
         }
-        self.phase(label, transport, rate, duration, delivery, pid)
-            .await
+        let result = self
+            .phase(label, transport, rate, duration, delivery, pid)
+            .await?;
+        if let Some(note) = noise_note(label, &result) {
+            emit(self.events, Event::Note(note.clone()));
+            self.notes.push(note);
+        }
+        Ok(result)
     }
 }
 
@@ -470,6 +482,22 @@ pub fn one_line(r: &PhaseResult) -> String {
         ));
     }
     s
+}
+
+/// Above this p99 send delay the generator itself was held up (another process had the CPU),
+/// so the phase's tail says more about the machine than about the target.
+pub(crate) const NOISY_SEND_DELAY_MS: f64 = 1.0;
+
+/// A note when a phase's generator fell behind its schedule.
+fn noise_note(label: &str, r: &PhaseResult) -> Option<String> {
+    let d = r.send_delay?;
+    (d.p99_ms > NOISY_SEND_DELAY_MS).then(|| {
+        format!(
+            "{} msg/s, {label}: the generator sent late (send delay p99 {} ms > {NOISY_SEND_DELAY_MS} ms): the machine was busy or the connections saturated, so this phase's tail is not the target's alone",
+            crate::report::markdown::rate(r.rate),
+            crate::report::markdown::ms(d.p99_ms)
+        )
+    })
 }
 
 /// Why a sidecar phase failed the run.
@@ -667,6 +695,22 @@ mod tests {
         assert!(
             f[1].contains("1.00% of publishes failed (20 http 500)"),
             "{f:?}"
+        );
+    }
+
+    #[test]
+    fn a_late_generator_is_noted() {
+        let mut r = crate::report::test_support::phase(1.0, true);
+        assert_eq!(noise_note("sidecar", &r), None);
+        if let Some(d) = r.send_delay.as_mut() {
+            d.p99_ms = 2.5;
+        }
+        let note = noise_note("sidecar", &r).unwrap();
+        assert!(
+            note.starts_with(
+                "1000 msg/s, sidecar: the generator sent late (send delay p99 2.50 ms"
+            ),
+            "{note}"
         );
     }
 
