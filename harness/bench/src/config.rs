@@ -108,6 +108,9 @@ pub struct BenchConfig {
     pub duration: Duration,
     /// Warm-up before each measured phase (same rate, results discarded).
     pub warmup: Duration,
+    /// The measured duration is split into this many rounds, and the rounds of the sidecar and
+    /// its baselines take turns, so that background load on a shared machine hits them alike.
+    pub rounds: usize,
     /// Payload size in bytes (at least [`crate::payload::MIN_SIZE`]).
     pub payload_size: usize,
     /// Publishers; message `i` goes to one of them (round robin from a seeded offset).

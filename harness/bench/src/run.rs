@@ -16,10 +16,12 @@ use crate::load::{self, Plan, Transport};
 use crate::payload::{MAX_PHASE, PayloadMaker};
 use crate::procstat::Sampler;
 use crate::receiver::{Mode, PUBSUB, Phases, Server, TOPIC};
+use crate::record::{Outcome, PhaseData};
 use crate::report::model::{
-    Baseline, BenchReport, FORMAT_VERSION, Machine, Params, PhaseResult, RateResult, SearchReport,
-    SearchStep,
+    Baseline, BenchReport, FORMAT_VERSION, Machine, Params, PhaseResult, RateResult, Resources,
+    SearchReport, SearchStep,
 };
+use crate::schedule::Schedule;
 use crate::search::{Next, Search, judge};
 use crate::stats::{self, Delivery};
 
@@ -191,6 +193,11 @@ pub async fn run(
             drain_ms: config.drain.as_millis() as u64,
             request_timeout_ms: config.request_timeout.as_millis() as u64,
             max_error_rate: config.max_error_rate,
+            rounds: if config.find_max.is_some() {
+                1
+            } else {
+                config.rounds.max(1)
+            },
         },
         machine: machine(),
         rates: Vec::new(),
@@ -336,9 +343,17 @@ struct Ctx<'a> {
     notes: Vec<String>,
 }
 
+/// What one load left behind, before statistics.
+struct Load {
+    data: PhaseData,
+    schedule: Schedule,
+    resources: Option<Resources>,
+}
+
 impl Ctx<'_> {
-    /// One phase: load, drain, statistics. `pid` is sampled during the load when given.
-    async fn phase(
+    /// One load: send the schedule, wait for answers, drain deliveries. `pid` is sampled while
+    /// the load runs when given.
+    async fn load(
         &mut self,
         label: &str,
         transport: &Transport,
@@ -346,13 +361,13 @@ impl Ctx<'_> {
         duration: Duration,
         delivery: Delivery,
         pid: Option<u32>,
-    ) -> Result<PhaseResult, BenchError> {
+    ) -> Result<Load, BenchError> {
         let id = self.next_phase;
         if id > MAX_PHASE {
             return Err(BenchError::TooManyPhases);
         }
         self.next_phase += 1;
-        let schedule = crate::schedule::Schedule::new(rate, duration);
+        let schedule = Schedule::new(rate, duration);
         emit(
             self.events,
             Event::PhaseStarted {
@@ -400,13 +415,35 @@ impl Ctx<'_> {
                 .snapshot()
                 .outcome
                 .iter()
-                .filter(|o| **o == crate::record::Outcome::Ok)
+                .filter(|o| **o == Outcome::Ok)
                 .count() as u64;
             rec.wait_received(accepted, self.config.drain).await;
         }
         self.phases.remove(id);
-        let mut result = stats::analyze(&rec.snapshot(), &schedule, duration, delivery);
-        result.resources = resources;
+        Ok(Load {
+            data: rec.snapshot(),
+            schedule,
+            resources,
+        })
+    }
+
+    /// Statistics of the rounds of one kind of phase, each `each` long; emits the result.
+    fn finish(
+        &mut self,
+        label: &str,
+        loads: Vec<Load>,
+        each: Duration,
+        delivery: Delivery,
+    ) -> PhaseResult {
+        let rounds = loads.len().max(1) as u32;
+        let schedule = loads
+            .first()
+            .map_or(Schedule::new(1.0, each), |l| l.schedule);
+        let resources: Vec<Resources> = loads.iter().filter_map(|l| l.resources).collect();
+        let datas: Vec<PhaseData> = loads.into_iter().map(|l| l.data).collect();
+        let (data, merged) = stats::merge_rounds(&datas, &schedule);
+        let mut result = stats::analyze(&data, &merged, each * rounds, delivery);
+        result.resources = stats::merge_resources(&resources);
         emit(
             self.events,
             Event::PhaseFinished {
@@ -414,10 +451,14 @@ impl Ctx<'_> {
                 summary: one_line(&result),
             },
         );
-        Ok(result)
+        if let Some(note) = noise_note(label, &result) {
+            emit(self.events, Event::Note(note.clone()));
+            self.notes.push(note);
+        }
+        result
     }
 
-    /// A warm-up phase (results discarded) then the measured one.
+    /// A warm-up (discarded) and one measured load.
     async fn measured(
         &mut self,
         label: &str,
@@ -427,8 +468,25 @@ impl Ctx<'_> {
         delivery: Delivery,
         pid: Option<u32>,
     ) -> Result<PhaseResult, BenchError> {
+        self.warm_up(label, transport, rate, warmup, delivery)
+            .await?;
+        let load = self
+            .load(label, transport, rate, duration, delivery, pid)
+            .await?;
+        Ok(self.finish(label, vec![load], duration, delivery))
+    }
+
+    /// A load at `rate` whose results are discarded (none when `warmup` is zero).
+    async fn warm_up(
+        &mut self,
+        label: &str,
+        transport: &Transport,
+        rate: f64,
+        warmup: Duration,
+        delivery: Delivery,
+    ) -> Result<(), BenchError> {
         if !warmup.is_zero() {
-            self.phase(
+            self.load(
                 &format!("{label} warm-up"),
                 transport,
                 rate,
@@ -438,14 +496,7 @@ impl Ctx<'_> {
             )
             .await?;
         }
-        let result = self
-            .phase(label, transport, rate, duration, delivery, pid)
-            .await?;
-        if let Some(note) = noise_note(label, &result) {
-            emit(self.events, Event::Note(note.clone()));
-            self.notes.push(note);
-        }
-        Ok(result)
+        Ok(())
     }
 }
 
@@ -529,7 +580,6 @@ async fn measure_rates(
     report: &mut BenchReport,
 ) -> Result<(), BenchError> {
     let config = ctx.config;
-    let times = (config.warmup, config.duration);
     let (noop, direct) = if config.baselines {
         let noop = Server::start(Mode::Noop).await.map_err(BenchError::App)?;
         let tag = format!("{}-{}", config.seed, std::process::id());
@@ -547,31 +597,82 @@ async fn measure_rates(
         addr: s.addr(),
         path: format!("/v1.0/publish/{PUBSUB}/{TOPIC}"),
     });
+    let rounds = config.rounds.max(1);
+    let each = config.duration / rounds as u32;
     let result = async {
         for &rate in &config.rates {
-            let side = ctx
-                .measured("sidecar", sidecar, rate, times, Delivery::Expected, pid)
+            // Every kind warms up once; then short rounds of each kind take turns, so that
+            // background load on a shared machine hits the sidecar and its baselines alike.
+            ctx.warm_up("sidecar", sidecar, rate, config.warmup, Delivery::Expected)
                 .await?;
+            if let Some(t) = &noop_transport {
+                ctx.warm_up("no-op HTTP", t, rate, config.warmup, Delivery::None)
+                    .await?;
+            }
+            let direct_ok = match &direct {
+                Some(Ok(d)) => Some(d),
+                _ => None,
+            };
+            let direct_label = direct_ok.map(|d| format!("direct: {}", d.method));
+            if let (Some(d), Some(label)) = (direct_ok, &direct_label) {
+                ctx.warm_up(label, &d.transport, rate, config.warmup, Delivery::Expected)
+                    .await?;
+            }
+            let (mut side_loads, mut noop_loads, mut direct_loads) =
+                (Vec::new(), Vec::new(), Vec::new());
+            for k in 1..=rounds {
+                let round = |label: &str| {
+                    if rounds == 1 {
+                        label.to_owned()
+                    } else {
+                        format!("{label} {k}/{rounds}")
+                    }
+                };
+                side_loads.push(
+                    ctx.load(
+                        &round("sidecar"),
+                        sidecar,
+                        rate,
+                        each,
+                        Delivery::Expected,
+                        pid,
+                    )
+                    .await?,
+                );
+                if let Some(t) = &noop_transport {
+                    noop_loads.push(
+                        ctx.load(&round("no-op HTTP"), t, rate, each, Delivery::None, None)
+                            .await?,
+                    );
+                }
+                if let (Some(d), Some(label)) = (direct_ok, &direct_label) {
+                    direct_loads.push(
+                        ctx.load(
+                            &round(label),
+                            &d.transport,
+                            rate,
+                            each,
+                            Delivery::Expected,
+                            None,
+                        )
+                        .await?,
+                    );
+                }
+            }
+            let side = ctx.finish("sidecar", side_loads, each, Delivery::Expected);
             report
                 .failures
                 .extend(failures_of(rate, &side, config.max_error_rate));
-            let noop_result = match &noop_transport {
-                Some(t) => Some(
-                    ctx.measured("no-op HTTP", t, rate, times, Delivery::None, None)
-                        .await?,
-                ),
-                None => None,
-            };
-            let direct_result = match &direct {
-                None => Baseline::Skipped,
-                Some(Err(reason)) => Baseline::Unavailable {
+            let noop_result = noop_transport
+                .as_ref()
+                .map(|_| ctx.finish("no-op HTTP", noop_loads, each, Delivery::None));
+            let direct_result = match (&direct, direct_ok, &direct_label) {
+                (None, _, _) => Baseline::Skipped,
+                (Some(Err(reason)), _, _) => Baseline::Unavailable {
                     reason: reason.clone(),
                 },
-                Some(Ok(d)) => {
-                    let label = format!("direct: {}", d.method);
-                    let result = ctx
-                        .measured(&label, &d.transport, rate, times, Delivery::Expected, None)
-                        .await?;
+                (Some(Ok(_)), Some(d), Some(label)) => {
+                    let result = ctx.finish(label, direct_loads, each, Delivery::Expected);
                     if let Some(lost) = result.lost.filter(|&l| l > 0) {
                         report.notes.push(format!(
                             "{} msg/s: the direct {} baseline lost {lost} messages",
@@ -584,6 +685,7 @@ async fn measure_rates(
                         result: Box::new(result),
                     }
                 }
+                (Some(Ok(_)), _, _) => Baseline::Skipped,
             };
             let overhead = stats::overhead(&side, noop_result.as_ref(), direct_result.result());
             report.rates.push(RateResult {

@@ -26,6 +26,15 @@ impl Schedule {
         Schedule { rate, count }
     }
 
+    /// `count` messages at `rate` (a schedule made of several equal rounds back to back).
+    pub fn with_count(rate: f64, count: u64) -> Schedule {
+        let one = Schedule::new(rate, Duration::ZERO);
+        Schedule {
+            rate: one.rate,
+            count: count.max(1),
+        }
+    }
+
     /// Messages per second.
     pub fn rate(&self) -> f64 {
         self.rate

@@ -11,7 +11,9 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 use crate::record::{Outcome, PhaseData};
-use crate::report::model::{LatencySummary, Overhead, PhaseResult, SpectrumPoint, TimelineBucket};
+use crate::report::model::{
+    LatencySummary, Overhead, PhaseResult, Resources, SpectrumPoint, TimelineBucket,
+};
 use crate::schedule::{Schedule, latency_nanos};
 
 /// The quantiles of the spectrum plot (and of `results.json`'s spectra).
@@ -238,6 +240,39 @@ pub fn analyze(
     }
 }
 
+/// Joins rounds of one kind of phase (same rate, same schedule) into one phase, as if they had
+/// run back to back: round `k`'s times are shifted by `k` schedule spans, so message `i` of
+/// round `k` becomes message `k × count + i` of one longer schedule with the same intended
+/// times. Interleaving short rounds of the sidecar and its baselines exposes them to the same
+/// background load; joining them afterwards gives one distribution per kind.
+pub fn merge_rounds(rounds: &[PhaseData], schedule: &Schedule) -> (PhaseData, Schedule) {
+    let span = schedule.span().as_nanos() as u64;
+    let mut out = PhaseData::default();
+    for (k, d) in rounds.iter().enumerate() {
+        let shift = |t: &Option<u64>| t.map(|t| t + k as u64 * span);
+        out.issued.extend(d.issued.iter().map(shift));
+        out.answered.extend(d.answered.iter().map(shift));
+        out.received.extend(d.received.iter().map(shift));
+        out.outcome.extend_from_slice(&d.outcome);
+        out.receive_count.extend_from_slice(&d.receive_count);
+        out.unexpected += d.unexpected;
+    }
+    let merged = Schedule::with_count(schedule.rate(), out.outcome.len() as u64);
+    (out, merged)
+}
+
+/// Resources of equal-length rounds: means of the means, maxima of the maxima.
+pub fn merge_resources(rounds: &[Resources]) -> Option<Resources> {
+    let n = rounds.len() as f64;
+    (!rounds.is_empty()).then(|| Resources {
+        mcpu_mean: rounds.iter().map(|r| r.mcpu_mean).sum::<f64>() / n,
+        mcpu_max: rounds.iter().map(|r| r.mcpu_max).fold(0.0, f64::max),
+        rss_mb_mean: rounds.iter().map(|r| r.rss_mb_mean).sum::<f64>() / n,
+        rss_mb_max: rounds.iter().map(|r| r.rss_mb_max).fold(0.0, f64::max),
+        samples: rounds.iter().map(|r| r.samples).sum(),
+    })
+}
+
 /// The sidecar's overhead over its baselines.
 pub fn overhead(
     sidecar: &PhaseResult,
@@ -418,6 +453,45 @@ mod tests {
         assert!((o.e2e_p99_ms.unwrap() - 6.0).abs() < 0.01, "{o:?}");
         assert!((o.e2e_p99_ratio.unwrap() - 4.0).abs() < 0.01, "{o:?}");
         assert_eq!(overhead(&side, None, None), Overhead::default());
+    }
+
+    #[test]
+    fn rounds_merge_into_one_schedule() {
+        let s = Schedule::new(1000.0, Duration::from_millis(500));
+        let mut second = uniform(500, 2, 3);
+        second.unexpected = 1;
+        let (d, merged) = merge_rounds(&[uniform(500, 1, 2), second], &s);
+        assert_eq!(merged.count(), 1000);
+        assert_eq!(merged.intended_nanos(500), 500 * MS);
+        // Message 0 of round 2 was answered 2 ms after its own t0: 502 ms in the joined phase.
+        assert_eq!(d.answered[500], Some(502 * MS));
+        assert_eq!(d.unexpected, 1);
+        let r = analyze(&d, &merged, Duration::from_secs(1), Delivery::Expected);
+        assert_eq!(r.publish.unwrap().count, 1000);
+        assert!((r.publish.unwrap().p50_ms - 1.0).abs() < 0.01);
+        assert!((r.publish.unwrap().max_ms - 2.0).abs() < 0.01);
+        assert!(
+            (r.achieved_rate - 1000.0).abs() < 5.0,
+            "{}",
+            r.achieved_rate
+        );
+    }
+
+    #[test]
+    fn resources_merge() {
+        let r = |mcpu: f64, rss: f64| Resources {
+            mcpu_mean: mcpu,
+            mcpu_max: mcpu * 2.0,
+            rss_mb_mean: rss,
+            rss_mb_max: rss + 1.0,
+            samples: 4,
+        };
+        let m = merge_resources(&[r(100.0, 10.0), r(200.0, 12.0)]).unwrap();
+        assert_eq!(m.mcpu_mean, 150.0);
+        assert_eq!(m.mcpu_max, 400.0);
+        assert_eq!(m.rss_mb_max, 13.0);
+        assert_eq!(m.samples, 8);
+        assert!(merge_resources(&[]).is_none());
     }
 
     #[test]

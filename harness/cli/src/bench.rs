@@ -54,6 +54,10 @@ struct BenchRunArgs {
     /// Warm-up before each measured phase, same rate, discarded. Default: 3s; 1s per --find-max step.
     #[arg(long, value_parser = parse_duration)]
     warmup: Option<Duration>,
+    /// Interleaved rounds: the measured duration is split into this many rounds, and rounds of
+    /// the sidecar and its baselines take turns (background load then hits them alike).
+    #[arg(long, default_value_t = 4)]
+    rounds: usize,
     /// Payload size in bytes (at least 35: the sequence marker).
     #[arg(long, default_value_t = 100)]
     payload_size: usize,
@@ -238,6 +242,7 @@ fn run(args: BenchRunArgs) -> anyhow::Result<u8> {
         rates: args.rate.clone(),
         duration,
         warmup,
+        rounds: args.rounds.max(1),
         payload_size: args.payload_size,
         publishers: args.publishers,
         connections: args.connections,

@@ -180,11 +180,12 @@ pub fn render(r: &BenchReport) -> String {
     );
     let _ = writeln!(
         out,
-        "Open loop: {} B payloads, {} publishers × {} connections, {} s measured after {} s warm-up per phase, drain window {} s.",
+        "Open loop: {} B payloads, {} publishers × {} connections, {} s measured per phase in {} interleaved round(s) after {} s warm-up, drain window {} s.",
         p.payload_size,
         p.publishers,
         p.connections,
         p.duration_ms as f64 / 1000.0,
+        p.rounds.max(1),
         p.warmup_ms as f64 / 1000.0,
         p.drain_ms as f64 / 1000.0
     );
@@ -274,11 +275,12 @@ pub fn render(r: &BenchReport) -> String {
     let rates: Vec<String> = r.params.rates.iter().map(|&x| rate(x)).collect();
     let _ = writeln!(
         out,
-        "\nReplay: `pubsub-tck bench --broker {} --protocol {} --rate {} --duration {}ms --warmup {}ms --payload-size {} --publishers {} --connections {} --seed {}`",
+        "\nReplay: `pubsub-tck bench --broker {} --protocol {} --rate {} --duration {}ms --rounds {} --warmup {}ms --payload-size {} --publishers {} --connections {} --seed {}`",
         r.broker,
         r.protocol,
         rates.join(","),
         p.duration_ms,
+        p.rounds.max(1),
         p.warmup_ms,
         p.payload_size,
         p.publishers,

@@ -76,6 +76,9 @@ pub struct Params {
     pub request_timeout_ms: u64,
     /// The error-rate threshold (fraction) above which a rate fails.
     pub max_error_rate: f64,
+    /// Interleaved rounds per measured duration (0 in reports that predate rounds).
+    #[serde(default)]
+    pub rounds: usize,
 }
 
 /// The machine.

@@ -97,6 +97,7 @@ pub(crate) fn sample_report() -> BenchReport {
             drain_ms: 5000,
             request_timeout_ms: 5000,
             max_error_rate: 0.001,
+            rounds: 2,
         },
         machine: Machine {
             cores: 2,
