@@ -214,10 +214,8 @@ async fn kafka_start(
             tokio::select! {
                 _ = stopped.changed() => break,
                 m = consumer.recv() => {
-                    if let Ok(m) = m {
-                        if let Some(p) = m.payload() {
-                            phases.record(p, Instant::now());
-                        }
+                    if let Some(p) = m.as_ref().ok().and_then(|m| m.payload()) {
+                        phases.record(p, Instant::now());
                     }
                 }
             }

@@ -5,7 +5,8 @@
 //! The search doubles the rate while steps pass (halves it while they fail), then bisects
 //! between the highest pass and the lowest failure until they are within [`RESOLUTION`] of each
 //! other or the step budget is spent. Each step is a short open-loop run; [`judge`] and
-//! [`Search::next`] are pure.
+//! [`Search::next`] are pure. A step that fails while the generator itself sent late (a busy
+//! machine) is measured once more before it counts (`run.rs`).
 
 use crate::report::model::PhaseResult;
 
