@@ -27,6 +27,9 @@ use crate::stats::{self, Delivery};
 
 /// How long the sidecar may take to report `/v1.0/healthz` (app reached, subscriptions up).
 const HEALTHZ_DEADLINE: Duration = Duration::from_secs(30);
+/// At most this many messages per phase: every message keeps about 40 bytes of times and
+/// counters until the phase is analysed.
+const MAX_MESSAGES_PER_LOAD: f64 = 20_000_000.0;
 /// The shutdown ladder's grace period for the sidecar.
 const GRACE: Duration = Duration::from_secs(3);
 
@@ -130,6 +133,16 @@ pub async fn run(
         return Err(BenchError::Config(
             "every rate must be a positive number of messages per second".to_owned(),
         ));
+    }
+    let longest = config.duration.max(config.warmup).as_secs_f64();
+    if let Some(r) = config
+        .rates
+        .iter()
+        .find(|r| *r * longest > MAX_MESSAGES_PER_LOAD)
+    {
+        return Err(BenchError::Config(format!(
+            "{r} msg/s for {longest} s is more than {MAX_MESSAGES_PER_LOAD} messages in one phase (each message's times are kept in memory); use a shorter --duration"
+        )));
     }
     if config.target.is_attach() {
         return Err(BenchError::Attached(config.target.name().to_owned()));
