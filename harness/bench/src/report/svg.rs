@@ -48,11 +48,11 @@ pub struct Chart {
 }
 
 /// The x position of quantile `q` on a spectrum plot: `log10(1/(1-q))`, so p90 is 1, p99 is 2,
-/// p99.9 is 3. The maximum (`q = 1`) is drawn half a decade right of the highest finite
-/// quantile, `top`.
+/// p99.9 is 3. The maximum (`q = 1`) is drawn one decade right of the highest finite
+/// quantile's decade, `top`, so their labels do not collide.
 pub fn spectrum_x(q: f64, top: f64) -> f64 {
     if q >= 1.0 {
-        top + 0.5
+        top + 1.0
     } else {
         (1.0 / (1.0 - q)).log10()
     }
@@ -78,7 +78,7 @@ pub fn spectrum_chart(title: &str, series: &[(&str, &[SpectrumPoint], bool)]) ->
             (f64::from(d), label)
         })
         .collect();
-    x_ticks.push((top + 0.5, "max".to_owned()));
+    x_ticks.push((top + 1.0, "max".to_owned()));
     Chart {
         title: title.to_owned(),
         x_label: "percentile (log scale of 1/(1-q))".to_owned(),
@@ -286,7 +286,7 @@ mod tests {
         assert!((spectrum_x(0.9, 3.0) - 1.0).abs() < 1e-9);
         assert!((spectrum_x(0.99, 3.0) - 2.0).abs() < 1e-9);
         assert!((spectrum_x(0.999, 3.0) - 3.0).abs() < 1e-9);
-        assert_eq!(spectrum_x(1.0, 3.0), 3.5);
+        assert_eq!(spectrum_x(1.0, 3.0), 4.0);
     }
 
     #[test]
@@ -300,7 +300,7 @@ mod tests {
         let labels: Vec<&str> = c.x_ticks.iter().map(|t| t.1.as_str()).collect();
         assert_eq!(labels, ["p0", "p90", "p99", "p99.9", "max"]);
         assert_eq!(c.series.len(), 1);
-        assert_eq!(c.series[0].points.last(), Some(&(3.5, Some(9.0))));
+        assert_eq!(c.series[0].points.last(), Some(&(4.0, Some(9.0))));
     }
 
     #[test]
