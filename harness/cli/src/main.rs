@@ -1,9 +1,13 @@
 //! `pubsub-tck`: run the conformance checks against a daprd-compatible sidecar and write
-//! reports, or list the checks.
+//! reports, list the checks, run a nightly chaos experiment (`chaos`), or benchmark the sidecar
+//! (`bench`, `bench compare`).
 //!
 //! Exit codes: 0 when every MUST check passed, 1 when a MUST check failed, 2 on setup errors
 //! (bad flags, a target that cannot be built or loaded, a harness error in a check).
+//! `bench` exits 1 when the run showed failures (lost messages, errors above the threshold,
+//! no rate under the bound), `bench compare` when a metric regressed.
 
+mod bench;
 mod chaos;
 
 use std::path::PathBuf;
@@ -38,6 +42,8 @@ enum Command {
     /// Run steady load under a seeded fault schedule (nightly chaos) and write reports with a
     /// timeline of fault windows.
     Chaos(chaos::ChaosArgs),
+    /// Measure publish and end-to-end latency against a target, with baselines (or compare two runs).
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -93,6 +99,7 @@ fn main() -> ExitCode {
         Command::List(args) => list(&args).map(|()| 0),
         Command::Run(args) => run(args),
         Command::Chaos(args) => chaos::chaos(args),
+        Command::Bench(args) => bench::bench(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -197,7 +204,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     for broker in brokers {
         let broker_env = RunEnv::new(&settings, root.clone(), run_dir.clone(), broker)?;
         if env.is_none() && !args.no_build {
-            build_target(&broker_env)?;
+            build_target(&broker_env.target, &broker_env.workspace_root)?;
         }
         eprintln!(
             "pubsub-tck: {} checks against target `{}` ({}) on broker `{broker}`, seed {seed}",
@@ -263,30 +270,28 @@ fn suites_rfc3339(t: time::OffsetDateTime) -> String {
 }
 
 /// Runs the target file's `build` command in the workspace root.
-fn build_target(env: &RunEnv) -> anyhow::Result<()> {
-    let Some(cmd) = env.target.build_command() else {
+fn build_target(
+    target: &harness::TargetFile,
+    workspace_root: &std::path::Path,
+) -> anyhow::Result<()> {
+    let Some(cmd) = target.build_command() else {
         return Ok(());
     };
     let (program, args) = cmd.split_first().context("empty build command")?;
     eprintln!(
         "pubsub-tck: building target `{}`: {}",
-        env.target.name(),
+        target.name(),
         cmd.join(" ")
     );
     let status = std::process::Command::new(program)
         .args(args)
-        .current_dir(&env.workspace_root)
+        .current_dir(workspace_root)
         .status()
-        .with_context(|| {
-            format!(
-                "running the build command of target `{}`",
-                env.target.name()
-            )
-        })?;
+        .with_context(|| format!("running the build command of target `{}`", target.name()))?;
     if !status.success() {
         bail!(
             "the build command of target `{}` failed ({status})",
-            env.target.name()
+            target.name()
         );
     }
     Ok(())

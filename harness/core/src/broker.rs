@@ -64,6 +64,16 @@ pub enum BrokerError {
     },
 }
 
+/// What a private redis-server writes to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Append-only file, fsync on every write: a restart keeps every acknowledged write
+    /// (what conformance trials need).
+    FsyncAlways,
+    /// Nothing on disk (what a benchmark of the sidecar wants: no disk in the latency).
+    None,
+}
+
 /// A private redis-server, or an external one given by address.
 #[derive(Debug)]
 pub struct RedisServer {
@@ -75,7 +85,21 @@ impl RedisServer {
     /// Starts `redis-server` on a free loopback port with data in `dir` (append-only file on,
     /// so a restart keeps acknowledged writes) and logs in `log_dir`.
     pub async fn start(dir: &Path, log_dir: &Path, name: &str) -> Result<RedisServer, BrokerError> {
+        RedisServer::start_with(dir, log_dir, name, Durability::FsyncAlways).await
+    }
+
+    /// Starts `redis-server` like [`RedisServer::start`], with the given durability.
+    pub async fn start_with(
+        dir: &Path,
+        log_dir: &Path,
+        name: &str,
+        durability: Durability,
+    ) -> Result<RedisServer, BrokerError> {
         std::fs::create_dir_all(dir).map_err(|e| BrokerError::Dir(dir.to_owned(), e))?;
+        let appendonly = match durability {
+            Durability::FsyncAlways => "yes",
+            Durability::None => "no",
+        };
         let ports = PortReservation::new(1).map_err(BrokerError::Port)?;
         let port = ports.ports()[0];
         let spec = ProcessSpec::new("redis-server")
@@ -87,7 +111,7 @@ impl RedisServer {
                 "--save".to_owned(),
                 String::new(),
                 "--appendonly".to_owned(),
-                "yes".to_owned(),
+                appendonly.to_owned(),
                 "--appendfsync".to_owned(),
                 "always".to_owned(),
                 "--dir".to_owned(),

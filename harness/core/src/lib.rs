@@ -31,7 +31,7 @@ mod unix;
 pub use app::{
     RecordedDelivery, RecordedRequest, Script, TestApp, TestAppConfig, TestAppError, WaitError,
 };
-pub use broker::{BrokerError, KafkaServer, RedisServer};
+pub use broker::{BrokerError, Durability, KafkaServer, RedisServer};
 pub use client::{ApiResponse, ClientError, SidecarClient};
 pub use fault_proxy::{FaultProxy, FaultProxyError};
 pub use ports::{PortError, PortReservation};

@@ -1,0 +1,402 @@
+//! `pubsub-tck bench compare A.json B.json`: per rate and metric, whether B regressed from A.
+//!
+//! A change is a regression only when it is worse by more than a relative threshold *and* by
+//! more than the metric's absolute floor: a p50 going from 0.10 ms to 0.13 ms is +30% but
+//! within the noise of a loopback round trip, and a p99 going from 40 ms to 44 ms is +4 ms but
+//! within 10%. Pure: the caller reads the files and prints the table.
+
+use crate::report::model::{BenchReport, PhaseResult};
+
+/// Which direction is worse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Worse {
+    Higher,
+    Lower,
+}
+
+/// One metric of a rate.
+struct Metric {
+    name: &'static str,
+    unit: &'static str,
+    worse: Worse,
+    /// The smallest absolute change that can count.
+    floor: f64,
+    get: fn(&PhaseResult) -> Option<f64>,
+}
+
+/// The absolute floor of p50 and p90; tails get wider floors (p99 ×4, p99.9 ×20) because a
+/// single scheduling hiccup on a shared machine moves them by that much.
+const LATENCY_FLOOR_MS: f64 = 0.05;
+
+const METRICS: &[Metric] = &[
+    Metric {
+        name: "achieved rate",
+        unit: "/s",
+        worse: Worse::Lower,
+        floor: 1.0,
+        get: |r| Some(r.achieved_rate),
+    },
+    Metric {
+        name: "publish p50",
+        unit: "ms",
+        worse: Worse::Higher,
+        floor: LATENCY_FLOOR_MS,
+        get: |r| r.publish.map(|s| s.p50_ms),
+    },
+    Metric {
+        name: "publish p90",
+        unit: "ms",
+        worse: Worse::Higher,
+        floor: LATENCY_FLOOR_MS,
+        get: |r| r.publish.map(|s| s.p90_ms),
+    },
+    Metric {
+        name: "publish p99",
+        unit: "ms",
+        worse: Worse::Higher,
+        floor: LATENCY_FLOOR_MS * 4.0,
+        get: |r| r.publish.map(|s| s.p99_ms),
+    },
+    Metric {
+        name: "publish p99.9",
+        unit: "ms",
+        worse: Worse::Higher,
+        floor: LATENCY_FLOOR_MS * 20.0,
+        get: |r| r.publish.map(|s| s.p999_ms),
+    },
+    Metric {
+        name: "e2e p50",
+        unit: "ms",
+        worse: Worse::Higher,
+        floor: LATENCY_FLOOR_MS,
+        get: |r| r.e2e.map(|s| s.p50_ms),
+    },
+    Metric {
+        name: "e2e p90",
+        unit: "ms",
+        worse: Worse::Higher,
+        floor: LATENCY_FLOOR_MS,
+        get: |r| r.e2e.map(|s| s.p90_ms),
+    },
+    Metric {
+        name: "e2e p99",
+        unit: "ms",
+        worse: Worse::Higher,
+        floor: LATENCY_FLOOR_MS * 4.0,
+        get: |r| r.e2e.map(|s| s.p99_ms),
+    },
+    Metric {
+        name: "e2e p99.9",
+        unit: "ms",
+        worse: Worse::Higher,
+        floor: LATENCY_FLOOR_MS * 20.0,
+        get: |r| r.e2e.map(|s| s.p999_ms),
+    },
+    Metric {
+        name: "lost",
+        unit: "",
+        worse: Worse::Higher,
+        floor: 0.5,
+        get: |r| r.lost.map(|l| l as f64),
+    },
+    Metric {
+        name: "error rate",
+        unit: "%",
+        worse: Worse::Higher,
+        floor: 0.1,
+        get: |r| Some(r.error_rate * 100.0),
+    },
+    Metric {
+        name: "sidecar CPU",
+        unit: "mCPU",
+        worse: Worse::Higher,
+        floor: 10.0,
+        get: |r| r.resources.map(|x| x.mcpu_mean),
+    },
+    Metric {
+        name: "sidecar RSS",
+        unit: "MB",
+        worse: Worse::Higher,
+        floor: 2.0,
+        get: |r| r.resources.map(|x| x.rss_mb_max),
+    },
+];
+
+/// The verdict on one metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Within the threshold or the floor.
+    Same,
+    /// Better beyond noise.
+    Better,
+    /// Worse beyond noise.
+    Regression,
+    /// Only one side has a value.
+    Missing,
+}
+
+/// One row of the comparison.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// The rate (msg/s).
+    pub rate: f64,
+    /// The metric.
+    pub metric: &'static str,
+    /// Its unit.
+    pub unit: &'static str,
+    /// The value in A.
+    pub a: Option<f64>,
+    /// The value in B.
+    pub b: Option<f64>,
+    /// The verdict.
+    pub change: Change,
+}
+
+impl Row {
+    /// The relative change from A to B, in percent.
+    pub fn percent(&self) -> Option<f64> {
+        match (self.a, self.b) {
+            (Some(a), Some(b)) if a != 0.0 => Some((b - a) / a.abs() * 100.0),
+            _ => None,
+        }
+    }
+}
+
+/// What a comparison found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    /// Every compared metric.
+    pub rows: Vec<Row>,
+    /// Rates only one report measured.
+    pub unmatched: Vec<f64>,
+    /// Differences in how the runs were set up (broker, protocol, payload...).
+    pub caveats: Vec<String>,
+}
+
+impl Comparison {
+    /// Whether any metric regressed.
+    pub fn regressed(&self) -> bool {
+        self.rows.iter().any(|r| r.change == Change::Regression)
+    }
+}
+
+/// Decides one metric: worse by more than `threshold_pct` percent and by more than `floor`.
+pub fn classify(
+    a: Option<f64>,
+    b: Option<f64>,
+    threshold_pct: f64,
+    floor: f64,
+    higher_is_worse: bool,
+) -> Change {
+    let (Some(a), Some(b)) = (a, b) else {
+        return if a.is_none() && b.is_none() {
+            Change::Same
+        } else {
+            Change::Missing
+        };
+    };
+    let delta = if higher_is_worse { b - a } else { a - b };
+    let relative = if a == 0.0 {
+        f64::INFINITY
+    } else {
+        delta.abs() / a.abs() * 100.0
+    };
+    if delta.abs() <= floor || relative <= threshold_pct {
+        Change::Same
+    } else if delta > 0.0 {
+        Change::Regression
+    } else {
+        Change::Better
+    }
+}
+
+/// Compares every rate measured by both reports (the sidecar measurement, not the baselines).
+pub fn compare(a: &BenchReport, b: &BenchReport, threshold_pct: f64) -> Comparison {
+    let mut caveats = Vec::new();
+    let mut differs = |what: &str, x: String, y: String| {
+        if x != y {
+            caveats.push(format!("{what} differs: {x} vs {y}"));
+        }
+    };
+    differs("target", a.target.clone(), b.target.clone());
+    differs("broker", a.broker.clone(), b.broker.clone());
+    differs("protocol", a.protocol.clone(), b.protocol.clone());
+    differs(
+        "payload size",
+        a.params.payload_size.to_string(),
+        b.params.payload_size.to_string(),
+    );
+    differs(
+        "connections",
+        (a.params.publishers * a.params.connections).to_string(),
+        (b.params.publishers * b.params.connections).to_string(),
+    );
+    differs(
+        "cores",
+        a.machine.cores.to_string(),
+        b.machine.cores.to_string(),
+    );
+
+    let mut rows = Vec::new();
+    let mut unmatched = Vec::new();
+    for ra in &a.rates {
+        let Some(rb) = b.rates.iter().find(|r| same_rate(r.rate, ra.rate)) else {
+            unmatched.push(ra.rate);
+            continue;
+        };
+        for m in METRICS {
+            let (va, vb) = ((m.get)(&ra.sidecar), (m.get)(&rb.sidecar));
+            // Throughput is judged against the rate asked for, so its floor scales with it.
+            let floor = if m.name == "achieved rate" {
+                m.floor.max(ra.rate * 0.01)
+            } else {
+                m.floor
+            };
+            rows.push(Row {
+                rate: ra.rate,
+                metric: m.name,
+                unit: m.unit,
+                a: va,
+                b: vb,
+                change: classify(va, vb, threshold_pct, floor, m.worse == Worse::Higher),
+            });
+        }
+    }
+    unmatched.extend(
+        b.rates
+            .iter()
+            .filter(|rb| !a.rates.iter().any(|ra| same_rate(ra.rate, rb.rate)))
+            .map(|r| r.rate),
+    );
+    Comparison {
+        rows,
+        unmatched,
+        caveats,
+    }
+}
+
+fn same_rate(x: f64, y: f64) -> bool {
+    (x - y).abs() < 1e-6
+}
+
+/// The comparison as a plain-text table, with caveats and a last line naming the regressions.
+pub fn render(c: &Comparison, threshold_pct: f64) -> String {
+    let mut out = String::new();
+    for caveat in &c.caveats {
+        out.push_str(&format!("note: {caveat}\n"));
+    }
+    out.push_str(&format!(
+        "{:>9} {:<14} {:>12} {:>12} {:>9}  {}\n",
+        "rate", "metric", "A", "B", "change", "verdict"
+    ));
+    let num = |v: Option<f64>, unit: &str| match v {
+        Some(v) => format!("{v:.3}{}", if unit.is_empty() { "" } else { " " }) + unit,
+        None => "-".to_owned(),
+    };
+    for r in &c.rows {
+        let verdict = match r.change {
+            Change::Same => "ok",
+            Change::Better => "better",
+            Change::Regression => "REGRESSION",
+            Change::Missing => "missing",
+        };
+        out.push_str(&format!(
+            "{:>9} {:<14} {:>12} {:>12} {:>9}  {verdict}\n",
+            format!("{}/s", r.rate),
+            r.metric,
+            num(r.a, r.unit),
+            num(r.b, r.unit),
+            r.percent().map_or("-".to_owned(), |p| format!("{p:+.1}%")),
+        ));
+    }
+    for rate in &c.unmatched {
+        out.push_str(&format!("rate {rate}/s is in only one report\n"));
+    }
+    let regressions: Vec<String> = c
+        .rows
+        .iter()
+        .filter(|r| r.change == Change::Regression)
+        .map(|r| format!("{} at {}/s", r.metric, r.rate))
+        .collect();
+    if regressions.is_empty() {
+        out.push_str(&format!(
+            "no regression beyond {threshold_pct}% and the absolute floors\n"
+        ));
+    } else {
+        out.push_str(&format!("regressions: {}\n", regressions.join(", ")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::test_support::sample_report;
+
+    #[test]
+    fn classify_needs_both_threshold_and_floor() {
+        // +30% but only 0.03 ms: noise.
+        assert_eq!(
+            classify(Some(0.10), Some(0.13), 10.0, 0.05, true),
+            Change::Same
+        );
+        // +4 ms but only 10%: within the threshold.
+        assert_eq!(
+            classify(Some(40.0), Some(44.0), 10.0, 0.05, true),
+            Change::Same
+        );
+        assert_eq!(
+            classify(Some(1.0), Some(1.5), 10.0, 0.05, true),
+            Change::Regression
+        );
+        assert_eq!(
+            classify(Some(1.5), Some(1.0), 10.0, 0.05, true),
+            Change::Better
+        );
+        // Throughput: lower is worse.
+        assert_eq!(
+            classify(Some(1000.0), Some(800.0), 10.0, 10.0, false),
+            Change::Regression
+        );
+        assert_eq!(
+            classify(Some(0.0), Some(3.0), 10.0, 0.5, true),
+            Change::Regression
+        );
+        assert_eq!(classify(None, Some(3.0), 10.0, 0.5, true), Change::Missing);
+        assert_eq!(classify(None, None, 10.0, 0.5, true), Change::Same);
+    }
+
+    #[test]
+    fn a_slower_run_regresses() {
+        let a = sample_report();
+        let mut b = sample_report();
+        let same = compare(&a, &b, 10.0);
+        assert!(!same.regressed());
+        assert!(same.caveats.is_empty());
+        assert!(same.rows.iter().all(|r| r.change == Change::Same));
+        if let Some(p) = b.rates[0].sidecar.publish.as_mut() {
+            p.p99_ms *= 2.0;
+        }
+        b.broker = "redis".into();
+        let c = compare(&a, &b, 10.0);
+        assert!(c.regressed());
+        assert_eq!(c.caveats, ["broker differs: in-memory vs redis"]);
+        let text = render(&c, 10.0);
+        assert!(text.contains("REGRESSION"), "{text}");
+        assert!(
+            text.ends_with("regressions: publish p99 at 1000/s\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn unmatched_rates_are_listed() {
+        let a = sample_report();
+        let mut b = sample_report();
+        b.rates[0].rate = 2000.0;
+        let c = compare(&a, &b, 10.0);
+        assert!(c.rows.is_empty());
+        assert_eq!(c.unmatched, [1000.0, 2000.0]);
+        assert!(!c.regressed());
+    }
+}

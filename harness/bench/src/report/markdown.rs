@@ -1,0 +1,353 @@
+//! `summary.md`: the verdict, the setup, one table row per rate, baselines, errors and the
+//! search steps.
+
+use std::fmt::Write as _;
+
+use super::model::{Baseline, BenchReport, LatencySummary, PhaseResult, RateResult};
+
+/// A latency in ms with a precision that suits its size.
+pub fn ms(v: f64) -> String {
+    if v < 1.0 {
+        format!("{v:.3}")
+    } else if v < 100.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+fn signed_ms(v: Option<f64>) -> String {
+    v.map_or("-".to_owned(), |v| {
+        if v >= 0.0 {
+            format!("+{}", ms(v))
+        } else {
+            format!("-{}", ms(-v))
+        }
+    })
+}
+
+fn ratio(v: Option<f64>) -> String {
+    v.map_or("-".to_owned(), |v| format!("×{v:.1}"))
+}
+
+/// A rate without needless decimals.
+pub fn rate(v: f64) -> String {
+    if (v - v.round()).abs() < 1e-9 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+fn pair(s: Option<LatencySummary>) -> String {
+    s.map_or("-".to_owned(), |s| {
+        format!("{} / {}", ms(s.p50_ms), ms(s.p99_ms))
+    })
+}
+
+/// The cells of one rate in the main table (shared with the HTML report).
+pub fn row_cells(r: &RateResult) -> Vec<String> {
+    let s = &r.sidecar;
+    let lat = |l: Option<LatencySummary>| -> Vec<String> {
+        match l {
+            Some(l) => [l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms]
+                .into_iter()
+                .map(ms)
+                .collect(),
+            None => vec!["-".to_owned(); 5],
+        }
+    };
+    let mut cells = vec![rate(r.rate), format!("{:.1}", s.achieved_rate)];
+    cells.extend(lat(s.publish));
+    cells.extend(lat(s.e2e));
+    cells.push(pair(r.noop.as_ref().and_then(|n| n.publish)));
+    cells.push(pair(r.direct.result().and_then(|d| d.e2e)));
+    cells.push(format!(
+        "{} / {} ({} / {})",
+        signed_ms(r.overhead.publish_p50_ms),
+        signed_ms(r.overhead.publish_p99_ms),
+        ratio(r.overhead.publish_p50_ratio),
+        ratio(r.overhead.publish_p99_ratio)
+    ));
+    cells.push(format!(
+        "{} / {} ({} / {})",
+        signed_ms(r.overhead.e2e_p50_ms),
+        signed_ms(r.overhead.e2e_p99_ms),
+        ratio(r.overhead.e2e_p50_ratio),
+        ratio(r.overhead.e2e_p99_ratio)
+    ));
+    cells.push(
+        s.resources
+            .map_or("-".to_owned(), |x| format!("{:.0}", x.mcpu_mean)),
+    );
+    cells.push(
+        s.resources
+            .map_or("-".to_owned(), |x| format!("{:.1}", x.rss_mb_max)),
+    );
+    cells
+}
+
+/// The headers of the main table.
+pub const HEADERS: &[&str] = &[
+    "rate (msg/s)",
+    "achieved (msg/s)",
+    "publish p50",
+    "publish p90",
+    "publish p99",
+    "publish p99.9",
+    "publish max",
+    "e2e p50",
+    "e2e p90",
+    "e2e p99",
+    "e2e p99.9",
+    "e2e max",
+    "no-op publish p50 / p99",
+    "broker e2e p50 / p99",
+    "publish overhead p50 / p99",
+    "e2e overhead p50 / p99",
+    "sidecar mCPU",
+    "sidecar RSS (MB)",
+];
+
+fn table(out: &mut String, headers: &[&str], rows: &[Vec<String>]) {
+    let _ = writeln!(out, "| {} |", headers.join(" | "));
+    let _ = writeln!(
+        out,
+        "|{}",
+        headers.iter().map(|_| "---|").collect::<String>()
+    );
+    for row in rows {
+        let _ = writeln!(out, "| {} |", row.join(" | "));
+    }
+}
+
+fn phase_line(name: &str, p: &PhaseResult) -> Vec<String> {
+    let errors = if p.errors.is_empty() {
+        "0".to_owned()
+    } else {
+        p.errors
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    vec![
+        name.to_owned(),
+        rate(p.rate),
+        p.sent.to_string(),
+        format!("{:.1}", p.achieved_rate),
+        errors,
+        p.lost.map_or("-".to_owned(), |l| l.to_string()),
+        p.duplicates.map_or("-".to_owned(), |l| l.to_string()),
+        pair(p.publish),
+        pair(p.e2e),
+        p.send_delay.map_or("-".to_owned(), |d| ms(d.p99_ms)),
+    ]
+}
+
+/// The whole summary.
+pub fn render(r: &BenchReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# pubsub-tck bench: `{}` on `{}` over {}\n",
+        r.target, r.broker, r.protocol
+    );
+    if r.failures.is_empty() {
+        out.push_str("**PASS**: every publish answered, every accepted message delivered.\n\n");
+    } else {
+        out.push_str("**FAIL**\n\n");
+        for f in &r.failures {
+            let _ = writeln!(out, "- {f}");
+        }
+        out.push('\n');
+    }
+    let p = &r.params;
+    let _ = writeln!(
+        out,
+        "Run `{}`, seed {}, started {}, {} s. Machine: {} cores{} ({}/{}).",
+        r.run_id,
+        r.seed,
+        r.started_at,
+        r.duration_ms / 1000,
+        r.machine.cores,
+        r.machine
+            .cpu_model
+            .as_ref()
+            .map_or(String::new(), |m| format!(", {m}")),
+        r.machine.os,
+        r.machine.arch
+    );
+    let _ = writeln!(
+        out,
+        "Open loop: {} B payloads, {} publishers × {} connections, {} s measured per phase in {} interleaved round(s) after {} s warm-up, drain window {} s.",
+        p.payload_size,
+        p.publishers,
+        p.connections,
+        p.duration_ms as f64 / 1000.0,
+        p.rounds.max(1),
+        p.warmup_ms as f64 / 1000.0,
+        p.drain_ms as f64 / 1000.0
+    );
+    out.push_str(
+        "Latencies in ms from each message's intended send time (coordinated-omission safe); e2e ends when the subscribed app has read the delivery.\n\n",
+    );
+
+    if !r.rates.is_empty() {
+        out.push_str("## Results\n\n");
+        let rows: Vec<Vec<String>> = r.rates.iter().map(row_cells).collect();
+        table(&mut out, HEADERS, &rows);
+        out.push_str("\n## Phases\n\n");
+        let mut rows = Vec::new();
+        for rr in &r.rates {
+            rows.push(phase_line("sidecar", &rr.sidecar));
+            if let Some(n) = &rr.noop {
+                rows.push(phase_line("no-op HTTP", n));
+            }
+            match &rr.direct {
+                Baseline::Measured { method, result } => {
+                    rows.push(phase_line(&format!("direct: {method}"), result));
+                }
+                Baseline::Unavailable { reason } => {
+                    let mut row = vec!["direct broker".to_owned(), rate(rr.rate)];
+                    row.push(format!("unavailable: {reason}"));
+                    row.extend(std::iter::repeat_n("-".to_owned(), 7));
+                    rows.push(row);
+                }
+                Baseline::Skipped => {}
+            }
+        }
+        table(
+            &mut out,
+            &[
+                "phase",
+                "rate",
+                "sent",
+                "achieved",
+                "errors",
+                "lost",
+                "duplicates",
+                "publish p50 / p99",
+                "e2e p50 / p99",
+                "send delay p99",
+            ],
+            &rows,
+        );
+    }
+
+    if let Some(s) = &r.search {
+        let _ = writeln!(
+            out,
+            "\n## Maximum sustainable rate\n\nBound: publish and e2e p99 ≤ {} ms with ≥ 99% of the rate achieved, {} s per step.\n",
+            s.p99_bound_ms,
+            s.step_duration_ms as f64 / 1000.0
+        );
+        let _ = writeln!(
+            out,
+            "**Result: {}**\n",
+            s.max_rate.map_or("no rate passed".to_owned(), |m| format!(
+                "{} msg/s",
+                rate(m)
+            ))
+        );
+        let rows: Vec<Vec<String>> = s
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, st)| {
+                vec![
+                    (i + 1).to_string(),
+                    rate(st.rate),
+                    if st.passed { "pass" } else { "fail" }.to_owned(),
+                    st.reason.clone(),
+                ]
+            })
+            .collect();
+        table(&mut out, &["step", "rate", "verdict", "why"], &rows);
+    }
+
+    if !r.notes.is_empty() {
+        out.push_str("\n## Notes\n\n");
+        for n in &r.notes {
+            let _ = writeln!(out, "- {n}");
+        }
+    }
+    let rates: Vec<String> = r.params.rates.iter().map(|&x| rate(x)).collect();
+    let _ = writeln!(
+        out,
+        "\nReplay: `pubsub-tck bench --broker {} --protocol {} --rate {} --duration {}ms --rounds {} --warmup {}ms --payload-size {} --publishers {} --connections {} --seed {}`",
+        r.broker,
+        r.protocol,
+        rates.join(","),
+        p.duration_ms,
+        p.rounds.max(1),
+        p.warmup_ms,
+        p.payload_size,
+        p.publishers,
+        p.connections,
+        r.seed
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::model::{SearchReport, SearchStep};
+    use crate::report::test_support::{phase, sample_report};
+
+    #[test]
+    fn formats_numbers() {
+        assert_eq!(ms(0.12345), "0.123");
+        assert_eq!(ms(12.345), "12.35");
+        assert_eq!(ms(1234.5), "1234");
+        assert_eq!(rate(1000.0), "1000");
+        assert_eq!(rate(312.5), "312.5");
+        assert_eq!(signed_ms(Some(-0.5)), "-0.500");
+    }
+
+    #[test]
+    fn renders_the_table() {
+        let md = render(&sample_report());
+        assert!(md.starts_with("# pubsub-tck bench: `reference` on `in-memory` over http\n"));
+        assert!(md.contains("**PASS**"));
+        let header = md
+            .lines()
+            .find(|l| l.starts_with("| rate (msg/s)"))
+            .unwrap();
+        assert_eq!(header.matches('|').count(), HEADERS.len() + 1);
+        let row = md.lines().find(|l| l.starts_with("| 1000 |")).unwrap();
+        assert_eq!(
+            row,
+            "| 1000 | 999.5 | 1.00 | 1.80 | 3.00 | 6.00 | 10.00 | 2.00 | 3.60 | 6.00 | 12.00 | 20.00 | 0.250 / 0.750 | 0.250 / 0.750 | +0.750 / +2.25 (×4.0 / ×4.0) | +1.75 / +5.25 (×8.0 / ×8.0) | 120 | 13.5 |"
+        );
+        assert!(md.contains("| direct: tokio channel | 1000 | 2000 |"));
+        assert!(md.contains("- a note"));
+        assert!(md.contains("--seed 7`"));
+    }
+
+    #[test]
+    fn renders_failures_and_the_search() {
+        let mut r = sample_report();
+        r.failures.push("1000 msg/s: 3 messages lost".into());
+        r.search = Some(SearchReport {
+            p99_bound_ms: 10.0,
+            step_duration_ms: 5000,
+            steps: vec![SearchStep {
+                rate: 1000.0,
+                passed: true,
+                reason: "publish p99 1 ms".into(),
+                result: phase(1.0, true),
+            }],
+            max_rate: Some(1000.0),
+        });
+        r.rates[0].direct = Baseline::Unavailable {
+            reason: "built without the kafka feature".into(),
+        };
+        let md = render(&r);
+        assert!(md.contains("**FAIL**\n\n- 1000 msg/s: 3 messages lost\n"));
+        assert!(md.contains("**Result: 1000 msg/s**"));
+        assert!(md.contains("| 1 | 1000 | pass | publish p99 1 ms |"));
+        assert!(md.contains("unavailable: built without the kafka feature"));
+    }
+}
