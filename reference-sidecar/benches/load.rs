@@ -13,7 +13,9 @@
 //! Latencies count from the moment a request is sent, not from its scheduled time (tokio's
 //! timer has millisecond resolution, which would swamp sub-millisecond overheads).
 //!
-//! `cargo bench -p reference-sidecar --bench load -- --seconds 10 --rate 1000`
+//! `cargo bench -p reference-sidecar --bench load -- --seconds 10 --rate 1000`; `--wrap CMD` runs
+//! the sidecar under a command (such as `valgrind --tool=callgrind`, to count instructions per
+//! message from two runs of different lengths).
 
 // clippy's allow-unwrap-in-tests does not cover bench targets.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -34,6 +36,8 @@ struct Args {
     rate: f64,
     saturation_rate: f64,
     saturation_seconds: f64,
+    /// A command the sidecar runs under, e.g. `valgrind --tool=callgrind` (split on spaces).
+    wrap: Vec<String>,
 }
 
 fn args() -> Args {
@@ -42,10 +46,17 @@ fn args() -> Args {
         rate: 1000.0,
         saturation_rate: 20_000.0,
         saturation_seconds: 3.0,
+        wrap: Vec::new(),
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < argv.len() {
+        if argv[i] == "--wrap" {
+            let cmd = argv.get(i + 1).expect("--wrap needs a command");
+            a.wrap = cmd.split_whitespace().map(str::to_owned).collect();
+            i += 2;
+            continue;
+        }
         let value = argv.get(i + 1).and_then(|v| v.parse::<f64>().ok());
         let slot = match argv[i].as_str() {
             "--seconds" => &mut a.seconds,
@@ -81,7 +92,12 @@ fn cpu_time(pid: u32) -> Duration {
     // Fields after the command name, which is in parentheses and may contain spaces.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
@@ -91,7 +107,11 @@ fn status_field(pid: u32, key: &str) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':').map(|v| v.trim().to_owned()))
+        .find_map(|l| {
+            l.strip_prefix(key)?
+                .strip_prefix(':')
+                .map(|v| v.trim().to_owned())
+        })
         .unwrap_or_default()
 }
 
@@ -102,17 +122,37 @@ struct Sidecar {
 }
 
 impl Drop for Sidecar {
+    /// SIGTERM first, so that a wrapper such as valgrind writes its output, then SIGKILL.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-fn spawn_sidecar(app_port: u16) -> Sidecar {
+fn spawn_sidecar(app_port: u16, wrap: &[String]) -> Sidecar {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("pubsub.yaml"), support::RESOURCES).unwrap();
     let http_port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_refsidecar"))
+    let bin = env!("CARGO_BIN_EXE_refsidecar");
+    let mut cmd = match wrap.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
+    let child = cmd
         .args(["--app-id", "load", "--dapr-listen-addresses", "127.0.0.1"])
         .args(["--app-port", &app_port.to_string()])
         .args(["--dapr-http-port", &http_port.to_string()])
@@ -185,7 +225,9 @@ async fn open_loop(app: &Arc<App>, url: &str, rate: f64, seconds: f64, deliver: 
     }
     let ok = total - failed.load(Ordering::Relaxed);
     let delivered = if deliver {
-        app.wait_delivered(before + ok, Duration::from_secs(10)).await - before
+        app.wait_delivered(before + ok, Duration::from_secs(10))
+            .await
+            - before
     } else {
         0
     };
@@ -195,7 +237,8 @@ async fn open_loop(app: &Arc<App>, url: &str, rate: f64, seconds: f64, deliver: 
         .take_arrivals()
         .into_iter()
         .filter_map(|(seq, at)| {
-            let sent = base + Duration::from_nanos(sent_at.get(seq as usize)?.load(Ordering::Relaxed));
+            let sent =
+                base + Duration::from_nanos(sent_at.get(seq as usize)?.load(Ordering::Relaxed));
             Some(at.saturating_duration_since(sent))
         })
         .collect();
@@ -246,7 +289,7 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let (app, app_port) = support::start_app().await;
-        let sidecar = spawn_sidecar(app_port);
+        let sidecar = spawn_sidecar(app_port, &args.wrap);
         let pid = sidecar.child.id();
         let publish = format!(
             "http://127.0.0.1:{}/v1.0/publish/pubsub/{}",
@@ -254,8 +297,11 @@ fn main() {
             support::TOPIC
         );
         let noop = format!("http://127.0.0.1:{app_port}/noop");
-        support::wait_healthy(&support::client(), ([127, 0, 0, 1], sidecar.http_port).into())
-            .await;
+        support::wait_healthy(
+            &support::client(),
+            ([127, 0, 0, 1], sidecar.http_port).into(),
+        )
+        .await;
         println!(
             "refsidecar pid {pid}: idle RSS {}, threads {}",
             status_field(pid, "VmRSS"),

@@ -105,9 +105,17 @@ pub(crate) async fn start_app() -> (Arc<App>, u16) {
     (app, port)
 }
 
-async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    app: Arc<App>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_owned();
-    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let reply = |status: StatusCode, body: &'static [u8]| {
         let mut r = Response::new(Full::new(Bytes::from_static(body)));
         *r.status_mut() = status;
@@ -138,7 +146,10 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Full<B
 fn seq_of(body: &[u8]) -> Option<u64> {
     let at = body.windows(6).position(|w| w == br#""seq":"#)? + 6;
     let digits: &[u8] = &body[at..];
-    let end = digits.iter().position(|b| !b.is_ascii_digit()).unwrap_or(digits.len());
+    let end = digits
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(digits.len());
     std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
 }
 
@@ -162,7 +173,11 @@ pub(crate) fn client() -> Client<HttpConnector, Full<Bytes>> {
 }
 
 /// POSTs `body` as JSON and returns the status (the body is read to its end).
-pub(crate) async fn post(client: &Client<HttpConnector, Full<Bytes>>, url: &str, body: Bytes) -> StatusCode {
+pub(crate) async fn post(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    url: &str,
+    body: Bytes,
+) -> StatusCode {
     let req = Request::post(url)
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(Full::new(body))
@@ -178,7 +193,10 @@ pub(crate) async fn post(client: &Client<HttpConnector, Full<Bytes>>, url: &str,
 }
 
 /// GETs `url` and returns the status, or `None` when nothing answers.
-pub(crate) async fn get(client: &Client<HttpConnector, Full<Bytes>>, url: &str) -> Option<StatusCode> {
+pub(crate) async fn get(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    url: &str,
+) -> Option<StatusCode> {
     let req = Request::get(url).body(Full::new(Bytes::new())).unwrap();
     let resp = client.request(req).await.ok()?;
     let status = resp.status();
@@ -189,7 +207,7 @@ pub(crate) async fn get(client: &Client<HttpConnector, Full<Bytes>>, url: &str) 
 /// Polls `/v1.0/healthz` until it answers 204.
 pub(crate) async fn wait_healthy(client: &Client<HttpConnector, Full<Bytes>>, sidecar: SocketAddr) {
     let url = format!("http://{sidecar}/v1.0/healthz");
-    let ok = tokio::time::timeout(Duration::from_secs(20), async {
+    let ok = tokio::time::timeout(Duration::from_secs(60), async {
         loop {
             if get(client, &url).await == Some(StatusCode::NO_CONTENT) {
                 return;
@@ -198,7 +216,7 @@ pub(crate) async fn wait_healthy(client: &Client<HttpConnector, Full<Bytes>>, si
         }
     })
     .await;
-    assert!(ok.is_ok(), "the sidecar did not become healthy within 20 s");
+    assert!(ok.is_ok(), "the sidecar did not become healthy within 60 s");
 }
 
 /// The `q` quantile (0..=1) of sorted durations.
