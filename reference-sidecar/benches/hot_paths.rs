@@ -174,7 +174,11 @@ fn memory_benches(c: &mut Criterion) {
         target: AtomicU64::new(u64::MAX),
         done: Notify::new(),
     });
-    let _consumer = rt.block_on(async { broker.subscribe("orders", handler.clone()) });
+    // The consumer task is spawned on `rt`.
+    let _consumer = {
+        let _entered = rt.enter();
+        broker.subscribe("orders", handler.clone())
+    };
     let msg = Message {
         data: Bytes::from(envelope(&ctx(), Some("application/json"), &json_payload(1024)).unwrap()),
         metadata: Arc::default(),

@@ -246,12 +246,14 @@ async fn publish(
     State(rt): State<Arc<Runtime>>,
     Path((pubsub, topic)): Path<(String, String)>,
     RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Body,
+    req: Request,
 ) -> Result<StatusCode, ApiError> {
     let metadata = publish_metadata(q.as_deref());
     // The component is looked up before the body is read, as daprd does.
     let comp = publish::lookup(&rt, &pubsub, &topic, &metadata)?;
+    // The headers are read in place (the `HeaderMap` extractor would clone them).
+    let (parts, body) = req.into_parts();
+    let headers = &parts.headers;
     let data = read_body(body, rt.config.max_body_size).await?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -263,7 +265,7 @@ async fn publish(
         data,
         content_type,
         metadata,
-        trace: trace_headers(&headers),
+        trace: trace_headers(headers),
         transport: Transport::Http,
     };
     publish::publish_one(&rt, comp, req).await?;
