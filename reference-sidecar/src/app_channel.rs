@@ -42,6 +42,9 @@ pub struct AppChannel {
     addr: Arc<str>,
     app_id: HeaderValue,
     token: Option<HeaderValue>,
+    /// The `Host` header hyper-util would format on every request (`host:port`, or `host` alone
+    /// on port 80), formatted once; `None` leaves it to hyper-util.
+    host: Option<HeaderValue>,
     limiter: Option<Arc<Semaphore>>,
 }
 
@@ -82,8 +85,15 @@ impl AppChannel {
             .ok()
             .filter(|n| *n > 0)
             .map(|n| Arc::new(Semaphore::new(n)));
+        let host_header = if port == 80 {
+            host.clone()
+        } else {
+            format!("{host}:{port}")
+        };
+        let host_header = HeaderValue::from_str(&host_header).ok();
         Ok(AppChannel {
             client,
+            host: host_header,
             base: format!("http://{host}:{port}").into(),
             addr: format!("{host}:{port}").into(),
             app_id,
@@ -187,6 +197,10 @@ impl AppChannel {
         if let Some(t) = &self.token {
             req.headers_mut()
                 .insert(HeaderName::from_static("dapr-api-token"), t.clone());
+        }
+        // Last, where hyper-util would add it.
+        if let Some(host) = &self.host {
+            req.headers_mut().insert(header::HOST, host.clone());
         }
         let resp = match self.client.request(req).await {
             Ok(r) => r,

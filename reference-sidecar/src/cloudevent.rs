@@ -136,7 +136,12 @@ pub fn envelope(
     if mode == DataMode::Passthrough {
         return passthrough(ctx, body);
     }
-    let mut out = Vec::with_capacity(body.len() + 420);
+    let data_len = if mode == DataMode::Base64 {
+        body.len().div_ceil(3) * 4
+    } else {
+        body.len()
+    };
+    let mut out = Vec::with_capacity(data_len + 420);
     out.push(b'{');
     match mode {
         DataMode::Json if !body.is_empty() && serde_json::from_slice::<&RawValue>(body).is_ok() => {
@@ -145,11 +150,7 @@ pub fn envelope(
         }
         DataMode::Base64 => {
             out.extend_from_slice(b"\"data_base64\":\"");
-            out.extend_from_slice(
-                base64::engine::general_purpose::STANDARD
-                    .encode(body)
-                    .as_bytes(),
-            );
+            push_base64(&mut out, body);
             out.push(b'"');
         }
         _ => {
@@ -166,13 +167,12 @@ pub fn envelope(
     if let Some(ttl) = ctx.ttl {
         field(&mut out, "expiration", &rfc3339_seconds(ctx.now + ttl));
     }
-    let id;
+    let mut uuid_buf = uuid::Uuid::encode_buffer();
     let id = match &o.id {
         Some(v) => v.as_str(),
-        None => {
-            id = uuid::Uuid::new_v4().to_string();
-            id.as_str()
-        }
+        None => uuid::Uuid::new_v4()
+            .hyphenated()
+            .encode_lower(&mut uuid_buf),
     };
     field(&mut out, "id", id);
     field(&mut out, "pubsubname", ctx.pubsub);
@@ -190,7 +190,9 @@ pub fn envelope(
     if let Some(subject) = &o.subject {
         field(&mut out, "subject", subject);
     }
-    field(&mut out, "time", &rfc3339_seconds(ctx.now));
+    out.extend_from_slice(b",\"time\":\"");
+    push_rfc3339_seconds(&mut out, ctx.now);
+    out.push(b'"');
     field(&mut out, "topic", ctx.topic);
     let trace = o
         .traceparent
@@ -276,16 +278,50 @@ fn trim_ascii(b: &[u8]) -> &[u8] {
 
 /// RFC 3339 with second precision in UTC (`2026-01-02T10:11:12Z`), as daprd writes `time`.
 pub fn rfc3339_seconds(t: OffsetDateTime) -> String {
+    let mut out = Vec::with_capacity(20);
+    push_rfc3339_seconds(&mut out, t);
+    // Only ASCII digits, `-`, `T`, `:` and `Z` were written.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends [`rfc3339_seconds`] without a `format!` (it is on every publish). Years outside
+/// 0..=9999 are written as `format!("{:04}")` would.
+fn push_rfc3339_seconds(out: &mut Vec<u8>, t: OffsetDateTime) {
     let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    let year = t.year();
+    if (0..=9999).contains(&year) {
+        push_digits(out, year as u32, 4);
+    } else {
+        out.extend_from_slice(format!("{year:04}").as_bytes());
+    }
+    for (sep, v) in [
+        (b'-', u8::from(t.month())),
+        (b'-', t.day()),
+        (b'T', t.hour()),
+        (b':', t.minute()),
+        (b':', t.second()),
+    ] {
+        out.push(sep);
+        push_digits(out, u32::from(v), 2);
+    }
+    out.push(b'Z');
+}
+
+/// `v` in decimal, zero-padded to `width` digits (`v` must fit).
+fn push_digits(out: &mut Vec<u8>, v: u32, width: u32) {
+    for i in (0..width).rev() {
+        out.push(b'0' + (v / 10u32.pow(i) % 10) as u8);
+    }
+}
+
+/// Appends `bytes` in standard base64 (with padding), with no intermediate `String`.
+fn push_base64(out: &mut Vec<u8>, bytes: &[u8]) {
+    let start = out.len();
+    out.resize(start + bytes.len().div_ceil(3) * 4, 0);
+    let written = base64::engine::general_purpose::STANDARD
+        .encode_slice(bytes, &mut out[start..])
+        .unwrap_or(0);
+    out.truncate(start + written);
 }
 
 /// The attributes delivery needs, read without decoding `data`.
@@ -359,11 +395,7 @@ pub fn synthetic_raw(
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len() * 4 / 3 + 360);
     out.extend_from_slice(b"{\"data_base64\":\"");
-    out.extend_from_slice(
-        base64::engine::general_purpose::STANDARD
-            .encode(bytes)
-            .as_bytes(),
-    );
+    push_base64(&mut out, bytes);
     out.push(b'"');
     field(&mut out, "datacontenttype", "application/octet-stream");
     field(&mut out, "id", &uuid::Uuid::new_v4().to_string());
@@ -508,6 +540,32 @@ mod tests {
         assert_eq!(h.trace(), None);
         assert!(Head::parse(b"[1,2]").is_err());
         assert!(Head::parse(b"xx").is_err());
+    }
+
+    #[test]
+    fn time_is_written_like_format() {
+        for secs in [
+            0,
+            1_767_348_672,
+            253_402_300_799,
+            -62_135_596_800,
+            951_782_400,
+        ] {
+            let t = OffsetDateTime::from_unix_timestamp(secs).unwrap();
+            let expect = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            );
+            assert_eq!(rfc3339_seconds(t), expect);
+        }
+        let mut out = Vec::new();
+        push_base64(&mut out, &[0, 1, 2, 255, 7]);
+        assert_eq!(out, b"AAEC/wc=");
     }
 
     #[test]

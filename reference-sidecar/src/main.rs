@@ -30,10 +30,16 @@ fn start(flags: Flags) -> anyhow::Result<()> {
         std::env::var("DAPR_API_TOKEN").ok(),
         std::env::var("APP_API_TOKEN").ok(),
     )?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = match worker_threads(std::env::var("GOMAXPROCS").ok().as_deref()) {
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    }
+    .context("starting the async runtime")?;
     runtime.block_on(async move {
         let listeners = reference_sidecar::Listeners {
             http: bind_all(&config, config.http_port, "--dapr-http-port").await?,
@@ -46,6 +52,20 @@ fn start(flags: Flags) -> anyhow::Result<()> {
         reference_sidecar::run(config, listeners, shutdown_signal()).await?;
         Ok(())
     })
+}
+
+/// Worker threads for the async runtime, from `GOMAXPROCS` (the knob daprd, a Go program,
+/// honours): `None`, meaning one thread running everything, unless it asks for more than one.
+///
+/// One thread is the default because a sidecar's work is I/O between two sockets per message:
+/// on a second worker every hand-off between the publish handler and the delivery loop becomes
+/// a cross-thread wake-up, which costs more CPU than it buys at the loads a sidecar sees
+/// (see the `load` bench). Blocking calls (Kafka metadata, consumer drop) already go through
+/// `spawn_blocking`.
+fn worker_threads(gomaxprocs: Option<&str>) -> Option<usize> {
+    gomaxprocs
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 1)
 }
 
 /// One listener per `--dapr-listen-addresses` entry; IPv6 may be missing when IPv4 is there.
@@ -85,5 +105,19 @@ async fn shutdown_signal() {
         _ => {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::worker_threads;
+
+    #[test]
+    fn gomaxprocs_picks_the_runtime() {
+        assert_eq!(worker_threads(None), None);
+        assert_eq!(worker_threads(Some("1")), None);
+        assert_eq!(worker_threads(Some("0")), None);
+        assert_eq!(worker_threads(Some("x")), None);
+        assert_eq!(worker_threads(Some("4")), Some(4));
     }
 }

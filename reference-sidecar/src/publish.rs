@@ -13,7 +13,7 @@ use bytes::Bytes;
 use crate::broker::{Message, PublishError};
 use crate::cloudevent::{self, Overrides, PublishContext};
 use crate::duration::parse_go_duration;
-use crate::resiliency::{Direction, DirectionPolicy};
+use crate::resiliency::DirectionPolicy;
 use crate::runtime::{Component, Runtime};
 use crate::scopes::Operation;
 use crate::subscription::parse_go_bool;
@@ -287,8 +287,7 @@ pub async fn publish_one(
         data,
         metadata: Arc::new(metadata),
     };
-    let policy = rt.resiliency.resolve(&pubsub, Direction::Outbound);
-    with_policy(&policy, || comp.broker.publish(&topic, msg.clone()))
+    with_policy(&comp.outbound, || comp.broker.publish(&topic, msg.clone()))
         .await
         .map_err(|e| PublishFailure::Publish {
             pubsub,
@@ -308,9 +307,8 @@ pub async fn publish_bulk(
 ) -> Result<Vec<FailedEntry>, PublishFailure> {
     let raw = raw_payload(&req.pubsub, &req.metadata)?;
     check_scope(rt, comp, &req.pubsub, &req.topic)?;
-    let policy = rt.resiliency.resolve(&req.pubsub, Direction::Outbound);
     let now = time::OffsetDateTime::now_utc();
-    let (pubsub, topic, trace, policy) = (&req.pubsub, &req.topic, &req.trace, &policy);
+    let (pubsub, topic, trace, policy) = (&req.pubsub, &req.topic, &req.trace, &comp.outbound);
     let results = futures::future::join_all(req.entries.into_iter().map(|e| async move {
         // An entry without metadata does not inherit the request's (daprd quirk).
         let mut entry_md = e.metadata.unwrap_or_default();

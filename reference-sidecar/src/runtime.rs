@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use crate::app_channel::{AppChannel, ChannelError};
 use crate::broker::{Broker, BrokerError};
 use crate::delivery::Deliverer;
-use crate::resiliency::{Direction, Resiliency};
+use crate::resiliency::{Direction, DirectionPolicy, Resiliency};
 use crate::resources::{self, ComponentDef, LoadError};
 use crate::scopes::{Operation, Scopes};
 use crate::state::{KeyPrefix, StateError, StateStore};
@@ -138,6 +138,9 @@ pub struct Component {
     pub(crate) version: String,
     pub(crate) broker: Broker,
     pub(crate) scopes: Arc<Scopes>,
+    /// The outbound Resiliency policy, resolved once: resources never change after start-up,
+    /// and resolving builds the `Default…Policy` names on every call.
+    pub(crate) outbound: DirectionPolicy,
 }
 
 /// A loaded state component.
@@ -287,6 +290,7 @@ pub async fn run(
                 version: def.version.clone(),
                 broker,
                 scopes: Arc::new(Scopes::from_metadata(&def.metadata)),
+                outbound: loaded.resiliency.resolve(&def.name, Direction::Outbound),
             },
         );
     }
@@ -502,7 +506,7 @@ fn start_subscription(
         broker: component.broker.clone(),
         scopes: component.scopes.clone(),
         inbound: rt.resiliency.resolve(&sub.pubsub, Direction::Inbound),
-        outbound: rt.resiliency.resolve(&sub.pubsub, Direction::Outbound),
+        outbound: component.outbound.clone(),
         abort: abort.clone(),
     });
     let handle = component.broker.subscribe(&sub.topic, deliverer);
