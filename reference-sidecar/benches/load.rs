@@ -15,7 +15,8 @@
 //!
 //! `cargo bench -p reference-sidecar --bench load -- --seconds 10 --rate 1000`; `--wrap CMD` runs
 //! the sidecar under a command (such as `valgrind --tool=callgrind`, to count instructions per
-//! message from two runs of different lengths).
+//! message from two runs of different lengths); `--sidecar PATH` measures another `refsidecar`
+//! build instead of this one (before/after comparisons).
 
 // clippy's allow-unwrap-in-tests does not cover bench targets.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -38,6 +39,8 @@ struct Args {
     saturation_seconds: f64,
     /// A command the sidecar runs under, e.g. `valgrind --tool=callgrind` (split on spaces).
     wrap: Vec<String>,
+    /// Another `refsidecar` binary to measure (an older build, for a before/after comparison).
+    sidecar: Option<String>,
 }
 
 fn args() -> Args {
@@ -47,6 +50,7 @@ fn args() -> Args {
         saturation_rate: 20_000.0,
         saturation_seconds: 3.0,
         wrap: Vec::new(),
+        sidecar: None,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -54,6 +58,11 @@ fn args() -> Args {
         if argv[i] == "--wrap" {
             let cmd = argv.get(i + 1).expect("--wrap needs a command");
             a.wrap = cmd.split_whitespace().map(str::to_owned).collect();
+            i += 2;
+            continue;
+        }
+        if argv[i] == "--sidecar" {
+            a.sidecar = Some(argv.get(i + 1).expect("--sidecar needs a path").clone());
             i += 2;
             continue;
         }
@@ -139,11 +148,11 @@ impl Drop for Sidecar {
     }
 }
 
-fn spawn_sidecar(app_port: u16, wrap: &[String]) -> Sidecar {
+fn spawn_sidecar(app_port: u16, wrap: &[String], bin: Option<&str>) -> Sidecar {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("pubsub.yaml"), support::RESOURCES).unwrap();
     let http_port = free_port();
-    let bin = env!("CARGO_BIN_EXE_refsidecar");
+    let bin = bin.unwrap_or(env!("CARGO_BIN_EXE_refsidecar"));
     let mut cmd = match wrap.split_first() {
         Some((program, args)) => {
             let mut c = Command::new(program);
@@ -289,7 +298,7 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let (app, app_port) = support::start_app().await;
-        let sidecar = spawn_sidecar(app_port, &args.wrap);
+        let sidecar = spawn_sidecar(app_port, &args.wrap, args.sidecar.as_deref());
         let pid = sidecar.child.id();
         let publish = format!(
             "http://127.0.0.1:{}/v1.0/publish/pubsub/{}",
@@ -344,6 +353,8 @@ fn main() {
             status_field(pid, "Threads")
         );
 
+        let cpu0 = cpu_time(pid);
+        let t0 = Instant::now();
         let sat = open_loop(
             &app,
             &publish,
@@ -352,9 +363,13 @@ fn main() {
             true,
         )
         .await;
+        let cpu = cpu_time(pid).saturating_sub(cpu0);
+        let wall = t0.elapsed();
         report(&format!("saturation@{:.0}", args.saturation_rate), &sat);
         println!(
-            "saturation: RSS {} (peak {})",
+            "saturation: sidecar {:.0} mCPU ({:.1} µs per delivered message); RSS {} (peak {})",
+            cpu.as_secs_f64() / wall.as_secs_f64() * 1e3,
+            cpu.as_secs_f64() * 1e6 / sat.delivered.max(1) as f64,
             status_field(pid, "VmRSS"),
             status_field(pid, "VmHWM")
         );

@@ -7,6 +7,11 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use reference_sidecar::cli::Flags;
 
+// Per message the sidecar allocates and frees many small buffers (headers, envelope, queue
+// entries) on one thread; mimalloc serves those from thread-local pages.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let flags = Flags::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("REFSIDECAR_LOG")

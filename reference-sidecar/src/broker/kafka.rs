@@ -246,7 +246,10 @@ impl Settings {
             )
             // Per-key order must survive producer retries.
             .set("enable.idempotence", "false")
-            .set("max.in.flight.requests.per.connection", "1");
+            .set("max.in.flight.requests.per.connection", "1")
+            // A publish waits for its acknowledgement, so lingering for a batch (librdkafka's
+            // default is 5 ms) only adds latency; concurrent publishes still share requests.
+            .set("linger.ms", "0");
         if let Some(n) = self.max_message_bytes {
             c.set("message.max.bytes", n.to_string());
         }
@@ -273,7 +276,12 @@ impl Settings {
                 "heartbeat.interval.ms",
                 self.heartbeat_interval.as_millis().to_string(),
             )
-            .set("enable.partition.eof", "false");
+            .set("enable.partition.eof", "false")
+            // The longest a fetch waits for data (librdkafka's default is 500 ms). A broker that
+            // answers a fetch as soon as data arrives makes this an idle poll interval only;
+            // one that waits out the time (as some Kafka-protocol brokers do) adds up to this
+            // much to every delivery. 50 ms bounds that at 20 idle fetches per second.
+            .set("fetch.wait.max.ms", "50");
         c
     }
 }

@@ -15,6 +15,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::Semaphore;
 
+mod conns;
+
 /// How one delivery attempt ended, in daprd's terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -37,7 +39,10 @@ pub enum Outcome {
 /// The app's address and the shared HTTP client.
 #[derive(Clone)]
 pub struct AppChannel {
+    /// Service invocation and the init endpoints.
     client: Client<HttpConnector, Full<Bytes>>,
+    /// Deliveries.
+    conns: conns::Conns,
     base: Arc<str>,
     addr: Arc<str>,
     app_id: HeaderValue,
@@ -91,11 +96,13 @@ impl AppChannel {
             format!("{host}:{port}")
         };
         let host_header = HeaderValue::from_str(&host_header).ok();
+        let addr: Arc<str> = format!("{host}:{port}").into();
         Ok(AppChannel {
             client,
+            conns: conns::Conns::new(addr.clone()),
             host: host_header,
             base: format!("http://{host}:{port}").into(),
-            addr: format!("{host}:{port}").into(),
+            addr,
             app_id,
             token,
             limiter,
@@ -177,12 +184,10 @@ impl AppChannel {
     }
 
     async fn post(&self, path: &str, body: Bytes, headers: &HeaderMap) -> Outcome {
-        let mut uri = String::with_capacity(self.base.len() + path.len());
-        uri.push_str(&self.base);
-        uri.push_str(path);
+        // Origin form: the connection is to the app already.
         let mut req = match Request::builder()
             .method(Method::POST)
-            .uri(uri)
+            .uri(path)
             .body(Full::new(body))
         {
             Ok(r) => r,
@@ -198,11 +203,10 @@ impl AppChannel {
             req.headers_mut()
                 .insert(HeaderName::from_static("dapr-api-token"), t.clone());
         }
-        // Last, where hyper-util would add it.
         if let Some(host) = &self.host {
             req.headers_mut().insert(header::HOST, host.clone());
         }
-        let resp = match self.client.request(req).await {
+        let (resp, lease) = match self.conns.send(req).await {
             Ok(r) => r,
             Err(e) => {
                 return Outcome::Retry {
@@ -213,7 +217,10 @@ impl AppChannel {
         };
         let status = resp.status();
         let body = match resp.into_body().collect().await {
-            Ok(b) => b.to_bytes(),
+            Ok(b) => {
+                lease.release();
+                b.to_bytes()
+            }
             Err(e) => {
                 if status.is_success() {
                     return Outcome::Retry {
