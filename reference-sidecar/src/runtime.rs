@@ -327,6 +327,13 @@ pub async fn run(
         let mut stop = stop_rx.clone();
         let addr = listener.local_addr().ok();
         tracing::info!(?addr, "HTTP API listening");
+        // Go, and so daprd, disables Nagle's algorithm on every TCP connection; without that a
+        // small write that follows another unacknowledged one waits for the peer's ACK.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("cannot set TCP_NODELAY on an API connection: {e}");
+            }
+        });
         servers.push(tokio::spawn(async move {
             axum::serve(listener, router)
                 .with_graceful_shutdown(async move {

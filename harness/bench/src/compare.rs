@@ -232,6 +232,11 @@ pub fn compare(a: &BenchReport, b: &BenchReport, threshold_pct: f64) -> Comparis
         (b.params.publishers * b.params.connections).to_string(),
     );
     differs(
+        "generator threads",
+        a.params.threads.to_string(),
+        b.params.threads.to_string(),
+    );
+    differs(
         "cores",
         a.machine.cores.to_string(),
         b.machine.cores.to_string(),

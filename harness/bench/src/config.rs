@@ -117,6 +117,9 @@ pub struct BenchConfig {
     pub publishers: usize,
     /// Keep-alive connections (in-flight requests) per publisher.
     pub connections: usize,
+    /// Worker threads of the runtime the load generator, the app and the baselines run on
+    /// (the caller builds it; recorded in the report).
+    pub threads: usize,
     /// Seed of every random choice (payload bytes, publisher offset).
     pub seed: u64,
     /// How long after the last publish answer deliveries may still arrive.

@@ -211,6 +211,7 @@ pub async fn run(
             } else {
                 config.rounds.max(1)
             },
+            threads: config.threads,
         },
         machine: machine(),
         rates: Vec::new(),

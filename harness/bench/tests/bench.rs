@@ -39,6 +39,7 @@ async fn a_short_run_against_the_reference_sidecar() {
         duration: Duration::from_secs(2),
         warmup: Duration::from_millis(300),
         rounds: 2,
+        threads: 1,
         payload_size: 100,
         publishers: 2,
         connections: 2,

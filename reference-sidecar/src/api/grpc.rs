@@ -45,9 +45,14 @@ pub(crate) fn serve(
             tokio::spawn(async move {
                 tonic::transport::Server::builder()
                     .add_service(service)
-                    .serve_with_incoming_shutdown(TcpIncoming::from(listener), async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    })
+                    .serve_with_incoming_shutdown(
+                        // As on the HTTP API: no Nagle delay (tonic's own `tcp_nodelay` applies
+                        // only to listeners it binds itself).
+                        TcpIncoming::from(listener).with_nodelay(Some(true)),
+                        async move {
+                            let _ = stop.wait_for(|s| *s).await;
+                        },
+                    )
                     .await
             })
         })

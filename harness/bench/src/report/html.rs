@@ -102,7 +102,7 @@ th,td{{border:1px solid #ccc;padding:3px 6px;text-align:right}}th{{background:#f
     let p = &r.params;
     let _ = writeln!(
         h,
-        "<p>Run <code>{}</code>, seed {}, started {}. Machine: {} cores{}. Open loop: {} B payloads, {} publishers × {} connections, {} s measured after {} s warm-up. Latencies in ms from each message's intended send time; e2e ends when the subscribed app has read the delivery.</p>",
+        "<p>Run <code>{}</code>, seed {}, started {}. Machine: {} cores{}. Open loop: {} B payloads, {} publishers × {} connections on {} generator thread(s), {} s measured after {} s warm-up. Latencies in ms from each message's intended send time; e2e ends when the subscribed app has read the delivery.</p>",
         esc(&r.run_id),
         r.seed,
         esc(&r.started_at),
@@ -114,6 +114,7 @@ th,td{{border:1px solid #ccc;padding:3px 6px;text-align:right}}th{{background:#f
         p.payload_size,
         p.publishers,
         p.connections,
+        p.threads.max(1),
         p.duration_ms as f64 / 1000.0,
         p.warmup_ms as f64 / 1000.0
     );

@@ -180,10 +180,11 @@ pub fn render(r: &BenchReport) -> String {
     );
     let _ = writeln!(
         out,
-        "Open loop: {} B payloads, {} publishers × {} connections, {} s measured per phase in {} interleaved round(s) after {} s warm-up, drain window {} s.",
+        "Open loop: {} B payloads, {} publishers × {} connections on {} generator thread(s), {} s measured per phase in {} interleaved round(s) after {} s warm-up, drain window {} s.",
         p.payload_size,
         p.publishers,
         p.connections,
+        p.threads.max(1),
         p.duration_ms as f64 / 1000.0,
         p.rounds.max(1),
         p.warmup_ms as f64 / 1000.0,
@@ -275,7 +276,7 @@ pub fn render(r: &BenchReport) -> String {
     let rates: Vec<String> = r.params.rates.iter().map(|&x| rate(x)).collect();
     let _ = writeln!(
         out,
-        "\nReplay: `pubsub-tck bench --broker {} --protocol {} --rate {} --duration {}ms --rounds {} --warmup {}ms --payload-size {} --publishers {} --connections {} --seed {}`",
+        "\nReplay: `pubsub-tck bench --broker {} --protocol {} --rate {} --duration {}ms --rounds {} --warmup {}ms --payload-size {} --publishers {} --connections {} --threads {} --seed {}`",
         r.broker,
         r.protocol,
         rates.join(","),
@@ -285,6 +286,7 @@ pub fn render(r: &BenchReport) -> String {
         p.payload_size,
         p.publishers,
         p.connections,
+        p.threads.max(1),
         r.seed
     );
     out

@@ -79,6 +79,9 @@ pub struct Params {
     /// Interleaved rounds per measured duration (0 in reports that predate rounds).
     #[serde(default)]
     pub rounds: usize,
+    /// Worker threads of the load generator's and app's runtime (0 in reports that predate it).
+    #[serde(default)]
+    pub threads: usize,
 }
 
 /// The machine.

@@ -98,6 +98,7 @@ pub(crate) fn sample_report() -> BenchReport {
             request_timeout_ms: 5000,
             max_error_rate: 0.001,
             rounds: 2,
+            threads: 1,
         },
         machine: Machine {
             cores: 2,
