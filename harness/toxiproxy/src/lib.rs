@@ -44,6 +44,8 @@
 //!   a negative bandwidth rate means no limit (Go panics on both).
 //! - Non-integer attributes and bad bodies get this server's own wording after
 //!   `bad request body: `; there is no 25 s handler timeout and no `/metrics`.
+//! - A proxy's JSON has the five documented keys only (Go also writes its logger, a
+//!   struct field without a JSON tag, as `"Logger": {}`).
 //! - `GET /version` reports [`API_VERSION`], the Toxiproxy version whose API this follows.
 
 #![warn(missing_docs)]
