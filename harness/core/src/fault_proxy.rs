@@ -106,6 +106,19 @@ impl FaultProxy {
         &self.version
     }
 
+    /// Which Toxiproxy this is, for reports: `bundled tck-toxiproxy <crate version>`, or
+    /// `Toxiproxy <version>` with what an external server's `GET /version` answered.
+    pub fn identity(&self) -> String {
+        if self.is_bundled() {
+            format!(
+                "bundled tck-toxiproxy {}",
+                harness_toxiproxy::SERVER_VERSION
+            )
+        } else {
+            format!("Toxiproxy {}", self.version)
+        }
+    }
+
     /// Whether this is the bundled in-process server.
     pub fn is_bundled(&self) -> bool {
         self.server.is_some()
@@ -129,6 +142,13 @@ mod tests {
         assert_eq!(proxy.version(), harness_toxiproxy::API_VERSION);
         assert!(proxy.base_url().starts_with("http://127.0.0.1:"));
         assert!(proxy.client().proxies().await.unwrap().is_empty());
+        assert_eq!(
+            proxy.identity(),
+            format!(
+                "bundled tck-toxiproxy {}",
+                harness_toxiproxy::SERVER_VERSION
+            )
+        );
 
         // Another FaultProxy can use this one as an external Toxiproxy.
         let external = FaultProxy::connect_or_spawn(Some(proxy.base_url()), None)
@@ -136,6 +156,10 @@ mod tests {
             .unwrap();
         assert!(!external.is_bundled());
         assert_eq!(external.seed(), None);
+        assert_eq!(
+            external.identity(),
+            format!("Toxiproxy {}", harness_toxiproxy::API_VERSION)
+        );
     }
 
     #[tokio::test]

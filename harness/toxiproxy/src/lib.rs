@@ -57,4 +57,4 @@ pub use client::{
     Client, NewProxy, NewToxic, Proxy, ProxyUpdate, Stream, Toxic, ToxicKind, ToxicUpdate,
     ToxiproxyError,
 };
-pub use server::{API_VERSION, ServerHandle, SpawnError, spawn};
+pub use server::{API_VERSION, SERVER_VERSION, ServerHandle, SpawnError, spawn};

@@ -79,6 +79,12 @@ impl Proxies {
         Ok(())
     }
 
+    /// Which Toxiproxy the trial's faults go through, for reports (see
+    /// [`FaultProxy::identity`]).
+    pub fn identity(&self) -> String {
+        self.api.identity()
+    }
+
     /// The address the proxy of `hop` listens on.
     pub fn listen(&self, hop: Hop) -> Option<&str> {
         self.hops.get(&hop).map(|(_, l)| l.as_str())

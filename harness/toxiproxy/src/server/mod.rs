@@ -26,6 +26,10 @@ use tokio::task::JoinHandle;
 /// The Toxiproxy version whose API this server implements; `GET /version` reports it.
 pub const API_VERSION: &str = "2.12.0";
 
+/// The version of this server itself (`tck-toxiproxy`, the crate's version), which a report
+/// names beside [`API_VERSION`] to tell the bundled server from a real Toxiproxy.
+pub const SERVER_VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// How long [`ServerHandle::shutdown`] lets open API requests finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
