@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use harness::{
-    ApiResponse, Child, PortReservation, ProcessSpec, RedisServer, Sidecar, SidecarClient,
-    SidecarOptions, TargetFile,
+    ApiResponse, Child, PortLease, PortReservation, ProcessSpec, RedisServer, Sidecar,
+    SidecarClient, SidecarOptions, TargetFile,
 };
 use serde_json::Value;
 use tokio::time::Instant;
@@ -146,6 +146,8 @@ pub struct AppsWorld {
     redis: Option<RedisServer>,
     sidecars: Vec<Sidecar>,
     apps: Vec<App>,
+    /// The app ports handed out by [`AppsWorld::app_port`].
+    ports: PortLease,
 }
 
 impl AppsWorld {
@@ -211,7 +213,20 @@ impl AppsWorld {
             redis,
             sidecars: Vec::new(),
             apps: Vec::new(),
+            ports: PortLease::default(),
         })
+    }
+
+    /// One free loopback port for an app: the sidecar launched for it and the app itself bind
+    /// it later, as with `app_later` trials. It stays leased to this world until it finishes,
+    /// so no other trial is handed it meanwhile.
+    pub fn app_port(&mut self) -> Result<u16, Problem> {
+        let lease = PortReservation::new(1)
+            .map_err(|e| Problem::setup(&e))?
+            .release();
+        let port = lease.ports()[0];
+        self.ports.merge(lease);
+        Ok(port)
     }
 
     /// `{stem}-{suffix}`: the app id of a sidecar in this world.
@@ -340,13 +355,6 @@ impl AppsWorld {
             r.kill().await;
         }
     }
-}
-
-/// One free loopback port for an app, released right away: the sidecar launched for it and the
-/// app itself bind it later, as with `app_later` trials.
-pub fn app_port() -> Result<u16, Problem> {
-    let r = PortReservation::new(1).map_err(|e| Problem::setup(&e))?;
-    Ok(r.release()[0])
 }
 
 /// Calls `probe` every 50 ms until it returns `Ok(Ok(value))`, or fails after `deadline` with

@@ -200,6 +200,24 @@ impl BrokerServer {
         }
     }
 
+    /// How the broker exited, with the end of its log, if it exited although the harness
+    /// never stopped it.
+    pub fn unexpected_exit(&mut self) -> Option<(std::process::ExitStatus, String)> {
+        match self {
+            BrokerServer::Redis(s) => s.unexpected_exit(),
+            BrokerServer::Kafka(s) => s.unexpected_exit(),
+        }
+    }
+
+    /// The broker process's log name, or its address when external.
+    pub fn child_name(&self) -> String {
+        let child = match self {
+            BrokerServer::Redis(s) => s.child(),
+            BrokerServer::Kafka(s) => s.child(),
+        };
+        child.map_or_else(|| self.addr().to_owned(), |c| c.name().to_owned())
+    }
+
     /// Starts a private Kafka-protocol broker from `binary`.
     pub async fn start_kafka(
         binary: &Path,

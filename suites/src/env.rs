@@ -20,7 +20,7 @@ use harness::TargetFile;
 use crate::broker::{self, Broker};
 
 /// Everything a run shares.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RunEnv {
     /// The loaded target file.
     pub target: TargetFile,
@@ -40,6 +40,10 @@ pub struct RunEnv {
     pub tansu: Option<PathBuf>,
     /// A Toxiproxy to use for fault proxies (`TOXIPROXY_URL`); unset: the bundled server.
     pub toxiproxy_url: Option<String>,
+    /// Start a trial's private redis-server on exactly this port instead of a free one: only
+    /// for the test that proves a taken port ends in a setup error.
+    #[doc(hidden)]
+    pub broker_port: Option<u16>,
 }
 
 /// The run environment could not be set up.
@@ -217,6 +221,7 @@ impl RunEnv {
             kafka: settings.kafka.clone(),
             tansu: settings.tansu.clone(),
             toxiproxy_url: settings.toxiproxy_url.clone(),
+            broker_port: None,
         }))
     }
 }

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt as _;
+use harness_check::Verdict;
+use harness_history::History;
 use harness_report::{CheckResult, Level, VerdictKind};
 
 use crate::catalog::Check;
@@ -84,6 +86,7 @@ pub async fn run_one(env: Arc<RunEnv>, check: &Check) -> Outcome {
         )),
     };
     let history = trial.history();
+    let problem = judge_integrity(problem, &history, &mut trial);
     result.observations = trial.observations().to_vec();
     trial.finish().await;
     if let Some(p) = problem {
@@ -96,6 +99,48 @@ pub async fn run_one(env: Arc<RunEnv>, check: &Check) -> Outcome {
         result,
         history: Some((name, history.to_jsonl())),
     }
+}
+
+/// What every check also requires of its trial, whatever the check's own verdict:
+/// - no delivery from another trial reached the app (else the harness broke: setup error);
+/// - no process of the trial exited unless the trial stopped it (setup error; a failure the
+///   check found stays a failure, with the exit as evidence);
+/// - no message published once arrived under two CloudEvent ids (a failure).
+fn judge_integrity(
+    problem: Option<Problem>,
+    history: &History,
+    trial: &mut Trial,
+) -> Option<Problem> {
+    let foreign = harness_check::foreign::check(history, trial.nonce());
+    if let Verdict::Invalid { evidence } = foreign.strangers_verdict() {
+        return Some(Problem::Setup(format!(
+            "{}: {}",
+            evidence.summary,
+            evidence.items.join("; ")
+        )));
+    }
+    let exits = trial.unexpected_exits();
+    if !exits.is_empty() {
+        return Some(match problem {
+            Some(Problem::Fail {
+                summary,
+                mut evidence,
+            }) => {
+                evidence.extend(exits);
+                Problem::Fail { summary, evidence }
+            }
+            _ => Problem::Setup(exits.join("\n")),
+        });
+    }
+    if problem.is_none()
+        && let Verdict::Invalid { evidence } = foreign.rewrapped_verdict()
+    {
+        return Some(Problem::Fail {
+            summary: evidence.summary,
+            evidence: evidence.items,
+        });
+    }
+    problem
 }
 
 /// Turns a check's problem into its verdict: a broken promise fails a MUST check and is

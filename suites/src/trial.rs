@@ -191,6 +191,9 @@ pub struct Trial {
     env: Arc<RunEnv>,
     id: String,
     seed: u64,
+    /// Carried in every payload the trial publishes (`tck_trial`), so that a delivery from
+    /// any other trial is recognised as foreign (see `harness_check::foreign`).
+    nonce: String,
     started: Instant,
     cluster: Option<Cluster>,
     next_msg: u64,
@@ -205,6 +208,10 @@ impl Trial {
             env,
             id: id.to_owned(),
             seed,
+            // Not a random choice of the check (nothing it decides depends on the value), so it
+            // does not come from the seed: two runs with one seed must still tell their trials
+            // apart.
+            nonce: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
             started: Instant::now(),
             cluster: None,
             next_msg: 0,
@@ -224,6 +231,11 @@ impl Trial {
         &self.observations
     }
 
+    /// The nonce every payload of this trial carries as `tck_trial`.
+    pub fn nonce(&self) -> &str {
+        &self.nonce
+    }
+
     /// The trial's seed (every random choice of the check comes from it).
     pub fn seed(&self) -> u64 {
         self.seed
@@ -234,8 +246,10 @@ impl Trial {
         &self.env
     }
 
+    /// The check id with `.` for `::`, plus the start of the nonce: names of directories,
+    /// logs and proxies, unique even when one check runs twice in one run directory.
     fn safe_id(&self) -> String {
-        self.id.replace("::", ".")
+        format!("{}-{}", self.id.replace("::", "."), &self.nonce[..6])
     }
 
     /// Writes the resources, starts the app (unless `app_later`) and launches the sidecar.
@@ -415,9 +429,12 @@ impl Trial {
             Broker::Redis if self.env.redis.is_some() => Ok(None),
             Broker::Redis => {
                 let name = format!("redis-{}", self.safe_id());
-                let server = RedisServer::start(&dir.join("redis"), &self.log_dir(), &name)
-                    .await
-                    .map_err(|e| Problem::setup(&e))?;
+                let (dir, logs) = (dir.join("redis"), self.log_dir());
+                let server = match self.env.broker_port {
+                    Some(port) => RedisServer::start_on_port(port, &dir, &logs, &name).await,
+                    None => RedisServer::start(&dir, &logs, &name).await,
+                }
+                .map_err(|e| Problem::setup(&e))?;
                 Ok(Some(BrokerServer::Redis(server)))
             }
             Broker::Kafka if self.env.kafka.is_some() => Ok(None),
@@ -562,6 +579,7 @@ impl Trial {
         let id = self.next_id();
         if let Value::Object(o) = &mut data {
             o.insert("tck_id".into(), Value::String(id.clone()));
+            o.insert("tck_trial".into(), Value::String(self.nonce.clone()));
         }
         let key = data
             .get("tck_key")
@@ -704,6 +722,28 @@ impl Trial {
             h.push(e);
         }
         h
+    }
+
+    /// The processes of this trial that exited although nothing stopped them on purpose (a
+    /// crash, a port another process took), each with the end of its log.
+    pub fn unexpected_exits(&mut self) -> Vec<String> {
+        let Some(c) = self.cluster.as_mut() else {
+            return Vec::new();
+        };
+        let mut exits = Vec::new();
+        let name = c.sidecar.child().map(|ch| ch.name().to_owned());
+        if let (Some((status, tail)), Some(name)) = (c.sidecar.unexpected_exit(), name) {
+            exits.push(format!(
+                "the sidecar `{name}` exited ({status}) during the trial; last log lines:\n{tail}"
+            ));
+        }
+        if let Some(b) = c.broker.as_mut() {
+            let name = b.child_name();
+            if let Some((status, tail)) = b.unexpected_exit() {
+                exits.push(format!("the broker `{name}` exited ({status}) during the trial; last log lines:\n{tail}"));
+            }
+        }
+        exits
     }
 
     /// Stops the sidecar (SIGTERM, then SIGKILL) and the app.

@@ -155,6 +155,23 @@ fn main() -> std::process::ExitCode {
                 .map(|&(mode, id, must_fail)| (Broker::Kafka, mode, id, must_fail)),
         )
         .chain(CHAOS_CASES.iter().copied());
+    let isolation = [
+        Trial::test(
+            "selfcheck::isolation::port_taken_by_a_foreign_broker::redis",
+            foreign_broker_on_trial_port,
+        ),
+        Trial::test(
+            "selfcheck::isolation::delivery_from_another_trial::redis",
+            delivery_from_another_trial,
+        ),
+    ]
+    .into_iter()
+    .map(|t| match broker_unavailable(Broker::Redis, &settings) {
+        Some(reason) => t
+            .with_ignored_flag(true)
+            .with_kind(format!("skip: {reason}")),
+        None => t,
+    });
     let trials = cases
         .map(|(broker, mode, id, must_fail)| {
             let name = format!("selfcheck::{mode}::{}::{broker}", id.replace("::", "."));
@@ -166,8 +183,131 @@ fn main() -> std::process::ExitCode {
                 None => trial,
             }
         })
+        .chain(isolation)
         .collect();
     libtest_mimic::run(&args, trials).exit_code()
+}
+
+/// A foreign redis-server (another trial's, say) holds the port a trial's broker was about to
+/// use: the trial must end in a setup error naming the port and the foreign process, never in
+/// a verdict.
+fn foreign_broker_on_trial_port() -> Result<(), Failed> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let dir = scratch("foreign-broker");
+        let foreign = harness::RedisServer::start(&dir.join("data"), &dir, "redis-foreign")
+            .await
+            .map_err(|e| format!("cannot start the foreign redis-server: {e}"))?;
+        let port: u16 = foreign
+            .addr()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .ok_or("the foreign redis-server has no port")?;
+        let pid = foreign.child().map(harness::Child::pid).ok_or("no pid")?;
+        let mut env = Arc::unwrap_or_clone(env_for(Broker::Redis, "none")?);
+        env.target = reference_target(&env)?;
+        env.broker_port = Some(port);
+        let r = run_check(Arc::new(env), "core::status::success_once").await?;
+        let summary = r.summary.unwrap_or_default();
+        let named =
+            summary.contains(&format!("port {port}")) && summary.contains(&format!("pid {pid}"));
+        if r.verdict != VerdictKind::Error || !named {
+            return Err(Failed::from(format!(
+                "expected a setup error naming port {port} and pid {pid}, got {:?}: {summary}",
+                r.verdict
+            )));
+        }
+        Ok(())
+    })
+}
+
+/// A message another trial published reaches this trial's app (two trials on one Redis): the
+/// trial must end in a setup error naming the foreign delivery, never in a verdict.
+fn delivery_from_another_trial() -> Result<(), Failed> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let dir = scratch("shared-broker");
+        let shared = harness::RedisServer::start(&dir.join("data"), &dir, "redis-shared")
+            .await
+            .map_err(|e| format!("cannot start the shared redis-server: {e}"))?;
+        // What a neighbour trial left on the topic: its own m-1, under its own nonce, in the
+        // envelope a sidecar writes to a Redis stream.
+        let envelope = serde_json::json!({
+            "specversion": "1.0", "id": "neighbour-ce", "source": "neighbour", "type": "com.dapr.event.sent",
+            "topic": "orders", "pubsubname": "pubsub", "datacontenttype": "application/json",
+            "data": {"tck_id": "m-1", "tck_trial": "neighbour-trial"}
+        });
+        redis_command(
+            shared.addr(),
+            &["XADD", "orders", "*", "data", &envelope.to_string(), "metadata", "{}"],
+        )
+        .await?;
+        let mut env = Arc::unwrap_or_clone(env_for(Broker::Redis, "none")?);
+        env.target = reference_target(&env)?;
+        env.redis = Some(shared.addr().to_owned());
+        let r = run_check(Arc::new(env), "core::status::success_once").await?;
+        let summary = r.summary.unwrap_or_default();
+        if r.verdict != VerdictKind::Error || !summary.contains("neighbour-trial") {
+            return Err(Failed::from(format!(
+                "expected a setup error naming the neighbour's delivery, got {:?}: {summary}",
+                r.verdict
+            )));
+        }
+        Ok(())
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failed> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?)
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "pubsub-tck-{name}-{}",
+        uuid::Uuid::new_v4().simple()
+    ))
+}
+
+fn reference_target(env: &RunEnv) -> Result<harness::TargetFile, Failed> {
+    let path = env.workspace_root.join("fixtures/targets/reference.toml");
+    harness::TargetFile::load(&path, &env.workspace_root)
+        .map_err(|e| Failed::from(format!("{e:#}")))
+}
+
+async fn run_check(env: Arc<RunEnv>, id: &str) -> Result<harness_report::CheckResult, Failed> {
+    let check = suites::all()
+        .into_iter()
+        .find(|c| c.id == id)
+        .ok_or_else(|| Failed::from(format!("no check {id} in the catalog")))?;
+    Ok(suites::runner::run_one(env, &check).await.result)
+}
+
+/// One Redis command in RESP, answered with anything but an error.
+async fn redis_command(addr: &str, args: &[&str]) -> Result<(), Failed> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut req = format!("*{}\r\n", args.len());
+    for a in args {
+        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    s.write_all(req.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 256];
+    let n = s.read(&mut buf).await.map_err(|e| e.to_string())?;
+    if buf.first() == Some(&b'-') || n == 0 {
+        return Err(Failed::from(format!(
+            "redis answered {:?}",
+            String::from_utf8_lossy(&buf[..n])
+        )));
+    }
+    Ok(())
 }
 
 fn env_for(broker: Broker, mode: &str) -> Result<Arc<RunEnv>, Failed> {

@@ -17,6 +17,7 @@
 //! - [`redelivery`]: retry counts and backoff spacing.
 //! - [`dlq`]: dead-letter expectations.
 //! - [`faults`]: fault windows, what each did to delivery, and a timeline for plots.
+//! - [`foreign`]: deliveries the trial did not cause (another trial's, re-wrapped ones).
 //!
 //! [`History`]: harness_history::History
 
@@ -25,6 +26,7 @@
 pub mod delivery;
 pub mod dlq;
 pub mod faults;
+pub mod foreign;
 pub mod ordering;
 pub mod redelivery;
 mod verdict;

@@ -72,6 +72,10 @@ struct RunArgs {
     /// Do not run the target file's `build` command first.
     #[arg(long)]
     no_build: bool,
+    /// Run the selection this many times, each with a fresh seed (the first is `--seed`, if
+    /// given), and report each check's pass rate and the seeds of its non-passing runs.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    repeat: u32,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -155,7 +159,6 @@ fn write_stdout(s: &str) -> anyhow::Result<()> {
 }
 
 fn run(args: RunArgs) -> anyhow::Result<u8> {
-    let started = Instant::now();
     let mut settings = EnvSettings::from_env()?;
     if args.target.is_some() {
         settings.target = args.target.clone();
@@ -168,15 +171,10 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     }
     let cwd = std::env::current_dir().context("reading the current directory")?;
     let root = find_workspace(&cwd)?;
-    let seed = settings.seed.unwrap_or_else(suites::env::random_seed);
-    settings.seed = Some(seed);
-    let now = time::OffsetDateTime::now_utc();
-    let run_id = run_id(now, seed);
     let base = settings
         .report_dir
         .clone()
         .unwrap_or_else(|| root.join("reports"));
-    let run_dir = base.join(&run_id);
     let brokers = suites::broker::parse_list(&args.broker).map_err(anyhow::Error::msg)?;
     let checks = runner::select(
         suites::all(),
@@ -199,11 +197,90 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
             bail!("broker `{broker}` is not available: {reason}");
         }
     }
+    let first_seed = settings.seed.unwrap_or_else(suites::env::random_seed);
+    let mut reports = Vec::new();
+    for i in 0..args.repeat {
+        let seed = if i == 0 {
+            first_seed
+        } else {
+            suites::env::random_seed()
+        };
+        if args.repeat > 1 {
+            eprintln!("pubsub-tck: run {} of {}, seed {seed}", i + 1, args.repeat);
+        }
+        settings.seed = Some(seed);
+        let build = i == 0 && !args.no_build;
+        let (report, dir) = run_once(&args, &settings, &root, &base, &brokers, &checks, build)?;
+        print_summary(&report, &dir)?;
+        reports.push(report);
+    }
+    if args.repeat == 1 {
+        let code = reports.first().map_or(2, RunReport::exit_code);
+        return Ok(u8::try_from(code).unwrap_or(2));
+    }
+    let target = reports
+        .first()
+        .map(|r| r.target.clone())
+        .unwrap_or_default();
+    let repeat = harness_report::repeat::RepeatReport::from_runs(&target, &reports);
+    let dir = base.join(format!(
+        "{}-repeat",
+        reports.first().map_or("run", |r| r.run_id.as_str())
+    ));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(dir.join("repeat.md"), repeat.markdown())
+        .with_context(|| format!("writing {}", dir.join("repeat.md").display()))?;
+    std::fs::write(
+        dir.join("repeat.json"),
+        serde_json::to_string_pretty(&repeat)?,
+    )
+    .with_context(|| format!("writing {}", dir.join("repeat.json").display()))?;
+    let mut out = String::new();
+    for c in repeat.checks.iter().filter(|c| !c.not_passed.is_empty()) {
+        let seeds: Vec<String> = c.not_passed.iter().map(|(s, _, _)| s.to_string()).collect();
+        out.push_str(&format!(
+            "  {} {}{}: passed {}/{} (seeds {})\n",
+            if c.is_flaky() { "flaky  " } else { "failing" },
+            c.id,
+            c.broker
+                .as_deref()
+                .map(|b| format!("::{b}"))
+                .unwrap_or_default(),
+            c.passed,
+            c.decided(),
+            seeds.join(", ")
+        ));
+    }
+    out.push_str(&format!(
+        "pubsub-tck: repeat: {} — {}\n",
+        repeat.headline(),
+        dir.join("repeat.md").display()
+    ));
+    write_stdout(&out)?;
+    Ok(u8::try_from(repeat.exit_code()).unwrap_or(2))
+}
+
+/// One run of the selection with `settings.seed`: runs every check on every broker and writes
+/// the run's reports.
+fn run_once(
+    args: &RunArgs,
+    settings: &EnvSettings,
+    root: &std::path::Path,
+    base: &std::path::Path,
+    brokers: &[suites::Broker],
+    checks: &[suites::Check],
+    build: bool,
+) -> anyhow::Result<(RunReport, PathBuf)> {
+    let started = Instant::now();
+    let seed = settings.seed.context("the run has a seed")?;
+    let now = time::OffsetDateTime::now_utc();
+    let run_id = run_id(now, seed);
+    let run_dir = base.join(&run_id);
     let mut outcomes = Vec::new();
     let mut env = None;
-    for broker in brokers {
-        let broker_env = RunEnv::new(&settings, root.clone(), run_dir.clone(), broker)?;
-        if env.is_none() && !args.no_build {
+    for &broker in brokers {
+        let broker_env = RunEnv::new(settings, root.to_owned(), run_dir.clone(), broker)?;
+        if env.is_none() && build {
             build_target(&broker_env.target, &broker_env.workspace_root)?;
         }
         eprintln!(
@@ -212,7 +289,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
             broker_env.target.name(),
             broker_env.target.path().display()
         );
-        outcomes.extend(execute(broker_env.clone(), checks.clone(), args.jobs)?);
+        outcomes.extend(execute(broker_env.clone(), checks.to_vec(), args.jobs)?);
         env = Some(broker_env);
     }
     let env = env.context("no broker selected")?;
@@ -238,10 +315,9 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     if let Some(section) = suites::cross_broker::section(&report.checks) {
         report.extra_sections.push(section);
     }
-    let dir = harness_report::store::write_run(&base, &report, &histories)
+    let dir = harness_report::store::write_run(base, &report, &histories)
         .with_context(|| format!("writing reports under {}", base.display()))?;
-    print_summary(&report, &dir)?;
-    Ok(u8::try_from(report.exit_code()).unwrap_or(2))
+    Ok((report, dir))
 }
 
 /// `<UTC date>T<time>Z-<seed>`: sorts by time, names the seed.

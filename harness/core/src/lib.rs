@@ -34,7 +34,7 @@ pub use app::{
 pub use broker::{BrokerError, Durability, KafkaServer, RedisServer};
 pub use client::{ApiResponse, ClientError, SidecarClient};
 pub use fault_proxy::{FaultProxy, FaultProxyError};
-pub use ports::{PortError, PortReservation};
+pub use ports::{PortError, PortLease, PortReservation};
 pub use proc::{Child, ProcessSpec, ReadyError, ShutdownStep, SignalError, SpawnError};
 pub use sidecar::{LaunchError, Sidecar, SidecarOptions};
 pub use target::{CommandLine, LaunchVars, TargetError, TargetFile};

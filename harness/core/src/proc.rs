@@ -12,10 +12,12 @@ use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::ports::PortLease;
 use crate::unix::{Sig, signal_group};
 
 /// How often readiness probes are repeated.
@@ -117,6 +119,9 @@ pub struct ProcessSpec {
     cwd: Option<PathBuf>,
     name: String,
     log_dir: PathBuf,
+    /// The ports this process binds: out of every other reservation while any clone of the
+    /// spec (and so the child, across restarts) lives.
+    ports: Option<Arc<PortLease>>,
 }
 
 impl ProcessSpec {
@@ -137,7 +142,15 @@ impl ProcessSpec {
             env: BTreeMap::new(),
             cwd: None,
             log_dir: std::env::temp_dir().join("pubsub-tck").join("logs"),
+            ports: None,
         }
+    }
+
+    /// Keeps `lease` (the ports this process will bind) for as long as the child lives, so no
+    /// other reservation of this harness is handed them, restarts included.
+    pub fn hold_ports(mut self, lease: PortLease) -> ProcessSpec {
+        self.ports = Some(Arc::new(lease));
+        self
     }
 
     /// Appends one argument.
@@ -257,6 +270,9 @@ pub struct Child {
     log_start: u64,
     exit: Option<ExitStatus>,
     paused: bool,
+    /// Whether the harness asked the current incarnation to stop (kill or the shutdown
+    /// ladder): only then is its exit expected.
+    stopping: bool,
 }
 
 impl Child {
@@ -273,6 +289,7 @@ impl Child {
             pid,
             exit: None,
             paused: false,
+            stopping: false,
         }
     }
 
@@ -311,6 +328,15 @@ impl Child {
             }
         }
         self.exit
+    }
+
+    /// The exit status and the end of the log, if the current incarnation exited although the
+    /// harness never asked it to stop: a crash, or a process that could not bind its port.
+    pub fn unexpected_exit(&mut self) -> Option<(ExitStatus, String)> {
+        match self.try_exit_status() {
+            Some(status) if !self.stopping => Some((status, self.log_tail(20))),
+            _ => None,
+        }
     }
 
     /// Waits up to `deadline` for the process to exit on its own.
@@ -402,6 +428,7 @@ impl Child {
     /// The shutdown ladder: SIGTERM to the group, up to `grace` for it to exit, then
     /// SIGKILL. Returns the step that ended it.
     pub async fn terminate(&mut self, grace: Duration) -> ShutdownStep {
+        self.stopping = true;
         if self.try_exit_status().is_some() {
             self.reap_group();
             return ShutdownStep::AlreadyExited;
@@ -426,6 +453,7 @@ impl Child {
 
     /// SIGKILLs the group and waits for the leader to be reaped.
     pub async fn kill(&mut self) -> Option<ExitStatus> {
+        self.stopping = true;
         let _ = self.signal(Sig::Kill);
         self.paused = false;
         if self.exit.is_none()
@@ -467,6 +495,7 @@ impl Child {
         self.pid = pid;
         self.exit = None;
         self.paused = false;
+        self.stopping = false;
         Ok(())
     }
 

@@ -72,6 +72,20 @@ pub enum LaunchError {
         #[source]
         source: ClientError,
     },
+    /// Something other than the launched sidecar answered on its port.
+    #[error(
+        "port {port} of target `{target}` is answered by a sidecar with app id {stranger:?}, not by the one this trial started (app id {ours:?}); another process holds the port"
+    )]
+    Foreign {
+        /// The target's name.
+        target: String,
+        /// The HTTP API port.
+        port: u16,
+        /// The app id that answered.
+        stranger: String,
+        /// The app id the harness launched the sidecar with.
+        ours: String,
+    },
     /// The operation needs a process, but the harness only attached to this target.
     #[error("target `{target}` is attached, the harness does not own its process")]
     Attached {
@@ -175,9 +189,9 @@ impl Sidecar {
             return Ok(sidecar);
         }
 
-        // Ports are free when reserved but released just before the spawn; a parallel trial
-        // may take one in between. A start-up that fails on a taken port is retried with
-        // fresh ports; any other failure is final.
+        // Ports stay leased to this launch (see `crate::ports`), but another process on the
+        // machine may still bind one between release and spawn. A start-up that fails on a
+        // taken port is retried with fresh ports; any other failure is final.
         let mut attempt = 1;
         loop {
             match Sidecar::spawn_once(target, options.clone()).await {
@@ -205,13 +219,16 @@ impl Sidecar {
             target: target.name().to_owned(),
             source,
         };
-        let wanted = if options.app_port.is_some() { 3 } else { 4 };
+        let wanted = if options.app_port.is_some() { 4 } else { 5 };
         let reservation = PortReservation::new(wanted).map_err(|source| LaunchError::Ports {
             target: name.clone(),
             source,
         })?;
         let ports = reservation.ports().to_vec();
-        let (http_port, grpc_port, metrics_port) = (ports[0], ports[1], ports[2]);
+        let (http_port, grpc_port, metrics_port, internal_grpc_port) =
+            (ports[0], ports[1], ports[2], ports[3]);
+        // Without an app port of its own the sidecar gets a reserved one that the test app binds
+        // later (`TestApp::start_on`); the lease keeps it out of other trials meanwhile.
         let app_port = options.app_port.unwrap_or(ports[ports.len() - 1]);
         let vars = LaunchVars {
             app_id: options.app_id.clone(),
@@ -219,6 +236,7 @@ impl Sidecar {
             http_port,
             grpc_port,
             metrics_port,
+            internal_grpc_port,
             resources_dir: options.resources_dir.clone(),
             config_file: options.config_file.clone(),
         };
@@ -242,13 +260,14 @@ impl Sidecar {
         let http_url = format!("http://127.0.0.1:{http_port}");
         let client =
             SidecarClient::new(&http_url, options.api_token.clone()).map_err(client_err)?;
-        // The app port stays reserved only until here, like the others: a test app that
-        // starts later binds it with `TestApp::start_on`.
-        let _ = reservation.release();
-        let child = spec.spawn().map_err(|source| LaunchError::Spawn {
-            target: name.clone(),
-            source,
-        })?;
+        // The child holds the lease for its whole life, restarts included.
+        let child = spec
+            .hold_ports(reservation.release())
+            .spawn()
+            .map_err(|source| LaunchError::Spawn {
+                target: name.clone(),
+                source,
+            })?;
         let mut sidecar = Sidecar {
             target: name,
             app_id: options.app_id,
@@ -266,6 +285,9 @@ impl Sidecar {
         Ok(sidecar)
     }
 
+    /// Waits for the readiness path, then proves that the answer came from the launched
+    /// process and not from whoever else holds the port: the metadata API must report the
+    /// app id this sidecar was launched with.
     async fn wait_ready(&mut self) -> Result<(), LaunchError> {
         let url = format!("{}{}", self.http_url, self.ready_path);
         let deadline = self.ready_deadline;
@@ -276,7 +298,31 @@ impl Sidecar {
         result.map_err(|source| LaunchError::Ready {
             target: self.target.clone(),
             source,
-        })
+        })?;
+        if self.child.is_some() {
+            self.check_identity().await?;
+        }
+        Ok(())
+    }
+
+    /// Compares the metadata API's `id` with the launch's app id. A target whose metadata
+    /// API does not answer with an id cannot prove anything and passes.
+    async fn check_identity(&self) -> Result<(), LaunchError> {
+        let Ok(resp) = self.client.metadata().await else {
+            return Ok(());
+        };
+        let id = serde_json::from_slice::<serde_json::Value>(&resp.body)
+            .ok()
+            .and_then(|v| v.get("id").and_then(|id| id.as_str().map(str::to_owned)));
+        match id {
+            Some(id) if resp.status / 100 == 2 && id != self.app_id => Err(LaunchError::Foreign {
+                target: self.target.clone(),
+                port: self.http_port.unwrap_or(0),
+                stranger: id,
+                ours: self.app_id.clone(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Whether the harness attached to an already running sidecar instead of starting one.
@@ -343,6 +389,12 @@ impl Sidecar {
             Some(child) => child.wait_http_ready(&url, deadline).await,
             None => poll_ready_attached(&self.target, &url, deadline).await,
         }
+    }
+
+    /// How the sidecar exited, with the end of its log, if it exited although the harness
+    /// never stopped it; `None` while it runs, after a deliberate stop, or when attached.
+    pub fn unexpected_exit(&mut self) -> Option<(ExitStatus, String)> {
+        self.child.as_mut()?.unexpected_exit()
     }
 
     /// SIGKILLs the sidecar's process group; `None` when attached.

@@ -32,6 +32,7 @@ pub const PLACEHOLDERS: &[&str] = &[
     "http_port",
     "grpc_port",
     "metrics_port",
+    "internal_grpc_port",
     "resources_dir",
     "config_file",
 ];
@@ -191,6 +192,9 @@ pub struct LaunchVars {
     pub grpc_port: u16,
     /// `{metrics_port}`.
     pub metrics_port: u16,
+    /// `{internal_grpc_port}`: daprd's sidecar-to-sidecar gRPC listener (it picks a port of its
+    /// own without the flag, outside the harness's control).
+    pub internal_grpc_port: u16,
     /// `{resources_dir}`: components, subscriptions, resiliency.
     pub resources_dir: PathBuf,
     /// `{config_file}`: a Configuration YAML; using the placeholder without one is an error.
@@ -315,6 +319,7 @@ impl TargetFile {
             "http_port" => Some(Ok(vars.http_port.to_string())),
             "grpc_port" => Some(Ok(vars.grpc_port.to_string())),
             "metrics_port" => Some(Ok(vars.metrics_port.to_string())),
+            "internal_grpc_port" => Some(Ok(vars.internal_grpc_port.to_string())),
             "resources_dir" => Some(Ok(vars.resources_dir.display().to_string())),
             "config_file" => Some(match &vars.config_file {
                 Some(p) => Ok(p.display().to_string()),
@@ -495,6 +500,7 @@ mod tests {
             http_port: 3500,
             grpc_port: 50001,
             metrics_port: 9090,
+            internal_grpc_port: 9091,
             resources_dir: PathBuf::from("/res"),
             config_file: None,
         }

@@ -120,6 +120,14 @@ pub struct Delivery {
     pub answered: String,
     /// Concurrent requests on this route at arrival, including this one.
     pub in_flight: u32,
+    /// The publishing trial's nonce (`tck_trial` in the payload): a delivery carrying
+    /// another trial's nonce is foreign traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial: Option<String>,
+    /// Whether the payload arrived wrapped in a synthetic CloudEvent (a raw-payload
+    /// subscription), whose `id` is made anew on every attempt.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub raw: bool,
 }
 
 impl Delivery {
@@ -142,7 +150,16 @@ impl Delivery {
             attempt,
             answered: answered.into(),
             in_flight: 1,
+            trial: None,
+            raw: false,
         }
+    }
+
+    /// Sets the publishing trial's nonce.
+    #[must_use]
+    pub fn with_trial(mut self, trial: impl Into<String>) -> Self {
+        self.trial = Some(trial.into());
+        self
     }
 
     /// Sets the CloudEvent id.

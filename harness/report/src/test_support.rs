@@ -76,3 +76,17 @@ pub(crate) fn sample() -> RunReport {
     }];
     report
 }
+
+/// A report with one MUST check per `(id, verdict)`, broker unset.
+pub(crate) fn report_with(verdicts: &[(&str, VerdictKind)]) -> RunReport {
+    let mut report = RunReport::new("run", "0.1.0", "reference", "2026-01-02T03:04:05Z", 1);
+    report.checks = verdicts
+        .iter()
+        .map(|&(id, verdict)| CheckResult {
+            broker: None,
+            summary: (verdict != VerdictKind::Pass).then(|| format!("why {id}")),
+            ..check(id, Level::Must, "core", verdict)
+        })
+        .collect();
+    report
+}

@@ -35,6 +35,8 @@ pub struct LoadConfig {
     pub keys: u32,
     /// Message ids are `<prefix><key>-<seq>`.
     pub id_prefix: String,
+    /// The trial's nonce, carried in every payload as `tck_trial`.
+    pub trial: String,
     /// A publish still unanswered after this is recorded as indeterminate.
     pub request_timeout: Duration,
 }
@@ -138,7 +140,7 @@ impl Lane {
 
     async fn publish(&self, seq: u64) {
         let id = format!("{}{}-{seq}", self.config.id_prefix, self.key);
-        let body = json!({"tck_id": id, "tck_key": self.key, "tck_seq": seq}).to_string();
+        let body = json!({"tck_id": id, "tck_key": self.key, "tck_seq": seq, "tck_trial": self.config.trial}).to_string();
         let mut p = Publish::new(MessageId::new(id), &self.config.topic, Phase::Invoke);
         p.key = Some(self.key.clone());
         p.seq = Some(seq);

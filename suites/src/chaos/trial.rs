@@ -69,6 +69,7 @@ pub async fn run(t: &mut Trial, e: &Experiment) -> Result<(), Problem> {
         rate: e.rate,
         keys: e.keys,
         id_prefix: "c-".to_owned(),
+        trial: t.nonce().to_owned(),
         request_timeout: Duration::from_secs(2),
     };
     let began = Instant::now();

@@ -15,7 +15,7 @@
 
 use serde_json::{Value, json};
 
-use crate::apps::{AppSpec, AppsWorld, Ready, Runtime, app_port, poll};
+use crate::apps::{AppSpec, AppsWorld, Ready, Runtime, poll};
 use crate::broker::Broker;
 use crate::catalog::{Check, Need};
 use crate::check;
@@ -206,7 +206,7 @@ async fn fastapi_flow(
     subscriber: bool,
 ) -> Result<(AppsWorld, usize, Option<usize>), Problem> {
     let mut w = AppsWorld::new(t, false).await?;
-    let sub_port = app_port()?;
+    let sub_port = w.app_port()?;
     let sc = w.sidecar("task-subscriber", sub_port).await?;
     let sub = if subscriber {
         let sub = w.app(FASTAPI_SUBSCRIBER, sub_port, sc, &[]).await?;
@@ -215,8 +215,9 @@ async fn fastapi_flow(
     } else {
         None
     };
+    let publ_port = w.app_port()?;
     let publ = w
-        .app(PUBLISHER, app_port()?, sc, &[("DAPR_HEALTH_TIMEOUT", "5")])
+        .app(PUBLISHER, publ_port, sc, &[("DAPR_HEALTH_TIMEOUT", "5")])
         .await?;
     Ok((w, publ, sub))
 }
@@ -350,11 +351,11 @@ struct Orders {
 
 async fn orders_flow(t: &Trial) -> Result<(AppsWorld, Orders), Problem> {
     let mut w = AppsWorld::new(t, true).await?;
-    let inv_port = app_port()?;
+    let inv_port = w.app_port()?;
     let inventory_sidecar = w.sidecar("inventory", inv_port).await?;
     let inventory = w.app(INVENTORY, inv_port, inventory_sidecar, &[]).await?;
     w.wait_subscribed(inventory_sidecar).await?;
-    let ord_port = app_port()?;
+    let ord_port = w.app_port()?;
     let ord_sc = w.sidecar("order-service", ord_port).await?;
     let order_service = w.app(ORDER_SERVICE, ord_port, ord_sc, &[]).await?;
     w.wait_subscribed(ord_sc).await?;
@@ -478,7 +479,7 @@ async fn orders_inventory_is_90(t: &mut Trial) -> Result<(), Problem> {
 
 async fn daprserver_flow(t: &Trial) -> Result<(AppsWorld, usize, usize), Problem> {
     let mut w = AppsWorld::new(t, false).await?;
-    let port = app_port()?;
+    let port = w.app_port()?;
     let sc = w.sidecar("node-subscriber", port).await?;
     let app = w.app(NODE_SUBSCRIBER, port, sc, &[]).await?;
     Ok((w, sc, app))

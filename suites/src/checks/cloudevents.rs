@@ -419,6 +419,7 @@ async fn json_data_embedded(t: &mut Trial) -> Result<(), Problem> {
     let d = t.wait_msg(ROUTE, &id, 1).await?;
     let mut expected = payload;
     expected["tck_id"] = json!(id);
+    expected["tck_trial"] = json!(t.nonce());
     attr_eq(&body_of(&d[0]), "data", expected, &d[0])
 }
 

@@ -73,6 +73,11 @@ pub struct RecordedDelivery {
     pub tck_key: Option<String>,
     /// The per-key sequence number `tck_seq`, read next to `tck_id`.
     pub tck_seq: Option<u64>,
+    /// The publishing trial's nonce `tck_trial`, read next to `tck_id`.
+    pub tck_trial: Option<String>,
+    /// Whether the harness fields were found inside a decoded `data_base64` (a raw-payload
+    /// delivery, whose CloudEvent is synthetic).
+    pub raw_payload: bool,
     /// 1-based: how many times this route has seen this message, keyed by `tck_id`, else
     /// `ce_id`, else the whole body. `tck_id` comes first because raw-payload deliveries
     /// get a fresh CloudEvent id on every attempt.
@@ -103,6 +108,8 @@ impl RecordedDelivery {
         d.topic = self.topic.clone();
         d.key = self.tck_key.clone();
         d.seq = self.tck_seq;
+        d.trial = self.tck_trial.clone();
+        d.raw = self.raw_payload;
         let micros = u64::try_from(self.at.saturating_duration_since(trial_start).as_micros())
             .unwrap_or(u64::MAX);
         harness_history::Event::new(micros, d)
@@ -170,6 +177,8 @@ pub(crate) struct Identity {
     pub(crate) tck_id: Option<String>,
     pub(crate) tck_key: Option<String>,
     pub(crate) tck_seq: Option<u64>,
+    pub(crate) tck_trial: Option<String>,
+    pub(crate) raw_payload: bool,
 }
 
 impl Identity {
@@ -185,12 +194,17 @@ impl Identity {
             .and_then(|v| v.get("topic"))
             .and_then(Value::as_str)
             .map(str::to_owned);
-        let payload = body_json.as_ref().and_then(harness_payload);
+        let (payload, raw_payload) = match body_json.as_ref().and_then(harness_payload) {
+            Some((p, raw)) => (Some(p), raw),
+            None => (None, false),
+        };
         let field = |name: &str| payload.as_ref().and_then(|p| p.get(name)).cloned();
         Identity {
             tck_id: field("tck_id").and_then(|v| v.as_str().map(str::to_owned)),
             tck_key: field("tck_key").and_then(|v| v.as_str().map(str::to_owned)),
             tck_seq: field("tck_seq").and_then(|v| v.as_u64()),
+            tck_trial: field("tck_trial").and_then(|v| v.as_str().map(str::to_owned)),
+            raw_payload,
             body_json,
             ce_id,
             topic,
@@ -207,20 +221,20 @@ impl Identity {
     }
 }
 
-/// The JSON object holding the harness fields (`tck_id`, `tck_key`, `tck_seq`): the
-/// CloudEvent's `data`, the body itself, or the same two places inside a decoded
-/// `data_base64` (raw-payload deliveries).
-fn harness_payload(v: &Value) -> Option<Value> {
+/// The JSON object holding the harness fields (`tck_id`, `tck_key`, `tck_seq`, `tck_trial`):
+/// the CloudEvent's `data`, the body itself, or the same two places inside a decoded
+/// `data_base64` (raw-payload deliveries; the flag says so).
+fn harness_payload(v: &Value) -> Option<(Value, bool)> {
     let direct = |v: &Value| match v.get("data") {
         Some(d) if d.get("tck_id").is_some() => Some(d.clone()),
         _ if v.get("tck_id").is_some() => Some(v.clone()),
         _ => None,
     };
-    direct(v).or_else(|| {
+    direct(v).map(|p| (p, false)).or_else(|| {
         let b64 = v.get("data_base64")?.as_str()?;
         let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
         let inner: Value = serde_json::from_slice(&raw).ok()?;
-        direct(&inner)
+        direct(&inner).map(|p| (p, true))
     })
 }
 
@@ -329,6 +343,8 @@ impl Recorder {
                 topic: id.topic,
                 tck_key: id.tck_key,
                 tck_seq: id.tck_seq,
+                tck_trial: id.tck_trial,
+                raw_payload: id.raw_payload,
                 attempt,
                 answered,
                 answer,
