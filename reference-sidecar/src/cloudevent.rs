@@ -164,8 +164,8 @@ pub fn envelope(
         "datacontenttype",
         content_type.unwrap_or("text/plain"),
     );
-    if let Some(ttl) = ctx.ttl {
-        field(&mut out, "expiration", &rfc3339_seconds(ctx.now + ttl));
+    if let Some(at) = expiration(ctx) {
+        field(&mut out, "expiration", &at);
     }
     let mut uuid_buf = uuid::Uuid::encode_buffer();
     let id = match &o.id {
@@ -250,13 +250,17 @@ fn passthrough(ctx: &PublishContext<'_>, body: &[u8]) -> Result<Vec<u8>, Envelop
             map.insert(k.into(), raw_str(default));
         }
     }
-    if let Some(ttl) = ctx.ttl {
-        map.insert(
-            "expiration".into(),
-            raw_str(&rfc3339_seconds(ctx.now + ttl)),
-        );
+    if let Some(at) = expiration(ctx) {
+        map.insert("expiration".into(), raw_str(&at));
     }
     serde_json::to_vec(&map).map_err(|e| EnvelopeError::NotAnObject(Some(e)))
+}
+
+/// `now + ttl` in RFC 3339; none when the sum leaves the representable range (a TTL is at most
+/// about 292 years, so only a clock near year 9999 gets there).
+fn expiration(ctx: &PublishContext<'_>) -> Option<String> {
+    let ttl = time::Duration::try_from(ctx.ttl?).ok()?;
+    ctx.now.checked_add(ttl).map(rfc3339_seconds)
 }
 
 fn field(out: &mut Vec<u8>, key: &str, value: &str) {

@@ -200,17 +200,26 @@ pub fn raw_payload(pubsub: &str, md: &BTreeMap<String, String>) -> Result<bool, 
     }
 }
 
-/// `ttlInSeconds` / `ttl` (case-insensitive): integer seconds or a Go duration; invalid, zero or
-/// negative values are ignored, as in daprd.
+/// `ttlInSeconds` / `ttl` (case-insensitive), read as contrib's `TryGetTTL` reads it: first as a
+/// Go duration (`"30s"`; also `"0"`, and a negative duration counts as zero: the message expires
+/// at once), else as whole seconds (`"30"`; zero, negative or invalid is ignored). The longest
+/// TTL is `i64::MAX` nanoseconds (about 292 years), as for Go's `time.Duration`.
 pub fn ttl(md: &BTreeMap<String, String>) -> Option<Duration> {
     let v = md
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("ttlInSeconds") || k.eq_ignore_ascii_case("ttl"))?
-        .1;
-    if let Ok(secs) = v.trim().parse::<i64>() {
-        return (secs > 0).then(|| Duration::from_secs(secs as u64));
+        .1
+        .as_str();
+    let longest = Duration::from_nanos(i64::MAX as u64);
+    if let Some(magnitude) = v.strip_prefix('-') {
+        return parse_go_duration(magnitude).ok().map(|_| Duration::ZERO);
     }
-    parse_go_duration(v).ok().filter(|d| !d.is_zero())
+    if let Ok(d) = parse_go_duration(v) {
+        // Go rejects a duration string beyond its range; TryGetTTL then fails and is ignored.
+        return (d <= longest).then_some(d);
+    }
+    let secs = v.parse::<i64>().ok().filter(|s| *s > 0)?;
+    Some(Duration::from_secs(secs as u64).min(longest))
 }
 
 fn check_scope(
@@ -398,5 +407,32 @@ where
             None => return Err(err),
         }
         attempt += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(value: &str, expect: &str) {
+        let md = BTreeMap::from([("ttlInSeconds".to_owned(), value.to_owned())]);
+        assert_eq!(format!("{:?}", ttl(&md)), expect, "ttlInSeconds={value:?}");
+    }
+
+    #[test]
+    fn ttl_reads_like_contrib() {
+        check("30", "Some(30s)");
+        check("1m30s", "Some(90s)");
+        // A zero or negative duration expires the message at once.
+        check("0", "Some(0ns)");
+        check("0s", "Some(0ns)");
+        check("-5s", "Some(0ns)");
+        // Zero, negative or invalid whole seconds are ignored.
+        check("00", "None");
+        check("-5", "None");
+        check("soon", "None");
+        // Huge values stop at Go's longest duration instead of overflowing.
+        check("400000000000", "Some(9223372036.854775807s)");
+        check("99999999999999999h", "None");
     }
 }

@@ -212,7 +212,7 @@ async fn entry_read_by_a_crashed_sidecar_is_reclaimed() {
     // Same app-id, so same group and consumer: only the reclaimer can bring the entry back.
     let second_dir = resources(&component(
         &server,
-        &[("processingTimeout", "1s"), ("redeliverInterval", "200ms")],
+        &[("processingTimeout", "1s"), ("redeliverInterval", "200")],
     ));
     let second = Sidecar::start(config("checkout", Some(port), second_dir.path())).await;
     app.wait("/orders", "stuck", 2).await;

@@ -113,10 +113,12 @@ fn verdict_word(
     if verdicts.is_empty() {
         return "not run";
     }
-    if verdicts
-        .iter()
-        .any(|v| matches!(v, VerdictKind::Fail | VerdictKind::NonStrict))
-    {
+    if verdicts.iter().any(|v| {
+        matches!(
+            v,
+            VerdictKind::Fail | VerdictKind::NonStrict | VerdictKind::ExpectedFail
+        )
+    }) {
         "broken"
     } else if verdicts.iter().any(|v| matches!(v, VerdictKind::Error)) {
         "error"
@@ -204,6 +206,7 @@ mod tests {
             clause_url: None,
             profile: "core".into(),
             broker: Some(broker.into()),
+            target: None,
             verdict,
             summary: None,
             evidence: vec![],

@@ -69,6 +69,14 @@ pub enum EnvError {
         /// What is wrong.
         message: String,
     },
+    /// An expectations file names a check or a broker that does not exist.
+    #[error("expectations file {}: {problem}", path.display())]
+    Expectations {
+        /// The file.
+        path: PathBuf,
+        /// What it names wrongly.
+        problem: String,
+    },
     /// The run directory cannot be created.
     #[error("cannot create the run directory {path}")]
     RunDir {
@@ -170,6 +178,32 @@ pub fn find_workspace(start: &Path) -> Result<PathBuf, EnvError> {
     }
 }
 
+/// Every entry of an expectations file must name a check of the catalog and known brokers, so
+/// a typo cannot silently expect nothing.
+fn check_expectations(file: &harness::Expectations) -> Result<(), EnvError> {
+    let catalog = crate::all();
+    for e in file.entries() {
+        let problem = if !catalog.iter().any(|c| c.id == e.check) {
+            Some(format!(
+                "no check has the id {:?} (see `pubsub-tck list`)",
+                e.check
+            ))
+        } else {
+            e.brokers
+                .iter()
+                .find(|b| Broker::parse(b).is_none())
+                .map(|b| format!("{}: unknown broker {b:?}", e.check))
+        };
+        if let Some(problem) = problem {
+            return Err(EnvError::Expectations {
+                path: file.path().to_owned(),
+                problem,
+            });
+        }
+    }
+    Ok(())
+}
+
 impl RunEnv {
     /// The variable that made this run's broker external, if it is: the trial cannot kill or
     /// restart it.
@@ -206,6 +240,9 @@ impl RunEnv {
                 path: target_path.clone(),
                 source: Box::new(source),
             })?;
+        if let Some(file) = target.expectations() {
+            check_expectations(file)?;
+        }
         for sub in ["logs", "resources"] {
             let p = run_dir.join(sub);
             std::fs::create_dir_all(&p).map_err(|source| EnvError::RunDir { path: p, source })?;

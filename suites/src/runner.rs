@@ -50,6 +50,7 @@ pub async fn run_one(env: Arc<RunEnv>, check: &Check) -> Outcome {
         clause_url: check.clause_url.map(str::to_owned),
         profile: check.profile().to_owned(),
         broker: Some(env.broker.name().to_owned()),
+        target: Some(env.target.name().to_owned()),
         verdict: VerdictKind::Pass,
         summary: None,
         evidence: Vec::new(),
@@ -92,8 +93,15 @@ pub async fn run_one(env: Arc<RunEnv>, check: &Check) -> Outcome {
     if let Some(p) = problem {
         record_problem(&mut result, p);
     }
+    apply_expectations(&mut result, &env);
     result.duration_ms = started.elapsed().as_millis() as u64;
-    let name = harness_report::store::history_file_name(&format!("{}::{}", check.id, env.broker));
+    // The target is part of the name: a run over several targets keeps each one's history.
+    let name = harness_report::store::history_file_name(&format!(
+        "{}::{}::{}",
+        env.target.name(),
+        check.id,
+        env.broker
+    ));
     result.history_file = Some(format!("histories/{name}"));
     Outcome {
         result,
@@ -141,6 +149,37 @@ fn judge_integrity(
         });
     }
     problem
+}
+
+/// Applies the target's expectations file: a failure it names becomes an expected failure
+/// (it does not fail the run), a pass of a check it names an unexpected pass (it does).
+/// Skips and errors stay what they are.
+fn apply_expectations(result: &mut CheckResult, env: &RunEnv) {
+    let Some(file) = env.target.expectations() else {
+        return;
+    };
+    let Some(e) = file.lookup(&result.id, env.broker.name()) else {
+        return;
+    };
+    let name = file.path().file_name().map_or_else(
+        || file.path().display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    match result.verdict {
+        VerdictKind::Fail | VerdictKind::NonStrict => {
+            let seen = result.summary.take().unwrap_or_default();
+            result.verdict = VerdictKind::ExpectedFail;
+            result.summary = Some(format!("expected ({name}): {}; seen: {seen}", e.describe()));
+        }
+        VerdictKind::Pass => {
+            result.verdict = VerdictKind::UnexpectedPass;
+            result.summary = Some(format!(
+                "passed, but {name} says it fails: {}; remove the entry if the target changed",
+                e.describe()
+            ));
+        }
+        _ => {}
+    }
 }
 
 /// Turns a check's problem into its verdict: a broken promise fails a MUST check and is

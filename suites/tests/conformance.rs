@@ -4,7 +4,8 @@
 //! listed as ignored with the reason).
 //!
 //! Listing starts nothing. A MUST failure fails the trial; a SHOULD failure passes and prints
-//! `non-strict:` with the evidence. Checks the target cannot run are listed as ignored, and
+//! `non-strict:` with the evidence. A failure the target's expectations file names passes and
+//! prints `expected failure:`; a pass of a check it names fails the trial (the file is stale). Checks the target cannot run are listed as ignored, and
 //! their kind tag says why.
 
 use std::process::ExitCode;
@@ -122,7 +123,12 @@ fn run(env: Arc<RunEnv>, check: suites::Check) -> Result<(), Failed> {
             eprintln!("non-strict: {} (SHOULD): {}", r.id, details());
             Ok(())
         }
+        VerdictKind::ExpectedFail => {
+            eprintln!("expected failure: {}: {}", r.id, details());
+            Ok(())
+        }
         VerdictKind::Fail => Err(Failed::from(format!("MUST failed: {}", details()))),
+        VerdictKind::UnexpectedPass => Err(Failed::from(format!("unexpected pass: {}", details()))),
         VerdictKind::Error => Err(Failed::from(format!(
             "setup error (not a verdict on the target): {}",
             details()

@@ -59,9 +59,42 @@ fn files_under(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
 fn every_target_file_loads() {
     let mut files = Vec::new();
     files_under(&root().join("fixtures/targets"), "toml", &mut files);
+    // `*.expect.toml` are expectations files, loaded through the target that names them.
+    files.retain(|f| !f.to_string_lossy().ends_with(".expect.toml"));
     assert!(files.len() >= 3);
     for f in files {
         harness::TargetFile::load(&f, &root()).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+    }
+}
+
+#[test]
+fn every_expectations_file_is_named_by_a_target_and_names_real_checks() {
+    let mut files = Vec::new();
+    files_under(&root().join("fixtures/targets"), "toml", &mut files);
+    let (expect, targets): (Vec<_>, Vec<_>) = files
+        .into_iter()
+        .partition(|f| f.to_string_lossy().ends_with(".expect.toml"));
+    let named: Vec<std::path::PathBuf> = targets
+        .iter()
+        .filter_map(|t| harness::TargetFile::load(t, &root()).ok())
+        .filter_map(|t| t.expectations().map(|e| e.path().canonicalize().unwrap()))
+        .collect();
+    let ids: Vec<&str> = suites::all().iter().map(|c| c.id).collect();
+    for f in expect {
+        assert!(
+            named.contains(&f.canonicalize().unwrap()),
+            "{} is named by no target file",
+            f.display()
+        );
+        let file = harness::Expectations::load(&f).unwrap();
+        for e in file.entries() {
+            assert!(
+                ids.contains(&e.check.as_str()),
+                "{}: no check {}",
+                f.display(),
+                e.check
+            );
+        }
     }
 }
 

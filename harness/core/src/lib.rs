@@ -17,6 +17,7 @@
 pub mod app;
 pub mod broker;
 pub mod client;
+pub mod expect;
 pub mod fault;
 pub mod fault_proxy;
 pub mod mutant;
@@ -33,6 +34,7 @@ pub use app::{
 };
 pub use broker::{BrokerError, Durability, KafkaServer, RedisServer};
 pub use client::{ApiResponse, ClientError, SidecarClient};
+pub use expect::{ExpectError, Expectation, Expectations};
 pub use fault_proxy::{FaultProxy, FaultProxyError};
 pub use ports::{PortError, PortLease, PortReservation};
 pub use proc::{Child, ProcessSpec, ReadyError, ShutdownStep, SignalError, SpawnError};

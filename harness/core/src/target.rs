@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::expect::{ExpectError, Expectations};
+
 /// The default readiness path polled after spawning a sidecar (§8.7: publishing works).
 pub const DEFAULT_READY_PATH: &str = "/v1.0/healthz/outbound";
 
@@ -48,6 +50,7 @@ const KEYS: &[&str] = &[
     "capabilities",
     "url",
     "build",
+    "expectations",
 ];
 
 /// Why a target file could not be loaded or expanded.
@@ -70,6 +73,15 @@ pub enum TargetError {
         /// The TOML cause (it names the line and key).
         #[source]
         source: toml::de::Error,
+    },
+    /// The expectations file the target names could not be loaded.
+    #[error("target file {}: cannot load its expectations file", path.display())]
+    Expectations {
+        /// The target file.
+        path: PathBuf,
+        /// Why (boxed: it is rare and large).
+        #[source]
+        source: Box<ExpectError>,
     },
     /// A top-level key is not part of the target file format.
     #[error("target file {}: unknown key `{key}` (expected one of {})", path.display(), KEYS.join(", "))]
@@ -149,6 +161,7 @@ struct RawTarget {
     url: Option<String>,
     #[serde(default)]
     build: Option<Vec<String>>,
+    expectations: Option<String>,
 }
 
 /// How the sidecar is reached.
@@ -174,6 +187,7 @@ pub struct TargetFile {
     ready: String,
     capabilities: Vec<String>,
     build: Option<Vec<String>>,
+    expectations: Option<Expectations>,
 }
 
 /// An expanded command line: the program, its arguments and the extra environment.
@@ -277,6 +291,11 @@ impl TargetFile {
     /// `pubsub-tck run` runs it in the workspace root before launching.
     pub fn build_command(&self) -> Option<&[String]> {
         self.build.as_deref()
+    }
+
+    /// The target's expectations file (checks it is known to fail, and why), if it names one.
+    pub fn expectations(&self) -> Option<&Expectations> {
+        self.expectations.as_ref()
     }
 
     /// Whether the target claims `capability`.
@@ -416,6 +435,22 @@ fn validate(raw: RawTarget, path: &Path, workspace_root: &Path) -> Result<Target
     if !ready.starts_with('/') {
         return Err(invalid("ready", "must be a path starting with `/`"));
     }
+    // Relative to the target file, so a target and its expectations travel together.
+    let expectations = match raw.expectations {
+        Some(file) if file.trim().is_empty() => {
+            return Err(invalid("expectations", "must not be empty"));
+        }
+        Some(file) => {
+            let full = path.parent().unwrap_or(Path::new(".")).join(file);
+            Some(
+                Expectations::load(&full).map_err(|source| TargetError::Expectations {
+                    path: path.to_owned(),
+                    source: Box::new(source),
+                })?,
+            )
+        }
+        None => None,
+    };
     Ok(TargetFile {
         path: path.to_owned(),
         workspace_root: workspace_root.to_owned(),
@@ -424,6 +459,7 @@ fn validate(raw: RawTarget, path: &Path, workspace_root: &Path) -> Result<Target
         ready,
         capabilities: raw.capabilities,
         build: raw.build.filter(|b| !b.is_empty()),
+        expectations,
     })
 }
 

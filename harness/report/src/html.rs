@@ -133,7 +133,11 @@ fn row(out: &mut String, report: &RunReport, c: &CheckResult) {
                 let _ = write!(out, "<br>{}", xml(reason));
             }
         }
-        VerdictKind::Fail | VerdictKind::Error | VerdictKind::NonStrict => {
+        VerdictKind::Fail
+        | VerdictKind::Error
+        | VerdictKind::NonStrict
+        | VerdictKind::ExpectedFail
+        | VerdictKind::UnexpectedPass => {
             evidence(out, report, c);
         }
     }

@@ -60,7 +60,7 @@ fn suite(out: &mut String, report: &RunReport, profile: &str, checks: &[&CheckRe
         "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{}\" timestamp=\"{}\">",
         xml_attr(profile),
         checks.len(),
-        count(VerdictKind::Fail),
+        count(VerdictKind::Fail) + count(VerdictKind::UnexpectedPass),
         count(VerdictKind::Error),
         count(VerdictKind::Skip),
         seconds(time),
@@ -106,11 +106,11 @@ fn case(out: &mut String, report: &RunReport, c: &CheckResult) {
                 xml(&c.observations.join("\n"))
             );
         }
-        VerdictKind::Fail | VerdictKind::Error => {
-            let tag = if c.verdict == VerdictKind::Fail {
-                "failure"
-            } else {
+        VerdictKind::Fail | VerdictKind::Error | VerdictKind::UnexpectedPass => {
+            let tag = if c.verdict == VerdictKind::Error {
                 "error"
+            } else {
+                "failure"
             };
             let message = if summary.is_empty() {
                 c.verdict.as_str()
@@ -132,11 +132,13 @@ fn case(out: &mut String, report: &RunReport, c: &CheckResult) {
                 xml_attr(summary)
             );
         }
-        VerdictKind::NonStrict => {
-            let note = format!(
-                "SHOULD check failed (non-strict): {summary}\n{}",
-                details(report, c)
-            );
+        VerdictKind::NonStrict | VerdictKind::ExpectedFail => {
+            let what = if c.verdict == VerdictKind::NonStrict {
+                "SHOULD check failed (non-strict)"
+            } else {
+                "expected failure"
+            };
+            let note = format!("{what}: {summary}\n{}", details(report, c));
             let _ = writeln!(
                 out,
                 ">\n      <system-out>{}</system-out>\n    </testcase>",

@@ -5,7 +5,8 @@
 //! (`junit.xml`, for CI), [`markdown`] (`summary.md`, for people) and
 //! [`html`] (`report.html`, one self-contained file). [`store`] is the only
 //! module that touches the filesystem: it lays out a run directory and
-//! refreshes `latest`. [`repeat`] tallies a selection run several times
+//! refreshes `latest`. [`matrix`] renders the check × target section of a
+//! run over several targets; [`repeat`] tallies a selection run several times
 //! (`--repeat`): pass rates, flaky checks and the seeds that replay them.
 //!
 //! It does not own judging (`harness-check`), running trials, or clocks:
@@ -18,6 +19,7 @@ pub mod html;
 pub mod json;
 pub mod junit;
 pub mod markdown;
+pub mod matrix;
 mod model;
 pub mod repeat;
 pub mod store;

@@ -49,15 +49,23 @@ pub fn render(report: &RunReport) -> String {
     );
 
     out.push_str("## Totals\n\n");
-    out.push_str("| pass | fail | non-strict | skip | error | total |\n");
-    out.push_str("|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str(
+        "| pass | fail | non-strict | expected fail | unexpected pass | skip | error | total |\n",
+    );
+    out.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     let _ = writeln!(
         out,
-        "| {} | {} | {} | {} | {} | {} |\n",
-        t.pass, t.fail, t.non_strict, t.skip, t.error, t.total
+        "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+        t.pass, t.fail, t.non_strict, t.expected_fail, t.unexpected_pass, t.skip, t.error, t.total
     );
 
     detailed(&mut out, report, VerdictKind::Fail, "Failures");
+    detailed(
+        &mut out,
+        report,
+        VerdictKind::UnexpectedPass,
+        "Unexpected passes (the expectations file says these fail: update it)",
+    );
     detailed(
         &mut out,
         report,
@@ -69,6 +77,12 @@ pub fn render(report: &RunReport) -> String {
         report,
         VerdictKind::NonStrict,
         "SHOULD checks that failed (non-strict)",
+    );
+    detailed(
+        &mut out,
+        report,
+        VerdictKind::ExpectedFail,
+        "Expected failures (written down in the target's expectations file)",
     );
 
     let skipped: Vec<&CheckResult> = with_verdict(&report.checks, VerdictKind::Skip).collect();
@@ -199,7 +213,7 @@ mod tests {
             &report,
             &[
                 "| Seed | `42` |",
-                "| 1 | 1 | 1 | 1 | 1 | 5 |",
+                "| 1 | 1 | 1 | 0 | 0 | 1 | 1 | 5 |",
                 "### `delivery::lost`: title of delivery::lost\n\n\
                  MUST [spec/delivery::lost](<https://example.org/spec#delivery::lost>) · profile core · broker memory\n\n\
                  1 of 2 acknowledged messages were never delivered \\<\\&\\>\"\n\n\

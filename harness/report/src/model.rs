@@ -31,7 +31,7 @@ impl Level {
 }
 
 /// What happened to one check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum VerdictKind {
     /// The sidecar kept the promise.
@@ -44,6 +44,12 @@ pub enum VerdictKind {
     Skip,
     /// The harness or its setup broke, so the sidecar was not judged.
     Error,
+    /// The check failed as the target's expectations file says it does (a divergence of the
+    /// target written down with its reason); it does not fail the run.
+    ExpectedFail,
+    /// The check passed although the target's expectations file says it fails: the file is
+    /// out of date. It fails the run, so the file stays true.
+    UnexpectedPass,
 }
 
 impl VerdictKind {
@@ -56,6 +62,8 @@ impl VerdictKind {
             Self::NonStrict => "non-strict",
             Self::Skip => "skip",
             Self::Error => "error",
+            Self::ExpectedFail => "expected-fail",
+            Self::UnexpectedPass => "unexpected-pass",
         }
     }
 
@@ -63,10 +71,12 @@ impl VerdictKind {
     pub(crate) fn severity(self) -> u8 {
         match self {
             Self::Fail => 0,
-            Self::Error => 1,
-            Self::NonStrict => 2,
-            Self::Skip => 3,
-            Self::Pass => 4,
+            Self::UnexpectedPass => 1,
+            Self::Error => 2,
+            Self::NonStrict => 3,
+            Self::ExpectedFail => 4,
+            Self::Skip => 5,
+            Self::Pass => 6,
         }
     }
 }
@@ -88,6 +98,9 @@ pub struct CheckResult {
     pub profile: String,
     /// The broker it ran against, when that matters.
     pub broker: Option<String>,
+    /// The target it ran against (a run may span several; see the matrix section).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     /// What happened.
     pub verdict: VerdictKind,
     /// One line: why it failed, errored or was skipped.
@@ -161,6 +174,10 @@ pub struct Totals {
     pub skip: usize,
     /// Setup or harness errors.
     pub error: usize,
+    /// Failures the target's expectations file names.
+    pub expected_fail: usize,
+    /// Passes the target's expectations file says are failures.
+    pub unexpected_pass: usize,
     /// All checks.
     pub total: usize,
 }
@@ -214,14 +231,17 @@ impl RunReport {
                 VerdictKind::NonStrict => t.non_strict += 1,
                 VerdictKind::Skip => t.skip += 1,
                 VerdictKind::Error => t.error += 1,
+                VerdictKind::ExpectedFail => t.expected_fail += 1,
+                VerdictKind::UnexpectedPass => t.unexpected_pass += 1,
             }
         }
         t
     }
 
     /// 0 when no MUST check failed and nothing errored; 1 when a MUST check
-    /// failed (whether or not something also errored); 2 when something
-    /// errored and no MUST check failed.
+    /// failed or a check passed that the expectations file says fails
+    /// (whether or not something also errored); 2 when something errored and
+    /// neither of those happened. Expected failures never fail a run.
     #[must_use]
     pub fn exit_code(&self) -> i32 {
         if self.must_failures() > 0 {
@@ -236,7 +256,10 @@ impl RunReport {
     fn must_failures(&self) -> usize {
         self.checks
             .iter()
-            .filter(|c| c.level == Level::Must && c.verdict == VerdictKind::Fail)
+            .filter(|c| {
+                (c.level == Level::Must && c.verdict == VerdictKind::Fail)
+                    || c.verdict == VerdictKind::UnexpectedPass
+            })
             .count()
     }
 
@@ -244,8 +267,8 @@ impl RunReport {
     #[must_use]
     pub fn headline(&self) -> Headline {
         let t = self.totals();
-        // The denominator is MUST checks that were judged: skipped and
-        // errored checks are counted separately.
+        // The denominator is MUST checks that were judged: skipped, errored
+        // and expected-to-fail checks are counted separately.
         let musts = self
             .checks
             .iter()
@@ -253,7 +276,10 @@ impl RunReport {
                 c.level == Level::Must
                     && matches!(
                         c.verdict,
-                        VerdictKind::Pass | VerdictKind::Fail | VerdictKind::NonStrict
+                        VerdictKind::Pass
+                            | VerdictKind::Fail
+                            | VerdictKind::NonStrict
+                            | VerdictKind::UnexpectedPass
                     )
             })
             .count();
@@ -290,6 +316,19 @@ impl RunReport {
             extras.push(format!(
                 "{} failed",
                 plural(t.non_strict, "SHOULD check", "SHOULD checks")
+            ));
+        }
+        if t.expected_fail > 0 {
+            extras.push(plural(
+                t.expected_fail,
+                "expected failure",
+                "expected failures",
+            ));
+        }
+        if t.unexpected_pass > 0 {
+            extras.push(format!(
+                "{} unexpectedly passing (update the expectations file)",
+                t.unexpected_pass
             ));
         }
         if t.skip > 0 {

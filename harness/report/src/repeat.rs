@@ -37,11 +37,13 @@ pub struct CheckTally {
     pub id: String,
     /// Broker, when the check ran on one.
     pub broker: Option<String>,
-    /// Runs that passed it (non-strict SHOULD results count as passes, as in a run's exit code).
+    /// Runs that passed it, or failed it as the expectations file says. A SHOULD check's
+    /// non-strict failure does not count: a SHOULD check that flips is flaky too.
     pub passed: u32,
     /// Runs that skipped it.
     pub skipped: u32,
-    /// Runs in which it failed or errored, each `(seed, verdict, summary)`.
+    /// Runs in which it failed (non-strict included), errored or passed unexpectedly, each
+    /// `(seed, verdict, summary)`.
     pub not_passed: Vec<(u64, VerdictKind, String)>,
 }
 
@@ -94,9 +96,12 @@ impl RepeatReport {
                     }
                 });
                 match c.verdict {
-                    VerdictKind::Pass | VerdictKind::NonStrict => tally.passed += 1,
+                    VerdictKind::Pass | VerdictKind::ExpectedFail => tally.passed += 1,
                     VerdictKind::Skip => tally.skipped += 1,
-                    VerdictKind::Fail | VerdictKind::Error => tally.not_passed.push((
+                    VerdictKind::Fail
+                    | VerdictKind::NonStrict
+                    | VerdictKind::Error
+                    | VerdictKind::UnexpectedPass => tally.not_passed.push((
                         run.seed,
                         c.verdict,
                         c.summary.clone().unwrap_or_default(),
@@ -234,13 +239,18 @@ mod tests {
             run(2, &[("a", Pass), ("b", Error), ("c", Fail), ("d", Skip)]),
             run(
                 3,
-                &[("a", NonStrict), ("b", Pass), ("c", Fail), ("d", Skip)],
+                &[
+                    ("a", ExpectedFail),
+                    ("b", Pass),
+                    ("c", NonStrict),
+                    ("d", Skip),
+                ],
             ),
         ];
         let r = RepeatReport::from_runs("reference", &runs);
         assert_eq!(
             r.headline(),
-            "0 of 3 runs passed; 1 flaky, 1 failing of 4 checks"
+            "1 of 3 runs passed; 1 flaky, 1 failing of 4 checks"
         );
         let flaky: Vec<&str> = r.flaky().map(|c| c.id.as_str()).collect();
         assert_eq!(flaky, ["b"]);

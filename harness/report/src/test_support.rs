@@ -11,6 +11,7 @@ fn check(id: &str, level: Level, profile: &str, verdict: VerdictKind) -> CheckRe
         clause_url: Some(format!("https://example.org/spec#{id}")),
         profile: profile.to_owned(),
         broker: Some("memory".to_owned()),
+        target: None,
         verdict,
         summary: None,
         evidence: Vec::new(),

@@ -190,9 +190,21 @@ impl Settings {
         let processing_timeout = m
             .duration("processingTimeout")?
             .unwrap_or(Duration::from_secs(60));
-        let redeliver_interval = m
-            .duration("redeliverInterval")?
-            .unwrap_or(Duration::from_secs(15));
+        // contrib reads redeliverInterval only as a whole number of milliseconds (the field has
+        // no mapstructure name, so a duration string is never decoded): "500ms" leaves the 15 s
+        // default (components-contrib common/component/redis/redis.go, settings.go).
+        let redeliver_interval = match m.get("redeliverInterval") {
+            Some(v) if !v.is_empty() => match parse_digits::<u64>(v) {
+                Some(ms) => Duration::from_millis(ms),
+                None => {
+                    warnings.push(format!(
+                        "spec.metadata redeliverInterval {v:?} is ignored: daprd reads it only as a number of milliseconds (such as \"500\"), so the 15s default applies"
+                    ));
+                    Duration::from_secs(15)
+                }
+            },
+            _ => Duration::from_secs(15),
+        };
         // daprd would start zero workers (or an unbuffered queue) and never deliver; refusing
         // the value at start-up is the useful reading of that.
         let queue_depth = m.positive("queueDepth")?.unwrap_or(100);
@@ -989,7 +1001,7 @@ mod tests {
         check(("processingTimeout", "1m30s"), pt, "90s");
         check(("processingTimeout", "0"), pt, "0ns");
         check(("processingTimeout", ""), pt, "60s");
-        check(("redeliverInterval", "200ms"), ri, "200ms");
+        check(("redeliverInterval", "200ms"), ri, "15s");
         check(("redeliverInterval", "250"), ri, "250ms");
         check(
             ("processingTimeout", "5 lots"),
@@ -997,11 +1009,13 @@ mod tests {
             "error: invalid value \"5 lots\" for processingTimeout: expected a duration such as \
              500ms or 1m30s, or a number of milliseconds [spec.metadata.processingTimeout]",
         );
-        check(
-            ("redeliverInterval", "-1s"),
-            ri,
-            "error: invalid value \"-1s\" for redeliverInterval: expected a duration such as \
-             500ms or 1m30s, or a number of milliseconds [spec.metadata.redeliverInterval]",
+        check(("redeliverInterval", "-1s"), ri, "15s");
+        let (_, warnings) = parse(&[("redeliverInterval", "500ms")]).unwrap();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("redeliverInterval \"500ms\" is ignored")),
+            "{warnings:?}"
         );
         let (s, _) = parse(&[("redeliverInterval", "0")]).unwrap();
         assert!(!s.reclaim_enabled());

@@ -92,7 +92,10 @@ pub fn load_configuration(path: &Path) -> Result<Vec<String>, LoadError> {
         source,
     })?;
     let mut warnings = Vec::new();
-    for (i, doc) in documents(path, &text)?.into_iter().enumerate() {
+    for (i, doc) in documents(path, &text, &mut warnings)
+        .into_iter()
+        .enumerate()
+    {
         let what = format!("document {}", i + 1);
         let conf: raw::Configuration = typed(path, &what, doc, &mut warnings)?;
         if let Value::Mapping(m) = &conf.spec {
@@ -131,32 +134,57 @@ fn yaml_files(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
     Ok(files)
 }
 
-fn documents(file: &Path, text: &str) -> Result<Vec<Value>, LoadError> {
-    use serde::Deserialize;
+/// The documents of a file that parse as YAML. As daprd's loader does, a file is split into
+/// documents at every line that starts with `---`, each parsed on its own, and a document that
+/// is not valid YAML is skipped with a warning naming the file (dapr
+/// pkg/internal/loader/disk/manifest.go: `loadManifestsFromFile`, `splitYamlDoc`); the other
+/// documents still load.
+fn documents(file: &Path, text: &str, warnings: &mut Vec<String>) -> Vec<Value> {
     let mut docs = Vec::new();
-    for (i, de) in serde_norway::Deserializer::from_str(text).enumerate() {
-        let value = Value::deserialize(de).map_err(|e| LoadError::Invalid {
-            file: file.to_owned(),
-            what: format!("document {}", i + 1),
-            message: format!("malformed YAML: {e}"),
-        })?;
-        docs.push(value);
+    for (i, chunk) in split_documents(text).into_iter().enumerate() {
+        match serde_norway::from_str::<Value>(chunk) {
+            Ok(value) => docs.push(value),
+            Err(e) => warnings.push(format!(
+                "{}: document {}: malformed YAML, skipped as daprd skips it: {e}",
+                file.display(),
+                i + 1
+            )),
+        }
     }
-    Ok(docs)
+    docs
+}
+
+/// Splits at `\n---` up to the end of that line (daprd's `splitYamlDoc`).
+fn split_documents(text: &str) -> Vec<&str> {
+    let mut docs = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("\n---") {
+        docs.push(&rest[..i]);
+        let after = &rest[i + 4..];
+        rest = match after.find('\n') {
+            Some(j) => &after[j + 1..],
+            None => "",
+        };
+    }
+    docs.push(rest);
+    docs
 }
 
 fn load_file(file: &Path, text: &str, app_id: &str, out: &mut Resources) -> Result<(), LoadError> {
-    for (i, doc) in documents(file, text)?.into_iter().enumerate() {
+    for (i, doc) in documents(file, text, &mut out.warnings)
+        .into_iter()
+        .enumerate()
+    {
         if doc.is_null() {
             continue;
         }
         let doc_label = format!("document {}", i + 1);
         let Value::Mapping(map) = &doc else {
-            return Err(LoadError::Invalid {
-                file: file.to_owned(),
-                what: doc_label,
-                message: "expected a mapping".into(),
-            });
+            out.warnings.push(format!(
+                "{}: {doc_label}: not a mapping, skipped as daprd skips it",
+                file.display()
+            ));
+            continue;
         };
         let field = |name: &str| {
             map.iter()
@@ -211,10 +239,18 @@ fn load_file(file: &Path, text: &str, app_id: &str, out: &mut Resources) -> Resu
                 resiliency(r, &mut out.resiliency, &mut out.warnings, file, &what)
                     .map_err(invalid)?;
             }
+            // daprd loads each kind by its exact apiVersion and kind and passes over anything
+            // else without a word; a warning is kinder and changes nothing.
             ("Component" | "Subscription" | "Resiliency", other) => {
-                return Err(invalid(format!("unsupported apiVersion {other:?}")));
+                out.warnings.push(format!(
+                    "{}: {what}: apiVersion {other:?} is not one daprd loads; skipped",
+                    file.display()
+                ));
             }
-            ("", _) => return Err(invalid("missing kind".into())),
+            ("", _) => out.warnings.push(format!(
+                "{}: {doc_label}: no kind; skipped as daprd skips it",
+                file.display()
+            )),
             (other, _) => {
                 tracing::debug!(file = %file.display(), kind = other, "skipping resource of a kind pub/sub does not use");
             }
@@ -494,6 +530,14 @@ mod tests {
     }
 
     #[test]
+    fn documents_split_like_daprd() {
+        assert_eq!(split_documents("a: 1\n---\nb: 2\n"), ["a: 1", "b: 2\n"]);
+        assert_eq!(split_documents("---\na: 1"), ["---\na: 1"]);
+        assert_eq!(split_documents("a: 1\n--- # x\nb: 2"), ["a: 1", "b: 2"]);
+        assert_eq!(split_documents("a: 1\n---"), ["a: 1", ""]);
+    }
+
+    #[test]
     fn resiliency_and_misplaced_dead_letter_topic_warning() {
         let yaml = "apiVersion: dapr.io/v1alpha1\nkind: Resiliency\nmetadata:\n  name: r\nspec:\n  policies:\n    retries:\n      pubsubRetry:\n        policy: constant\n        duration: 10ms\n        maxRetries: 2\n        deadLetterTopic: dlq\n  targets:\n    components:\n      pubsub:\n        inbound:\n          retry: pubsubRetry\n";
         let r = load_str(yaml).unwrap();
@@ -532,8 +576,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("spec.metadata[0].value"), "{e}");
-        let e = load_str("a: [unclosed").unwrap_err().to_string();
-        assert!(e.contains("malformed YAML"), "{e}");
+        let r = load_str(&format!("a: [unclosed\n---\n{COMPONENT}")).unwrap();
+        assert_eq!(r.components.len(), 1, "the valid document still loads");
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w.contains("test.yaml: document 1: malformed YAML")),
+            "{:?}",
+            r.warnings
+        );
         let e = load_str("apiVersion: dapr.io/v2alpha1\nkind: Subscription\nmetadata: {name: s}\nspec:\n  pubsubname: p\n  topic: t\n  routes:\n    rules:\n    - match: 'event.type =='\n      path: /a\n").unwrap_err().to_string();
         assert!(e.contains("spec.routes.rules"), "{e}");
     }

@@ -140,6 +140,7 @@ pub async fn run_nightly(env: Arc<RunEnv>, config: &NightlyConfig, seed: u64) ->
         ),
         profile: "chaos".to_owned(),
         broker: Some(env.broker.name().to_owned()),
+        target: Some(env.target.name().to_owned()),
         verdict: VerdictKind::Pass,
         summary: None,
         evidence: Vec::new(),

@@ -736,7 +736,7 @@ async fn raw_subscription_of_envelope(t: &mut Trial) -> Result<(), Problem> {
     )?;
     ensure_eq(
         "inner data",
-        json!({"orderId": 3, "tck_id": id}),
+        json!({"orderId": 3, "tck_id": id, "tck_trial": t.nonce()}),
         inner["data"].clone(),
         ev,
     )

@@ -119,6 +119,17 @@ pub(crate) fn checks() -> Vec<Check> {
             [Need::Launch, Need::Promise(Promise::OneInFlight)],
             expired_dead_lettered
         ),
+        check!(
+            "core::dlq::ttl_zero_expires_at_once",
+            Should,
+            "A publish with ttlInSeconds=0 expires at once: it is dead-lettered, never delivered",
+            "components-contrib metadata/utils.go TryGetTTL: \"0\" parses as a Go duration of zero, so pubsub/envelope.go ApplyMetadata sets expiration = now; dapr pkg/runtime/subscription/subscription.go drops expired events to the dead-letter topic",
+            Some(
+                "https://docs.dapr.io/developing-applications/building-blocks/pubsub/pubsub-message-ttl/"
+            ),
+            [Need::Launch],
+            ttl_zero_expires_at_once
+        ),
     ]
 }
 
@@ -349,6 +360,20 @@ async fn publishing_scopes_apply(t: &mut Trial) -> Result<(), Problem> {
     t.quiet(&LANE.dlq_route()).await;
     let h = t.history();
     verdict(dlq::none(&h, &LANE.dlq_route()).verdict())
+}
+
+async fn ttl_zero_expires_at_once(t: &mut Trial) -> Result<(), Problem> {
+    t.start(raw_dead_letter(Scenario::new(), LANE)).await?;
+    let id = t
+        .publish_query(&LANE.topic(), json!({}), &[("metadata.ttlInSeconds", "0")])
+        .await?;
+    t.wait_msg(&LANE.dlq_route(), &id, 1).await?;
+    t.quiet(&LANE.route()).await;
+    ensure(
+        t.deliveries_of(&LANE.route(), &id).is_empty(),
+        format!("{id} was delivered although its TTL of zero had passed"),
+        t.evidence(),
+    )
 }
 
 async fn expired_dead_lettered(t: &mut Trial) -> Result<(), Problem> {
