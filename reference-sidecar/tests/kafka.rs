@@ -1,11 +1,13 @@
 //! `pubsub.kafka` end to end (built with the `kafka` feature only): the sidecar run in-process
-//! against a private Kafka-protocol broker (the `tansu` binary named by `PUBSUB_TCK_TANSU`, which
-//! scripts/tansu.sh fetches; started per test on a free loopback port) and a scripted app.
+//! against a private Apache Kafka broker and a scripted app. Each test starts its own broker, one
+//! combined KRaft node on loopback ports with its data in the test's temp dir, from the Kafka home
+//! directory named by `PUBSUB_TCK_KAFKA_HOME` (it holds `lib/`, `log4j.properties` and maybe
+//! `kafka.jsa`; scripts/kafka.sh fetches it and prints its path).
 //!
 //! Covers publish → deliver with the record key and headers, per-key order across partitions,
 //! offsets committed only once the outcome is final (a message whose handler never finished is
 //! redelivered to a restarted sidecar of the same group), the component's own retries of a nack,
-//! and metadata errors at start-up. These tests fail (they do not skip) when the broker binary is
+//! and metadata errors at start-up. These tests fail (they do not skip) when Kafka or `java` is
 //! not available.
 #![cfg(feature = "kafka")]
 // clippy's allow-unwrap-in-tests does not cover integration-test directories.
@@ -13,61 +15,120 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use common::{App, DEADLINE, Sidecar, config, wait_until};
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-/// A private tansu broker (memory engine) on a free loopback port. Killed on drop.
-struct Tansu {
+/// How long a broker may take from exec to "Kafka Server started" (about 2–3 s when idle; a
+/// parallel build on a 2-core machine can stretch it a lot).
+const BROKER_START: Duration = Duration::from_secs(60);
+
+/// The JVM flags for both the storage format and the broker: a small heap, the serial collector
+/// and C1 only, which start fastest and are plenty for a test broker (see the Kafka notes).
+const JVM_FLAGS: [&str; 4] = [
+    "-Xms256m",
+    "-Xmx512m",
+    "-XX:+UseSerialGC",
+    "-XX:TieredStopAtLevel=1",
+];
+
+/// One combined broker and controller on loopback. `group.min.session.timeout.ms` lets the
+/// component's 1500 ms session timeout join a group (Kafka's default minimum is 6 s); the short
+/// broker session makes a restart after a kill quick; one partition per auto-created topic.
+const SERVER_PROPERTIES: &str = "\
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:{cport}
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs={dir}/data
+num.partitions=1
+default.replication.factor=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=1
+group.initial.rebalance.delay.ms=0
+group.min.session.timeout.ms=500
+broker.session.timeout.ms=2000
+broker.heartbeat.interval.ms=500
+num.network.threads=2
+num.io.threads=2
+log.cleaner.dedupe.buffer.size=2097152
+auto.create.topics.enable=true
+";
+
+/// A private Apache Kafka broker (one KRaft node) on free loopback ports, its config, data and
+/// log (`kafka.log`) in its own temp dir. Killed on drop.
+struct KafkaBroker {
     port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     child: Child,
 }
 
-impl Tansu {
-    async fn start() -> Tansu {
-        let binary = std::env::var_os("PUBSUB_TCK_TANSU").map(PathBuf::from).expect(
-            "PUBSUB_TCK_TANSU is not set: the pubsub.kafka tests start a private Kafka-protocol \
-             broker; run `export PUBSUB_TCK_TANSU=$(scripts/tansu.sh)` (scripts/test.sh does it)",
+impl KafkaBroker {
+    /// Writes `server.properties`, formats the storage and starts the broker; returns once it has
+    /// logged "Kafka Server started" and answers a request.
+    async fn start() -> KafkaBroker {
+        let home = std::env::var_os("PUBSUB_TCK_KAFKA_HOME").map(PathBuf::from).expect(
+            "PUBSUB_TCK_KAFKA_HOME is not set: the pubsub.kafka tests start a private Apache Kafka \
+             broker; run `export PUBSUB_TCK_KAFKA_HOME=$(bash scripts/kafka.sh)`",
         );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        assert!(
+            home.join("lib").is_dir() && home.join("log4j.properties").is_file(),
+            "PUBSUB_TCK_KAFKA_HOME={} is not a Kafka home (a directory with lib/ and \
+             log4j.properties); scripts/kafka.sh fetches one",
+            home.display()
+        );
+        // Held until just before the broker starts, so no other test takes the ports meanwhile.
+        let broker = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let controller = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = broker.local_addr().unwrap().port();
+        let cport = controller.local_addr().unwrap().port();
         let dir = tempfile::tempdir().unwrap();
-        let log = std::fs::File::create(dir.path().join("tansu.log")).unwrap();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(&binary)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
+        let properties = SERVER_PROPERTIES
+            .replace("{port}", &port.to_string())
+            .replace("{cport}", &cport.to_string())
+            .replace("{dir}", &dir.path().display().to_string());
+        std::fs::write(dir.path().join("server.properties"), properties).unwrap();
+
+        let mut format = java(&home, dir.path());
+        format
+            .args(["kafka.tools.StorageTool", "format", "-t", &cluster_id()])
+            .args(["-c", "server.properties"]);
+        let format = tokio::process::Command::from(format)
+            .output()
+            .await
+            .unwrap_or_else(|e| panic!("cannot run java (is a JDK 17 on PATH?): {e}"));
+        assert!(
+            format.status.success(),
+            "kafka.tools.StorageTool format failed ({}):\n{}{}",
+            format.status,
+            String::from_utf8_lossy(&format.stdout),
+            String::from_utf8_lossy(&format.stderr)
+        );
+
+        let log = std::fs::File::create(dir.path().join("kafka.log")).unwrap();
+        drop((broker, controller));
+        let child = java(&home, dir.path())
+            .args(["kafka.Kafka", "server.properties"])
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        let server = Tansu {
-            port,
-            _dir: dir,
-            child,
-        };
-        wait_until("the broker to accept connections", DEADLINE, async || {
-            server.answers().await
-        })
-        .await;
+            .unwrap_or_else(|e| panic!("cannot run java (is a JDK 17 on PATH?): {e}"));
+        let mut server = KafkaBroker { port, dir, child };
+        server.wait_ready().await;
         server
     }
 
@@ -75,17 +136,57 @@ impl Tansu {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// An ApiVersions v0 round trip.
-    async fn answers(&self) -> bool {
-        let Ok(mut s) = tokio::net::TcpStream::connect(self.addr()).await else {
-            return false;
-        };
-        let req: [u8; 14] = [0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 7, 0, 0];
-        if s.write_all(&req).await.is_err() {
-            return false;
+    /// Polls until the broker has logged that it started and answers ApiVersions; panics with
+    /// the tail of its log if it exits or the deadline passes.
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + BROKER_START;
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            tick.tick().await;
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "the Kafka broker on {} exited during start-up ({status}); its log ends:\n{}",
+                    self.addr(),
+                    self.log_tail()
+                );
+            }
+            let started = std::fs::read_to_string(self.dir.path().join("kafka.log"))
+                .is_ok_and(|log| log.contains("Kafka Server started"));
+            if started && self.answers().await {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the Kafka broker on {} did not start within {BROKER_START:?}; its log ends:\n{}",
+                self.addr(),
+                self.log_tail()
+            );
         }
-        let mut head = [0u8; 10];
-        s.read_exact(&mut head).await.is_ok() && head[4..10] == [0, 0, 0, 7, 0, 0]
+    }
+
+    /// The last 40 lines of the broker's log.
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("kafka.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// An ApiVersions v0 round trip. A connection may be accepted before the broker processes
+    /// requests, so the attempt has its own timeout.
+    async fn answers(&self) -> bool {
+        let attempt = async {
+            let mut s = tokio::net::TcpStream::connect(self.addr()).await.ok()?;
+            let req: [u8; 14] = [0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 7, 0, 0];
+            s.write_all(&req).await.ok()?;
+            let mut head = [0u8; 10];
+            s.read_exact(&mut head).await.ok()?;
+            Some(head[4..10] == [0, 0, 0, 7, 0, 0])
+        };
+        tokio::time::timeout(Duration::from_secs(1), attempt)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(false)
     }
 
     /// The offset `group` has committed on partition 0 of `topic`, if any.
@@ -111,16 +212,52 @@ impl Tansu {
     }
 }
 
-impl Drop for Tansu {
+impl Drop for KafkaBroker {
     fn drop(&mut self) {
+        // SIGKILL: an orderly stop can take seconds with clients connected, and the data goes
+        // with the temp dir anyway.
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
+/// `java` with the test JVM flags, Kafka's classpath and logging config, run in `dir`. The
+/// classpath wildcard is one argument: java expands it, no shell is involved.
+fn java(home: &Path, dir: &Path) -> Command {
+    let mut cmd = Command::new("java");
+    cmd.args(JVM_FLAGS);
+    // The class-data archive scripts/kafka.sh records saves about 0.8 s per start; the JVM
+    // ignores one that does not match this JDK or classpath.
+    let archive = home.join("kafka.jsa");
+    if archive.is_file() {
+        cmd.arg(format!("-XX:SharedArchiveFile={}", archive.display()));
+    }
+    cmd.arg(format!(
+        "-Dlog4j.configuration=file:{}",
+        home.join("log4j.properties").display()
+    ))
+    .arg("-cp")
+    .arg(home.join("lib").join("*"))
+    .current_dir(dir)
+    .stdin(Stdio::null());
+    cmd
+}
+
+/// A random cluster id as `kafka-storage random-uuid` prints it: 16 bytes in unpadded base64url.
+/// Kafka never hands out one that starts with `-` (it would read as a command-line flag).
+fn cluster_id() -> String {
+    loop {
+        let id = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(uuid::Uuid::new_v4().as_bytes());
+        if !id.starts_with('-') {
+            return id;
+        }
+    }
+}
+
 /// A `pubsub.kafka` component named `pubsub` on `server` with test-friendly group timeouts,
 /// plus `extra` metadata.
-fn component(server: &Tansu, extra: &[(&str, &str)]) -> String {
+fn component(server: &KafkaBroker, extra: &[(&str, &str)]) -> String {
     let mut yaml = format!(
         "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: pubsub\nspec:\n  \
          type: pubsub.kafka\n  version: v1\n  metadata:\n  - name: brokers\n    value: \"{}\"\n  \
@@ -146,7 +283,7 @@ fn orders() -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_then_deliver_with_key_and_headers() {
-    let server = Tansu::start().await;
+    let server = KafkaBroker::start().await;
     let (app, port) = App::start(orders()).await;
     let dir = resources(&component(&server, &[]));
     let sidecar = Sidecar::start(config("checkout", Some(port), dir.path())).await;
@@ -178,7 +315,7 @@ async fn publish_then_deliver_with_key_and_headers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_key_same_partition_same_order() {
-    let server = Tansu::start().await;
+    let server = KafkaBroker::start().await;
     let (app, port) = App::start(orders()).await;
     let dir = resources(&component(&server, &[("partitionCount", "4")]));
     let sidecar = Sidecar::start(config("checkout", Some(port), dir.path())).await;
@@ -227,7 +364,7 @@ async fn same_key_same_partition_same_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unfinished_message_is_redelivered_to_the_same_group() {
-    let server = Tansu::start().await;
+    let server = KafkaBroker::start().await;
     let (app, port) = App::start(orders()).await;
     let dir = resources(&component(&server, &[]));
 
@@ -272,7 +409,7 @@ async fn unfinished_message_is_redelivered_to_the_same_group() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nack_is_retried_by_the_component_then_skipped() {
-    let server = Tansu::start().await;
+    let server = KafkaBroker::start().await;
     let (app, port) = App::start(orders()).await;
     let dir = resources(&component(
         &server,

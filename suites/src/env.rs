@@ -7,8 +7,8 @@
 //! `PUBSUB_TCK_BROKERS` (comma-separated brokers, or `all`),
 //! `PUBSUB_TCK_REDIS` (`host:port` of a Redis to use instead of a private redis-server per trial),
 //! `PUBSUB_TCK_KAFKA` (`host:port` of a Kafka to use instead of a private broker per trial),
-//! `PUBSUB_TCK_TANSU` (the `tansu` binary the private Kafka-protocol brokers run; scripts/test.sh
-//! fetches it and sets this).
+//! `PUBSUB_TCK_KAFKA_HOME` (the Apache Kafka home the private brokers run from: `lib/` and
+//! `log4j.properties`; scripts/kafka.sh fetches it and prints it, scripts/test.sh sets this).
 //! `PUBSUB_TCK_PYTHON` (the venv Python of the `apps` profile) and `PUBSUB_TCK_NODE_PREFIX` (the npm
 //! prefix of its Node apps), both set by scripts/test.sh.
 
@@ -36,8 +36,8 @@ pub struct RunEnv {
     pub redis: Option<String>,
     /// An external Kafka (`PUBSUB_TCK_KAFKA`) instead of a private broker per trial.
     pub kafka: Option<String>,
-    /// The Kafka-protocol broker binary for private brokers (`PUBSUB_TCK_TANSU`).
-    pub tansu: Option<PathBuf>,
+    /// The Apache Kafka home private brokers run from (`PUBSUB_TCK_KAFKA_HOME`).
+    pub kafka_home: Option<PathBuf>,
     /// A Toxiproxy to use for fault proxies (`TOXIPROXY_URL`); unset: the bundled server.
     pub toxiproxy_url: Option<String>,
     /// Start a trial's private redis-server on exactly this port instead of a free one: only
@@ -103,8 +103,8 @@ pub struct EnvSettings {
     pub redis: Option<String>,
     /// External Kafka address.
     pub kafka: Option<String>,
-    /// The tansu binary.
-    pub tansu: Option<PathBuf>,
+    /// The Apache Kafka home (`lib/`, `log4j.properties`).
+    pub kafka_home: Option<PathBuf>,
     /// A Toxiproxy to use for fault proxies (`TOXIPROXY_URL`); unset: the bundled server.
     pub toxiproxy_url: Option<String>,
     /// Brokers to start in containers (feature `testcontainers`), from `PUBSUB_TCK_CONTAINERS`.
@@ -152,7 +152,7 @@ impl EnvSettings {
             kafka: std::env::var("PUBSUB_TCK_KAFKA")
                 .ok()
                 .filter(|s| !s.is_empty()),
-            tansu: std::env::var_os("PUBSUB_TCK_TANSU")
+            kafka_home: std::env::var_os("PUBSUB_TCK_KAFKA_HOME")
                 .filter(|s| !s.is_empty())
                 .map(PathBuf::from),
         })
@@ -256,7 +256,7 @@ impl RunEnv {
             broker,
             redis: settings.redis.clone(),
             kafka: settings.kafka.clone(),
-            tansu: settings.tansu.clone(),
+            kafka_home: settings.kafka_home.clone(),
             toxiproxy_url: settings.toxiproxy_url.clone(),
             broker_port: None,
         }))
@@ -271,9 +271,10 @@ pub fn broker_unavailable(broker: Broker, settings: &EnvSettings) -> Option<Stri
         Broker::Redis => (!on_path("redis-server"))
             .then(|| "redis-server is not on PATH and PUBSUB_TCK_REDIS is not set (the README's test command installs it)".to_owned()),
         Broker::Kafka if settings.kafka.is_some() => None,
-        Broker::Kafka => match &settings.tansu {
-            None => Some("PUBSUB_TCK_TANSU (the Kafka-protocol test broker binary) and PUBSUB_TCK_KAFKA are not set (the README's test command fetches the broker and sets PUBSUB_TCK_TANSU)".to_owned()),
-            Some(p) if !p.is_file() => Some(format!("PUBSUB_TCK_TANSU={} is not a file (scripts/tansu.sh fetches it)", p.display())),
+        Broker::Kafka => match &settings.kafka_home {
+            None => Some("PUBSUB_TCK_KAFKA_HOME (Apache Kafka, as scripts/kafka.sh fetches it) and PUBSUB_TCK_KAFKA are not set (the README's test command fetches Kafka and sets PUBSUB_TCK_KAFKA_HOME)".to_owned()),
+            Some(p) if !p.join("lib").is_dir() => Some(format!("PUBSUB_TCK_KAFKA_HOME={} has no lib/ directory (scripts/kafka.sh prints the directory to use)", p.display())),
+            Some(_) if !on_path("java") => Some("java is not on PATH (Apache Kafka needs Java 17 or newer)".to_owned()),
             Some(_) => None,
         },
     }

@@ -439,15 +439,15 @@ impl Trial {
             }
             Broker::Kafka if self.env.kafka.is_some() => Ok(None),
             Broker::Kafka => {
-                let Some(binary) = &self.env.tansu else {
+                let Some(home) = &self.env.kafka_home else {
                     return Err(Problem::Setup(
-                        "no Kafka broker: set PUBSUB_TCK_TANSU (scripts/tansu.sh) or PUBSUB_TCK_KAFKA"
+                        "no Kafka broker: set PUBSUB_TCK_KAFKA_HOME (scripts/kafka.sh) or PUBSUB_TCK_KAFKA"
                             .into(),
                     ));
                 };
                 let name = format!("kafka-{}", self.safe_id());
                 BrokerServer::start_kafka(
-                    binary,
+                    home,
                     &dir.join("kafka"),
                     &self.log_dir(),
                     &name,

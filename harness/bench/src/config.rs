@@ -136,8 +136,8 @@ pub struct BenchConfig {
     pub redis: Option<String>,
     /// An external Kafka (`host:port`) instead of a private broker.
     pub kafka: Option<String>,
-    /// The Kafka-protocol broker binary for a private broker.
-    pub tansu: Option<PathBuf>,
+    /// The Apache Kafka home (`lib/`, `log4j.properties`) for a private broker.
+    pub kafka_home: Option<PathBuf>,
 }
 
 #[cfg(test)]

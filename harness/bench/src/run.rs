@@ -66,7 +66,7 @@ pub enum BenchError {
     },
     /// No Kafka broker is configured.
     #[error(
-        "no kafka broker: set PUBSUB_TCK_TANSU (scripts/tansu.sh fetches it) or PUBSUB_TCK_KAFKA"
+        "no kafka broker: set PUBSUB_TCK_KAFKA_HOME (scripts/kafka.sh fetches Kafka) or PUBSUB_TCK_KAFKA"
     )]
     NoKafka,
     /// The target is attached (`url = ...`): the harness cannot point its app port at the
@@ -274,14 +274,11 @@ async fn start_broker(
             if let Some(addr) = &config.kafka {
                 return Ok((None, addr.clone()));
             }
-            let Some(binary) = &config.tansu else {
+            let Some(home) = &config.kafka_home else {
                 return Err(BenchError::NoKafka);
             };
-            emit(
-                events,
-                Event::Setup("starting the Kafka-protocol broker".to_owned()),
-            );
-            let k = KafkaServer::start(binary, &dir.join("kafka"), logs, "kafka-bench")
+            emit(events, Event::Setup("starting Apache Kafka".to_owned()));
+            let k = KafkaServer::start(home, &dir.join("kafka"), logs, "kafka-bench")
                 .await
                 .map_err(err)?;
             let addr = k.addr().to_owned();

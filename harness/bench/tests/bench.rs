@@ -51,7 +51,7 @@ async fn a_short_run_against_the_reference_sidecar() {
         find_max: None,
         redis: None,
         kafka: None,
-        tansu: None,
+        kafka_home: None,
     };
     let info = RunInfo {
         run_id: "run".into(),

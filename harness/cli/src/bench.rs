@@ -265,7 +265,7 @@ fn run(args: BenchRunArgs) -> anyhow::Result<u8> {
         }),
         redis: settings.redis.clone(),
         kafka: settings.kafka.clone(),
-        tansu: settings.tansu.clone(),
+        kafka_home: settings.kafka_home.clone(),
     };
     let rates: Vec<String> = config.rates.iter().map(|&r| fmt_rate(r)).collect();
     eprintln!(

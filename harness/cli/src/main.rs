@@ -248,12 +248,16 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     for c in repeat.checks.iter().filter(|c| !c.not_passed.is_empty()) {
         let seeds: Vec<String> = c.not_passed.iter().map(|(s, _, _)| s.to_string()).collect();
         out.push_str(&format!(
-            "  {} {}{}: passed {}/{} (seeds {})\n",
+            "  {} {}{}{}: passed {}/{} (seeds {})\n",
             if c.is_flaky() { "flaky  " } else { "failing" },
             c.id,
             c.broker
                 .as_deref()
                 .map(|b| format!("::{b}"))
+                .unwrap_or_default(),
+            c.target
+                .as_deref()
+                .map(|t| format!(" on {t}"))
                 .unwrap_or_default(),
             c.passed,
             c.decided(),

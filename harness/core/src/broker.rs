@@ -1,6 +1,6 @@
-//! Brokers the harness brings up for trials: a private `redis-server`, or a private Kafka-protocol
-//! broker (the `tansu` binary, memory engine), on a free loopback port with its own directory,
-//! so that a trial can kill and restart it without touching any shared broker.
+//! Brokers the harness brings up for trials: a private `redis-server`, or a private Apache Kafka
+//! broker (KRaft, broker and controller in one JVM), on free loopback ports with its own
+//! directory, so that a trial can kill and restart it without touching any other trial's broker.
 //!
 //! Owns starting, readiness, kill and restart. Readiness proves identity: the probe must reach
 //! the process the harness started, not whatever else listens on the port (a neighbour that was
@@ -9,8 +9,8 @@
 //! started with. An answer from someone else is a setup error naming the port and the
 //! stranger ([`BrokerError::Foreign`]). A child that exits because its port was taken after
 //! the reservation is started again on a fresh port.
-//! Which component YAML points at a broker is the suites' business, and so is where the
-//! `tansu` binary comes from (`PUBSUB_TCK_TANSU`, set by scripts/test.sh).
+//! Which component YAML points at a broker is the suites' business, and so is where Kafka comes
+//! from (`PUBSUB_TCK_KAFKA_HOME`, which scripts/kafka.sh fills and scripts/test.sh sets).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -55,6 +55,12 @@ pub enum BrokerError {
         /// Why.
         #[source]
         source: SpawnError,
+    },
+    /// The Kafka storage template could not be formatted.
+    #[error("cannot format Kafka storage: {detail}")]
+    KafkaFormat {
+        /// What went wrong, with the format tool's last lines.
+        detail: String,
     },
     /// It exited before it answered.
     #[error(
@@ -120,15 +126,23 @@ pub enum Durability {
 enum Identity {
     /// `INFO server` answers `process_id:<the child's pid>`.
     RedisPid,
-    /// A `Metadata` request answers this cluster id.
-    KafkaCluster(String),
+    /// A `Metadata` request answers this cluster id and lists a broker at this address (what
+    /// the broker advertises: its own listener, or the fault proxy in front of it). Brokers of
+    /// one run share a cluster id (their storage is formatted once), so the address is what
+    /// tells them apart.
+    KafkaBroker {
+        /// The cluster id the storage was formatted with.
+        cluster: String,
+        /// The advertised `host:port`.
+        advertised: String,
+    },
 }
 
 impl Identity {
     fn probe_name(&self) -> &'static str {
         match self {
             Identity::RedisPid => "INFO server",
-            Identity::KafkaCluster(_) => "a Kafka Metadata request",
+            Identity::KafkaBroker { .. } => "a Kafka Metadata request",
         }
     }
 }
@@ -152,40 +166,46 @@ struct Server {
     addr: String,
     port: u16,
     identity: Identity,
+    /// How long a start or restart may take to answer.
+    deadline: Duration,
     child: Option<Child>,
 }
 
 impl Server {
-    /// Reserves a port, spawns `spec(port)` holding it, and waits until the probe reaches the
-    /// child. A child that exits because its port was taken is launched again on a fresh port.
+    /// Reserves `ports` ports, spawns `spec(ports)` holding them (the first is the one clients
+    /// use), and waits until the probe reaches the child. A child that exits because a port was
+    /// taken is launched again on fresh ports.
     async fn start(
         what: &'static str,
         hint: &str,
-        identity: Identity,
-        spec: impl Fn(u16) -> ProcessSpec,
+        identity: impl Fn(u16) -> Identity,
+        ports: usize,
+        deadline: Duration,
+        mut spec: impl FnMut(&[u16]) -> Result<ProcessSpec, BrokerError>,
     ) -> Result<Server, BrokerError> {
         let mut attempt = 1;
         loop {
-            let ports =
-                PortReservation::new(1).map_err(|source| BrokerError::Port { what, source })?;
-            let port = ports.ports()[0];
-            let spec = spec(port);
-            let child =
-                spec.hold_ports(ports.release())
-                    .spawn()
-                    .map_err(|source| BrokerError::Spawn {
-                        what,
-                        hint: hint.to_owned(),
-                        source,
-                    })?;
+            let reserved =
+                PortReservation::new(ports).map_err(|source| BrokerError::Port { what, source })?;
+            let port = reserved.ports()[0];
+            let spec = spec(reserved.ports())?;
+            let child = spec
+                .hold_ports(reserved.release())
+                .spawn()
+                .map_err(|source| BrokerError::Spawn {
+                    what,
+                    hint: hint.to_owned(),
+                    source,
+                })?;
             let mut server = Server {
                 what,
                 addr: format!("127.0.0.1:{port}"),
                 port,
-                identity: identity.clone(),
+                identity: identity(port),
+                deadline,
                 child: Some(child),
             };
-            match server.wait_ready(READY_DEADLINE).await {
+            match server.wait_ready(deadline).await {
                 Err(BrokerError::Exited { log_tail, .. })
                     if attempt < PORT_RACE_ATTEMPTS && bind_failed(&log_tail) =>
                 {
@@ -193,7 +213,7 @@ impl Server {
                         what,
                         port,
                         attempt,
-                        "the port was taken before the broker bound it; starting again on a fresh port"
+                        "a port was taken before the broker bound it; starting again on fresh ports"
                     );
                     attempt += 1;
                 }
@@ -209,6 +229,7 @@ impl Server {
             port: port_of(&addr),
             addr,
             identity,
+            deadline: READY_DEADLINE,
             child: None,
         }
     }
@@ -275,14 +296,22 @@ impl Server {
                     Ok(got) if pid.is_none_or(|p| p == got) => Answer::Ours,
                     Ok(got) => Answer::Stranger(format!("redis-server pid {got}")),
                 },
-                Identity::KafkaCluster(want) => match kafka_cluster_id(&self.addr).await {
+                Identity::KafkaBroker {
+                    cluster,
+                    advertised,
+                } => match kafka_metadata(&self.addr).await {
                     Err(e) => Answer::Nothing(e),
-                    Ok(got) if pid.is_none() || got.as_deref() == Some(want.as_str()) => {
+                    Ok(_) if pid.is_none() => Answer::Ours,
+                    Ok((got, brokers))
+                        if got.as_deref() == Some(cluster.as_str())
+                            && brokers.iter().any(|b| b == advertised) =>
+                    {
                         Answer::Ours
                     }
-                    Ok(got) => Answer::Stranger(format!(
-                        "a Kafka broker of cluster {:?} (this trial's is {want:?})",
-                        got.unwrap_or_default()
+                    Ok((got, brokers)) => Answer::Stranger(format!(
+                        "a Kafka broker of cluster {:?} advertising {} (this trial's is {cluster:?} at {advertised})",
+                        got.unwrap_or_default(),
+                        brokers.join(", ")
                     )),
                 },
             }
@@ -318,7 +347,7 @@ impl Server {
                 source,
             })?;
         }
-        self.wait_ready(READY_DEADLINE).await
+        self.wait_ready(self.deadline).await
     }
 
     fn unexpected_exit(&mut self) -> Option<(std::process::ExitStatus, String)> {
@@ -407,8 +436,16 @@ impl RedisServer {
         durability: Durability,
     ) -> Result<RedisServer, BrokerError> {
         std::fs::create_dir_all(dir).map_err(|e| BrokerError::Dir(dir.to_owned(), e))?;
-        let spec = |port: u16| redis_spec(port, dir, log_dir, name, durability);
-        let server = Server::start("redis-server", REDIS_HINT, Identity::RedisPid, spec).await?;
+        let spec = |ports: &[u16]| Ok(redis_spec(ports[0], dir, log_dir, name, durability));
+        let server = Server::start(
+            "redis-server",
+            REDIS_HINT,
+            |_| Identity::RedisPid,
+            1,
+            READY_DEADLINE,
+            spec,
+        )
+        .await?;
         Ok(RedisServer { server })
     }
 
@@ -434,6 +471,7 @@ impl RedisServer {
             addr: format!("127.0.0.1:{port}"),
             port,
             identity: Identity::RedisPid,
+            deadline: READY_DEADLINE,
             child: Some(child),
         };
         server.wait_ready(READY_DEADLINE).await?;
@@ -530,67 +568,99 @@ fn parse_info_pid(reply: &[u8]) -> Result<Option<u32>, String> {
     Ok(None)
 }
 
-const KAFKA_HINT: &str = "scripts/tansu.sh fetches it";
+const KAFKA_HINT: &str = "is java on PATH and PUBSUB_TCK_KAFKA_HOME what scripts/kafka.sh prints?";
 
-/// A private Kafka-protocol broker (`tansu broker`, memory engine), or an external one given by
-/// address.
+/// How long a Kafka broker may take to answer: a JVM starts in about 2 s, a restart after a
+/// crash waits out the dead broker's session (`broker.session.timeout.ms`, 2 s here) too.
+const KAFKA_READY_DEADLINE: Duration = Duration::from_secs(45);
+
+/// The storage every private broker of this process starts from: formatted once (the format
+/// tool is a JVM start of its own), copied for each broker.
+static KAFKA_TEMPLATE: tokio::sync::OnceCell<Result<KafkaTemplate, String>> =
+    tokio::sync::OnceCell::const_new();
+
+/// A formatted, never-started KRaft log directory and the cluster id it carries.
+#[derive(Debug)]
+struct KafkaTemplate {
+    /// Holds the directory for the life of the process.
+    _root: tempfile::TempDir,
+    /// The formatted log directory.
+    data: PathBuf,
+    cluster: String,
+}
+
+/// A private Apache Kafka broker (one JVM running a combined broker and controller, KRaft, on
+/// two loopback ports), or an external one given by address.
 ///
-/// The memory engine keeps nothing across a restart: after [`restart`](Self::restart) the
-/// broker is empty (topics, records and committed offsets are gone).
+/// Its log is on disk in the trial's directory: a restart (after a kill, too) keeps every record
+/// and committed offset the broker had acknowledged (Kafka does not fsync each record, so a
+/// machine crash could lose them; a process crash cannot).
 #[derive(Debug)]
 pub struct KafkaServer {
     server: Server,
 }
 
 impl KafkaServer {
-    /// Starts `binary` (a tansu build with the memory engine) on a free loopback port, advertising
-    /// that same address, with its working directory `dir` and logs in `log_dir`.
+    /// Starts a broker from the Kafka home `home` (`lib/` and `log4j.properties`, as
+    /// scripts/kafka.sh lays them out) with its configuration and log in `dir` and its output in
+    /// `<log_dir>/<name>.log`, advertising its own address.
     pub async fn start(
-        binary: &Path,
+        home: &Path,
         dir: &Path,
         log_dir: &Path,
         name: &str,
     ) -> Result<KafkaServer, BrokerError> {
-        KafkaServer::start_advertising(binary, dir, log_dir, name, None).await
+        KafkaServer::start_advertising(home, dir, log_dir, name, None).await
     }
 
     /// Like [`start`](Self::start), advertising `advertised` (`host:port`) to clients instead
     /// of its own address: a fault proxy in front of the broker must be what clients reconnect
     /// to after reading the cluster metadata.
     pub async fn start_advertising(
-        binary: &Path,
+        home: &Path,
         dir: &Path,
         log_dir: &Path,
         name: &str,
         advertised: Option<&str>,
     ) -> Result<KafkaServer, BrokerError> {
         std::fs::create_dir_all(dir).map_err(|e| BrokerError::Dir(dir.to_owned(), e))?;
-        // A cluster id no other broker has: the readiness probe checks it.
-        let cluster = format!("tck-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let spec = |port: u16| {
-            let url = format!("tcp://127.0.0.1:{port}");
-            let advertised = advertised.map_or_else(|| url.clone(), |a| format!("tcp://{a}"));
-            ProcessSpec::new(binary)
-                .args([
-                    "broker".to_owned(),
-                    "--cluster-id".to_owned(),
-                    cluster.clone(),
-                    "--listener-url".to_owned(),
-                    url,
-                    "--advertised-listener-url".to_owned(),
-                    advertised,
-                    "--storage-engine".to_owned(),
-                    "memory://tansu/".to_owned(),
-                ])
-                .cwd(dir)
+        let template = KAFKA_TEMPLATE
+            .get_or_init(|| async { format_template(home).await })
+            .await
+            .as_ref()
+            .map_err(|detail| BrokerError::KafkaFormat {
+                detail: detail.clone(),
+            })?;
+        let cluster = template.cluster.clone();
+        let advertised_for =
+            |port: u16| advertised.map_or_else(|| format!("127.0.0.1:{port}"), str::to_owned);
+        let spec = |ports: &[u16]| {
+            let (port, controller) = (ports[0], ports[1]);
+            let data = dir.join("data");
+            // A fresh copy of the formatted storage each launch (a retried launch too).
+            let _ = std::fs::remove_dir_all(&data);
+            copy_dir(&template.data, &data).map_err(|e| BrokerError::Dir(data.clone(), e))?;
+            let config = dir.join("server.properties");
+            std::fs::write(
+                &config,
+                kafka_properties(port, controller, &advertised_for(port), &data),
+            )
+            .map_err(|e| BrokerError::Dir(config.clone(), e))?;
+            Ok(kafka_jvm(home, "kafka.Kafka")
+                .arg(config.display().to_string())
                 .name(name)
-                .log_dir(log_dir)
+                .log_dir(log_dir))
         };
-        let hint = format!("{}; {KAFKA_HINT}", binary.display());
+        let identity = |port: u16| Identity::KafkaBroker {
+            cluster: cluster.clone(),
+            advertised: advertised_for(port),
+        };
         let server = Server::start(
             "kafka broker",
-            &hint,
-            Identity::KafkaCluster(cluster.clone()),
+            KAFKA_HINT,
+            identity,
+            2,
+            KAFKA_READY_DEADLINE,
             spec,
         )
         .await?;
@@ -604,12 +674,143 @@ impl KafkaServer {
             server: Server::external(
                 "kafka broker",
                 addr.into(),
-                Identity::KafkaCluster(String::new()),
+                Identity::KafkaBroker {
+                    cluster: String::new(),
+                    advertised: String::new(),
+                },
             ),
         }
     }
 
     server_api!(KAFKA_HINT);
+}
+
+/// A JVM running `main` from the Kafka classpath, small and quick to start: a fixed small heap,
+/// the serial collector, only the fast compiler (the broker's load here is light), and the
+/// class-data archive scripts/kafka.sh records, when there is one.
+fn kafka_jvm(home: &Path, main: &str) -> ProcessSpec {
+    let mut args = vec![
+        "-Xms256m".to_owned(),
+        "-Xmx512m".to_owned(),
+        "-XX:+UseSerialGC".to_owned(),
+        "-XX:TieredStopAtLevel=1".to_owned(),
+        "-Djava.awt.headless=true".to_owned(),
+    ];
+    let archive = home.join("kafka.jsa");
+    if archive.is_file() {
+        args.push(format!("-XX:SharedArchiveFile={}", archive.display()));
+        args.push("-Xlog:cds=off".to_owned());
+    }
+    args.push(format!(
+        "-Dlog4j.configuration=file:{}",
+        home.join("log4j.properties").display()
+    ));
+    // The wildcard is Java's, not a shell's: `java` expands `lib/*` itself.
+    args.push("-cp".to_owned());
+    args.push(format!("{}/*", home.join("lib").display()));
+    args.push(main.to_owned());
+    ProcessSpec::new("java").args(args)
+}
+
+/// One combined broker and controller on loopback, sized for a trial: four partitions per topic
+/// unless a client asks otherwise (so that a partition key matters, as in production), replication factors of one, a small cleaner buffer (its 128 MiB
+/// default is allocated on the heap), no delay before the first consumer-group rebalance, group
+/// session timeouts down to 500 ms (the component templates use short ones so that a crashed
+/// member leaves within a trial), and a dead broker's registration expiring after 2 s (so a
+/// restart after a kill answers in seconds).
+fn kafka_properties(port: u16, controller: u16, advertised: &str, data: &Path) -> String {
+    format!(
+        "process.roles=broker,controller\n\
+         node.id=1\n\
+         controller.quorum.voters=1@127.0.0.1:{controller}\n\
+         listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}\n\
+         advertised.listeners=PLAINTEXT://{advertised}\n\
+         controller.listener.names=CONTROLLER\n\
+         inter.broker.listener.name=PLAINTEXT\n\
+         listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n\
+         log.dirs={}\n\
+         num.partitions=4\n\
+         default.replication.factor=1\n\
+         offsets.topic.replication.factor=1\n\
+         offsets.topic.num.partitions=1\n\
+         transaction.state.log.replication.factor=1\n\
+         transaction.state.log.min.isr=1\n\
+         transaction.state.log.num.partitions=1\n\
+         group.initial.rebalance.delay.ms=0\n\
+         group.min.session.timeout.ms=500\n\
+         broker.session.timeout.ms=2000\n\
+         broker.heartbeat.interval.ms=500\n\
+         num.network.threads=2\n\
+         num.io.threads=2\n\
+         log.cleaner.dedupe.buffer.size=2097152\n\
+         auto.create.topics.enable=true\n",
+        data.display()
+    )
+}
+
+/// Formats a KRaft log directory once, with a cluster id of its own (22 characters of
+/// base64url, the form Kafka's own tool makes).
+async fn format_template(home: &Path) -> Result<KafkaTemplate, String> {
+    let root = tempfile::Builder::new()
+        .prefix("pubsub-tck-kafka-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a directory for the storage template: {e}"))?;
+    let cluster = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        uuid::Uuid::new_v4().as_bytes(),
+    );
+    let data = root.path().join("data");
+    let config = root.path().join("format.properties");
+    // Any ports do: formatting reads the configuration, it opens no socket.
+    std::fs::write(
+        &config,
+        kafka_properties(9092, 9093, "127.0.0.1:9092", &data),
+    )
+    .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+    let mut child = kafka_jvm(home, "kafka.tools.StorageTool")
+        .args([
+            "format".to_owned(),
+            "-t".to_owned(),
+            cluster.clone(),
+            "-c".to_owned(),
+            config.display().to_string(),
+        ])
+        .name("kafka-format")
+        .log_dir(root.path())
+        .spawn()
+        .map_err(|e| format!("cannot start java ({KAFKA_HINT}): {e}"))?;
+    match child.wait_exit(Duration::from_secs(60)).await {
+        Some(status) if status.success() && data.join("meta.properties").is_file() => {
+            Ok(KafkaTemplate {
+                _root: root,
+                data,
+                cluster,
+            })
+        }
+        Some(status) => Err(format!(
+            "the storage format tool exited ({status}); last lines:\n{}",
+            child.log_tail(10)
+        )),
+        None => Err(format!(
+            "the storage format tool did not finish within 60 s; last lines:\n{}",
+            child.log_tail(10)
+        )),
+    }
+}
+
+/// Copies the directory tree `from` to `to` (files and directories only).
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }
 
 fn port_of(addr: &str) -> u16 {
@@ -622,10 +823,11 @@ fn port_of(addr: &str) -> u16 {
 /// The correlation id of the readiness request.
 const PROBE_CORRELATION: i32 = 0x7463_6b31;
 
-/// The cluster id a Kafka broker reports in a `Metadata` v4 response (written by hand: the
-/// harness has no Kafka client). v4 is the oldest version Kafka 4 still answers (KIP-896), and
-/// like every version up to v8 it has no tagged fields.
-async fn kafka_cluster_id(addr: &str) -> Result<Option<String>, String> {
+/// The cluster id a Kafka broker reports in a `Metadata` v4 response, and the `host:port` of
+/// every broker it lists (written by hand: the harness has no Kafka client). v4 is the oldest
+/// version Kafka 4 still answers (KIP-896), and like every version up to v8 it has no tagged
+/// fields.
+async fn kafka_metadata(addr: &str) -> Result<(Option<String>, Vec<String>), String> {
     let mut s = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connect: {e}"))?;
@@ -644,7 +846,7 @@ async fn kafka_cluster_id(addr: &str) -> Result<Option<String>, String> {
     s.read_exact(&mut body)
         .await
         .map_err(|e| format!("read: {e}"))?;
-    parse_metadata_cluster_id(&body)
+    parse_metadata(&body)
 }
 
 /// `Metadata` (key 3) v4 with no topics: size, api key, version, correlation id, client id,
@@ -665,22 +867,25 @@ fn metadata_request() -> Vec<u8> {
     req
 }
 
-/// Reads the cluster id out of a `Metadata` v4 response (after the size): correlation id,
-/// throttle time, brokers `[node_id, host, port, rack]`, cluster id (nullable string).
-fn parse_metadata_cluster_id(body: &[u8]) -> Result<Option<String>, String> {
+/// Reads a `Metadata` v4 response (after the size): correlation id, throttle time, brokers
+/// `[node_id, host, port, rack]`, cluster id (nullable string). Returns the cluster id and each
+/// broker's `host:port`.
+fn parse_metadata(body: &[u8]) -> Result<(Option<String>, Vec<String>), String> {
     let mut r = Reader(body);
     if r.i32()? != PROBE_CORRELATION {
         return Err("a response to someone else's request".to_owned());
     }
     let _throttle = r.i32()?;
-    let brokers = r.i32()?;
-    for _ in 0..brokers.max(0) {
+    let count = r.i32()?;
+    let mut brokers = Vec::new();
+    for _ in 0..count.clamp(0, 1024) {
         let _node = r.i32()?;
-        let _host = r.string()?;
-        let _port = r.i32()?;
+        let host = r.string()?.unwrap_or_default();
+        let port = r.i32()?;
         let _rack = r.string()?;
+        brokers.push(format!("{host}:{port}"));
     }
-    r.string()
+    Ok((r.string()?, brokers))
 }
 
 /// A cursor over a Kafka response.
@@ -737,10 +942,13 @@ mod tests {
         b.extend_from_slice(&(-1i16).to_be_bytes()); // no rack
         b.extend_from_slice(&5i16.to_be_bytes());
         b.extend_from_slice(b"tck-1");
-        assert_eq!(parse_metadata_cluster_id(&b), Ok(Some("tck-1".to_owned())));
-        assert!(parse_metadata_cluster_id(&b[..b.len() - 2]).is_err());
+        assert_eq!(
+            parse_metadata(&b),
+            Ok((Some("tck-1".to_owned()), vec!["127.0.0.1:9092".to_owned()]))
+        );
+        assert!(parse_metadata(&b[..b.len() - 2]).is_err());
         b[0] ^= 1;
-        assert!(parse_metadata_cluster_id(&b).is_err());
+        assert!(parse_metadata(&b).is_err());
     }
 
     #[test]

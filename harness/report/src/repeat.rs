@@ -37,6 +37,9 @@ pub struct CheckTally {
     pub id: String,
     /// Broker, when the check ran on one.
     pub broker: Option<String>,
+    /// Target, when the runs spanned several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     /// Runs that passed it, or failed it as the expectations file says. A SHOULD check's
     /// non-strict failure does not count: a SHOULD check that flips is flaky too.
     pub passed: u32,
@@ -80,16 +83,18 @@ pub struct RepeatReport {
 impl RepeatReport {
     /// Folds the reports of the runs, in the order they ran.
     pub fn from_runs(target: &str, runs: &[RunReport]) -> RepeatReport {
-        let mut order: Vec<(String, Option<String>)> = Vec::new();
-        let mut tallies: BTreeMap<(String, Option<String>), CheckTally> = BTreeMap::new();
+        type Key = (String, Option<String>, Option<String>);
+        let mut order: Vec<Key> = Vec::new();
+        let mut tallies: BTreeMap<Key, CheckTally> = BTreeMap::new();
         for run in runs {
             for c in &run.checks {
-                let key = (c.id.clone(), c.broker.clone());
+                let key = (c.id.clone(), c.broker.clone(), c.target.clone());
                 let tally = tallies.entry(key.clone()).or_insert_with(|| {
                     order.push(key);
                     CheckTally {
                         id: c.id.clone(),
                         broker: c.broker.clone(),
+                        target: c.target.clone(),
                         passed: 0,
                         skipped: 0,
                         not_passed: Vec::new(),
@@ -197,9 +202,10 @@ impl RepeatReport {
                 .map(|(seed, v, summary)| format!("{seed} ({}: {})", v.as_str(), one_line(summary)))
                 .collect();
             s.push_str(&format!(
-                "| `{}` | {} | {}/{} | {} | {} |\n",
+                "| `{}` | {} | {} | {}/{} | {} | {} |\n",
                 c.id,
                 c.broker.as_deref().unwrap_or("-"),
+                c.target.as_deref().unwrap_or("-"),
                 c.passed,
                 c.decided(),
                 if c.is_flaky() { "flaky" } else { "failing" },
@@ -258,8 +264,14 @@ mod tests {
         assert_eq!(failing, ["c"]);
         assert_eq!(r.exit_code(), 1);
         let md = r.markdown();
-        assert!(md.contains("| `b` | - | 2/3 | flaky | 2 (error: "), "{md}");
-        assert!(md.contains("| `c` | - | 0/3 | failing | 1 (fail: "), "{md}");
+        assert!(
+            md.contains("| `b` | - | - | 2/3 | flaky | 2 (error: "),
+            "{md}"
+        );
+        assert!(
+            md.contains("| `c` | - | - | 0/3 | failing | 1 (fail: "),
+            "{md}"
+        );
         assert!(!md.contains("| `d` |"), "{md}");
     }
 

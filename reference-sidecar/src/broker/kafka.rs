@@ -20,9 +20,12 @@
 //! -1, forever), holding back the records behind it. Only then is the offset committed and the
 //! record skipped.
 //!
-//! Topics: contrib relies on the broker's auto-creation; refsidecar creates a topic it publishes
-//! to or subscribes to first, with `partitionCount` partitions (a refsidecar-only key, default 1),
-//! so that unkeyed messages keep publish order. An existing topic is used as it is.
+//! Topics: refsidecar creates a topic it publishes to or subscribes to first, with the broker's
+//! default partition count and replication factor, the count and replication contrib's client
+//! gets from the broker's auto-creation (librdkafka's consumer would otherwise not see a topic
+//! created after it subscribed until its next metadata refresh, minutes later). With
+//! `partitionCount` (a refsidecar-only key) it asks for that many partitions instead. An
+//! existing topic is used as it is.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -102,8 +105,9 @@ pub struct Settings {
     pub session_timeout: Duration,
     /// `heartbeatInterval`.
     pub heartbeat_interval: Duration,
-    /// `partitionCount` (refsidecar only): partitions of the topics refsidecar creates.
-    pub partition_count: i32,
+    /// `partitionCount` (refsidecar only): refsidecar creates its topics with this many
+    /// partitions; unset, with the broker's default.
+    pub partition_count: Option<i32>,
     /// `publishTimeout` (refsidecar only): how long a publish waits for the delivery report.
     pub publish_timeout: Duration,
 }
@@ -200,9 +204,11 @@ impl Settings {
             ));
         }
         let partition_count = match m.positive("partitionCount")? {
-            None => 1,
-            Some(n) => i32::try_from(n)
-                .map_err(|_| bad("partitionCount", &n.to_string(), "too many partitions"))?,
+            None => None,
+            Some(n) => Some(
+                i32::try_from(n)
+                    .map_err(|_| bad("partitionCount", &n.to_string(), "too many partitions"))?,
+            ),
         };
         let publish_timeout = m
             .duration("publishTimeout")?
@@ -231,8 +237,7 @@ impl Settings {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers)
             .set("client.id", &self.client_id)
-            // Without this librdkafka would ask the broker to auto-create topics with the
-            // broker's partition count; refsidecar creates them itself (module docs).
+            // refsidecar creates its topics itself (module docs).
             .set("allow.auto.create.topics", "false");
         c
     }
@@ -393,16 +398,14 @@ impl Kafka {
 }
 
 impl Inner {
-    /// Creates `topic` with `partitionCount` partitions unless it exists.
+    /// Creates `topic` unless it exists: with `partitionCount` partitions, else with the
+    /// broker's defaults (-1 asks for them, KIP-464).
     async fn ensure_topic(&self, topic: &str) -> Result<(), KafkaError> {
         if self.known(topic) {
             return Ok(());
         }
-        let new = NewTopic::new(
-            topic,
-            self.settings.partition_count,
-            TopicReplication::Fixed(1),
-        );
+        let partitions = self.settings.partition_count.unwrap_or(-1);
+        let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));
         let opts = AdminOptions::new().operation_timeout(Some(Timeout::After(CONNECT_TIMEOUT)));
         let results = self.admin.create_topics([&new], &opts).await?;
         for r in results {
@@ -615,7 +618,7 @@ mod tests {
         assert!(s.consume_retry);
         assert_eq!(s.backoff, Duration::from_secs(5));
         assert_eq!(s.max_retries, None);
-        assert_eq!(s.partition_count, 1);
+        assert_eq!(s.partition_count, None);
         assert_eq!(s.max_message_bytes, None);
     }
 
@@ -641,7 +644,7 @@ mod tests {
         assert_eq!(s.max_retries, Some(3));
         assert_eq!(s.session_timeout, Duration::from_millis(1500));
         assert_eq!(s.heartbeat_interval, Duration::from_millis(300));
-        assert_eq!(s.partition_count, 4);
+        assert_eq!(s.partition_count, Some(4));
         assert_eq!(w.len(), 1);
         assert!(w[0].contains("unknownKey"), "{w:?}");
 

@@ -216,9 +216,9 @@ pub(crate) fn checks() -> Vec<Check> {
         ),
         chaos!(
             "chaos::process::kill_broker",
-            "The broker SIGKILLed under load and restarted (AOF): every acknowledged publish is delivered",
+            "The broker SIGKILLed under load and restarted (its log on disk): every acknowledged publish is delivered",
             [
-                Need::OneOf(REDIS),
+                Need::OneOf(DURABLE),
                 Need::PrivateBroker,
                 Need::Promise(Promise::SurvivesBrokerRestart)
             ],

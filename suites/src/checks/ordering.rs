@@ -150,14 +150,10 @@ async fn per_key_interleaved(t: &mut Trial) -> Result<(), Problem> {
 }
 
 async fn per_partition_key(t: &mut Trial) -> Result<(), Problem> {
-    // Four partitions where the broker has partitions (refsidecar's pubsub.kafka creates the
-    // topic with this count; other components ignore the key), so that keys really spread.
-    t.start(
-        Scenario::new()
-            .subscribe("orders", "/orders")
-            .component_metadata("partitionCount", "4"),
-    )
-    .await?;
+    // On Kafka the topic gets the broker's default of four partitions, so that keys really
+    // spread over partitions.
+    t.start(Scenario::new().subscribe("orders", "/orders"))
+        .await?;
     let mut n = 0;
     for seq in 0..15u64 {
         for k in 0..4 {
@@ -255,8 +251,7 @@ async fn keyed_order(t: &mut Trial, k: Keyed) -> Result<(), Problem> {
     };
     let mut scenario = Scenario::new()
         .subscribe("orders", "/orders")
-        .script("/orders", script)
-        .component_metadata("partitionCount", "4");
+        .script("/orders", script);
     if !retried.is_empty() {
         scenario = scenario.retry_constant("20ms", 3);
     }

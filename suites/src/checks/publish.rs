@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 
+use crate::broker::Promise;
 use crate::catalog::{Check, Need};
 use crate::check;
 use crate::problem::{Problem, ensure, ensure_eq};
@@ -80,9 +81,9 @@ pub(crate) fn checks() -> Vec<Check> {
             "core::publish::topic_with_slashes",
             Must,
             "A topic containing '/' is published and delivered with the whole topic name",
-            "daprd http.go: publish route {topic...} is a wildcard",
+            "daprd http.go: publish route {topic...} is a wildcard; the topic reaches the broker verbatim, so only brokers whose topic names allow '/' can carry it",
             API_DOC,
-            [Need::Launch],
+            [Need::Launch, Need::Promise(Promise::SlashInTopicNames)],
             topic_with_slashes
         ),
         check!(
