@@ -11,14 +11,21 @@ if ! need cargo; then
   echo "scripts/test.sh: cargo is required (install Rust with rustup)" >&2
   exit 2
 fi
-if ! need redis-server; then
+# Debian packages the tests need: redis-server (a private server per Redis trial), curl (the
+# Toxiproxy step below), java (Apache Kafka) and maven (scripts/kafka.sh fetches Kafka with it).
+missing=()
+need redis-server || missing+=(redis-server)
+need curl || missing+=(curl)
+need java || missing+=(openjdk-17-jre-headless)
+need mvn || missing+=(maven)
+if [ ${#missing[@]} -gt 0 ]; then
   if need apt-get; then
-    echo "scripts/test.sh: installing redis-server" >&2
+    echo "scripts/test.sh: installing ${missing[*]}" >&2
     sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_="sudo"
     $sudo_ apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq redis-server >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "scripts/test.sh: redis-server is required and apt-get is not available; install it" >&2
+    echo "scripts/test.sh: ${missing[*]} required and apt-get is not available; install them" >&2
     exit 2
   fi
 fi
@@ -100,3 +107,42 @@ cargo test --release --locked --workspace --no-fail-fast "${KAFKA_FEATURES[@]}"
 #    (fixtures/targets/daprd.toml), with its expectations file: a failure it names is an expected
 #    failure, a pass of one is an error.
 PUBSUB_TCK_TARGET=fixtures/targets/daprd.toml cargo test --release --locked -p suites --test conformance
+
+# 6. Shopify's Toxiproxy 2.12.0, built from its Go module by scripts/toxiproxy.sh (once): the
+#    Toxiproxy contract suite (the `real::*` cases) and the chaos profile run against it, on a
+#    free loopback port, besides the bundled server the steps above use.
+TOXIPROXY_SERVER="$(bash scripts/toxiproxy.sh)"
+toxi_dir="$(mktemp -d)"
+toxi_pid=""
+stop_toxiproxy() {
+  [ -n "$toxi_pid" ] && kill "$toxi_pid" 2>/dev/null && wait "$toxi_pid" 2>/dev/null
+  rm -rf "$toxi_dir"
+}
+trap stop_toxiproxy EXIT
+toxi_url=""
+for _ in 1 2 3 4 5; do
+  port=$((20000 + RANDOM % 10000))
+  (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue # taken: try another
+  "$TOXIPROXY_SERVER" -host 127.0.0.1 -port "$port" >"$toxi_dir/server.log" 2>&1 &
+  toxi_pid=$!
+  # Poll its API with a deadline of 10 s; a server that exits (a port taken meanwhile) is
+  # started again on another port.
+  for _ in $(seq 1 100); do
+    if curl -fsS "http://127.0.0.1:$port/version" >/dev/null 2>&1; then
+      toxi_url="http://127.0.0.1:$port"
+      break 2
+    fi
+    kill -0 "$toxi_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill "$toxi_pid" 2>/dev/null || true
+  toxi_pid=""
+done
+if [ -z "$toxi_url" ]; then
+  echo "scripts/test.sh: Toxiproxy ($TOXIPROXY_SERVER) did not answer on loopback; its log:" >&2
+  cat "$toxi_dir/server.log" >&2
+  exit 2
+fi
+TOXIPROXY_URL="$toxi_url" cargo test --release --locked -p harness-toxiproxy --test contract
+TOXIPROXY_URL="$toxi_url" PUBSUB_TCK_BROKERS=in-memory,redis,kafka \
+  cargo test --release --locked -p suites --test conformance -- chaos::

@@ -320,3 +320,91 @@ pub fn app_runtimes() -> &'static AppRuntimes {
 pub fn program_on_path(program: &str) -> bool {
     on_path(program)
 }
+
+/// What runs besides the target, for the reports: each broker's implementation and version and
+/// the fault proxy, keyed by role (`broker redis` → `Redis 7.0.15`).
+pub fn environment(
+    brokers: &[Broker],
+    settings: &EnvSettings,
+) -> std::collections::BTreeMap<String, String> {
+    let mut env = std::collections::BTreeMap::new();
+    for &b in brokers {
+        let what = match b {
+            Broker::InMemory => "inside the sidecar".to_owned(),
+            Broker::Redis => match &settings.redis {
+                Some(addr) => format!("Redis at {addr} (external)"),
+                None => redis_version().map_or_else(
+                    || "redis-server (version unknown)".to_owned(),
+                    |v| format!("Redis {v}, one private server per trial"),
+                ),
+            },
+            Broker::Kafka => match (&settings.kafka, &settings.kafka_home) {
+                (Some(addr), _) => format!("Kafka at {addr} (external)"),
+                (None, Some(home)) => kafka_version(home).map_or_else(
+                    || format!("Apache Kafka from {} (version unknown)", home.display()),
+                    |v| format!("Apache Kafka {v} (KRaft), one private broker per trial"),
+                ),
+                (None, None) => "not available".to_owned(),
+            },
+        };
+        env.insert(format!("broker {b}"), what);
+    }
+    let proxy = match &settings.toxiproxy_url {
+        Some(url) => match toxiproxy_version(url) {
+            Some(v) => format!("Toxiproxy {v} at {url}"),
+            None => format!("Toxiproxy at {url} (GET /version did not answer)"),
+        },
+        None => format!(
+            "bundled tck-toxiproxy {} (in-process)",
+            harness_toxiproxy::SERVER_VERSION
+        ),
+    };
+    env.insert("fault proxy".to_owned(), proxy);
+    env
+}
+
+/// `7.0.15` from `redis-server --version` (`Redis server v=7.0.15 sha=...`).
+fn redis_version() -> Option<String> {
+    let out = std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v = text.split_whitespace().find_map(|w| w.strip_prefix("v="))?;
+    Some(v.to_owned())
+}
+
+/// `3.9.2` from the broker jar's name (`lib/kafka_2.13-3.9.2.jar`).
+fn kafka_version(home: &Path) -> Option<String> {
+    std::fs::read_dir(home.join("lib"))
+        .ok()?
+        .filter_map(Result::ok)
+        .find_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let v = name.strip_prefix("kafka_2.13-")?.strip_suffix(".jar")?;
+            (!v.contains('-')).then(|| v.to_owned())
+        })
+}
+
+/// The version a Toxiproxy at `url` reports on `GET /version` (a plain HTTP/1.0 exchange, two
+/// seconds at most; only loopback URLs are used).
+fn toxiproxy_version(url: &str) -> Option<String> {
+    use std::io::{Read as _, Write as _};
+    let authority = url.strip_prefix("http://")?.trim_end_matches('/');
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(authority)
+        .ok()?
+        .next()?;
+    let timeout = std::time::Duration::from_secs(2);
+    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout).ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
+    write!(s, "GET /version HTTP/1.0\r\nHost: {authority}\r\n\r\n").ok()?;
+    let mut reply = String::new();
+    s.take(64 * 1024).read_to_string(&mut reply).ok()?;
+    let body = reply.split("\r\n\r\n").nth(1)?.trim();
+    // The server answers the bare version, or JSON with a "version" field.
+    let v = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|j| j.get("version").and_then(|v| v.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| body.to_owned());
+    (!v.is_empty()).then_some(v)
+}

@@ -532,6 +532,15 @@ impl Trial {
         }
     }
 
+    /// Which Toxiproxy the trial's fault proxies live on (bundled, or a real one and its
+    /// version), when the scenario routes hops through proxies.
+    pub fn fault_proxy(&self) -> Option<String> {
+        self.cluster
+            .as_ref()
+            .and_then(|c| c.proxies.as_ref())
+            .map(Proxies::identity)
+    }
+
     /// The sidecar's app-id.
     pub fn app_id(&self) -> String {
         self.cluster().sidecar.app_id().to_owned()

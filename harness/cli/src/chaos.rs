@@ -176,6 +176,7 @@ pub(crate) fn chaos(args: ChaosArgs) -> anyhow::Result<u8> {
     report.target_file = Some(env.target.path().display().to_string());
     report.profile = Some("chaos".to_owned());
     report.broker = Some(broker.name().to_owned());
+    report.environment = suites::env::environment(&[broker], &settings);
     report.duration_ms = started.elapsed().as_millis() as u64;
     let history_name =
         harness_report::store::history_file_name(&format!("{}::{broker}", nightly::ID));

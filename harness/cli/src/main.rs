@@ -339,6 +339,7 @@ fn run_once(
     report.target_file = Some(env.target.path().display().to_string());
     report.profile = args.profile.clone();
     report.broker = Some(args.broker.clone());
+    report.environment = suites::env::environment(selection.brokers, settings);
     report.duration_ms = started.elapsed().as_millis() as u64;
     let mut histories = Vec::new();
     for o in outcomes {

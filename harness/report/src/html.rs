@@ -76,6 +76,9 @@ pub fn render(report: &RunReport) -> String {
     if let Some(broker) = &report.broker {
         fact("Broker", broker);
     }
+    for (role, what) in &report.environment {
+        fact(&crate::markdown::capitalised(role), what);
+    }
     out.push_str("</dl>\n");
     let _ = writeln!(
         out,

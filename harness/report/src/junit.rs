@@ -77,6 +77,9 @@ fn suite(out: &mut String, report: &RunReport, profile: &str, checks: &[&CheckRe
     property("run_id", &report.run_id);
     property("seed", &report.seed.to_string());
     property("target", &report.target);
+    for (role, what) in &report.environment {
+        property(&role.replace(' ', "_"), what);
+    }
     property("tool_version", &report.tool_version);
     if let Some(broker) = &report.broker {
         property("broker", broker);

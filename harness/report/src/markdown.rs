@@ -42,6 +42,9 @@ pub fn render(report: &RunReport) -> String {
     if let Some(broker) = &report.broker {
         fact("Broker", md(broker));
     }
+    for (role, what) in &report.environment {
+        fact(&capitalised(role), md(what));
+    }
     let _ = writeln!(
         out,
         "\nReplay the run: {}\n",
@@ -186,6 +189,14 @@ fn clause(c: &CheckResult) -> String {
         Some(url) => format!("[{}](<{url}>)", md(&c.clause)),
         None => md(&c.clause),
     }
+}
+
+/// `broker redis` → `Broker redis`: a role as a fact's name.
+pub(crate) fn capitalised(role: &str) -> String {
+    let mut chars = role.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
 }
 
 #[cfg(test)]

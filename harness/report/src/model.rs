@@ -155,6 +155,10 @@ pub struct RunReport {
     pub profile: Option<String>,
     /// The broker selected for the run, if one was.
     pub broker: Option<String>,
+    /// What ran besides the target, by role: `broker redis` → `Redis 7.0.15`, `fault proxy` →
+    /// `Toxiproxy 2.12.0`, and so on.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub environment: std::collections::BTreeMap<String, String>,
     /// One entry per check, in run order.
     pub checks: Vec<CheckResult>,
     /// Extra sections appended to the human reports.
@@ -212,6 +216,7 @@ impl RunReport {
             seed,
             profile: None,
             broker: None,
+            environment: std::collections::BTreeMap::new(),
             checks: Vec::new(),
             extra_sections: Vec::new(),
         }

@@ -63,6 +63,9 @@ pub fn hops_of<'a>(faults: impl IntoIterator<Item = &'a Fault>) -> Vec<Hop> {
 
 /// Runs `e` on a started trial and judges it.
 pub async fn run(t: &mut Trial, e: &Experiment) -> Result<(), Problem> {
+    if let Some(proxy) = t.fault_proxy() {
+        t.observe(format!("faults injected through {proxy}"));
+    }
     let config = LoadConfig {
         pubsub: PUBSUB.to_owned(),
         topic: TOPIC.to_owned(),
