@@ -152,8 +152,9 @@ fn judge_integrity(
 }
 
 /// Applies the target's expectations file: a failure it names becomes an expected failure
-/// (it does not fail the run), a pass of a check it names an unexpected pass (it does).
-/// Skips and errors stay what they are.
+/// (it does not fail the run), a pass of a check it names an unexpected pass (it does), unless
+/// the entry is intermittent: then a pass stays a pass, with a note. Skips and errors stay what
+/// they are.
 fn apply_expectations(result: &mut CheckResult, env: &RunEnv) {
     let Some(file) = env.target.expectations() else {
         return;
@@ -170,6 +171,12 @@ fn apply_expectations(result: &mut CheckResult, env: &RunEnv) {
             let seen = result.summary.take().unwrap_or_default();
             result.verdict = VerdictKind::ExpectedFail;
             result.summary = Some(format!("expected ({name}): {}; seen: {seen}", e.describe()));
+        }
+        VerdictKind::Pass if e.intermittent => {
+            result.summary = Some(format!(
+                "passed this time; {name} lists an intermittent failure: {}",
+                e.describe()
+            ));
         }
         VerdictKind::Pass => {
             result.verdict = VerdictKind::UnexpectedPass;

@@ -396,8 +396,15 @@ impl Trial {
             Ok(sidecar) => sidecar,
             Err(e) => return Ok(Err(e)),
         };
-        if app.is_some() {
-            sidecar.wait_healthz(DEADLINE).await?;
+        // A target may answer its outbound readiness before it has loaded its components and
+        // exit afterwards (daprd does): an exit here is the launch failing, like one before.
+        if app.is_some()
+            && let Err(source) = sidecar.wait_healthz(DEADLINE).await
+        {
+            return Ok(Err(harness::LaunchError::Ready {
+                target: sidecar.target_name().to_owned(),
+                source,
+            }));
         }
         if let (true, Some(p)) = (proxied(Hop::AppToSidecar), proxies.as_mut()) {
             let port = sidecar.http_port().ok_or_else(|| {

@@ -173,11 +173,21 @@ fn main() -> std::process::ExitCode {
             .with_kind(format!("skip: {reason}")),
         None => t,
     });
-    let trials = cases
-        .map(|(broker, mode, id, must_fail)| {
-            let name = format!("selfcheck::{mode}::{}::{broker}", id.replace("::", "."));
-            let trial = Trial::test(name, move || run(broker, mode, id, must_fail));
-            match broker_unavailable(broker, &settings) {
+    // Every case runs around both sidecars: a mutant of daprd must be caught as one of refsidecar.
+    let cases: Vec<_> = cases.collect();
+    let trials = [Sidecar::Reference, Sidecar::Daprd]
+        .into_iter()
+        .flat_map(|sidecar| cases.iter().map(move |&c| (sidecar, c)))
+        .map(|(sidecar, (broker, mode, id, must_fail))| {
+            let name = format!(
+                "selfcheck::{}{mode}::{}::{broker}",
+                sidecar.prefix(),
+                id.replace("::", ".")
+            );
+            let trial = Trial::test(name, move || run(sidecar, broker, mode, id, must_fail));
+            let unavailable = broker_unavailable(broker, &settings)
+                .or_else(|| not_observable(sidecar, broker, mode, id).map(str::to_owned));
+            match unavailable {
                 Some(reason) => trial
                     .with_ignored_flag(true)
                     .with_kind(format!("skip: {reason}")),
@@ -311,28 +321,82 @@ async fn redis_command(addr: &str, args: &[&str]) -> Result<(), Failed> {
     Ok(())
 }
 
+/// Why a case cannot show its mutant around this sidecar, if it cannot.
+fn not_observable(sidecar: Sidecar, broker: Broker, mode: &str, id: &str) -> Option<&'static str> {
+    match (sidecar, broker, mode, id) {
+        // The mutant acknowledges m-1 to daprd before the app has it, and the check kills the
+        // sidecar right after. daprd commits Kafka offsets in the background every second
+        // (sarama's auto-commit), so the offset of m-1 is not committed yet and the restarted
+        // daprd reads m-1 again: the harm is real but not visible here. The same mutant is
+        // caught around daprd on Kafka by core::ordering::per_partition_key.
+        (
+            Sidecar::Daprd,
+            Broker::Kafka,
+            "ack-before-deliver",
+            "core::durability::sidecar_kill_redelivers",
+        ) => Some(
+            "daprd commits Kafka offsets a second later, so a kill right after the early acknowledgement loses nothing (see not_observable)",
+        ),
+        _ => None,
+    }
+}
+
+/// The sidecar a mutant wraps.
+#[derive(Debug, Clone, Copy)]
+enum Sidecar {
+    /// `fixtures/targets/mutants/<mode>.toml`: refsidecar.
+    Reference,
+    /// `fixtures/targets/mutants/daprd/<mode>.toml`: daprd 1.18.3.
+    Daprd,
+}
+
+impl Sidecar {
+    fn prefix(self) -> &'static str {
+        match self {
+            Sidecar::Reference => "",
+            Sidecar::Daprd => "daprd::",
+        }
+    }
+
+    fn dir(self) -> &'static str {
+        match self {
+            Sidecar::Reference => "fixtures/targets/mutants",
+            Sidecar::Daprd => "fixtures/targets/mutants/daprd",
+        }
+    }
+}
+
 fn env_for(broker: Broker, mode: &str) -> Result<Arc<RunEnv>, Failed> {
+    env_around(Sidecar::Reference, broker, mode)
+}
+
+fn env_around(sidecar: Sidecar, broker: Broker, mode: &str) -> Result<Arc<RunEnv>, Failed> {
     let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
     let root = find_workspace(&cwd).map_err(|e| e.to_string())?;
     // The broker settings come from the environment (the Kafka test broker's binary, a
     // Toxiproxy); the target is the mutant and the reports go under cargo-test/selfcheck.
     let from_env = EnvSettings::from_env().unwrap_or_default();
     let settings = EnvSettings {
-        target: Some(
-            root.join("fixtures/targets/mutants")
-                .join(format!("{mode}.toml")),
-        ),
+        target: Some(root.join(sidecar.dir()).join(format!("{mode}.toml"))),
         report_dir: None,
         brokers: None,
         containers: None,
         ..from_env
     };
-    let run_dir = root.join("reports/cargo-test/selfcheck").join(mode);
+    let run_dir = root
+        .join("reports/cargo-test/selfcheck")
+        .join(format!("{}{mode}", sidecar.prefix().replace("::", "-")));
     RunEnv::new(&settings, root, run_dir, broker).map_err(|e| Failed::from(format!("{e:#}")))
 }
 
-fn run(broker: Broker, mode: &str, id: &str, must_fail: bool) -> Result<(), Failed> {
-    let env = env_for(broker, mode)?;
+fn run(
+    sidecar: Sidecar,
+    broker: Broker,
+    mode: &str,
+    id: &str,
+    must_fail: bool,
+) -> Result<(), Failed> {
+    let env = env_around(sidecar, broker, mode)?;
     let check = suites::all()
         .into_iter()
         .find(|c| c.id == id)

@@ -12,7 +12,12 @@
 //! brokers = ["kafka"]                                 # optional: only on these brokers
 //! reason = "why the target fails it"
 //! upstream = "dapr/dapr v1.18.3 pkg/runtime/...go:123"
+//! intermittent = true                                 # optional: a race, it may pass
 //! ```
+//!
+//! An `intermittent` entry is for a failure that depends on timing (a race in the target): a
+//! failure is an expected failure, and a pass stays a pass with a note naming the entry, so
+//! the run's result does not depend on the race.
 //!
 //! This module parses and looks up; it does not know the catalog (the suites check that every
 //! id names a check).
@@ -71,6 +76,8 @@ struct RawEntry {
     brokers: Vec<String>,
     reason: String,
     upstream: String,
+    #[serde(default)]
+    intermittent: bool,
 }
 
 /// One check the target is expected to fail.
@@ -84,6 +91,8 @@ pub struct Expectation {
     pub reason: String,
     /// The source (file and line of the target's code, an issue) that decides it.
     pub upstream: String,
+    /// The failure depends on timing: a pass is not an unexpected pass.
+    pub intermittent: bool,
 }
 
 impl Expectation {
@@ -149,6 +158,7 @@ impl Expectations {
                 brokers: e.brokers,
                 reason: e.reason,
                 upstream: e.upstream,
+                intermittent: e.intermittent,
             });
         }
         Ok(Expectations {
@@ -206,6 +216,21 @@ mod tests {
         assert!(e.lookup("c::d", "redis").is_none());
         assert!(e.lookup("c::d", "kafka").is_some());
         assert!(e.lookup("x::y", "kafka").is_none());
+        assert!(e.entries().iter().all(|x| !x.intermittent));
+    }
+
+    #[test]
+    fn intermittent_is_read_and_must_be_a_bool() {
+        let e = parse(
+            "[[fail]]\ncheck = \"a::b\"\nreason = \"r\"\nupstream = \"u\"\nintermittent = true\n",
+        )
+        .unwrap();
+        assert!(e.lookup("a::b", "redis").is_some_and(|x| x.intermittent));
+        let err = parse(
+            "[[fail]]\ncheck = \"a::b\"\nreason = \"r\"\nupstream = \"u\"\nintermittent = \"yes\"\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("invalid type"), "{err}");
     }
 
     #[test]

@@ -578,7 +578,7 @@ env = { A = "{app_id}-{http_port}", J = '{"k":1}' }
     fn rejects_bad_files() {
         check(
             "name = \"r\"\ncomand = \"x\"",
-            "error: target file t.toml: unknown key `comand` (expected one of name, command, args, env, ready, capabilities, url, build)",
+            "error: target file t.toml: unknown key `comand` (expected one of name, command, args, env, ready, capabilities, url, build, expectations)",
         );
         check(
             "name = \"r\"\ncommand = \"x\"\nargs = [\"a\", \"{app-port}\"]",
