@@ -12,12 +12,16 @@ if ! need cargo; then
   exit 2
 fi
 # Debian packages the tests need: redis-server (a private server per Redis trial), curl (the
-# Toxiproxy step below), java (Apache Kafka) and maven (scripts/kafka.sh fetches Kafka with it).
+# Toxiproxy step below), java (Apache Kafka), maven (scripts/kafka.sh fetches Kafka with it), and
+# pkg-config with OpenSSL's headers (the `toxiproxy_rust` client crate that a test drives
+# tck-toxiproxy with is built on reqwest 0.11 with native TLS).
 missing=()
 need redis-server || missing+=(redis-server)
 need curl || missing+=(curl)
 need java || missing+=(openjdk-17-jre-headless)
 need mvn || missing+=(maven)
+need pkg-config || missing+=(pkg-config)
+{ need pkg-config && pkg-config --exists openssl; } || missing+=(libssl-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   if need apt-get; then
     echo "scripts/test.sh: installing ${missing[*]}" >&2
@@ -105,8 +109,10 @@ cargo test --release --locked --workspace --no-fail-fast "${KAFKA_FEATURES[@]}"
 
 # 5. The same checks, every profile on every broker, against the real daprd
 #    (fixtures/targets/daprd.toml), with its expectations file: a failure it names is an expected
-#    failure, a pass of one is an error.
-PUBSUB_TCK_TARGET=fixtures/targets/daprd.toml cargo test --release --locked -p suites --test conformance
+#    failure, a pass of one is an error. `--workspace` with the same features as step 4 selects
+#    the one `conformance` test target without rebuilding dependencies for another feature set.
+PUBSUB_TCK_TARGET=fixtures/targets/daprd.toml \
+  cargo test --release --locked --workspace "${KAFKA_FEATURES[@]}" --test conformance
 
 # 6. Shopify's Toxiproxy 2.12.0, built from its Go module by scripts/toxiproxy.sh (once): the
 #    Toxiproxy contract suite (the `real::*` cases) and the chaos profile run against it, on a
@@ -143,6 +149,7 @@ if [ -z "$toxi_url" ]; then
   cat "$toxi_dir/server.log" >&2
   exit 2
 fi
-TOXIPROXY_URL="$toxi_url" cargo test --release --locked -p harness-toxiproxy --test contract
+TOXIPROXY_URL="$toxi_url" \
+  cargo test --release --locked --workspace "${KAFKA_FEATURES[@]}" --test contract
 TOXIPROXY_URL="$toxi_url" PUBSUB_TCK_BROKERS=in-memory,redis,kafka \
-  cargo test --release --locked -p suites --test conformance -- chaos::
+  cargo test --release --locked --workspace "${KAFKA_FEATURES[@]}" --test conformance -- chaos::
