@@ -103,6 +103,14 @@ cargo build --release --locked -p reference-sidecar -p harness --bins "${KAFKA_F
 #    to run, which this machine may not have; type-check it so that it keeps building.
 cargo check --release --locked -p suites --features suites/testcontainers
 
+# Lints, as errors: rustfmt's layout and clippy on every target of the workspace (the lint
+#    settings are the workspace's `[lints]` tables).
+if ! cargo clippy --version >/dev/null 2>&1 || ! cargo fmt --version >/dev/null 2>&1; then
+  need rustup && rustup component add clippy rustfmt
+fi
+cargo fmt --all --check
+cargo clippy --release --locked --workspace --all-targets "${KAFKA_FEATURES[@]}" -- -D warnings
+
 # 4. Every test: unit and in-process tests, harness tests, the conformance suites against the
 #    reference target, the self-check against broken targets, and repository invariants.
 cargo test --release --locked --workspace --no-fail-fast "${KAFKA_FEATURES[@]}"

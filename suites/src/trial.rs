@@ -467,6 +467,21 @@ impl Trial {
         }
     }
 
+    /// `host:port` of the broker the trial's component talks to (its private server, or the
+    /// external one), for looking at the broker's own state; `None` for in-memory.
+    pub fn broker_addr(&self) -> Option<String> {
+        let private = self
+            .cluster
+            .as_ref()
+            .and_then(|c| c.broker.as_ref())
+            .map(|b| b.addr().to_owned());
+        private.or_else(|| match self.env.broker {
+            Broker::InMemory => None,
+            Broker::Redis => self.env.redis.clone(),
+            Broker::Kafka => self.env.kafka.clone(),
+        })
+    }
+
     /// The trial's private broker, for faults (kill, restart); `None` for in-memory or an
     /// external broker.
     pub fn broker_server(&mut self) -> Option<&mut BrokerServer> {

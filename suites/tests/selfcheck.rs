@@ -49,6 +49,14 @@ const CASES: &[(&str, &str, bool)] = &[
         "core::cloudevents::delivery_content_type",
         true,
     ),
+    ("ttl-ignored", "core::dlq::expired_never_delivered", true),
+    (
+        "token-bypass-bulk",
+        "core::auth::every_route_needs_token",
+        true,
+    ),
+    ("none", "core::dlq::expired_never_delivered", false),
+    ("none", "core::auth::every_route_needs_token", false),
     ("none", "core::cloudevents::schema_valid", false),
     ("none", "core::resiliency::max_retries_2", false),
     ("none", "core::delivery::no_loss_no_duplicates", false),
@@ -67,8 +75,16 @@ const REDIS_CASES: &[(&str, &str, bool)] = &[
         "core::ordering::fifo_with_concurrency_one",
         true,
     ),
+    ("ttl-ignored", "core::dlq::expired_never_delivered", true),
+    (
+        "never-ack",
+        "core::delivery::acknowledged_after_outcome",
+        true,
+    ),
+    ("none", "core::delivery::acknowledged_after_outcome", false),
     ("none", "core::durability::sidecar_kill_redelivers", false),
     ("none", "core::ordering::fifo_with_concurrency_one", false),
+    ("none", "core::dlq::expired_never_delivered", false),
 ];
 
 /// The same, on the Kafka broker (a private Apache Kafka broker per trial). Kafka promises order

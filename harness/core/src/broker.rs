@@ -597,7 +597,12 @@ struct KafkaTemplate {
 /// machine crash could lose them; a process crash cannot).
 #[derive(Debug)]
 pub struct KafkaServer {
+    // Declared first, so dropped first: the broker is killed before its log is removed.
     server: Server,
+    /// The broker's log directory, in a temporary directory of its own rather than the trial's
+    /// report directory: the KRaft metadata log preallocates 20 MiB of sparse index files that
+    /// any copy of a report would write out. Removed when the server is dropped.
+    _data: Option<tempfile::TempDir>,
 }
 
 impl KafkaServer {
@@ -624,6 +629,10 @@ impl KafkaServer {
         advertised: Option<&str>,
     ) -> Result<KafkaServer, BrokerError> {
         std::fs::create_dir_all(dir).map_err(|e| BrokerError::Dir(dir.to_owned(), e))?;
+        let data_root = tempfile::Builder::new()
+            .prefix("pubsub-tck-kafka-log-")
+            .tempdir()
+            .map_err(|e| BrokerError::Dir(std::env::temp_dir(), e))?;
         let template = KAFKA_TEMPLATE
             .get_or_init(|| async { format_template(home).await })
             .await
@@ -636,7 +645,7 @@ impl KafkaServer {
             |port: u16| advertised.map_or_else(|| format!("127.0.0.1:{port}"), str::to_owned);
         let spec = |ports: &[u16]| {
             let (port, controller) = (ports[0], ports[1]);
-            let data = dir.join("data");
+            let data = data_root.path().join("data");
             // A fresh copy of the formatted storage each launch (a retried launch too).
             let _ = std::fs::remove_dir_all(&data);
             copy_dir(&template.data, &data).map_err(|e| BrokerError::Dir(data.clone(), e))?;
@@ -664,13 +673,17 @@ impl KafkaServer {
             spec,
         )
         .await?;
-        Ok(KafkaServer { server })
+        Ok(KafkaServer {
+            server,
+            _data: Some(data_root),
+        })
     }
 
     /// A Kafka someone else runs (for example from `PUBSUB_TCK_KAFKA`); kill and restart are
     /// not available.
     pub fn external(addr: impl Into<String>) -> KafkaServer {
         KafkaServer {
+            _data: None,
             server: Server::external(
                 "kafka broker",
                 addr.into(),
@@ -717,7 +730,9 @@ fn kafka_jvm(home: &Path, main: &str) -> ProcessSpec {
 /// default is allocated on the heap), no delay before the first consumer-group rebalance, group
 /// session timeouts down to 500 ms (the component templates use short ones so that a crashed
 /// member leaves within a trial), and a dead broker's registration expiring after 2 s (so a
-/// restart after a kill answers in seconds).
+/// restart after a kill answers in seconds). Index files are preallocated at 64 KiB instead of
+/// 10 MiB: they are sparse on disk, but anything that copies a trial directory (an archive, a
+/// report's `latest` copy) would otherwise write 20 MiB per partition.
 fn kafka_properties(port: u16, controller: u16, advertised: &str, data: &Path) -> String {
     format!(
         "process.roles=broker,controller\n\
@@ -743,6 +758,7 @@ fn kafka_properties(port: u16, controller: u16, advertised: &str, data: &Path) -
          num.network.threads=2\n\
          num.io.threads=2\n\
          log.cleaner.dedupe.buffer.size=2097152\n\
+         log.index.size.max.bytes=65536\n\
          auto.create.topics.enable=true\n",
         data.display()
     )

@@ -23,6 +23,7 @@ pub mod fault_proxy;
 pub mod mutant;
 pub mod ports;
 pub mod proc;
+pub mod resp;
 pub mod sidecar;
 pub mod target;
 

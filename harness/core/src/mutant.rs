@@ -9,6 +9,17 @@
 //! Because M always listens, the wrapped sidecar sees the app as reachable even while the
 //! real app is down; requests then fail at the transport level (the proxy closes the
 //! connection), like a refused connection would.
+//!
+//! API modes ([`Mode::is_api`]) break the sidecar's contract with its *clients* instead: with
+//! `--api-port A --sidecar-http-port S` the wrapper listens on A (the port clients were
+//! given) and forwards every request to the sidecar's HTTP API, which the command line runs on
+//! S; the app side is then a pure pass-through.
+//!
+//! The broker mode [`Mode::NeverAck`] copies the `--resources-path` directory with every
+//! `redisHost` pointed at a Redis-protocol proxy of the wrapper, which answers `XACK` itself
+//! and forwards everything else: the sidecar believes it acknowledged, Redis still holds every
+//! entry as pending. The rewrite is textual (a `value:` line after `name: redisHost`), which
+//! the kit's component templates satisfy.
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -48,21 +59,39 @@ pub enum Mode {
     /// background after a short, varying delay: acknowledges before delivering, which also
     /// lets later messages overtake earlier ones and loses them when the app fails.
     AckBeforeDeliver,
+    /// API mode: removes `metadata.ttlInSeconds` and `metadata.ttl` from publish requests, so
+    /// the sidecar never learns a message's TTL (expired messages are delivered).
+    TtlIgnored,
+    /// API mode: adds the wrapper's own `DAPR_API_TOKEN` to bulk publish requests that lack
+    /// it, so one route accepts unauthenticated clients.
+    TokenBypassBulk,
+    /// Broker mode: Redis never sees an `XACK` (the wrapper answers it), so every entry stays
+    /// pending and is claimed and delivered again after the component's processing timeout.
+    NeverAck,
     /// Pure pass-through.
     None,
 }
 
 impl Mode {
     /// Every mode, in documentation order.
-    pub const ALL: [Mode; 7] = [
+    pub const ALL: [Mode; 10] = [
         Mode::StripSpecversion,
         Mode::RetryToSuccess,
         Mode::DeliverTwice,
         Mode::DropEvery3rd,
         Mode::ContentTypeJson,
         Mode::AckBeforeDeliver,
+        Mode::TtlIgnored,
+        Mode::TokenBypassBulk,
+        Mode::NeverAck,
         Mode::None,
     ];
+
+    /// Whether the mode works on the client-to-sidecar API (it needs `--api-port` and
+    /// `--sidecar-http-port`) rather than on deliveries to the app.
+    pub fn is_api(self) -> bool {
+        matches!(self, Mode::TtlIgnored | Mode::TokenBypassBulk)
+    }
 
     /// The command-line spelling.
     pub fn as_str(self) -> &'static str {
@@ -73,6 +102,9 @@ impl Mode {
             Mode::DropEvery3rd => "drop-every-3rd",
             Mode::ContentTypeJson => "content-type-json",
             Mode::AckBeforeDeliver => "ack-before-deliver",
+            Mode::TtlIgnored => "ttl-ignored",
+            Mode::TokenBypassBulk => "token-bypass-bulk",
+            Mode::NeverAck => "never-ack",
             Mode::None => "none",
         }
     }
@@ -87,7 +119,7 @@ impl fmt::Display for Mode {
 /// An unknown mode name.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error(
-    "unknown mutant mode `{0}` (expected one of strip-specversion, retry-to-success, deliver-twice, drop-every-3rd, content-type-json, ack-before-deliver, none)"
+    "unknown mutant mode `{0}` (expected one of strip-specversion, retry-to-success, deliver-twice, drop-every-3rd, content-type-json, ack-before-deliver, ttl-ignored, token-bypass-bulk, never-ack, none)"
 )]
 pub struct UnknownMode(pub String);
 
@@ -114,6 +146,30 @@ pub enum MutantError {
     /// The proxy's port could not be read.
     #[error("cannot read the proxy's listening address")]
     Listener(#[source] std::io::Error),
+    /// An API mode was asked for without the two API ports.
+    #[error("mode `{0}` works on the sidecar's API: give --api-port and --sidecar-http-port")]
+    NeedsApiPorts(Mode),
+    /// `never-ack` needs the sidecar's `--resources-path` to rewrite.
+    #[error("mode `never-ack` needs a `--resources-path` argument in the sidecar command")]
+    NoResourcesPath,
+    /// The resources directory could not be copied with its Redis hosts rewritten.
+    #[error("cannot rewrite the resources in {}", dir.display())]
+    Resources {
+        /// The directory.
+        dir: PathBuf,
+        /// The IO cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The API port (the one clients were given) could not be bound.
+    #[error("cannot listen on the API port 127.0.0.1:{port}")]
+    ApiListener {
+        /// The port.
+        port: u16,
+        /// The IO cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// The sidecar could not be started.
     #[error("cannot spawn the sidecar `{}`", program.display())]
     Spawn {
@@ -148,6 +204,17 @@ pub struct MutantConfig {
     pub command: Vec<String>,
     /// The directory a relative program path resolves against.
     pub cwd: PathBuf,
+    /// For API modes: the port clients call, and the port the sidecar's HTTP API runs on.
+    pub api: Option<ApiPorts>,
+}
+
+/// The two ports of an API mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiPorts {
+    /// Where the wrapper listens: the port clients were given (`{http_port}`).
+    pub listen: u16,
+    /// Where the sidecar's HTTP API listens (`{wrapper_port}`, passed in its command line).
+    pub sidecar: u16,
 }
 
 /// Replaces the value of `--app-port` (also `-app-port`, and the `=` forms) with `port`.
@@ -202,12 +269,49 @@ pub async fn run(
 ) -> Result<i32, MutantError> {
     let (program, args) = config.command.split_first().ok_or(MutantError::NoCommand)?;
     let proxy_port = listener.local_addr().map_err(MutantError::Listener)?.port();
-    let args = rewrite_app_port(args, proxy_port)?;
+    let mut args = rewrite_app_port(args, proxy_port)?;
     let program = resolve_program(program, &config.cwd);
     tracing::info!(mode = %config.mode, proxy_port, app_port = config.app_port, "wrapping {}", program.display());
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let proxy = tokio::spawn(serve_proxy(listener, config.mode, config.app_port, stop_rx));
+    let api_proxy = match (config.mode.is_api(), config.api) {
+        (true, None) => return Err(MutantError::NeedsApiPorts(config.mode)),
+        (true, Some(api)) => {
+            let api_listener = TcpListener::bind((Ipv4Addr::LOCALHOST, api.listen))
+                .await
+                .map_err(|source| MutantError::ApiListener {
+                    port: api.listen,
+                    source,
+                })?;
+            let token = std::env::var("DAPR_API_TOKEN").ok();
+            Some(tokio::spawn(serve_api_proxy(
+                api_listener,
+                config.mode,
+                api.sidecar,
+                token,
+                stop_rx.clone(),
+            )))
+        }
+        (false, _) => None,
+    };
+    let mut resp_proxies = Vec::new();
+    if config.mode == Mode::NeverAck {
+        let (rewritten, upstreams) = redirect_redis_hosts(&mut args, &config.cwd).await?;
+        for (listener, upstream) in upstreams {
+            tracing::info!(%upstream, dir = %rewritten.display(), "answering XACK for Redis");
+            resp_proxies.push(tokio::spawn(serve_never_ack(
+                listener,
+                upstream,
+                stop_rx.clone(),
+            )));
+        }
+    }
+    let app_mode = if config.mode.is_api() || config.mode == Mode::NeverAck {
+        Mode::None
+    } else {
+        config.mode
+    };
+    let proxy = tokio::spawn(serve_proxy(listener, app_mode, config.app_port, stop_rx));
     let mut child = tokio::process::Command::new(&program)
         .args(&args)
         .spawn()
@@ -232,6 +336,12 @@ pub async fn run(
     };
     let _ = stop_tx.send(true);
     let _ = proxy.await;
+    if let Some(api_proxy) = api_proxy {
+        let _ = api_proxy.await;
+    }
+    for p in resp_proxies {
+        let _ = p.await;
+    }
     Ok(exit_code(status))
 }
 
@@ -438,6 +548,306 @@ async fn forward(
     Ok(Response::from_parts(rparts, Full::new(rbody)))
 }
 
+/// Copies the directory after `--resources-path` in `args` to a sibling `<dir>.never-ack`, with
+/// every `redisHost` value replaced by the address of a new loopback listener, and points
+/// `args` at the copy. Returns the copy and each listener with the Redis address it stands for.
+async fn redirect_redis_hosts(
+    args: &mut [String],
+    cwd: &Path,
+) -> Result<(PathBuf, Vec<(TcpListener, String)>), MutantError> {
+    let at = args
+        .iter()
+        .position(|a| a == "--resources-path" || a == "-resources-path")
+        .and_then(|i| (i + 1 < args.len()).then_some(i + 1))
+        .ok_or(MutantError::NoResourcesPath)?;
+    let dir = cwd.join(&args[at]);
+    let copy = PathBuf::from(format!("{}.never-ack", dir.display()));
+    let io = |source| MutantError::Resources {
+        dir: dir.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&copy).map_err(io)?;
+    let mut proxies: Vec<(TcpListener, String)> = Vec::new();
+    for entry in std::fs::read_dir(&dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if !path.is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).map_err(io)?;
+        let mut out = String::with_capacity(text.len());
+        let mut after_redis_host = false;
+        for line in text.split_inclusive('\n') {
+            let trimmed = line.trim();
+            if after_redis_host && let Some(value) = trimmed.strip_prefix("value:") {
+                let upstream = value.trim().trim_matches('"').to_owned();
+                let existing = proxies.iter().position(|(_, u)| *u == upstream);
+                let i = match existing {
+                    Some(i) => i,
+                    None => {
+                        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                            .await
+                            .map_err(io)?;
+                        proxies.push((l, upstream));
+                        proxies.len() - 1
+                    }
+                };
+                let addr = proxies[i].0.local_addr().map_err(io)?;
+                let indent = &line[..line.len() - line.trim_start().len()];
+                out.push_str(&format!("{indent}value: \"{addr}\"\n"));
+                after_redis_host = false;
+                continue;
+            }
+            after_redis_host = trimmed.ends_with("name: redisHost");
+            out.push_str(line);
+        }
+        let name = path.file_name().map(PathBuf::from).unwrap_or_default();
+        std::fs::write(copy.join(name), out).map_err(io)?;
+    }
+    args[at] = copy.display().to_string();
+    Ok((copy, proxies))
+}
+
+/// One reply owed to the client of the Redis proxy, in command order.
+enum Owed {
+    /// The server's next reply.
+    Server,
+    /// A reply the proxy makes up (`XACK`).
+    Local(Vec<u8>),
+}
+
+/// Accepts Redis clients on `listener` and connects each to `upstream`, answering `XACK`
+/// itself, until `stop` turns true.
+async fn serve_never_ack(listener: TcpListener, upstream: String, stop: watch::Receiver<bool>) {
+    let mut conns = tokio::task::JoinSet::new();
+    let stopped = stopping(stop);
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            () = &mut stopped => break,
+            accepted = listener.accept() => {
+                let Ok((client, _)) = accepted else {
+                    tokio::task::yield_now().await;
+                    continue;
+                };
+                let upstream = upstream.clone();
+                conns.spawn(async move {
+                    if let Ok(server) = tokio::net::TcpStream::connect(&upstream).await {
+                        never_ack_connection(client, server).await;
+                    }
+                });
+            }
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    conns.abort_all();
+    while conns.join_next().await.is_some() {}
+}
+
+/// Relays one client connection: commands go to the server unless they are `XACK`; replies
+/// come back in command order, the made-up ones in their place.
+async fn never_ack_connection(client: tokio::net::TcpStream, server: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (mut client_rx, mut client_tx) = client.into_split();
+    let (mut server_rx, mut server_tx) = server.into_split();
+    let (owed_tx, mut owed_rx) = mpsc::unbounded_channel::<Owed>();
+    let commands = async move {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            let n = client_rx.read(&mut chunk).await.unwrap_or(0);
+            if n == 0 {
+                return;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            let mut start = 0;
+            while let Ok(Some((value, end))) = crate::resp::decode(&buf, start) {
+                let owed = match crate::resp::command_name(&value) {
+                    Some((name, args)) if name == "XACK" => {
+                        // XACK key group id...: the number of ids it would acknowledge.
+                        Owed::Local(format!(":{}\r\n", args.saturating_sub(2)).into_bytes())
+                    }
+                    _ => {
+                        if server_tx.write_all(&buf[start..end]).await.is_err() {
+                            return;
+                        }
+                        Owed::Server
+                    }
+                };
+                if owed_tx.send(owed).is_err() {
+                    return;
+                }
+                start = end;
+            }
+            if crate::resp::decode(&buf, start).is_err() {
+                return; // not RESP: drop the connection
+            }
+            buf.drain(..start);
+        }
+    };
+    let replies = async move {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 16 * 1024];
+        while let Some(owed) = owed_rx.recv().await {
+            let bytes = match owed {
+                Owed::Local(bytes) => bytes,
+                Owed::Server => loop {
+                    match crate::resp::decode(&buf, 0) {
+                        Ok(Some((_, end))) => break buf.drain(..end).collect::<Vec<u8>>(),
+                        Ok(None) => {}
+                        Err(_) => return,
+                    }
+                    let n = server_rx.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                },
+            };
+            if client_tx.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+    };
+    // Either side ending ends the relay (the sidecar reconnects as it would to a lost server).
+    tokio::select! {
+        () = commands => {}
+        () = replies => {}
+    }
+}
+
+/// Shared state of the API proxy.
+struct ApiProxy {
+    mode: Mode,
+    sidecar: String,
+    token: Option<String>,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+/// Serves the API proxy on `listener`, forwarding to the sidecar's HTTP API on
+/// `127.0.0.1:sidecar_port`, until `stop` turns true. While the sidecar is not listening yet,
+/// requests answer 502, so readiness probes keep waiting.
+async fn serve_api_proxy(
+    listener: TcpListener,
+    mode: Mode,
+    sidecar_port: u16,
+    token: Option<String>,
+    stop: watch::Receiver<bool>,
+) {
+    let proxy = Arc::new(ApiProxy {
+        mode,
+        sidecar: SocketAddr::from((Ipv4Addr::LOCALHOST, sidecar_port)).to_string(),
+        token,
+        client: Client::builder(TokioExecutor::new()).build_http(),
+    });
+    let mut conns = tokio::task::JoinSet::new();
+    let stopped = stopping(stop);
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            () = &mut stopped => break,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else {
+                    tokio::task::yield_now().await;
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let proxy = Arc::clone(&proxy);
+                conns.spawn(async move {
+                    let service = service_fn(move |req| forward_api(Arc::clone(&proxy), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    conns.abort_all();
+    while conns.join_next().await.is_some() {}
+}
+
+async fn forward_api(
+    proxy: Arc<ApiProxy>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, AppUnreachable> {
+    let (mut parts, body) = req.into_parts();
+    let body = body.collect().await.map_err(|_| AppUnreachable)?.to_bytes();
+    strip_hop_headers(&mut parts.headers);
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let path_and_query = mutate_api_request(
+        proxy.mode,
+        &path_and_query,
+        &mut parts.headers,
+        proxy.token.as_deref(),
+    );
+    let Ok(uri) = format!("http://{}{}", proxy.sidecar, path_and_query).parse::<http::Uri>() else {
+        return Ok(json_response(502, Bytes::new()));
+    };
+    let mut out = Request::new(Full::new(body));
+    *out.method_mut() = parts.method;
+    *out.uri_mut() = uri;
+    *out.headers_mut() = parts.headers;
+    let Ok(resp) = proxy.client.request(out).await else {
+        return Ok(json_response(502, Bytes::new()));
+    };
+    let (mut rparts, rbody) = resp.into_parts();
+    let rbody = rbody
+        .collect()
+        .await
+        .map_err(|_| AppUnreachable)?
+        .to_bytes();
+    strip_hop_headers(&mut rparts.headers);
+    Ok(Response::from_parts(rparts, Full::new(rbody)))
+}
+
+/// Applies an API mode to one client request: returns the path and query to forward, and may
+/// add headers. Other modes return it unchanged.
+pub fn mutate_api_request(
+    mode: Mode,
+    path_and_query: &str,
+    headers: &mut HeaderMap,
+    token: Option<&str>,
+) -> String {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .map_or((path_and_query, None), |(p, q)| (p, Some(q)));
+    let is_publish = path.starts_with("/v1.0/publish/") || path.contains("/publish/bulk/");
+    match mode {
+        Mode::TtlIgnored if is_publish => {
+            let Some(query) = query else {
+                return path_and_query.to_owned();
+            };
+            let kept: Vec<&str> = query
+                .split('&')
+                .filter(|pair| {
+                    let key = pair.split_once('=').map_or(*pair, |(k, _)| k);
+                    !(key.eq_ignore_ascii_case("metadata.ttlInSeconds")
+                        || key.eq_ignore_ascii_case("metadata.ttl"))
+                })
+                .collect();
+            if kept.is_empty() {
+                path.to_owned()
+            } else {
+                format!("{path}?{}", kept.join("&"))
+            }
+        }
+        Mode::TokenBypassBulk if path.contains("/publish/bulk/") => {
+            if let Some(token) = token
+                && !headers.contains_key("dapr-api-token")
+                && let Ok(value) = http::HeaderValue::from_str(token)
+            {
+                headers.insert("dapr-api-token", value);
+            }
+            path_and_query.to_owned()
+        }
+        _ => path_and_query.to_owned(),
+    }
+}
+
 fn json_response(status: u16, body: Bytes) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body));
     *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
@@ -454,6 +864,62 @@ mod tests {
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| (*x).to_owned()).collect()
+    }
+
+    #[test]
+    fn ttl_ignored_strips_ttl_from_publishes_only() {
+        let mut h = HeaderMap::new();
+        let m = |pq: &str, h: &mut HeaderMap| mutate_api_request(Mode::TtlIgnored, pq, h, None);
+        assert_eq!(
+            m("/v1.0/publish/p/t?metadata.ttlInSeconds=1", &mut h),
+            "/v1.0/publish/p/t"
+        );
+        assert_eq!(
+            m(
+                "/v1.0/publish/p/t?metadata.partitionKey=k&metadata.TTLINSECONDS=1&metadata.ttl=2",
+                &mut h
+            ),
+            "/v1.0/publish/p/t?metadata.partitionKey=k"
+        );
+        assert_eq!(
+            m("/v1.0/state/s?metadata.ttlInSeconds=1", &mut h),
+            "/v1.0/state/s?metadata.ttlInSeconds=1"
+        );
+        assert_eq!(
+            mutate_api_request(
+                Mode::None,
+                "/v1.0/publish/p/t?metadata.ttlInSeconds=1",
+                &mut h,
+                None
+            ),
+            "/v1.0/publish/p/t?metadata.ttlInSeconds=1"
+        );
+        assert!(h.is_empty());
+    }
+
+    #[test]
+    fn token_bypass_adds_the_token_on_bulk_publishes_only() {
+        let bypass = |pq: &str| {
+            let mut h = HeaderMap::new();
+            mutate_api_request(Mode::TokenBypassBulk, pq, &mut h, Some("s3cret"));
+            h.get("dapr-api-token")
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        assert_eq!(
+            bypass("/v1.0-alpha1/publish/bulk/p/t").as_deref(),
+            Some("s3cret")
+        );
+        assert_eq!(bypass("/v1.0/publish/bulk/p/t").as_deref(), Some("s3cret"));
+        assert_eq!(bypass("/v1.0/publish/p/t"), None);
+        let mut h = HeaderMap::new();
+        h.insert("dapr-api-token", http::HeaderValue::from_static("mine"));
+        mutate_api_request(
+            Mode::TokenBypassBulk,
+            "/v1.0/publish/bulk/p/t",
+            &mut h,
+            Some("s3cret"),
+        );
+        assert_eq!(h.get("dapr-api-token").unwrap(), "mine");
     }
 
     #[test]

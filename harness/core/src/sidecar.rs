@@ -219,14 +219,14 @@ impl Sidecar {
             target: target.name().to_owned(),
             source,
         };
-        let wanted = if options.app_port.is_some() { 4 } else { 5 };
+        let wanted = if options.app_port.is_some() { 5 } else { 6 };
         let reservation = PortReservation::new(wanted).map_err(|source| LaunchError::Ports {
             target: name.clone(),
             source,
         })?;
         let ports = reservation.ports().to_vec();
-        let (http_port, grpc_port, metrics_port, internal_grpc_port) =
-            (ports[0], ports[1], ports[2], ports[3]);
+        let (http_port, grpc_port, metrics_port, internal_grpc_port, wrapper_port) =
+            (ports[0], ports[1], ports[2], ports[3], ports[4]);
         // Without an app port of its own the sidecar gets a reserved one that the test app binds
         // later (`TestApp::start_on`); the lease keeps it out of other trials meanwhile.
         let app_port = options.app_port.unwrap_or(ports[ports.len() - 1]);
@@ -237,6 +237,7 @@ impl Sidecar {
             grpc_port,
             metrics_port,
             internal_grpc_port,
+            wrapper_port,
             resources_dir: options.resources_dir.clone(),
             config_file: options.config_file.clone(),
         };

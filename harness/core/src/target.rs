@@ -35,6 +35,7 @@ pub const PLACEHOLDERS: &[&str] = &[
     "grpc_port",
     "metrics_port",
     "internal_grpc_port",
+    "wrapper_port",
     "resources_dir",
     "config_file",
 ];
@@ -209,6 +210,9 @@ pub struct LaunchVars {
     /// `{internal_grpc_port}`: daprd's sidecar-to-sidecar gRPC listener (it picks a port of its
     /// own without the flag, outside the harness's control).
     pub internal_grpc_port: u16,
+    /// `{wrapper_port}`: one more leased port for a wrapper that sits in front of the sidecar's
+    /// HTTP API (the wrapper listens on `{http_port}` and runs the sidecar on this one).
+    pub wrapper_port: u16,
     /// `{resources_dir}`: components, subscriptions, resiliency.
     pub resources_dir: PathBuf,
     /// `{config_file}`: a Configuration YAML; using the placeholder without one is an error.
@@ -339,6 +343,7 @@ impl TargetFile {
             "grpc_port" => Some(Ok(vars.grpc_port.to_string())),
             "metrics_port" => Some(Ok(vars.metrics_port.to_string())),
             "internal_grpc_port" => Some(Ok(vars.internal_grpc_port.to_string())),
+            "wrapper_port" => Some(Ok(vars.wrapper_port.to_string())),
             "resources_dir" => Some(Ok(vars.resources_dir.display().to_string())),
             "config_file" => Some(match &vars.config_file {
                 Some(p) => Ok(p.display().to_string()),
@@ -537,6 +542,7 @@ mod tests {
             grpc_port: 50001,
             metrics_port: 9090,
             internal_grpc_port: 9091,
+            wrapper_port: 9092,
             resources_dir: PathBuf::from("/res"),
             config_file: None,
         }

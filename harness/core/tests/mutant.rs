@@ -164,6 +164,7 @@ async fn run_redirects_the_app_port_forwards_signals_and_returns_the_exit_code()
         .map(String::from)
         .to_vec(),
         cwd: dir.clone(),
+        api: None,
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let task = tokio::spawn(run(listener, config, rx));
@@ -190,12 +191,31 @@ async fn run_redirects_the_app_port_forwards_signals_and_returns_the_exit_code()
         mode: Mode::None,
         app_port: 1,
         command: ["sh", "-c", "exit 7"].map(String::from).to_vec(),
-        cwd: dir,
+        cwd: dir.clone(),
+        api: None,
     };
     let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let err = run(listener, config, rx).await.unwrap_err();
     assert_eq!(
         err.to_string(),
         "the sidecar command has no `--app-port` argument to redirect"
+    );
+
+    // An API mode without its two ports is refused before anything starts.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = MutantConfig {
+        mode: Mode::TtlIgnored,
+        app_port: 1,
+        command: ["sh", "-c", "exit 7", "--app-port", "1"]
+            .map(String::from)
+            .to_vec(),
+        cwd: dir,
+        api: None,
+    };
+    let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let err = run(listener, config, rx).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "mode `ttl-ignored` works on the sidecar's API: give --api-port and --sidecar-http-port"
     );
 }

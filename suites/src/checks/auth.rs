@@ -24,6 +24,15 @@ pub(crate) fn checks() -> Vec<Check> {
             token_required
         ),
         check!(
+            "core::auth::every_route_needs_token",
+            Must,
+            "With DAPR_API_TOKEN set, every route of the HTTP API but health answers 401 without the token, and no unauthenticated publish is delivered",
+            "daprd pkg/api/http/middlewares.go: the token middleware wraps the whole API router; only /v1.0/healthz and /v1.0/healthz/outbound are exempt",
+            TOKEN_DOC,
+            [Need::Launch],
+            every_route_needs_token
+        ),
+        check!(
             "core::auth::token_accepted",
             Must,
             "With DAPR_API_TOKEN set, a publish carrying dapr-api-token is accepted and delivered",
@@ -183,6 +192,108 @@ async fn token_required(t: &mut Trial) -> Result<(), Problem> {
         seen.is_empty(),
         "an unauthenticated publish was delivered",
         t.evidence(),
+    )
+}
+
+/// One request of the API surface: method, path and body (JSON when present). `{app}` in the
+/// path is the trial's app id.
+struct Route {
+    method: http::Method,
+    path: &'static str,
+    body: Option<&'static str>,
+}
+
+/// Every HTTP route a client may call, health excepted (`core::auth::healthz_exempt`), in one
+/// table: a route added to the API surface is added here, and so gets its token check.
+fn api_surface() -> Vec<Route> {
+    use http::Method;
+    let r = |method: Method, path: &'static str, body: Option<&'static str>| Route {
+        method,
+        path,
+        body,
+    };
+    let bulk = Some(
+        r#"[{"entryId":"1","event":{"tck_id":"anon-bulk"},"contentType":"application/json"}]"#,
+    );
+    vec![
+        r(
+            Method::POST,
+            "/v1.0/publish/pubsub/orders",
+            Some(r#"{"tck_id":"anon-publish"}"#),
+        ),
+        r(
+            Method::POST,
+            "/v1.0-alpha1/publish/bulk/pubsub/orders",
+            bulk,
+        ),
+        r(Method::POST, "/v1.0/publish/bulk/pubsub/orders", bulk),
+        r(Method::GET, "/v1.0/metadata", None),
+        r(
+            Method::PUT,
+            "/v1.0/metadata/tck-attribute",
+            Some(r#""value""#),
+        ),
+        r(Method::GET, "/v1.0/state/statestore/k", None),
+        r(
+            Method::POST,
+            "/v1.0/state/statestore",
+            Some(r#"[{"key":"k","value":"v"}]"#),
+        ),
+        r(Method::DELETE, "/v1.0/state/statestore/k", None),
+        r(Method::GET, "/v1.0/invoke/{app}/method/orders", None),
+        r(Method::POST, "/v1.0/invoke/{app}/method/orders", Some("{}")),
+        r(Method::GET, "/v1.0/subscribe-or-anything-else", None),
+    ]
+}
+
+async fn every_route_needs_token(t: &mut Trial) -> Result<(), Problem> {
+    t.start(
+        Scenario::new()
+            .api_token("s3cret")
+            .subscribe("orders", "/orders"),
+    )
+    .await?;
+    let anon = client_with(t, None)?;
+    let app = t.app_id();
+    let mut wrong = Vec::new();
+    for route in api_surface() {
+        let path = route.path.replace("{app}", &app);
+        let headers: &[(&str, &str)] = if route.body.is_some() {
+            &[("content-type", "application/json")]
+        } else {
+            &[]
+        };
+        let r = anon
+            .request(
+                route.method.clone(),
+                &path,
+                route.body.map(|b| bytes::Bytes::from_static(b.as_bytes())),
+                headers,
+            )
+            .await?;
+        if r.status != 401 {
+            wrong.push(format!("{} {path}: {}", route.method, line(&r)));
+        }
+    }
+    // A publish the sidecar accepted without the token would be delivered before this one,
+    // published with it, on the same topic (or at the latest within the quiet window).
+    let id = t.publish("orders", json!({})).await?;
+    t.wait_msg("/orders", &id, 1).await?;
+    let seen = t.quiet("/orders").await;
+    let leaked: Vec<String> = seen
+        .iter()
+        .filter_map(|d| d.tck_id.as_deref().filter(|x| x.starts_with("anon-")))
+        .map(|x| format!("delivered without a token: {x}"))
+        .collect();
+    ensure(
+        wrong.is_empty() && leaked.is_empty(),
+        format!(
+            "{} of {} API routes did not answer 401 without the token; {} unauthenticated publishes were delivered",
+            wrong.len(),
+            api_surface().len(),
+            leaked.len()
+        ),
+        wrong.into_iter().chain(leaked),
     )
 }
 

@@ -108,6 +108,17 @@ pub(crate) fn checks() -> Vec<Check> {
             publishing_scopes_apply
         ),
         check!(
+            "core::dlq::expired_never_delivered",
+            Must,
+            "A message whose ttlInSeconds passes while it waits behind another is never delivered; the message after it is",
+            "Dapr message TTL: an expired message is not delivered (daprd pkg/runtime/subscription/subscription.go checks the envelope's expiration before delivery); dead-lettering it is core::dlq::expired_dead_lettered",
+            Some(
+                "https://docs.dapr.io/developing-applications/building-blocks/pubsub/pubsub-message-ttl/"
+            ),
+            [Need::Launch],
+            expired_never_delivered
+        ),
+        check!(
             "core::dlq::expired_dead_lettered",
             Should,
             "A message that expires (ttlInSeconds) before delivery is not delivered and is dead-lettered",
@@ -372,6 +383,59 @@ async fn ttl_zero_expires_at_once(t: &mut Trial) -> Result<(), Problem> {
     ensure(
         t.deliveries_of(&LANE.route(), &id).is_empty(),
         format!("{id} was delivered although its TTL of zero had passed"),
+        t.evidence(),
+    )
+}
+
+async fn expired_never_delivered(t: &mut Trial) -> Result<(), Problem> {
+    // Three messages with one partition key on a subscription of concurrency 1, so delivery is
+    // serial on every broker the kit runs (in-memory: FIFO; Redis: one worker; Kafka: one
+    // partition): a holder the app keeps for 4 s, then a message with a TTL of 1 s (expired,
+    // with its whole-second rounding, by the time the holder is answered), then a follower.
+    // The follower's delivery proves the sidecar has passed the expired message.
+    let hold = std::time::Duration::from_secs(4);
+    let script = Script::PerMessage {
+        by_tck_id: [(
+            "tck-hold".to_owned(),
+            Script::Delay(hold, Box::new(Script::Success)),
+        )]
+        .into_iter()
+        .collect(),
+        default: Box::new(Script::Success),
+    };
+    t.start(
+        Scenario::new()
+            .subscribe(&LANE.topic(), &LANE.route())
+            .script(&LANE.route(), script)
+            .component_metadata("concurrency", "1"),
+    )
+    .await?;
+    let key = [("metadata.partitionKey", "ttl-lane")];
+    let r = t
+        .publish_raw(
+            &LANE.topic(),
+            Bytes::from_static(br#"{"tck_id":"tck-hold"}"#),
+            Some("application/json"),
+            &key,
+        )
+        .await?;
+    ensure_eq("status of the holding publish", 204, r.status, [])?;
+    t.wait_msg(&LANE.route(), "tck-hold", 1).await?;
+    let expiring = t
+        .publish_query(
+            &LANE.topic(),
+            json!({}),
+            &[key[0], ("metadata.ttlInSeconds", "1")],
+        )
+        .await?;
+    let follower = t.publish_query(&LANE.topic(), json!({}), &key).await?;
+    t.wait_msg(&LANE.route(), &follower, 1).await?;
+    let delivered = t.deliveries_of(&LANE.route(), &expiring);
+    ensure(
+        delivered.is_empty(),
+        format!(
+            "{expiring} was delivered although its 1 s TTL had passed while it waited behind a 4 s delivery"
+        ),
         t.evidence(),
     )
 }

@@ -14,6 +14,7 @@ use harness_check::{Verdict, dlq, redelivery};
 use harness_history::MessageId;
 use serde_json::json;
 
+use crate::broker::Broker;
 use crate::catalog::{Check, Need};
 use crate::check;
 use crate::problem::{Problem, verdict};
@@ -132,6 +133,17 @@ fn respond(code: u16, body: &'static str) -> Script {
 
 pub(crate) fn checks() -> Vec<Check> {
     vec![
+        check!(
+            "core::delivery::acknowledged_after_outcome",
+            Must,
+            "Once the app's answer is final (SUCCESS, DROP, 404), the message is acknowledged to the broker and never delivered again",
+            "Dapr at-least-once delivery: the sidecar acknowledges a handled message (contrib common/component/redis: XACK after the handler; an entry left pending is claimed and redelivered after processingTimeout); a steady-state duplicate is a broken acknowledgement",
+            Some(
+                "https://docs.dapr.io/developing-applications/building-blocks/pubsub/pubsub-overview/#at-least-once-guarantee"
+            ),
+            [Need::Launch],
+            acknowledged_after_outcome
+        ),
         check!(
             "core::status::success_once",
             Must,
@@ -304,6 +316,103 @@ pub(crate) fn checks() -> Vec<Check> {
             redirect_retried
         ),
     ]
+}
+
+/// How long after a message is handled a broker would hand it out again if the sidecar never
+/// acknowledged it: Redis claims entries pending longer than the fixture's `processingTimeout`
+/// (2 s) on its `redeliverInterval` tick (500 ms); the other brokers redeliver unacknowledged
+/// messages only after a restart or rebalance, which a healthy trial does not have.
+fn redelivery_window(broker: Broker) -> std::time::Duration {
+    match broker {
+        Broker::Redis => std::time::Duration::from_millis(2_000 + 500 + 1_000),
+        Broker::InMemory | Broker::Kafka => crate::trial::QUIET,
+    }
+}
+
+async fn acknowledged_after_outcome(t: &mut Trial) -> Result<(), Problem> {
+    let outcomes = [
+        ("SUCCESS", Script::Success),
+        ("DROP", Script::Status("DROP".into())),
+        ("404", Script::Http(404)),
+    ];
+    let script = Script::PerMessage {
+        by_tck_id: outcomes
+            .iter()
+            .enumerate()
+            .map(|(i, (_, s))| (format!("m-{}", i + 1), s.clone()))
+            .collect(),
+        default: Box::new(Script::Success),
+    };
+    t.start(
+        Scenario::new()
+            .subscribe("orders", "/orders")
+            .script("/orders", script),
+    )
+    .await?;
+    let mut ids = Vec::new();
+    for _ in &outcomes {
+        ids.push(t.publish("orders", json!({})).await?);
+    }
+    for id in &ids {
+        t.wait_msg("/orders", id, 1).await?;
+    }
+    // Where the broker can be asked: Redis keeps a read entry pending in the consumer group
+    // (the app id, daprd's default consumer id) until the sidecar XACKs it.
+    if t.env().broker == Broker::Redis
+        && let Some(addr) = t.broker_addr()
+    {
+        let group = t.app_id();
+        let deadline = tokio::time::Instant::now() + crate::trial::DEADLINE;
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(50));
+        loop {
+            tick.tick().await;
+            let groups = harness::resp::pending_per_group(&addr, "orders")
+                .await
+                .map_err(Problem::Setup)?;
+            let Some((_, pending)) = groups.iter().find(|(name, _)| *name == group) else {
+                t.observe(format!(
+                    "stream `orders` has no consumer group named after the app id `{group}` (groups: {groups:?}); only redeliveries are checked"
+                ));
+                break;
+            };
+            if *pending == 0 {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Problem::Fail {
+                    summary: format!(
+                        "{pending} entries of stream `orders` are still pending (never acknowledged) in consumer group `{group}` {:?} after every message was handled",
+                        crate::trial::DEADLINE
+                    ),
+                    evidence: t.evidence(),
+                });
+            }
+        }
+    }
+    // Nothing more arrives within the broker's own redelivery window.
+    t.app()
+        .observe_quiet(Some("/orders"), redelivery_window(t.env().broker))
+        .await;
+    let again: Vec<String> = ids
+        .iter()
+        .zip(&outcomes)
+        .filter_map(|(id, (outcome, _))| {
+            let n = t.deliveries_of("/orders", id).len();
+            (n != 1).then(|| format!("{id} (answered {outcome}) was delivered {n} times"))
+        })
+        .collect();
+    if again.is_empty() {
+        Ok(())
+    } else {
+        Err(Problem::Fail {
+            summary: format!(
+                "{} handled messages were delivered again: {}",
+                again.len(),
+                again.join("; ")
+            ),
+            evidence: t.evidence(),
+        })
+    }
 }
 
 async fn success_once(t: &mut Trial) -> Result<(), Problem> {

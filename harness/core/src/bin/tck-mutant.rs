@@ -1,6 +1,7 @@
 //! `tck-mutant`: wraps a real sidecar and breaks its contract with the app on purpose.
 //!
-//! Usage: `tck-mutant --mode MODE --app-port P -- <sidecar command and args...>`.
+//! Usage: `tck-mutant --mode MODE --app-port P [--api-port A --sidecar-http-port S] -- <sidecar
+//! command and args...>`.
 //! See `harness::mutant` for the modes; this binary only parses flags, installs signal
 //! forwarding and calls `harness::mutant::run`.
 
@@ -8,18 +9,25 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser;
-use harness::mutant::{ForwardSignal, Mode, MutantConfig, run};
+use harness::mutant::{ApiPorts, ForwardSignal, Mode, MutantConfig, run};
 use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(Debug, Parser)]
 #[command(about = "A deliberately broken sidecar wrapper for harness self-checks")]
 struct Args {
-    /// strip-specversion, retry-to-success, deliver-twice, drop-every-3rd, content-type-json or none.
+    /// strip-specversion, retry-to-success, deliver-twice, drop-every-3rd, content-type-json,
+    /// ack-before-deliver, ttl-ignored, token-bypass-bulk or none.
     #[arg(long)]
     mode: Mode,
     /// The real app's port; the sidecar is pointed at the wrapper's proxy instead.
     #[arg(long)]
     app_port: u16,
+    /// API modes: the port clients call; the wrapper listens there.
+    #[arg(long, requires = "sidecar_http_port")]
+    api_port: Option<u16>,
+    /// API modes: the port of the sidecar's HTTP API (the sidecar's command line must use it).
+    #[arg(long, requires = "api_port")]
+    sidecar_http_port: Option<u16>,
     /// The real sidecar's command line.
     #[arg(last = true, required = true)]
     command: Vec<String>,
@@ -69,6 +77,10 @@ async fn real_main() -> anyhow::Result<i32> {
         app_port: args.app_port,
         command: args.command,
         cwd,
+        api: args
+            .api_port
+            .zip(args.sidecar_http_port)
+            .map(|(listen, sidecar)| ApiPorts { listen, sidecar }),
     };
     Ok(run(listener, config, rx).await?)
 }
