@@ -94,6 +94,11 @@ struct ListArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = harness::proc::stop_children_on_interrupt() {
+        eprintln!(
+            "pubsub-tck: cannot handle SIGINT/SIGTERM ({e}); an interrupted run may leave child processes"
+        );
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("PUBSUB_TCK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,harness_toxiproxy=error"));
     tracing_subscriber::fmt()

@@ -18,6 +18,60 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::ports::PortLease;
+
+/// The process groups of every child alive in this process, for [`stop_children_on_interrupt`].
+static LIVE_GROUPS: std::sync::Mutex<std::collections::BTreeSet<u32>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+fn track_group(pid: u32, live: bool) {
+    if pid == 0 {
+        return;
+    }
+    if let Ok(mut groups) = LIVE_GROUPS.lock() {
+        if live {
+            groups.insert(pid);
+        } else {
+            groups.remove(&pid);
+        }
+    }
+}
+
+/// SIGKILLs the process group of every child still alive; returns how many it signalled.
+pub fn kill_live_groups() -> usize {
+    let groups: Vec<u32> = LIVE_GROUPS
+        .lock()
+        .map(|g| g.iter().copied().collect())
+        .unwrap_or_default();
+    groups
+        .iter()
+        .filter(|pgid| signal_group(**pgid, Sig::Kill).is_ok())
+        .count()
+}
+
+/// Makes SIGINT and SIGTERM stop every child before the process exits (128 + the signal):
+/// children lead process groups of their own, so a terminal's Ctrl-C does not reach them, and
+/// without this an interrupted run would leave brokers and sidecars behind. Call it first in
+/// `main`, before any thread starts: the signals are blocked in the calling thread (threads
+/// started later inherit that) and taken by a thread of their own. Children start with an empty
+/// signal mask (the standard library resets it when it spawns).
+pub fn stop_children_on_interrupt() -> Result<(), nix::Error> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    set.thread_block()?;
+    std::thread::Builder::new()
+        .name("interrupt".into())
+        .spawn(move || {
+            if let Ok(sig) = set.wait() {
+                let n = kill_live_groups();
+                eprintln!("pubsub-tck: {sig}: stopped {n} child process groups; exiting");
+                std::process::exit(128 + sig as i32);
+            }
+        })
+        .map_err(|_| nix::Error::EAGAIN)?;
+    Ok(())
+}
 use crate::unix::{Sig, signal_group};
 
 /// How often readiness probes are repeated.
@@ -212,6 +266,7 @@ impl ProcessSpec {
     /// Starts the process. Must be called inside a tokio runtime.
     pub fn spawn(self) -> Result<Child, SpawnError> {
         let (inner, log_start) = self.start()?;
+        track_group(inner.id().unwrap_or(0), true);
         Ok(Child::new(self, inner, log_start))
     }
 
@@ -487,8 +542,10 @@ impl Child {
     /// continues in the same file.
     pub async fn restart(&mut self) -> Result<(), SpawnError> {
         self.kill().await;
+        track_group(self.pid, false);
         let (inner, log_start) = self.spec.start()?;
         let pid = inner.id().unwrap_or(0);
+        track_group(pid, true);
         self.log_start = log_start;
         tracing::info!(name = %self.spec.name, pid, "restarted");
         self.inner = inner;
@@ -533,6 +590,7 @@ impl Drop for Child {
         // Best effort: the leader may be gone but group members may remain. Tokio reaps
         // the zombie in the background.
         let _ = self.signal(Sig::Kill);
+        track_group(self.pid, false);
     }
 }
 
