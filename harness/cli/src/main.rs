@@ -9,6 +9,7 @@
 
 mod bench;
 mod chaos;
+mod doctor;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +45,9 @@ enum Command {
     Chaos(chaos::ChaosArgs),
     /// Measure publish and end-to-end latency against a target, with baselines (or compare two runs).
     Bench(bench::BenchArgs),
+    /// Tell what this environment can run (brokers, Kafka, Toxiproxy, daprd, the apps' runtimes)
+    /// and how to get each missing part, with the checks it would skip.
+    Doctor,
 }
 
 #[derive(Debug, clap::Args)]
@@ -110,6 +114,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::Chaos(args) => chaos::chaos(args),
         Command::Bench(args) => bench::bench(args),
+        Command::Doctor => write_stdout(&doctor::render(&doctor::probe())).map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -381,6 +381,17 @@ pub async fn serve_proxy(
         deliveries: AtomicU64::new(0),
         client: Client::builder(TokioExecutor::new()).build_http(),
     });
+    serve_http(listener, stop, move |req| forward(Arc::clone(&proxy), req)).await;
+}
+
+/// Serves HTTP/1 on `listener` with `handle` for every request until `stop` turns true, then
+/// drops every open connection.
+async fn serve_http<H, F, E>(listener: TcpListener, stop: watch::Receiver<bool>, handle: H)
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = Result<Response<Full<Bytes>>, E>> + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let mut conns = tokio::task::JoinSet::new();
     let stopped = stopping(stop);
     tokio::pin!(stopped);
@@ -393,11 +404,10 @@ pub async fn serve_proxy(
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                let proxy = Arc::clone(&proxy);
+                let handle = handle.clone();
                 conns.spawn(async move {
-                    let service = service_fn(move |req| forward(Arc::clone(&proxy), req));
                     let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
+                        .serve_connection(TokioIo::new(stream), service_fn(handle))
                         .await;
                 });
             }
@@ -739,31 +749,10 @@ async fn serve_api_proxy(
         token,
         client: Client::builder(TokioExecutor::new()).build_http(),
     });
-    let mut conns = tokio::task::JoinSet::new();
-    let stopped = stopping(stop);
-    tokio::pin!(stopped);
-    loop {
-        tokio::select! {
-            () = &mut stopped => break,
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else {
-                    tokio::task::yield_now().await;
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let proxy = Arc::clone(&proxy);
-                conns.spawn(async move {
-                    let service = service_fn(move |req| forward_api(Arc::clone(&proxy), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-        }
-    }
-    conns.abort_all();
-    while conns.join_next().await.is_some() {}
+    serve_http(listener, stop, move |req| {
+        forward_api(Arc::clone(&proxy), req)
+    })
+    .await;
 }
 
 async fn forward_api(

@@ -66,12 +66,18 @@ fn every_shipped_target_file_loads() {
             "mutant-deliver-twice-daprd",
             "mutant-drop-every-3rd",
             "mutant-drop-every-3rd-daprd",
+            "mutant-never-ack",
+            "mutant-never-ack-daprd",
             "mutant-none",
             "mutant-none-daprd",
             "mutant-retry-to-success",
             "mutant-retry-to-success-daprd",
             "mutant-strip-specversion",
             "mutant-strip-specversion-daprd",
+            "mutant-token-bypass-bulk",
+            "mutant-token-bypass-bulk-daprd",
+            "mutant-ttl-ignored",
+            "mutant-ttl-ignored-daprd",
             "reference",
         ]
     );

@@ -387,14 +387,9 @@ async fn ttl_zero_expires_at_once(t: &mut Trial) -> Result<(), Problem> {
     )
 }
 
-async fn expired_never_delivered(t: &mut Trial) -> Result<(), Problem> {
-    // Three messages with one partition key on a subscription of concurrency 1, so delivery is
-    // serial on every broker the kit runs (in-memory: FIFO; Redis: one worker; Kafka: one
-    // partition): a holder the app keeps for 4 s, then a message with a TTL of 1 s (expired,
-    // with its whole-second rounding, by the time the holder is answered), then a follower.
-    // The follower's delivery proves the sidecar has passed the expired message.
-    let hold = std::time::Duration::from_secs(4);
-    let script = Script::PerMessage {
+/// An app script that answers the message `tck-hold` after `hold` and every other at once.
+fn holding(hold: std::time::Duration) -> Script {
+    Script::PerMessage {
         by_tck_id: [(
             "tck-hold".to_owned(),
             Script::Delay(hold, Box::new(Script::Success)),
@@ -402,7 +397,17 @@ async fn expired_never_delivered(t: &mut Trial) -> Result<(), Problem> {
         .into_iter()
         .collect(),
         default: Box::new(Script::Success),
-    };
+    }
+}
+
+async fn expired_never_delivered(t: &mut Trial) -> Result<(), Problem> {
+    // Three messages with one partition key on a subscription of concurrency 1, so delivery is
+    // serial on every broker the kit runs (in-memory: FIFO; Redis: one worker; Kafka: one
+    // partition): a holder the app keeps for 4 s, then a message with a TTL of 1 s (expired,
+    // with its whole-second rounding, by the time the holder is answered), then a follower.
+    // The follower's delivery proves the sidecar has passed the expired message.
+    let hold = std::time::Duration::from_secs(4);
+    let script = holding(hold);
     t.start(
         Scenario::new()
             .subscribe(&LANE.topic(), &LANE.route())
@@ -444,15 +449,7 @@ async fn expired_dead_lettered(t: &mut Trial) -> Result<(), Problem> {
     // The first message holds the subscription (one delivery in flight at a time on the
     // in-memory broker) for longer than the second message's TTL plus its 1 s rounding.
     let hold = std::time::Duration::from_millis(2500);
-    let script = Script::PerMessage {
-        by_tck_id: [(
-            "tck-hold".to_owned(),
-            Script::Delay(hold, Box::new(Script::Success)),
-        )]
-        .into_iter()
-        .collect(),
-        default: Box::new(Script::Success),
-    };
+    let script = holding(hold);
     t.start(raw_dead_letter(Scenario::new(), LANE).script(&LANE.route(), script))
         .await?;
     let r = t
