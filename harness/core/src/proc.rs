@@ -50,26 +50,34 @@ pub fn kill_live_groups() -> usize {
 
 /// Makes SIGINT and SIGTERM stop every child before the process exits (128 + the signal):
 /// children lead process groups of their own, so a terminal's Ctrl-C does not reach them, and
-/// without this an interrupted run would leave brokers and sidecars behind. Call it first in
-/// `main`, before any thread starts: the signals are blocked in the calling thread (threads
-/// started later inherit that) and taken by a thread of their own. Children start with an empty
-/// signal mask (the standard library resets it when it spawns).
-pub fn stop_children_on_interrupt() -> Result<(), nix::Error> {
-    use nix::sys::signal::{SigSet, Signal};
-    let mut set = SigSet::empty();
-    set.add(Signal::SIGINT);
-    set.add(Signal::SIGTERM);
-    set.thread_block()?;
+/// without this an interrupted run would leave brokers and sidecars behind. A thread of its own
+/// runs a small runtime that waits for either signal. Handlers, unlike a blocked signal mask,
+/// are not inherited by children (exec resets them), so children still die of SIGTERM.
+pub fn stop_children_on_interrupt() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    // Registered here, before the caller goes on, so no signal falls between.
+    let (mut term, mut int) = rt.block_on(async {
+        Ok::<_, std::io::Error>((
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+        ))
+    })?;
     std::thread::Builder::new()
         .name("interrupt".into())
         .spawn(move || {
-            if let Ok(sig) = set.wait() {
-                let n = kill_live_groups();
-                eprintln!("pubsub-tck: {sig}: stopped {n} child process groups; exiting");
-                std::process::exit(128 + sig as i32);
-            }
-        })
-        .map_err(|_| nix::Error::EAGAIN)?;
+            let (name, number) = rt.block_on(async {
+                tokio::select! {
+                    _ = term.recv() => ("SIGTERM", 15),
+                    _ = int.recv() => ("SIGINT", 2),
+                }
+            });
+            let n = kill_live_groups();
+            eprintln!("pubsub-tck: {name}: stopped {n} child process groups; exiting");
+            std::process::exit(128 + number);
+        })?;
     Ok(())
 }
 use crate::unix::{Sig, signal_group};
