@@ -11,8 +11,8 @@ use crate::runtime::Config;
 /// refsidecar: a daprd-compatible pub/sub sidecar.
 ///
 /// Reads Component, Subscription and Resiliency YAML from the resources paths, serves the Dapr
-/// HTTP and gRPC APIs, discovers the app's subscriptions with GET /dapr/subscribe and delivers CloudEvents
-/// to the app. Environment: DAPR_API_TOKEN (API auth), APP_API_TOKEN (sent to the app).
+/// HTTP and gRPC APIs, discovers the app's subscriptions (GET /dapr/subscribe, or
+/// ListTopicSubscriptions for a gRPC app) and delivers CloudEvents to the app. Environment: DAPR_API_TOKEN (API auth), APP_API_TOKEN (sent to the app).
 #[derive(Debug, Parser)]
 #[command(name = "refsidecar", version, about, long_about)]
 pub struct Flags {
@@ -22,7 +22,7 @@ pub struct Flags {
     /// The port the app listens on; without it no app subscriptions start.
     #[arg(long)]
     pub app_port: Option<u16>,
-    /// The app's protocol; only `http` is supported.
+    /// The app's protocol: `http`, or `grpc` (the AppCallback service).
     #[arg(long, default_value = "http")]
     pub app_protocol: String,
     /// The address the app listens on.
@@ -81,11 +81,21 @@ impl Flags {
         api_token: Option<String>,
         app_api_token: Option<String>,
     ) -> Result<Config, FlagError> {
-        if self.app_protocol != "http" {
-            return Err(FlagError {
-                flag: "app-protocol",
-                message: format!("{:?} is not supported (only http)", self.app_protocol),
-            });
+        match self.app_protocol.as_str() {
+            "http" => {}
+            "grpc" if cfg!(feature = "grpc") => {}
+            "grpc" => {
+                return Err(FlagError {
+                    flag: "app-protocol",
+                    message: "\"grpc\" needs a refsidecar built with the `grpc` feature".into(),
+                });
+            }
+            other => {
+                return Err(FlagError {
+                    flag: "app-protocol",
+                    message: format!("{other:?} is not supported (only http and grpc)"),
+                });
+            }
         }
         if self.mode != "standalone" {
             return Err(FlagError {
@@ -211,9 +221,13 @@ mod tests {
         assert!(parse(&["--bogus"]).is_err());
         assert!(parse(&["--app-port", "x"]).is_err());
         assert!(
-            parse(&["--app-protocol", "grpc"])
+            parse(&["--app-protocol", "h2c"])
                 .unwrap_err()
                 .contains("--app-protocol")
+        );
+        assert_eq!(
+            parse(&["--app-protocol", "grpc"]).is_ok(),
+            cfg!(feature = "grpc")
         );
         assert!(
             parse(&["--max-body-size", "4 lots"])

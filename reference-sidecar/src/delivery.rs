@@ -13,7 +13,9 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 use tokio::sync::watch;
 
-use crate::app_channel::{AppChannel, Outcome};
+#[cfg(feature = "grpc")]
+use crate::app_channel::grpc;
+use crate::app_channel::{App, Outcome};
 use crate::broker::{Broker, Handler, Message, Nack};
 use crate::cloudevent::{Head, synthetic_raw};
 use crate::resiliency::DirectionPolicy;
@@ -28,7 +30,7 @@ const ZERO_TRACEPARENT: &str = "00-00000000000000000000000000000000-000000000000
 pub struct Deliverer {
     pub(crate) sub: Subscription,
     pub(crate) raw_payload: Result<bool, String>,
-    pub(crate) app: AppChannel,
+    pub(crate) app: App,
     pub(crate) app_id: String,
     pub(crate) broker: Broker,
     pub(crate) scopes: Arc<Scopes>,
@@ -36,6 +38,23 @@ pub struct Deliverer {
     pub(crate) outbound: DirectionPolicy,
     /// Becomes true when the grace period is over: stop retrying, never dead-letter.
     pub(crate) abort: watch::Receiver<bool>,
+}
+
+/// A message ready to send to the app.
+enum Prepared {
+    Http {
+        path: String,
+        body: Bytes,
+        headers: HeaderMap,
+    },
+    #[cfg(feature = "grpc")]
+    Grpc {
+        event: Box<dapr::dapr::proto::runtime::v1::TopicEventRequest>,
+        metadata: tonic::metadata::MetadataMap,
+    },
+    /// It cannot be put on the wire; every attempt fails with this reason.
+    #[cfg_attr(not(feature = "grpc"), allow(dead_code))]
+    Unsendable(String),
 }
 
 /// Why the dead-letter publish did not happen.
@@ -103,28 +122,71 @@ impl Deliverer {
                 return self.dlq_or_nack(&msg, "routing error").await;
             }
         };
-        let headers = self.headers(&msg, head.as_ref());
-        self.deliver(&msg, path, body, &headers, id).await
+        let request = self.prepare(&msg, head.as_ref(), path, body);
+        self.deliver(&msg, &request, id).await
+    }
+
+    /// The message in the app's protocol, ready for as many attempts as the policy allows.
+    fn prepare(&self, msg: &Message, head: Option<&Head>, path: &str, body: Bytes) -> Prepared {
+        match &self.app {
+            App::Http(_) => Prepared::Http {
+                path: path.to_owned(),
+                body,
+                headers: self.headers(msg, head),
+            },
+            #[cfg(feature = "grpc")]
+            App::Grpc(_) => {
+                match grpc::topic_event(&body, &self.sub.topic, &self.sub.pubsub, path) {
+                    Ok(event) => {
+                        let mut metadata = (*msg.metadata).clone();
+                        metadata.insert("pubsubName".into(), self.sub.pubsub.clone());
+                        Prepared::Grpc {
+                            event: Box::new(event),
+                            metadata: grpc::metadata(&metadata),
+                        }
+                    }
+                    // daprd fails such a message before calling the app, on every attempt.
+                    Err(e) => Prepared::Unsendable(e.to_string()),
+                }
+            }
+        }
+    }
+
+    /// One delivery attempt.
+    async fn attempt(&self, request: &Prepared) -> Outcome {
+        let timeout = self.inbound.timeout;
+        match (&self.app, request) {
+            (
+                App::Http(app),
+                Prepared::Http {
+                    path,
+                    body,
+                    headers,
+                },
+            ) => app.deliver(path, body.clone(), headers, timeout).await,
+            #[cfg(feature = "grpc")]
+            (App::Grpc(app), Prepared::Grpc { event, metadata }) => {
+                app.deliver(event, metadata, timeout).await
+            }
+            (_, Prepared::Unsendable(reason)) => Outcome::Retry {
+                code: None,
+                reason: reason.clone(),
+            },
+            #[cfg(feature = "grpc")]
+            _ => Outcome::Retry {
+                code: None,
+                reason: "invariant broken: a message prepared for another app protocol".into(),
+            },
+        }
     }
 
     /// Delivery attempts under the inbound policy, then DLQ-or-nack.
-    async fn deliver(
-        &self,
-        msg: &Message,
-        path: &str,
-        body: Bytes,
-        headers: &HeaderMap,
-        id: &str,
-    ) -> Result<(), Nack> {
+    async fn deliver(&self, msg: &Message, request: &Prepared, id: &str) -> Result<(), Nack> {
         let topic = self.sub.topic.as_str();
         let started = Instant::now();
         let mut attempt: u32 = 1;
         loop {
-            let outcome = self
-                .app
-                .deliver(path, body.clone(), headers, self.inbound.timeout)
-                .await;
-            let (code, reason) = match outcome {
+            let (code, reason) = match self.attempt(request).await {
                 Outcome::Success => {
                     if attempt > 1 {
                         tracing::info!(
@@ -132,6 +194,10 @@ impl Deliverer {
                             "Recovered processing operation after {attempt} attempts"
                         );
                     }
+                    return Ok(());
+                }
+                Outcome::Discard { reason } => {
+                    tracing::warn!(topic, "{reason}; event {id} is not delivered again");
                     return Ok(());
                 }
                 Outcome::Drop { status } => {
@@ -164,7 +230,7 @@ impl Deliverer {
                 self.inbound
                     .retry
                     .as_ref()
-                    .is_some_and(|p| !p.matching.allows_http(c))
+                    .is_some_and(|p| !p.matching.allows(c))
             });
             let wait = match &self.inbound.retry {
                 Some(p) if !permanent => {

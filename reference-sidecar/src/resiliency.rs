@@ -43,9 +43,15 @@ impl Matching {
         })
     }
 
-    /// Whether an error with this HTTP status may be retried.
-    pub fn allows_http(&self, code: u16) -> bool {
-        self.http.is_empty() || self.http.iter().any(|&(lo, hi)| (lo..=hi).contains(&code))
+    /// Whether an error with this code may be retried: 0–16 is a gRPC status code, 100–599
+    /// an HTTP status (daprd tells them apart by range); any other code never is.
+    pub fn allows(&self, code: u16) -> bool {
+        let list = match code {
+            0..=16 => &self.grpc,
+            100..=599 => &self.http,
+            _ => return false,
+        };
+        list.is_empty() || list.iter().any(|&(lo, hi)| (lo..=hi).contains(&code))
     }
 }
 
@@ -262,13 +268,14 @@ mod tests {
     #[test]
     fn matching_lists() {
         let m = Matching::parse(Some("429, 500-503"), None).unwrap();
-        assert!(
-            m.allows_http(429) && m.allows_http(502) && !m.allows_http(504) && !m.allows_http(400)
-        );
-        assert!(Matching::default().allows_http(418));
+        assert!(m.allows(429) && m.allows(502) && !m.allows(504) && !m.allows(400));
+        // gRPC codes are judged against the gRPC list, which is empty here.
+        assert!(m.allows(4) && m.allows(14));
+        assert!(Matching::default().allows(418));
         assert!(Matching::parse(Some("abc"), None).is_err());
         assert!(Matching::parse(Some("600"), None).is_err());
-        assert!(Matching::parse(None, Some("1-4,8")).is_ok());
+        let g = Matching::parse(Some("500"), Some("1-4,8")).unwrap();
+        assert!(g.allows(4) && g.allows(8) && !g.allows(14) && !g.allows(503));
     }
 
     #[test]

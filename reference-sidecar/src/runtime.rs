@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::app_channel::{AppChannel, ChannelError};
+use crate::app_channel::{App, AppChannel, ChannelError};
 use crate::broker::{Broker, BrokerError};
 use crate::delivery::Deliverer;
 use crate::resiliency::{Direction, DirectionPolicy, Resiliency};
@@ -35,7 +35,7 @@ pub struct Config {
     pub app_port: Option<u16>,
     /// `--app-channel-address`.
     pub app_channel_address: String,
-    /// `--app-protocol` (only `http`).
+    /// `--app-protocol`: `http`, or `grpc` (with the `grpc` feature).
     pub app_protocol: String,
     /// `--resources-path` / `--components-path`.
     pub resources_paths: Vec<PathBuf>,
@@ -196,7 +196,8 @@ pub struct Runtime {
     pub(crate) config: Config,
     pub(crate) components: BTreeMap<String, Component>,
     pub(crate) state_stores: BTreeMap<String, StateComponent>,
-    /// The channel to the app (`None` without `--app-port`), for service invocation.
+    /// The HTTP channel to the app, for service invocation (`None` without `--app-port`, or
+    /// with a gRPC app).
     pub(crate) app: Option<AppChannel>,
     pub(crate) resiliency: Resiliency,
     /// The effective subscriptions, once discovery is done (declaratives before that).
@@ -299,20 +300,17 @@ pub async fn run(
     }
     let declarative = loaded.subscriptions;
     let app = match config.app_port {
-        Some(port) => Some(AppChannel::new(
-            &config.app_channel_address,
-            port,
-            &config.app_id,
-            config.app_api_token.as_deref(),
-            config.app_max_concurrency,
-        )?),
+        Some(port) => Some(app_channel(&config, port)?),
         None => None,
     };
     let rt = Arc::new(Runtime {
         config: config.clone(),
         components,
         state_stores,
-        app: app.clone(),
+        app: match &app {
+            Some(App::Http(a)) => Some(a.clone()),
+            _ => None,
+        },
         resiliency: loaded.resiliency,
         subscriptions: Mutex::new(declarative.clone()),
         app_ready: AtomicBool::new(false),
@@ -396,9 +394,32 @@ pub async fn run(
     Ok(())
 }
 
+/// The channel to the app in its protocol.
+fn app_channel(config: &Config, port: u16) -> Result<App, ChannelError> {
+    match config.app_protocol.as_str() {
+        "http" => Ok(App::Http(AppChannel::new(
+            &config.app_channel_address,
+            port,
+            &config.app_id,
+            config.app_api_token.as_deref(),
+            config.app_max_concurrency,
+        )?)),
+        #[cfg(feature = "grpc")]
+        "grpc" => Ok(App::Grpc(crate::app_channel::grpc::GrpcAppChannel::new(
+            &config.app_channel_address,
+            port,
+            config.app_api_token.as_deref(),
+            config.app_max_concurrency,
+        )?)),
+        other => Err(ChannelError(format!(
+            "app protocol {other:?} is not supported by this build"
+        ))),
+    }
+}
+
 async fn discover_and_start(
     rt: Arc<Runtime>,
-    app: Option<AppChannel>,
+    app: Option<App>,
     declarative: Vec<Subscription>,
     consumers: Arc<Mutex<Vec<JoinHandle<()>>>>,
     abort: watch::Receiver<bool>,
@@ -409,9 +430,16 @@ async fn discover_and_start(
         return;
     };
     app.wait_for_port().await;
-    // daprd asks for the app config first; the answer does not matter for pub/sub.
-    let _ = app.get_init_endpoint("config").await;
-    let effective = match subscribe_call(&app).await {
+    let discovery = match &app {
+        App::Http(http) => {
+            // daprd asks for the app config first; the answer does not matter for pub/sub.
+            let _ = http.get_init_endpoint("config").await;
+            subscribe_call(http).await
+        }
+        #[cfg(feature = "grpc")]
+        App::Grpc(grpc) => list_topic_subscriptions(grpc).await,
+    };
+    let effective = match discovery {
         Discovery::Subscriptions(programmatic) => subscription::merge(declarative, programmatic),
         Discovery::NoneDeclared => declarative,
         Discovery::Failed => Vec::new(),
@@ -483,9 +511,51 @@ async fn subscribe_call(app: &AppChannel) -> Discovery {
     }
 }
 
+/// `ListTopicSubscriptions` under daprd's built-in initialization retries (exponential from
+/// 500 ms, at most 1 s apart, 3 retries). An error after them starts no app subscriptions at
+/// all, as daprd's subscriber does.
+#[cfg(feature = "grpc")]
+async fn list_topic_subscriptions(app: &crate::app_channel::grpc::GrpcAppChannel) -> Discovery {
+    let mut wait = Duration::from_millis(500);
+    let mut tries = 0;
+    let resp = loop {
+        match app.list_subscriptions().await {
+            Ok(Some(r)) => break r,
+            Ok(None) => {
+                tracing::info!(
+                    "pubsub subscriptions: gRPC app does not implement ListTopicSubscriptions"
+                );
+                return Discovery::NoneDeclared;
+            }
+            Err(e) if tries < 3 => {
+                tracing::warn!("error getting topic list from app, retrying in {wait:?}: {e}");
+                tokio::time::sleep(wait).await;
+                wait = (wait.mul_f64(1.5)).min(Duration::from_secs(1));
+                tries += 1;
+            }
+            Err(e) => {
+                tracing::error!(app = %app.addr(), "failed to get topic list from app: {e}; no app subscriptions start");
+                return Discovery::Failed;
+            }
+        }
+    };
+    match crate::app_channel::grpc::subscriptions(resp) {
+        Ok(subs) => {
+            for s in &subs {
+                tracing::info!(pubsub = %s.pubsub, topic = %s.topic, dead_letter_topic = ?s.dead_letter_topic, "programmatic subscription loaded");
+            }
+            Discovery::Subscriptions(subs)
+        }
+        Err(e) => {
+            tracing::error!(app = %app.addr(), "failed to subscribe to topics: invalid routing rule from ListTopicSubscriptions: {e}; no app subscriptions start");
+            Discovery::Failed
+        }
+    }
+}
+
 fn start_subscription(
     rt: &Arc<Runtime>,
-    app: &AppChannel,
+    app: &App,
     sub: &Subscription,
     consumers: &Mutex<Vec<JoinHandle<()>>>,
     abort: &watch::Receiver<bool>,

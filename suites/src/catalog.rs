@@ -7,6 +7,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+pub use harness::AppProtocol;
 pub use harness_report::Level;
 
 use crate::problem::Problem;
@@ -54,6 +55,8 @@ pub struct Check {
     pub level: Level,
     /// What it needs from the target.
     pub needs: &'static [Need],
+    /// The protocol the trial's test app speaks (a gRPC app needs the capability `app.grpc`).
+    pub app: AppProtocol,
     /// The body.
     pub run: CheckFn,
 }
@@ -63,6 +66,7 @@ impl std::fmt::Debug for Check {
         f.debug_struct("Check")
             .field("id", &self.id)
             .field("level", &self.level)
+            .field("app", &self.app)
             .finish_non_exhaustive()
     }
 }
@@ -86,6 +90,12 @@ impl Check {
         if broker != crate::broker::Broker::InMemory && !target.has_capability(component) {
             return Some(format!(
                 "target `{}` does not declare capability `{component}`",
+                target.name()
+            ));
+        }
+        if self.app == AppProtocol::Grpc && !target.has_capability(GRPC_APP) {
+            return Some(format!(
+                "target `{}` does not declare capability `{GRPC_APP}`",
                 target.name()
             ));
         }
@@ -135,9 +145,39 @@ impl Check {
     }
 }
 
-/// Every check, in catalog order (areas in a fixed order, checks as written).
+/// The capability of a target that can deliver to a gRPC app (`--app-protocol grpc`).
+pub const GRPC_APP: &str = "app.grpc";
+
+/// The id suffix of a check's run with a gRPC app.
+pub const GRPC_SUFFIX: &str = "::grpc";
+
+impl Check {
+    /// This check run with a gRPC test app: the same body, id and title marked as such.
+    /// The strings are made once per process (the catalog is built once).
+    pub(crate) fn over_grpc(&self) -> Check {
+        let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+        Check {
+            id: leak(format!("{}{GRPC_SUFFIX}", self.id)),
+            title: leak(format!("{} (gRPC app)", self.title)),
+            app: AppProtocol::Grpc,
+            ..self.clone()
+        }
+    }
+
+    /// This check, with a gRPC test app only (a promise that exists only over gRPC).
+    pub(crate) fn grpc_only(self) -> Check {
+        Check {
+            app: AppProtocol::Grpc,
+            ..self
+        }
+    }
+}
+
+/// Every check, in catalog order (areas in a fixed order, checks as written, a check's run
+/// over a gRPC app right after it).
 pub fn all() -> Vec<Check> {
-    crate::checks::all()
+    static CATALOG: std::sync::OnceLock<Vec<Check>> = std::sync::OnceLock::new();
+    CATALOG.get_or_init(crate::checks::all).clone()
 }
 
 /// Builds a [`Check`] from an async fn taking `&mut Trial`.
@@ -151,6 +191,7 @@ macro_rules! check {
             clause_url: $url,
             level: $crate::catalog::Level::$level,
             needs: &[$($need),*],
+            app: $crate::catalog::AppProtocol::Http,
             run: |t| Box::pin($body(t)),
         }
     };

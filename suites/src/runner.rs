@@ -67,7 +67,7 @@ pub async fn run_one(env: Arc<RunEnv>, check: &Check) -> Outcome {
             history: None,
         };
     }
-    let mut trial = Trial::new(env.clone(), check.id, seed);
+    let mut trial = Trial::new(env.clone(), check.id, seed).with_app_protocol(check.app);
     let body = AssertUnwindSafe((check.run)(&mut trial)).catch_unwind();
     let outcome = tokio::time::timeout(CHECK_TIMEOUT, body).await;
     let problem = match outcome {

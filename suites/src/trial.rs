@@ -199,6 +199,8 @@ pub struct Trial {
     next_msg: u64,
     history: History,
     observations: Vec<String>,
+    /// The protocol the test app speaks, and so the sidecar's `--app-protocol`.
+    app_protocol: harness::AppProtocol,
 }
 
 impl Trial {
@@ -217,7 +219,19 @@ impl Trial {
             next_msg: 0,
             history: History::new(),
             observations: Vec::new(),
+            app_protocol: harness::AppProtocol::Http,
         }
+    }
+
+    /// The trial's test app speaks `protocol` (before [`Trial::start`]).
+    pub fn with_app_protocol(mut self, protocol: harness::AppProtocol) -> Trial {
+        self.app_protocol = protocol;
+        self
+    }
+
+    /// The protocol the test app speaks.
+    pub fn app_protocol(&self) -> harness::AppProtocol {
+        self.app_protocol
     }
 
     /// Records a measurement for the reports (how order broke, a duplicate rate). It never
@@ -363,6 +377,7 @@ impl Trial {
         let app_config = TestAppConfig {
             subscriptions: Value::Array(s.subscriptions.clone()),
             default_script: s.default_script.clone(),
+            protocol: self.app_protocol,
         };
         let app = if s.app_at_start {
             Some(
@@ -389,6 +404,7 @@ impl Trial {
             opts.app_port = Some(port_of(&listen)?);
         }
         opts.api_token = s.api_token.clone();
+        opts.app_protocol = self.app_protocol;
         if let Some(t) = &s.app_api_token {
             opts.extra_env.insert("APP_API_TOKEN".into(), t.clone());
         }

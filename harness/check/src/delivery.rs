@@ -44,7 +44,8 @@ pub struct DeliveryExpect {
 pub enum Answer {
     /// `SUCCESS`, an empty answer or a 2xx status: the message is done.
     Success,
-    /// `DROP` or HTTP 404: the message is done and must not be retried.
+    /// `DROP`, HTTP 404 or a gRPC app's UNIMPLEMENTED: the message is done and must not be
+    /// retried.
     Drop,
     /// `RETRY` or any other status: the sidecar should redeliver.
     Retry,
@@ -57,7 +58,7 @@ impl Answer {
         let a = answered.trim();
         if a.is_empty() || a.eq_ignore_ascii_case("SUCCESS") {
             Self::Success
-        } else if a.eq_ignore_ascii_case("DROP") || a == "404" {
+        } else if a.eq_ignore_ascii_case("DROP") || a == "404" || a == "grpc:Unimplemented" {
             Self::Drop
         } else if a.len() == 3 && a.starts_with('2') && a.bytes().all(|b| b.is_ascii_digit()) {
             Self::Success
@@ -483,6 +484,9 @@ mod tests {
             ("204", Answer::Success),
             ("DROP", Answer::Drop),
             ("404", Answer::Drop),
+            ("grpc:Unimplemented", Answer::Drop),
+            ("grpc:NotFound", Answer::Retry),
+            ("status:3", Answer::Retry),
             ("RETRY", Answer::Retry),
             ("500", Answer::Retry),
             ("timeout", Answer::Retry),

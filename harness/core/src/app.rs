@@ -1,4 +1,4 @@
-//! The scriptable test app: an in-process HTTP server that plays the application a
+//! The scriptable test app: an in-process HTTP or gRPC server that plays the application a
 //! sidecar delivers to.
 //!
 //! It answers `GET /dapr/subscribe` with whatever subscriptions a test sets, answers every
@@ -8,10 +8,11 @@
 //! (close a connection without answering, never answer).
 //! It does not judge what it records; checkers do.
 
+mod grpc;
 mod recorder;
 mod script;
 mod server;
 
 pub use recorder::{RecordedDelivery, RecordedRequest, WaitError};
 pub use script::Script;
-pub use server::{TestApp, TestAppConfig, TestAppError};
+pub use server::{AppProtocol, TestApp, TestAppConfig, TestAppError};

@@ -31,7 +31,8 @@ pub mod target;
 mod unix;
 
 pub use app::{
-    RecordedDelivery, RecordedRequest, Script, TestApp, TestAppConfig, TestAppError, WaitError,
+    AppProtocol, RecordedDelivery, RecordedRequest, Script, TestApp, TestAppConfig, TestAppError,
+    WaitError,
 };
 pub use broker::{BrokerError, Durability, KafkaServer, RedisServer};
 pub use client::{ApiResponse, ClientError, SidecarClient};

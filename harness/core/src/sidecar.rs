@@ -115,6 +115,8 @@ pub struct SidecarOptions {
     pub ready_deadline: Duration,
     /// When set, the sidecar gets `DAPR_API_TOKEN` and the client sends `dapr-api-token`.
     pub api_token: Option<String>,
+    /// `{app_protocol}`. Default: HTTP.
+    pub app_protocol: crate::AppProtocol,
 }
 
 impl SidecarOptions {
@@ -131,6 +133,7 @@ impl SidecarOptions {
             log_dir: log_dir.into(),
             ready_deadline: DEFAULT_READY_DEADLINE,
             api_token: None,
+            app_protocol: crate::AppProtocol::Http,
         }
     }
 }
@@ -238,6 +241,7 @@ impl Sidecar {
             metrics_port,
             internal_grpc_port,
             wrapper_port,
+            app_protocol: options.app_protocol.as_str(),
             resources_dir: options.resources_dir.clone(),
             config_file: options.config_file.clone(),
         };

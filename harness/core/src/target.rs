@@ -36,6 +36,7 @@ pub const PLACEHOLDERS: &[&str] = &[
     "metrics_port",
     "internal_grpc_port",
     "wrapper_port",
+    "app_protocol",
     "resources_dir",
     "config_file",
 ];
@@ -213,6 +214,9 @@ pub struct LaunchVars {
     /// `{wrapper_port}`: one more leased port for a wrapper that sits in front of the sidecar's
     /// HTTP API (the wrapper listens on `{http_port}` and runs the sidecar on this one).
     pub wrapper_port: u16,
+    /// `{app_protocol}`: `http`, or `grpc` for the checks of a gRPC app (a target that declares
+    /// the capability `app.grpc` passes it to its `--app-protocol` flag).
+    pub app_protocol: &'static str,
     /// `{resources_dir}`: components, subscriptions, resiliency.
     pub resources_dir: PathBuf,
     /// `{config_file}`: a Configuration YAML; using the placeholder without one is an error.
@@ -344,6 +348,7 @@ impl TargetFile {
             "metrics_port" => Some(Ok(vars.metrics_port.to_string())),
             "internal_grpc_port" => Some(Ok(vars.internal_grpc_port.to_string())),
             "wrapper_port" => Some(Ok(vars.wrapper_port.to_string())),
+            "app_protocol" => Some(Ok(vars.app_protocol.to_owned())),
             "resources_dir" => Some(Ok(vars.resources_dir.display().to_string())),
             "config_file" => Some(match &vars.config_file {
                 Some(p) => Ok(p.display().to_string()),
@@ -543,6 +548,7 @@ mod tests {
             metrics_port: 9090,
             internal_grpc_port: 9091,
             wrapper_port: 9092,
+            app_protocol: "http",
             resources_dir: PathBuf::from("/res"),
             config_file: None,
         }

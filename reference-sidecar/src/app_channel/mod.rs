@@ -1,6 +1,7 @@
-//! The app channel: HTTP calls from the sidecar to its app. Delivery POSTs with the response
-//! classified exactly as daprd does (spec §4.3), the one-time `GET /dapr/subscribe`, requests
-//! forwarded by service invocation, and the wait for the app port.
+//! The app channel: calls from the sidecar to its app. Over HTTP ([`AppChannel`]): delivery
+//! POSTs with the response classified exactly as daprd does (spec §4.3), the one-time
+//! `GET /dapr/subscribe`, requests forwarded by service invocation, and the wait for the app
+//! port. Over gRPC (`grpc`, feature `grpc`): the `AppCallback` service.
 //!
 //! Owns the wire and the classification; what to do with an outcome is `delivery`'s business.
 
@@ -16,6 +17,8 @@ use hyper_util::rt::TokioExecutor;
 use tokio::sync::Semaphore;
 
 mod conns;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 
 /// How one delivery attempt ended, in daprd's terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,13 +30,45 @@ pub enum Outcome {
         /// 404 when the drop came from the status code.
         status: Option<u16>,
     },
-    /// A retriable error; `code` is the HTTP status when the app answered one (for `matching`).
+    /// Acknowledged without delivery or dead-lettering: a gRPC app's UNIMPLEMENTED.
+    Discard {
+        /// What the app answered, for logs.
+        reason: String,
+    },
+    /// A retriable error; `code` is the HTTP status or gRPC code when the app answered one
+    /// (for `matching`).
     Retry {
-        /// HTTP status of a non-2xx answer.
+        /// HTTP status of a non-2xx answer, or the gRPC status code of an error.
         code: Option<u16>,
         /// What happened, for logs.
         reason: String,
     },
+}
+
+/// The channel deliveries go over, in the app's protocol.
+#[derive(Clone)]
+pub enum App {
+    /// `--app-protocol http`.
+    Http(AppChannel),
+    /// `--app-protocol grpc`.
+    #[cfg(feature = "grpc")]
+    Grpc(grpc::GrpcAppChannel),
+}
+
+impl App {
+    /// `host:port` of the app.
+    pub fn addr(&self) -> &str {
+        match self {
+            App::Http(a) => a.addr(),
+            #[cfg(feature = "grpc")]
+            App::Grpc(a) => a.addr(),
+        }
+    }
+
+    /// Blocks until a TCP connect to the app succeeds, logging while it waits.
+    pub async fn wait_for_port(&self) {
+        wait_for_port(self.addr()).await;
+    }
 }
 
 /// The app's address and the shared HTTP client.
@@ -56,7 +91,7 @@ pub struct AppChannel {
 /// The app address or token cannot be used in HTTP.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid app channel setting: {0}")]
-pub struct ChannelError(String);
+pub struct ChannelError(pub(crate) String);
 
 impl AppChannel {
     /// A channel to `http://address:port`; `max_concurrency` < 1 means unlimited.
@@ -116,22 +151,7 @@ impl AppChannel {
 
     /// Blocks until a TCP connect to the app succeeds, logging while it waits.
     pub async fn wait_for_port(&self) {
-        let started = Instant::now();
-        let mut last_log = Instant::now();
-        let mut tick = tokio::time::interval(Duration::from_millis(100));
-        loop {
-            tick.tick().await;
-            if tokio::net::TcpStream::connect(&*self.addr).await.is_ok() {
-                tracing::info!(app = %self.addr, waited_ms = started.elapsed().as_millis() as u64, "app channel is reachable");
-                return;
-            }
-            if last_log.elapsed() >= Duration::from_secs(5)
-                || started.elapsed() < Duration::from_millis(150)
-            {
-                tracing::info!(app = %self.addr, "waiting for the app to listen");
-                last_log = Instant::now();
-            }
-        }
+        wait_for_port(&self.addr).await;
     }
 
     /// `GET /dapr/<endpoint>` as daprd sends it: status and body, or a transport error.
@@ -232,6 +252,26 @@ impl AppChannel {
             }
         };
         classify(status, &body)
+    }
+}
+
+/// Blocks until a TCP connect to `addr` succeeds, logging while it waits.
+async fn wait_for_port(addr: &str) {
+    let started = Instant::now();
+    let mut last_log = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tick.tick().await;
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            tracing::info!(app = %addr, waited_ms = started.elapsed().as_millis() as u64, "app channel is reachable");
+            return;
+        }
+        if last_log.elapsed() >= Duration::from_secs(5)
+            || started.elapsed() < Duration::from_millis(150)
+        {
+            tracing::info!(app = %addr, "waiting for the app to listen");
+            last_log = Instant::now();
+        }
     }
 }
 
@@ -361,6 +401,7 @@ mod tests {
         let got = match classify(StatusCode::from_u16(code).unwrap(), body.as_bytes()) {
             Outcome::Success => "success".to_owned(),
             Outcome::Drop { .. } => "drop".to_owned(),
+            Outcome::Discard { .. } => "discard".to_owned(),
             Outcome::Retry { code: Some(c), .. } => format!("retry {c}"),
             Outcome::Retry { code: None, .. } => "retry".to_owned(),
         };

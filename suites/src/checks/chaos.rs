@@ -37,6 +37,7 @@ macro_rules! chaos {
             clause_url: CLAUSE_URL,
             level: crate::catalog::Level::Must,
             needs: &[Need::Launch, $($need),*],
+            app: crate::catalog::AppProtocol::Http,
             run: |t| Box::pin(one_fault(t, $fault)),
         }
     };

@@ -18,9 +18,9 @@ mod redelivery;
 mod resiliency;
 mod status;
 
-/// Every check, area by area.
+/// Every check, area by area; each id in [`OVER_GRPC`] is followed by its run over a gRPC app.
 pub(crate) fn all() -> Vec<Check> {
-    [
+    let http = [
         publish::checks(),
         cloudevents::checks(),
         discovery::checks(),
@@ -36,5 +36,64 @@ pub(crate) fn all() -> Vec<Check> {
         apps::checks(),
         chaos::checks(),
     ]
-    .concat()
+    .concat();
+    let mut out = Vec::with_capacity(http.len() + OVER_GRPC.len());
+    for c in http {
+        let twin = OVER_GRPC.contains(&c.id).then(|| c.over_grpc());
+        out.push(c);
+        out.extend(twin);
+    }
+    out
 }
+
+/// The checks whose promise means the same for an app that subscribes over gRPC: each also
+/// runs with the test app speaking the `AppCallback` service (`<id>::grpc`). Left out are the
+/// checks of HTTP's own wire (status codes, bodies, headers, the `/dapr/subscribe` JSON).
+const OVER_GRPC: &[&str] = &[
+    "core::status::success_once",
+    "core::status::empty_2xx_success",
+    "core::status::retry_retried",
+    "core::status::drop_not_retried",
+    "core::status::unknown_status_retried",
+    "core::redelivery::retry_then_success",
+    "core::redelivery::error_then_success",
+    "core::redelivery::same_event",
+    "core::redelivery::budget_per_message",
+    "core::redelivery::no_policy_single_attempt",
+    "core::redelivery::app_restart_delivered",
+    "core::redelivery::hang_isolated",
+    "core::resiliency::max_retries_2",
+    "core::resiliency::max_retries_4",
+    "core::resiliency::max_retries_zero",
+    "core::resiliency::unlimited_retries",
+    "core::resiliency::max_retries_default_unlimited",
+    "core::resiliency::constant_spacing",
+    "core::resiliency::exponential_spacing",
+    "core::resiliency::matching_ignores_retry_status",
+    "core::resiliency::per_attempt_timeout",
+    "core::resiliency::no_default_timeout",
+    "core::resiliency::default_retry_policy",
+    "core::resiliency::target_without_inbound",
+    "core::dlq::exhausted_exactly_once",
+    "core::dlq::copy_is_original_event",
+    "core::dlq::original_not_redelivered",
+    "core::dlq::no_dlq_single_delivery",
+    "core::dlq::dlq_retry_no_loop",
+    "core::dlq::no_route_match_dead_lettered",
+    "core::dlq::expired_never_delivered",
+    "core::dlq::expired_dead_lettered",
+    "core::ordering::fifo_single_publisher",
+    "core::ordering::per_key_interleaved",
+    "core::ordering::one_in_flight",
+    "core::ordering::order_kept_under_retry",
+    "core::delivery::no_loss_no_duplicates",
+    "core::delivery::two_topics_independent",
+    "core::discovery::subscribe_called_once",
+    "core::discovery::rules_first_match_wins",
+    "core::discovery::rules_default",
+    "core::discovery::empty_match_catch_all",
+    "core::discovery::cel_numeric_double",
+    "core::discovery::no_match_not_delivered",
+    "core::discovery::no_match_dead_lettered",
+    "core::discovery::declarative_v2alpha1",
+];

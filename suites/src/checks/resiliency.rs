@@ -96,6 +96,16 @@ pub(crate) fn checks() -> Vec<Check> {
             matching_http_status_codes
         ),
         check!(
+            "core::resiliency::matching_grpc_status_codes",
+            Must,
+            "With matching.gRPCStatusCodes \"14\" a gRPC app's UNAVAILABLE is retried and its INTERNAL is not",
+            "daprd pkg/resiliency/policy.go and retry.go: an error's code in 0-16 is judged against gRPCStatusCodes; a code outside a non-empty list is a permanent error",
+            POLICIES_DOC,
+            [Need::Launch],
+            matching_grpc_status_codes
+        )
+        .grpc_only(),
+        check!(
             "core::resiliency::matching_ignores_retry_status",
             Must,
             "matching.httpStatusCodes does not stop retries of a RETRY answer, which carries no status code",
@@ -269,6 +279,22 @@ async fn matching_http_status_codes(t: &mut Trial) -> Result<(), Problem> {
     let b = c503.publish(t).await?;
     settle(t, c503, &b, Fate::DeadLettered(3)).await?;
     settle(t, c500, &a, Fate::DeadLettered(1)).await
+}
+
+async fn matching_grpc_status_codes(t: &mut Trial) -> Result<(), Problem> {
+    let (internal, unavailable) = (Lane("internal"), Lane("unavailable"));
+    let only_unavailable = Scenario::new().retry_policy(
+        "policy: constant\n        duration: 20ms\n        maxRetries: 2\n        matching:\n          gRPCStatusCodes: \"14\"",
+    );
+    t.start(unavailable.add(
+        internal.add(only_unavailable, Script::Grpc(13)),
+        Script::Grpc(14),
+    ))
+    .await?;
+    let a = internal.publish(t).await?;
+    let b = unavailable.publish(t).await?;
+    settle(t, unavailable, &b, Fate::DeadLettered(3)).await?;
+    settle(t, internal, &a, Fate::DeadLettered(1)).await
 }
 
 async fn matching_ignores_retry_status(t: &mut Trial) -> Result<(), Problem> {

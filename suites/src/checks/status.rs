@@ -315,7 +315,52 @@ pub(crate) fn checks() -> Vec<Check> {
             [Need::Launch],
             redirect_retried
         ),
+        check!(
+            "core::status::grpc_error_retried",
+            Must,
+            "A gRPC app's error (INTERNAL) is retried under the policy, then dead-lettered once",
+            "daprd pkg/runtime/subscription/postman/grpc/grpc.go: an error from OnTopicEvent other than UNIMPLEMENTED is retriable, carrying its code",
+            GRPC_DOC,
+            [Need::Launch],
+            grpc_error_retried
+        )
+        .grpc_only(),
+        check!(
+            "core::status::grpc_not_found_retried",
+            Must,
+            "A gRPC app's NOT_FOUND is retried like any error: over gRPC only UNIMPLEMENTED ends a delivery without a status",
+            "daprd pkg/runtime/subscription/postman/grpc/grpc.go: only codes.Unimplemented is non-retriable (HTTP's 404 rule has no gRPC counterpart)",
+            GRPC_DOC,
+            [Need::Launch],
+            grpc_not_found_retried
+        )
+        .grpc_only(),
+        check!(
+            "core::status::grpc_unimplemented_acknowledged",
+            Must,
+            "A gRPC app's UNIMPLEMENTED ends the delivery: one attempt, no retry, not dead-lettered",
+            "daprd pkg/runtime/subscription/postman/grpc/grpc.go: codes.Unimplemented is logged as a drop and returns nil, so the message is acknowledged and never reaches the dead-letter topic",
+            GRPC_DOC,
+            [Need::Launch],
+            grpc_unimplemented_acknowledged
+        )
+        .grpc_only(),
     ]
+}
+
+const GRPC_DOC: Option<&str> =
+    Some("https://docs.dapr.io/reference/api/pubsub_api/#expected-grpc-response-from-the-app");
+
+async fn grpc_error_retried(t: &mut Trial) -> Result<(), Problem> {
+    one(t, Script::Grpc(13), RETRIED).await
+}
+
+async fn grpc_not_found_retried(t: &mut Trial) -> Result<(), Problem> {
+    one(t, Script::Grpc(5), RETRIED).await
+}
+
+async fn grpc_unimplemented_acknowledged(t: &mut Trial) -> Result<(), Problem> {
+    one(t, Script::Grpc(12), SUCCESS).await
 }
 
 /// How long after a message is handled a broker would hand it out again if the sidecar never

@@ -33,6 +33,10 @@ pub enum Script {
         /// How many attempts fail.
         k: u32,
     },
+    /// A gRPC error with this status code (12 is UNIMPLEMENTED). A gRPC app answers it as
+    /// such; an HTTP app answers the HTTP status nearest to it (404 for NOT_FOUND, 501 for
+    /// UNIMPLEMENTED, 503 for UNAVAILABLE, 500 for codes without a nearer one).
+    Grpc(i32),
     /// Waits, then behaves like the inner script.
     Delay(Duration, Box<Script>),
     /// Never answers; the request is held until the app stops.
@@ -66,6 +70,8 @@ pub(crate) enum Outcome {
         content_type: Option<&'static str>,
         body: Bytes,
     },
+    /// A gRPC error code (an HTTP app never sees this: [`Script::plan`] answers its HTTP form).
+    Grpc(i32),
     Hang,
     Close,
 }
@@ -98,6 +104,10 @@ impl Script {
                 Bytes::from(format!(r#"{{"scripted":{code}}}"#)),
             ),
             Script::Respond(code, body) => respond(*code, JSON, body.clone()),
+            Script::Grpc(code) => Action {
+                delay: Duration::ZERO,
+                outcome: Outcome::Grpc(*code),
+            },
             Script::RetryThenSuccess(k) => {
                 let s = if attempt <= *k { "RETRY" } else { "SUCCESS" };
                 respond(200, JSON, status_body(s))
@@ -152,6 +162,7 @@ impl Action {
                     _ => status.to_string(),
                 }
             }
+            Outcome::Grpc(code) => http_status_for_grpc(*code).to_string(),
             Outcome::Hang => "hang".to_owned(),
             Outcome::Close => "close-connection".to_owned(),
         }
@@ -164,6 +175,9 @@ impl Action {
             Outcome::Respond { status, body, .. } => {
                 format!("{status} {}", String::from_utf8_lossy(body))
             }
+            Outcome::Grpc(code) => {
+                format!("{} (for gRPC code {code})", http_status_for_grpc(*code))
+            }
             Outcome::Hang => "hang".to_owned(),
             Outcome::Close => "close-connection".to_owned(),
         };
@@ -172,6 +186,21 @@ impl Action {
         } else {
             format!("after {:?}: {what}", self.delay)
         }
+    }
+}
+
+/// The HTTP status an HTTP app answers for a scripted gRPC code.
+pub(crate) fn http_status_for_grpc(code: i32) -> u16 {
+    match code {
+        3 => 400,
+        4 => 504,
+        5 => 404,
+        7 => 403,
+        8 => 429,
+        12 => 501,
+        14 => 503,
+        16 => 401,
+        _ => 500,
     }
 }
 

@@ -34,13 +34,37 @@ pub enum TestAppError {
     },
 }
 
-/// Initial settings of a [`TestApp`]; everything can be changed while it runs.
+/// How the sidecar talks to the app (its `--app-protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AppProtocol {
+    /// HTTP/1.1: `GET /dapr/subscribe` and POSTs.
+    #[default]
+    Http,
+    /// gRPC: the `AppCallback` service.
+    Grpc,
+}
+
+impl AppProtocol {
+    /// The `--app-protocol` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppProtocol::Http => "http",
+            AppProtocol::Grpc => "grpc",
+        }
+    }
+}
+
+/// Initial settings of a [`TestApp`]; everything but the protocol can be changed while it
+/// runs.
 #[derive(Debug, Clone)]
 pub struct TestAppConfig {
-    /// The body of `GET /dapr/subscribe` (status 200). Default: `[]`.
+    /// The body of `GET /dapr/subscribe` (status 200). Default: `[]`. A gRPC app answers
+    /// `ListTopicSubscriptions` with the same entries.
     pub subscriptions: Value,
     /// The script for routes without their own. Default: [`Script::Success`].
     pub default_script: Script,
+    /// HTTP (default) or gRPC.
+    pub protocol: AppProtocol,
 }
 
 impl Default for TestAppConfig {
@@ -48,31 +72,41 @@ impl Default for TestAppConfig {
         TestAppConfig {
             subscriptions: Value::Array(Vec::new()),
             default_script: Script::Success,
+            protocol: AppProtocol::Http,
         }
     }
 }
 
 /// What the app answers; changed by the test while the app runs.
-struct Behaviour {
-    subscribe_status: u16,
-    subscribe_body: Bytes,
-    subscribe_delay: Duration,
+pub(super) struct Behaviour {
+    pub(super) subscribe_status: u16,
+    pub(super) subscribe_body: Bytes,
+    pub(super) subscribe_delay: Duration,
     scripts: HashMap<String, Script>,
     default_script: Script,
 }
 
-struct Shared {
-    recorder: Recorder,
+pub(super) struct Shared {
+    pub(super) recorder: Recorder,
     behaviour: Mutex<Behaviour>,
-    in_flight: AtomicU32,
+    pub(super) in_flight: AtomicU32,
 }
 
 impl Shared {
-    fn behaviour(&self) -> MutexGuard<'_, Behaviour> {
+    pub(super) fn behaviour(&self) -> MutexGuard<'_, Behaviour> {
         // Every update is a single assignment, so a poisoned lock holds consistent data.
         self.behaviour
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The script for requests to `route`.
+    pub(super) fn script_for(&self, route: &str) -> Script {
+        let b = self.behaviour();
+        b.scripts
+            .get(route)
+            .cloned()
+            .unwrap_or_else(|| b.default_script.clone())
     }
 }
 
@@ -89,6 +123,7 @@ struct Running {
 pub struct TestApp {
     shared: Arc<Shared>,
     port: u16,
+    protocol: AppProtocol,
     running: Mutex<Option<Running>>,
 }
 
@@ -107,7 +142,7 @@ impl std::fmt::Debug for TestApp {
 struct CloseConnection;
 
 /// Decrements the in-flight counter when a request's handling ends, however it ends.
-struct InFlight<'a>(&'a AtomicU32);
+pub(super) struct InFlight<'a>(pub(super) &'a AtomicU32);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
@@ -136,11 +171,16 @@ impl TestApp {
             in_flight: AtomicU32::new(0),
         });
         let (listener, port) = bind(port).await?;
-        let running = spawn_server(listener, Arc::clone(&shared));
-        tracing::debug!(port, "test app listening");
+        let running = spawn_server(listener, Arc::clone(&shared), config.protocol);
+        tracing::debug!(
+            port,
+            protocol = config.protocol.as_str(),
+            "test app listening"
+        );
         Ok(TestApp {
             shared,
             port,
+            protocol: config.protocol,
             running: Mutex::new(Some(running)),
         })
     }
@@ -148,6 +188,11 @@ impl TestApp {
     /// The loopback port the app listens on (kept across restarts).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The protocol the app speaks.
+    pub fn protocol(&self) -> AppProtocol {
+        self.protocol
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -169,7 +214,7 @@ impl TestApp {
     pub async fn restart_on_same_port(&self) -> Result<(), TestAppError> {
         self.stop().await;
         let (listener, _) = bind(self.port).await?;
-        let running = spawn_server(listener, Arc::clone(&self.shared));
+        let running = spawn_server(listener, Arc::clone(&self.shared), self.protocol);
         *self.running_slot() = Some(running);
         Ok(())
     }
@@ -314,9 +359,12 @@ async fn bind(port: u16) -> Result<(TcpListener, u16), TestAppError> {
     Ok((listener, bound))
 }
 
-fn spawn_server(listener: TcpListener, shared: Arc<Shared>) -> Running {
+fn spawn_server(listener: TcpListener, shared: Arc<Shared>, protocol: AppProtocol) -> Running {
     let (shutdown, rx) = watch::channel(false);
-    let task = tokio::spawn(accept_loop(listener, shared, rx));
+    let task = match protocol {
+        AppProtocol::Http => tokio::spawn(accept_loop(listener, shared, rx)),
+        AppProtocol::Grpc => tokio::spawn(super::grpc::serve(listener, shared, rx)),
+    };
     Running { shutdown, task }
 }
 
@@ -367,7 +415,7 @@ fn response(status: u16, content_type: Option<&str>, body: Bytes) -> Response<Fu
 }
 
 /// Resolves when the app is stopping.
-async fn stopping(mut shutdown: watch::Receiver<bool>) {
+pub(super) async fn stopping(mut shutdown: watch::Receiver<bool>) {
     // An error means the sender is gone, which also means the app stopped.
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
@@ -426,13 +474,7 @@ async fn handle(
 
     let in_flight = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     let _guard = InFlight(&shared.in_flight);
-    let script = {
-        let b = shared.behaviour();
-        b.scripts
-            .get(&incoming.path)
-            .cloned()
-            .unwrap_or_else(|| b.default_script.clone())
-    };
+    let script = shared.script_for(&incoming.path);
     let action = shared
         .recorder
         .record_delivery(incoming, in_flight, |attempt, tck_id| {
@@ -453,6 +495,11 @@ async fn handle(
             content_type,
             body,
         } => Ok(response(status, content_type, body)),
+        Outcome::Grpc(code) => Ok(response(
+            super::script::http_status_for_grpc(code),
+            Some("application/json"),
+            Bytes::from(format!(r#"{{"grpc":{code}}}"#)),
+        )),
         Outcome::Close => Err(CloseConnection),
         Outcome::Hang => {
             stopping(shutdown).await;
