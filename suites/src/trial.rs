@@ -678,6 +678,67 @@ impl Trial {
         }
     }
 
+    /// A client for the sidecar's gRPC API (carrying the scenario's API token).
+    pub fn grpc_api(&self) -> Result<harness::GrpcApiClient, Problem> {
+        match self.cluster().sidecar.grpc_client() {
+            Some(Ok(c)) => Ok(c),
+            Some(Err(e)) => Err(Problem::setup(&e)),
+            None => Err(Problem::Setup(
+                "the target has no gRPC port (attached targets are reached over HTTP only)".into(),
+            )),
+        }
+    }
+
+    /// Publishes `data` (a JSON object; `tck_id` and `tck_trial` are added) with gRPC
+    /// `PublishEvent` as `application/json` with `metadata`, and requires OK. Returns the
+    /// message id.
+    pub async fn publish_grpc(
+        &mut self,
+        topic: &str,
+        mut data: Value,
+        metadata: &[(&str, &str)],
+    ) -> Result<String, Problem> {
+        let id = self.next_id();
+        if let Value::Object(o) = &mut data {
+            o.insert("tck_id".into(), Value::String(id.clone()));
+            o.insert("tck_trial".into(), Value::String(self.nonce.clone()));
+        }
+        let mut p = Publish::new(MessageId::new(id.clone()), topic, Phase::Invoke);
+        self.history
+            .record(self.at(), EventKind::Publish(p.clone()));
+        let req = dapr::dapr::proto::runtime::v1::PublishEventRequest {
+            pubsub_name: PUBSUB.into(),
+            topic: topic.into(),
+            data: data.to_string().into_bytes(),
+            data_content_type: "application/json".into(),
+            metadata: metadata
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        };
+        let result = self.grpc_api()?.publish(req).await;
+        let at = self.at();
+        match result {
+            Ok(()) => {
+                p.phase = Phase::Ok;
+                self.history.record(at, EventKind::Publish(p));
+                Ok(id)
+            }
+            Err(status) => {
+                p.phase = Phase::Fail;
+                p.detail = Some(format!("{:?}: {}", status.code(), status.message()));
+                self.history.record(at, EventKind::Publish(p));
+                Err(Problem::fail(
+                    format!(
+                        "gRPC PublishEvent to {topic} answered {:?} instead of OK",
+                        status.code()
+                    ),
+                    vec![format!("message {id}"), status.message().to_owned()],
+                ))
+            }
+        }
+    }
+
     /// Any publish request; nothing is required of the answer.
     pub async fn publish_raw(
         &self,

@@ -55,6 +55,25 @@ const CASES: &[(&str, &str, bool)] = &[
         "core::auth::every_route_needs_token",
         true,
     ),
+    // The same proxies for a gRPC app (`tck-mutant --app-protocol grpc`).
+    (
+        "retry-to-success",
+        "core::status::retry_retried::grpc",
+        true,
+    ),
+    ("deliver-twice", "core::status::success_once::grpc", true),
+    (
+        "drop-every-3rd",
+        "core::delivery::no_loss_no_duplicates::grpc",
+        true,
+    ),
+    (
+        "ack-before-deliver",
+        "core::ordering::fifo_single_publisher::grpc",
+        true,
+    ),
+    ("none", "core::status::retry_retried::grpc", false),
+    ("none", "core::delivery::no_loss_no_duplicates::grpc", false),
     ("none", "core::dlq::expired_never_delivered", false),
     ("none", "core::auth::every_route_needs_token", false),
     ("none", "core::cloudevents::schema_valid", false),

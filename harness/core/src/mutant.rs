@@ -15,6 +15,9 @@
 //! given) and forwards every request to the sidecar's HTTP API, which the command line runs on
 //! S; the app side is then a pure pass-through.
 //!
+//! With `--app-protocol grpc` the app-side proxy is a gRPC one (the `AppCallback` service; see
+//! `mutant/grpc.rs`), breaking the same rules in gRPC's terms.
+//!
 //! The broker mode [`Mode::NeverAck`] copies the `--resources-path` directory with every
 //! `redisHost` pointed at a Redis-protocol proxy of the wrapper, which answers `XACK` itself
 //! and forwards everything else: the sidecar believes it acknowledged, Redis still holds every
@@ -41,6 +44,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::unix::{Sig, signal_process};
+
+mod grpc;
 
 /// How the wrapper breaks the sidecar's contract with the app.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,6 +211,8 @@ pub struct MutantConfig {
     pub cwd: PathBuf,
     /// For API modes: the port clients call, and the port the sidecar's HTTP API runs on.
     pub api: Option<ApiPorts>,
+    /// The protocol between the sidecar and the app, and so of the app-side proxy.
+    pub app_protocol: crate::AppProtocol,
 }
 
 /// The two ports of an API mode.
@@ -311,7 +318,17 @@ pub async fn run(
     } else {
         config.mode
     };
-    let proxy = tokio::spawn(serve_proxy(listener, app_mode, config.app_port, stop_rx));
+    let proxy = match config.app_protocol {
+        crate::AppProtocol::Http => {
+            tokio::spawn(serve_proxy(listener, app_mode, config.app_port, stop_rx))
+        }
+        crate::AppProtocol::Grpc => tokio::spawn(grpc::serve_proxy(
+            listener,
+            app_mode,
+            config.app_port,
+            stop_rx,
+        )),
+    };
     let mut child = tokio::process::Command::new(&program)
         .args(&args)
         .spawn()

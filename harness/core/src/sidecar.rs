@@ -376,6 +376,15 @@ impl Sidecar {
         self.client.clone()
     }
 
+    /// A client for the gRPC API (carrying the API token, if any); `None` for attached targets.
+    pub fn grpc_client(&self) -> Option<Result<crate::GrpcApiClient, crate::GrpcClientError>> {
+        let port = self.grpc_port?;
+        Some(crate::GrpcApiClient::new(
+            &format!("127.0.0.1:{port}"),
+            self.client.api_token(),
+        ))
+    }
+
     /// The process, unless attached.
     pub fn child(&self) -> Option<&Child> {
         self.child.as_ref()

@@ -165,6 +165,7 @@ async fn run_redirects_the_app_port_forwards_signals_and_returns_the_exit_code()
         .to_vec(),
         cwd: dir.clone(),
         api: None,
+        app_protocol: harness::AppProtocol::Http,
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let task = tokio::spawn(run(listener, config, rx));
@@ -193,6 +194,7 @@ async fn run_redirects_the_app_port_forwards_signals_and_returns_the_exit_code()
         command: ["sh", "-c", "exit 7"].map(String::from).to_vec(),
         cwd: dir.clone(),
         api: None,
+        app_protocol: harness::AppProtocol::Http,
     };
     let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let err = run(listener, config, rx).await.unwrap_err();
@@ -211,6 +213,7 @@ async fn run_redirects_the_app_port_forwards_signals_and_returns_the_exit_code()
             .to_vec(),
         cwd: dir,
         api: None,
+        app_protocol: harness::AppProtocol::Http,
     };
     let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let err = run(listener, config, rx).await.unwrap_err();

@@ -11,6 +11,7 @@ mod cloudevents;
 mod discovery;
 mod dlq;
 mod durability;
+mod grpc_api;
 mod lifecycle;
 mod ordering;
 mod publish;
@@ -22,6 +23,7 @@ mod status;
 pub(crate) fn all() -> Vec<Check> {
     let http = [
         publish::checks(),
+        grpc_api::checks(),
         cloudevents::checks(),
         discovery::checks(),
         status::checks(),

@@ -28,6 +28,10 @@ struct Args {
     /// API modes: the port of the sidecar's HTTP API (the sidecar's command line must use it).
     #[arg(long, requires = "api_port")]
     sidecar_http_port: Option<u16>,
+    /// The protocol between the sidecar and the app: http or grpc (the same value the
+    /// sidecar's command line gets).
+    #[arg(long, default_value = "http", value_parser = ["http", "grpc"])]
+    app_protocol: String,
     /// The real sidecar's command line.
     #[arg(last = true, required = true)]
     command: Vec<String>,
@@ -81,6 +85,11 @@ async fn real_main() -> anyhow::Result<i32> {
             .api_port
             .zip(args.sidecar_http_port)
             .map(|(listen, sidecar)| ApiPorts { listen, sidecar }),
+        app_protocol: if args.app_protocol == "grpc" {
+            harness::AppProtocol::Grpc
+        } else {
+            harness::AppProtocol::Http
+        },
     };
     Ok(run(listener, config, rx).await?)
 }

@@ -1,0 +1,176 @@
+//! The mutating proxy for a gRPC app (`tck-mutant --app-protocol grpc`): the `AppCallback`
+//! service on the wrapper's port, forwarding to the real app's and breaking the same rules as
+//! the HTTP proxy, in gRPC's terms (a RETRY status reported as SUCCESS, a `spec_version`
+//! cleared, ...). `content-type-json` has no gRPC meaning and passes everything through.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dapr::dapr::proto::common::v1::{InvokeRequest, InvokeResponse};
+use dapr::dapr::proto::runtime::v1::app_callback_client::AppCallbackClient;
+use dapr::dapr::proto::runtime::v1::app_callback_server::{AppCallback, AppCallbackServer};
+use dapr::dapr::proto::runtime::v1::{
+    BindingEventRequest, BindingEventResponse, JobEventRequest, JobEventResponse,
+    ListInputBindingsResponse, ListTopicSubscriptionsResponse, TopicEventBulkRequest,
+    TopicEventBulkResponse, TopicEventRequest, TopicEventResponse,
+};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response, Status};
+
+use super::{Mode, stopping};
+
+const SUCCESS: i32 = 0;
+const RETRY: i32 = 1;
+
+/// Serves the mutating `AppCallback` proxy on `listener`, forwarding to `127.0.0.1:app_port`,
+/// until `stop` turns true.
+pub(super) async fn serve_proxy(
+    listener: TcpListener,
+    mode: Mode,
+    app_port: u16,
+    stop: watch::Receiver<bool>,
+) {
+    let endpoint = match Endpoint::from_shared(format!("http://127.0.0.1:{app_port}")) {
+        Ok(e) => e.tcp_nodelay(true),
+        Err(e) => {
+            tracing::error!("cannot address the app on port {app_port}: {e}");
+            return;
+        }
+    };
+    let proxy = Proxy {
+        mode,
+        app: AppCallbackClient::new(endpoint.connect_lazy()),
+        deliveries: Arc::new(AtomicU64::new(0)),
+    };
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    if let Err(e) = tonic::transport::Server::builder()
+        .add_service(AppCallbackServer::new(proxy))
+        .serve_with_incoming_shutdown(incoming, stopping(stop))
+        .await
+    {
+        tracing::error!("the gRPC proxy stopped: {e}");
+    }
+}
+
+struct Proxy {
+    mode: Mode,
+    app: AppCallbackClient<Channel>,
+    deliveries: Arc<AtomicU64>,
+}
+
+/// The same call to the app, with the sidecar's metadata (the app token among it).
+fn onward<T>(req: &Request<T>, message: T) -> Request<T> {
+    let mut out = Request::new(message);
+    *out.metadata_mut() = req.metadata().clone();
+    out
+}
+
+#[tonic::async_trait]
+impl AppCallback for Proxy {
+    async fn on_invoke(
+        &self,
+        request: Request<InvokeRequest>,
+    ) -> Result<Response<InvokeResponse>, Status> {
+        let msg = request.get_ref().clone();
+        self.app.clone().on_invoke(onward(&request, msg)).await
+    }
+
+    async fn list_topic_subscriptions(
+        &self,
+        request: Request<()>,
+    ) -> Result<Response<ListTopicSubscriptionsResponse>, Status> {
+        self.app
+            .clone()
+            .list_topic_subscriptions(onward(&request, ()))
+            .await
+    }
+
+    async fn on_topic_event(
+        &self,
+        request: Request<TopicEventRequest>,
+    ) -> Result<Response<TopicEventResponse>, Status> {
+        let n = self.deliveries.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut event = request.get_ref().clone();
+        let success = || Ok(Response::new(TopicEventResponse { status: SUCCESS }));
+        match self.mode {
+            Mode::DropEvery3rd if n.is_multiple_of(3) => {
+                tracing::info!(n, path = %event.path, "dropping delivery without forwarding");
+                return success();
+            }
+            Mode::AckBeforeDeliver => {
+                // The delay varies with the delivery number so that deliveries overtake each other.
+                let delay = std::time::Duration::from_millis(n * 7 % 23);
+                let out = onward(&request, event);
+                let mut app = self.app.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let _ = app.on_topic_event(out).await;
+                });
+                return success();
+            }
+            Mode::StripSpecversion => event.spec_version.clear(),
+            _ => {}
+        }
+        let copies = if self.mode == Mode::DeliverTwice {
+            2
+        } else {
+            1
+        };
+        let mut last = None;
+        for _ in 0..copies {
+            last = Some(
+                self.app
+                    .clone()
+                    .on_topic_event(onward(&request, event.clone()))
+                    .await,
+            );
+        }
+        let answer = last.unwrap_or_else(|| Err(Status::internal("no copy was forwarded")))?;
+        if self.mode == Mode::RetryToSuccess && answer.get_ref().status == RETRY {
+            return success();
+        }
+        Ok(answer)
+    }
+
+    async fn list_input_bindings(
+        &self,
+        request: Request<()>,
+    ) -> Result<Response<ListInputBindingsResponse>, Status> {
+        self.app
+            .clone()
+            .list_input_bindings(onward(&request, ()))
+            .await
+    }
+
+    async fn on_binding_event(
+        &self,
+        request: Request<BindingEventRequest>,
+    ) -> Result<Response<BindingEventResponse>, Status> {
+        let msg = request.get_ref().clone();
+        self.app
+            .clone()
+            .on_binding_event(onward(&request, msg))
+            .await
+    }
+
+    async fn on_bulk_topic_event(
+        &self,
+        request: Request<TopicEventBulkRequest>,
+    ) -> Result<Response<TopicEventBulkResponse>, Status> {
+        let msg = request.get_ref().clone();
+        self.app
+            .clone()
+            .on_bulk_topic_event(onward(&request, msg))
+            .await
+    }
+
+    async fn on_job_event(
+        &self,
+        request: Request<JobEventRequest>,
+    ) -> Result<Response<JobEventResponse>, Status> {
+        let msg = request.get_ref().clone();
+        self.app.clone().on_job_event(onward(&request, msg)).await
+    }
+}
