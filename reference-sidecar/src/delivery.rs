@@ -135,7 +135,7 @@ impl Deliverer {
                 headers: self.headers(msg, head),
             },
             #[cfg(feature = "grpc")]
-            App::Grpc(_) => {
+            App::Grpc(_) | App::Stream(_) => {
                 match grpc::topic_event(&body, &self.sub.topic, &self.sub.pubsub, path) {
                     Ok(event) => {
                         let mut metadata = (*msg.metadata).clone();
@@ -168,6 +168,8 @@ impl Deliverer {
             (App::Grpc(app), Prepared::Grpc { event, metadata }) => {
                 app.deliver(event, metadata, timeout).await
             }
+            #[cfg(feature = "grpc")]
+            (App::Stream(conn), Prepared::Grpc { event, .. }) => conn.deliver(event, timeout).await,
             (_, Prepared::Unsendable(reason)) => Outcome::Retry {
                 code: None,
                 reason: reason.clone(),
@@ -195,6 +197,16 @@ impl Deliverer {
                         );
                     }
                     return Ok(());
+                }
+                Outcome::Closed => {
+                    // Neither acknowledged nor nacked (a Redis nack is an XACK): like daprd, which
+                    // blocks on the closed subscription's context, this waits until the stream's
+                    // end aborts the consumer, and the broker keeps the message unacknowledged.
+                    tracing::info!(
+                        topic,
+                        "the stream closed with event {id} in flight; left to the broker"
+                    );
+                    return std::future::pending().await;
                 }
                 Outcome::Discard { reason } => {
                     tracing::warn!(topic, "{reason}; event {id} is not delivered again");

@@ -20,6 +20,8 @@ pub mod routing;
 pub mod runtime;
 pub mod scopes;
 pub mod state;
+#[cfg(feature = "grpc")]
+pub mod streaming;
 pub mod subscription;
 
 pub use runtime::{Config, Listeners, RunError, run};

@@ -202,16 +202,44 @@ pub struct Runtime {
     pub(crate) resiliency: Resiliency,
     /// The effective subscriptions, once discovery is done (declaratives before that).
     pub(crate) subscriptions: Mutex<Vec<Subscription>>,
+    /// The open streaming subscriptions, by a key of their own.
+    pub(crate) streams: Mutex<BTreeMap<u64, Subscription>>,
+    next_stream: std::sync::atomic::AtomicU64,
     pub(crate) app_ready: AtomicBool,
     pub(crate) started: Instant,
 }
 
 impl Runtime {
+    /// The app's subscriptions, then the open streaming subscriptions (the metadata API's
+    /// list).
     pub(crate) fn subscriptions(&self) -> Vec<Subscription> {
-        self.subscriptions
+        let mut all = self
+            .subscriptions
             .lock()
             .map(|s| s.clone())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if let Ok(streams) = self.streams.lock() {
+            all.extend(streams.values().cloned());
+        }
+        all
+    }
+
+    /// Lists a streaming subscription; the key removes it.
+    #[cfg_attr(not(feature = "grpc"), allow(dead_code))]
+    pub(crate) fn add_stream(&self, sub: Subscription) -> u64 {
+        let key = self.next_stream.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut s) = self.streams.lock() {
+            s.insert(key, sub);
+        }
+        key
+    }
+
+    /// Unlists a streaming subscription.
+    #[cfg_attr(not(feature = "grpc"), allow(dead_code))]
+    pub(crate) fn remove_stream(&self, key: u64) {
+        if let Ok(mut s) = self.streams.lock() {
+            s.remove(&key);
+        }
     }
 }
 
@@ -313,6 +341,8 @@ pub async fn run(
         },
         resiliency: loaded.resiliency,
         subscriptions: Mutex::new(declarative.clone()),
+        streams: Mutex::new(BTreeMap::new()),
+        next_stream: std::sync::atomic::AtomicU64::new(0),
         app_ready: AtomicBool::new(false),
         started,
     });
@@ -438,6 +468,9 @@ async fn discover_and_start(
         }
         #[cfg(feature = "grpc")]
         App::Grpc(grpc) => list_topic_subscriptions(grpc).await,
+        // Never the app channel of `--app-port`.
+        #[cfg(feature = "grpc")]
+        App::Stream(_) => Discovery::NoneDeclared,
     };
     let effective = match discovery {
         Discovery::Subscriptions(programmatic) => subscription::merge(declarative, programmatic),
@@ -560,9 +593,37 @@ fn start_subscription(
     consumers: &Mutex<Vec<JoinHandle<()>>>,
     abort: &watch::Receiver<bool>,
 ) {
+    if let Some(handle) = subscribe(rt, app.clone(), sub, abort.clone())
+        && let Ok(mut c) = consumers.lock()
+    {
+        c.push(handle);
+    }
+}
+
+/// Starts the broker subscription of a streaming subscription (its consumer stops when the
+/// returned task is aborted; `closed` turning true stops retries and dead-lettering);
+/// `None` when scopes forbid it.
+#[cfg(feature = "grpc")]
+pub(crate) fn start_stream_subscription(
+    rt: &Arc<Runtime>,
+    app: App,
+    sub: &Subscription,
+    closed: watch::Receiver<bool>,
+) -> Option<JoinHandle<()>> {
+    subscribe(rt, app, sub, closed)
+}
+
+/// One subscription's consumer on its broker; `None` when the pubsub is not loaded or scopes
+/// forbid the subscription.
+fn subscribe(
+    rt: &Arc<Runtime>,
+    app: App,
+    sub: &Subscription,
+    abort: watch::Receiver<bool>,
+) -> Option<JoinHandle<()>> {
     let Some(component) = rt.components.get(&sub.pubsub) else {
         tracing::warn!(pubsub = %sub.pubsub, topic = %sub.topic, "subscription names a pubsub that is not loaded; not started");
-        return;
+        return None;
     };
     if !component
         .scopes
@@ -573,21 +634,18 @@ fn start_subscription(
             sub.topic,
             sub.pubsub
         );
-        return;
+        return None;
     }
     let deliverer = Arc::new(Deliverer {
         raw_payload: sub.raw_payload(),
         sub: sub.clone(),
-        app: app.clone(),
+        app,
         app_id: rt.config.app_id.clone(),
         broker: component.broker.clone(),
         scopes: component.scopes.clone(),
         inbound: rt.resiliency.resolve(&sub.pubsub, Direction::Inbound),
         outbound: component.outbound.clone(),
-        abort: abort.clone(),
+        abort,
     });
-    let handle = component.broker.subscribe(&sub.topic, deliverer);
-    if let Ok(mut c) = consumers.lock() {
-        c.push(handle);
-    }
+    Some(component.broker.subscribe(&sub.topic, deliverer))
 }

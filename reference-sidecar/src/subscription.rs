@@ -16,6 +16,8 @@ pub enum Kind {
     Declarative,
     /// The app's `/dapr/subscribe` reply.
     Programmatic,
+    /// A client's `SubscribeTopicEventsAlpha1` stream.
+    Streaming,
 }
 
 impl Kind {
@@ -24,6 +26,7 @@ impl Kind {
         match self {
             Kind::Declarative => "DECLARATIVE",
             Kind::Programmatic => "PROGRAMMATIC",
+            Kind::Streaming => "STREAMING",
         }
     }
 }

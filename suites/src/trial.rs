@@ -184,6 +184,8 @@ pub struct Cluster {
     sidecar: Sidecar,
     /// Fault proxies on the hops the scenario routes through.
     proxies: Option<Proxies>,
+    /// Streaming subscriptions the check opened, in opening order.
+    streams: Vec<harness::StreamSubscriber>,
 }
 
 /// One check's world: see the module docs.
@@ -437,6 +439,7 @@ impl Trial {
             subscribe_reply: s.subscribe_reply,
             sidecar,
             proxies,
+            streams: Vec::new(),
         });
         Ok(Ok(()))
     }
@@ -809,13 +812,109 @@ impl Trial {
         self.app().observe_quiet(Some(route), QUIET).await
     }
 
-    /// Every recorded delivery, one line each, for evidence.
+    /// Every recorded delivery (the app's, then each stream's), one line each, for evidence.
     pub fn evidence(&self) -> Vec<String> {
-        self.cluster
+        let mut lines = self
+            .cluster
             .as_ref()
             .and_then(|c| c.app.as_ref())
             .map(|a| delivery_lines(&a.deliveries()))
-            .unwrap_or_default()
+            .unwrap_or_default();
+        for s in self.cluster.iter().flat_map(|c| c.streams.iter()) {
+            lines.extend(delivery_lines(&s.deliveries()));
+        }
+        lines
+    }
+
+    /// Opens a streaming subscription to `topic` (with `dead_letter_topic`, if any) answered
+    /// by `script`; returns its index for [`Trial::stream`].
+    pub async fn open_stream(
+        &mut self,
+        topic: &str,
+        dead_letter_topic: Option<&str>,
+        script: Script,
+    ) -> Result<usize, Problem> {
+        let req = harness::StreamRequest {
+            pubsub: PUBSUB.into(),
+            topic: topic.into(),
+            dead_letter_topic: dead_letter_topic.map(str::to_owned),
+            metadata: Default::default(),
+        };
+        let stream = self.try_open_stream(req, script).await.map_err(|e| {
+            Problem::fail(
+                format!("cannot open a streaming subscription to {topic}: {e}"),
+                vec![],
+            )
+        })?;
+        let c = self
+            .cluster
+            .as_mut()
+            .expect("invariant: a check calls Trial::start first");
+        c.streams.push(stream);
+        Ok(c.streams.len() - 1)
+    }
+
+    /// Opens a streaming subscription as given, without keeping it: the sidecar's refusal is
+    /// the result.
+    pub async fn try_open_stream(
+        &self,
+        req: harness::StreamRequest,
+        script: Script,
+    ) -> Result<harness::StreamSubscriber, harness::StreamError> {
+        let client = match self.grpc_api() {
+            Ok(c) => c,
+            Err(p) => {
+                return Err(harness::StreamError::NoInitialResponse(format!(
+                    "no gRPC client: {p:?}"
+                )));
+            }
+        };
+        harness::StreamSubscriber::open(&client, req, script, DEADLINE).await
+    }
+
+    /// The stream opened `i`-th.
+    pub fn stream(&self, i: usize) -> &harness::StreamSubscriber {
+        &self.cluster().streams[i]
+    }
+
+    /// Closes the stream opened `i`-th (its recordings stay).
+    pub fn close_stream(&mut self, i: usize) {
+        if let Some(c) = self.cluster.as_mut() {
+            c.streams[i].close();
+        }
+    }
+
+    /// Waits until message `id` arrived at least `n` times on stream `i`.
+    pub async fn wait_stream_msg(
+        &self,
+        i: usize,
+        id: &str,
+        n: usize,
+    ) -> Result<Vec<RecordedDelivery>, Problem> {
+        let s = self.stream(i);
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let all = s.deliveries();
+            let mine: Vec<RecordedDelivery> = all
+                .iter()
+                .filter(|d| d.tck_id.as_deref() == Some(id))
+                .cloned()
+                .collect();
+            if mine.len() >= n {
+                return Ok(mine);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || s.wait_deliveries(all.len() + 1, left).await.is_err() {
+                return Err(Problem::fail(
+                    format!(
+                        "waited {DEADLINE:?} for {n} deliveries of {id} on {}, saw {}",
+                        s.route(),
+                        mine.len()
+                    ),
+                    self.evidence(),
+                ));
+            }
+        }
     }
 
     /// The history: publishes as they happened plus every delivery the app recorded.
@@ -824,6 +923,9 @@ impl Trial {
         let mut events: Vec<harness_history::Event> = self.history.events().to_vec();
         if let Some(app) = self.cluster.as_ref().and_then(|c| c.app.as_ref()) {
             events.extend(app.history_events(self.started));
+        }
+        for s in self.cluster.iter().flat_map(|c| c.streams.iter()) {
+            events.extend(s.history_events(self.started));
         }
         events.sort_by_key(|e| e.at_micros);
         for e in events {
@@ -857,6 +959,8 @@ impl Trial {
     /// Stops the sidecar (SIGTERM, then SIGKILL) and the app.
     pub async fn finish(&mut self) {
         if let Some(mut c) = self.cluster.take() {
+            // Closed first: an open stream would keep the sidecar's gRPC server busy.
+            c.streams.clear();
             if !c.sidecar.is_attached() {
                 let _ = c.sidecar.terminate(Duration::from_secs(3)).await;
             }

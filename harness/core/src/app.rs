@@ -12,7 +12,9 @@ mod grpc;
 mod recorder;
 mod script;
 mod server;
+mod stream;
 
 pub use recorder::{RecordedDelivery, RecordedRequest, WaitError};
 pub use script::Script;
 pub use server::{AppProtocol, TestApp, TestAppConfig, TestAppError};
+pub use stream::{StreamError, StreamRequest, StreamSubscriber};

@@ -32,8 +32,8 @@ pub mod target;
 mod unix;
 
 pub use app::{
-    AppProtocol, RecordedDelivery, RecordedRequest, Script, TestApp, TestAppConfig, TestAppError,
-    WaitError,
+    AppProtocol, RecordedDelivery, RecordedRequest, Script, StreamError, StreamRequest,
+    StreamSubscriber, TestApp, TestAppConfig, TestAppError, WaitError,
 };
 pub use broker::{BrokerError, Durability, KafkaServer, RedisServer};
 pub use client::{ApiResponse, ClientError, SidecarClient};

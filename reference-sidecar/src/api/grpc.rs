@@ -37,8 +37,11 @@ pub(crate) fn serve(
         .map(|listener| {
             tracing::info!(addr = ?listener.local_addr().ok(), "gRPC API listening");
             let token: Option<Arc<str>> = rt.config.api_token.as_deref().map(Arc::from);
-            let service = DaprServer::new(GrpcApi { rt: rt.clone() })
-                .max_decoding_message_size(rt.config.max_body_size);
+            let service = DaprServer::new(GrpcApi {
+                rt: rt.clone(),
+                stop: stop.clone(),
+            })
+            .max_decoding_message_size(rt.config.max_body_size);
             let service =
                 InterceptedService::new(service, move |req| check_token(token.as_deref(), req));
             let mut stop = stop.clone();
@@ -177,9 +180,14 @@ fn metadata_response(rt: &Runtime) -> GetMetadataResponse {
     }
 }
 
+/// The stream type of a streaming method this sidecar does not serve.
+type Unserved<T> = futures::stream::Empty<Result<T, Status>>;
+
 /// The `Dapr` service; methods not listed under `implemented` answer UNIMPLEMENTED.
 struct GrpcApi {
     rt: Arc<Runtime>,
+    /// Turns true when the sidecar stops: open streams end.
+    stop: watch::Receiver<bool>,
 }
 
 impl GrpcApi {
@@ -237,13 +245,13 @@ impl GrpcApi {
 /// an UNIMPLEMENTED body for each method listed under `unimplemented`.
 macro_rules! dapr_service {
     (
-        streams { $( $stream:ident = $item:ty; )* }
+        streams { $( $stream:ident = $ty:ty; )* }
         implemented { $($implemented:tt)* }
         unimplemented { $( $name:ident($req:ty) -> $resp:ty; )* }
     ) => {
         #[tonic::async_trait]
         impl Dapr for GrpcApi {
-            $( type $stream = futures::stream::Empty<Result<$item, Status>>; )*
+            $( type $stream = $ty; )*
             $($implemented)*
             $(
                 async fn $name(
@@ -259,11 +267,11 @@ macro_rules! dapr_service {
 
 dapr_service! {
     streams {
-        SubscribeTopicEventsAlpha1Stream = SubscribeTopicEventsResponseAlpha1;
-        SubscribeConfigurationAlpha1Stream = SubscribeConfigurationResponse;
-        SubscribeConfigurationStream = SubscribeConfigurationResponse;
-        EncryptAlpha1Stream = EncryptResponse;
-        DecryptAlpha1Stream = DecryptResponse;
+        SubscribeTopicEventsAlpha1Stream = crate::streaming::EventStream;
+        SubscribeConfigurationAlpha1Stream = Unserved<SubscribeConfigurationResponse>;
+        SubscribeConfigurationStream = Unserved<SubscribeConfigurationResponse>;
+        EncryptAlpha1Stream = Unserved<EncryptResponse>;
+        DecryptAlpha1Stream = Unserved<DecryptResponse>;
     }
     implemented {
         async fn publish_event(
@@ -311,6 +319,15 @@ dapr_service! {
         ) -> Result<Response<GetMetadataResponse>, Status> {
             Ok(Response::new(metadata_response(&self.rt)))
         }
+
+        async fn subscribe_topic_events_alpha1(
+            &self,
+            request: Request<tonic::Streaming<SubscribeTopicEventsRequestAlpha1>>,
+        ) -> Result<Response<Self::SubscribeTopicEventsAlpha1Stream>, Status> {
+            crate::streaming::serve(&self.rt, request.into_inner(), self.stop.clone())
+                .await
+                .map(Response::new)
+        }
     }
     unimplemented {
         invoke_service(InvokeServiceRequest) -> common::InvokeResponse;
@@ -321,7 +338,6 @@ dapr_service! {
         delete_state(DeleteStateRequest) -> ();
         delete_bulk_state(DeleteBulkStateRequest) -> ();
         execute_state_transaction(ExecuteStateTransactionRequest) -> ();
-        subscribe_topic_events_alpha1(tonic::Streaming<SubscribeTopicEventsRequestAlpha1>) -> Self::SubscribeTopicEventsAlpha1Stream;
         invoke_binding(InvokeBindingRequest) -> InvokeBindingResponse;
         get_secret(GetSecretRequest) -> GetSecretResponse;
         get_bulk_secret(GetBulkSecretRequest) -> GetBulkSecretResponse;

@@ -30,6 +30,9 @@ pub enum Outcome {
         /// 404 when the drop came from the status code.
         status: Option<u16>,
     },
+    /// The streaming subscription closed with the message in flight: no retry, no
+    /// dead-letter; the message is left to the broker.
+    Closed,
     /// Acknowledged without delivery or dead-lettering: a gRPC app's UNIMPLEMENTED.
     Discard {
         /// What the app answered, for logs.
@@ -53,6 +56,9 @@ pub enum App {
     /// `--app-protocol grpc`.
     #[cfg(feature = "grpc")]
     Grpc(grpc::GrpcAppChannel),
+    /// A streaming subscription's client.
+    #[cfg(feature = "grpc")]
+    Stream(std::sync::Arc<crate::streaming::StreamConn>),
 }
 
 impl App {
@@ -62,6 +68,8 @@ impl App {
             App::Http(a) => a.addr(),
             #[cfg(feature = "grpc")]
             App::Grpc(a) => a.addr(),
+            #[cfg(feature = "grpc")]
+            App::Stream(_) => "streaming subscription",
         }
     }
 
@@ -402,6 +410,7 @@ mod tests {
             Outcome::Success => "success".to_owned(),
             Outcome::Drop { .. } => "drop".to_owned(),
             Outcome::Discard { .. } => "discard".to_owned(),
+            Outcome::Closed => "closed".to_owned(),
             Outcome::Retry { code: Some(c), .. } => format!("retry {c}"),
             Outcome::Retry { code: None, .. } => "retry".to_owned(),
         };

@@ -72,6 +72,11 @@ impl InMemory {
     ) -> tokio::task::JoinHandle<()> {
         let (tx, mut rx) = mpsc::channel::<Message>(QUEUE_DEPTH);
         if let Ok(mut topics) = self.inner.topics.write() {
+            // Subscriptions that stopped (a closed streaming subscription) leave closed queues.
+            topics.wildcard.retain(|(_, s)| !s.is_closed());
+            for subs in topics.exact.values_mut() {
+                subs.retain(|s| !s.is_closed());
+            }
             match topic.strip_suffix('*') {
                 Some(prefix) => topics.wildcard.push((prefix.to_owned(), tx)),
                 None => topics.exact.entry(topic.to_owned()).or_default().push(tx),

@@ -18,6 +18,7 @@ mod publish;
 mod redelivery;
 mod resiliency;
 mod status;
+mod streaming;
 
 /// Every check, area by area; each id in [`OVER_GRPC`] is followed by its run over a gRPC app.
 pub(crate) fn all() -> Vec<Check> {
@@ -27,6 +28,7 @@ pub(crate) fn all() -> Vec<Check> {
         cloudevents::checks(),
         discovery::checks(),
         status::checks(),
+        streaming::checks(),
         redelivery::checks(),
         resiliency::checks(),
         dlq::checks(),
