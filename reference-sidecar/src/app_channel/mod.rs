@@ -49,6 +49,9 @@ pub enum Outcome {
 }
 
 /// The channel deliveries go over, in the app's protocol.
+// One per subscription, cloned only when a subscription starts: its size does not matter, and
+// boxing the HTTP channel would add an indirection to every delivery.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 pub enum App {
     /// `--app-protocol http`.
