@@ -95,6 +95,13 @@ if [ -z "${PUBSUB_TCK_NODE_PREFIX:-}" ]; then
   fi
 fi
 
+# The Go services (fixtures/apps/go, the official Go SDK), built by scripts/go-apps.sh into the
+#    cache directory and exported as PUBSUB_TCK_GO_APPS; a rerun is Go's build-cache check.
+if [ -z "${PUBSUB_TCK_GO_APPS:-}" ]; then
+  PUBSUB_TCK_GO_APPS="$(bash scripts/go-apps.sh | tail -n 1)"
+  export PUBSUB_TCK_GO_APPS
+fi
+
 # 2. The binaries the suites launch as black boxes: the reference sidecar and the mutant
 #    wrapper used by the self-check. Release, because that is what users run and measure.
 cargo build --release --locked -p reference-sidecar -p harness --bins "${KAFKA_FEATURES[@]}"

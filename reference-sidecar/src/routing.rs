@@ -67,6 +67,14 @@ pub enum RouteError {
 impl Rule {
     /// Compiles a rule; an empty `expr` always matches.
     pub fn new(expr: &str, path: &str) -> Result<Rule, CompileError> {
+        let mut rule = Rule::verbatim(expr, path)?;
+        rule.path = clean_path(path);
+        Ok(rule)
+    }
+
+    /// A rule whose path is kept exactly as given: a gRPC app's routes, which daprd passes on
+    /// unchanged (an empty path stays empty; the app's SDK matches on it).
+    pub fn verbatim(expr: &str, path: &str) -> Result<Rule, CompileError> {
         let expr = expr.trim().to_owned();
         let program = if expr.is_empty() {
             None
@@ -79,7 +87,7 @@ impl Rule {
         };
         Ok(Rule {
             expr,
-            path: clean_path(path),
+            path: path.to_owned(),
             program,
         })
     }

@@ -42,6 +42,8 @@ pub enum Runtime {
     Python,
     /// `node` on PATH with `fixtures/apps/node/package.json` installed under an npm prefix.
     Node,
+    /// The `tckapps` binary of `fixtures/apps/go` (the official Go SDK), one service per mode.
+    Go,
 }
 
 impl Runtime {
@@ -69,6 +71,14 @@ impl Runtime {
                 }
                 Some(_) => None,
             },
+            Runtime::Go => match &rt.go_apps {
+                None => Some("PUBSUB_TCK_GO_APPS is not set: no tckapps binary built from fixtures/apps/go (the README's test command builds it with scripts/go-apps.sh)".to_owned()),
+                Some(p) if !p.is_file() => Some(format!(
+                    "PUBSUB_TCK_GO_APPS={} is not a file (scripts/go-apps.sh builds it)",
+                    p.display()
+                )),
+                Some(_) => None,
+            },
         }
     }
 }
@@ -89,7 +99,7 @@ pub struct AppSpec {
     pub name: &'static str,
     /// Its runtime.
     pub runtime: Runtime,
-    /// The script, relative to `fixtures/apps/`.
+    /// The script, relative to `fixtures/apps/` (for Go: the `tckapps` mode).
     pub script: &'static str,
     /// Its readiness condition.
     pub ready: Ready,
@@ -217,6 +227,19 @@ impl AppsWorld {
         })
     }
 
+    /// Copies one more resource file of the workspace (a Resiliency, say) next to the
+    /// components, for the sidecars launched after it.
+    pub fn resource_file(&self, workspace_path: &str) -> Result<(), Problem> {
+        let from = self.workspace_root.join(workspace_path);
+        let name = from
+            .file_name()
+            .map(|n| format!("50-{}", n.to_string_lossy()))
+            .ok_or_else(|| Problem::Setup(format!("{workspace_path} names no file")))?;
+        std::fs::copy(&from, self.resources_dir.join(name))
+            .map_err(|e| Problem::Setup(format!("cannot copy {}: {e}", from.display())))?;
+        Ok(())
+    }
+
     /// One free loopback port for an app: the sidecar launched for it and the app itself bind
     /// it later, as with `app_later` trials. It stays leased to this world until it finishes,
     /// so no other trial is handed it meanwhile.
@@ -237,9 +260,21 @@ impl AppsWorld {
     /// Launches a sidecar with app id `{stem}-{suffix}` for an app that will listen on
     /// `app_port`, and waits for its readiness path. Returns its index.
     pub async fn sidecar(&mut self, stem: &str, app_port: u16) -> Result<usize, Problem> {
+        self.sidecar_for(stem, app_port, harness::AppProtocol::Http)
+            .await
+    }
+
+    /// [`AppsWorld::sidecar`] for an app speaking `protocol`.
+    pub async fn sidecar_for(
+        &mut self,
+        stem: &str,
+        app_port: u16,
+        protocol: harness::AppProtocol,
+    ) -> Result<usize, Problem> {
         let mut opts = SidecarOptions::new(&self.resources_dir, &self.log_dir);
         opts.app_id = self.app_id(stem);
         opts.app_port = Some(app_port);
+        opts.app_protocol = protocol;
         self.sidecars
             .push(Sidecar::launch(&self.target, opts).await?);
         Ok(self.sidecars.len() - 1)
@@ -267,6 +302,20 @@ impl AppsWorld {
         sidecar: usize,
         extra_env: &[(&str, &str)],
     ) -> Result<usize, Problem> {
+        self.app_with_control(spec, port, None, sidecar, extra_env)
+            .await
+    }
+
+    /// [`AppsWorld::app`] for an app whose control endpoints (readiness, `GET /state`) are on
+    /// a port of their own (`CONTROL_PORT`), because `port` serves gRPC.
+    pub async fn app_with_control(
+        &mut self,
+        spec: AppSpec,
+        port: u16,
+        control_port: Option<u16>,
+        sidecar: usize,
+        extra_env: &[(&str, &str)],
+    ) -> Result<usize, Problem> {
         let rt = env::app_runtimes();
         let script = self
             .workspace_root
@@ -282,19 +331,24 @@ impl AppsWorld {
                 ));
             }
         };
-        let program = match (spec.runtime, &rt.python) {
-            (Runtime::Python, Some(python)) => python.clone(),
-            (Runtime::Python, None) => {
+        let (program, arg) = match (spec.runtime, &rt.python, &rt.go_apps) {
+            (Runtime::Python, Some(python), _) => (python.clone(), script.to_string_lossy()),
+            (Runtime::Python, None, _) => {
                 return Err(Problem::Setup("PUBSUB_TCK_PYTHON is not set".into()));
             }
-            (Runtime::Node, _) => PathBuf::from("node"),
+            (Runtime::Node, _, _) => (PathBuf::from("node"), script.to_string_lossy()),
+            (Runtime::Go, _, Some(bin)) => (bin.clone(), spec.script.into()),
+            (Runtime::Go, _, None) => {
+                return Err(Problem::Setup("PUBSUB_TCK_GO_APPS is not set".into()));
+            }
         };
         let mut proc = ProcessSpec::new(program)
-            .arg(script.to_string_lossy())
+            .arg(arg)
             .env("APP_PORT", port.to_string())
             .env("DAPR_HTTP_PORT", http_port.to_string())
             .env("DAPR_GRPC_PORT", grpc_port.to_string())
             .env("PYTHONUNBUFFERED", "1")
+            .env("CONTROL_PORT", control_port.unwrap_or(port).to_string())
             .envs(extra_env.iter().copied())
             .name(format!("app-{}-{}", spec.name, self.suffix))
             .log_dir(&self.log_dir);
@@ -308,7 +362,7 @@ impl AppsWorld {
             );
         }
         let mut child = proc.spawn().map_err(|e| Problem::setup(&e))?;
-        let url = format!("http://127.0.0.1:{port}");
+        let url = format!("http://127.0.0.1:{}", control_port.unwrap_or(port));
         match spec.ready {
             Ready::Http(path) => {
                 child

@@ -293,13 +293,15 @@ pub fn random_seed() -> u64 {
 }
 
 /// The language runtimes of the `apps` profile's tutorial apps (`fixtures/apps/`), read once
-/// from `PUBSUB_TCK_PYTHON` and `PUBSUB_TCK_NODE_PREFIX`.
+/// from `PUBSUB_TCK_PYTHON`, `PUBSUB_TCK_NODE_PREFIX` and `PUBSUB_TCK_GO_APPS`.
 #[derive(Debug, Clone, Default)]
 pub struct AppRuntimes {
     /// The Python interpreter of a venv with `fixtures/apps/python/requirements.txt` installed.
     pub python: Option<PathBuf>,
     /// The npm prefix holding `node_modules/` for `fixtures/apps/node/package.json`.
     pub node_prefix: Option<PathBuf>,
+    /// The `tckapps` binary built from `fixtures/apps/go` (scripts/go-apps.sh).
+    pub go_apps: Option<PathBuf>,
 }
 
 /// The app runtimes of this process (read on first use; listing checks reads them, so a
@@ -311,6 +313,9 @@ pub fn app_runtimes() -> &'static AppRuntimes {
             .filter(|s| !s.is_empty())
             .map(PathBuf::from),
         node_prefix: std::env::var_os("PUBSUB_TCK_NODE_PREFIX")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from),
+        go_apps: std::env::var_os("PUBSUB_TCK_GO_APPS")
             .filter(|s| !s.is_empty())
             .map(PathBuf::from),
     })

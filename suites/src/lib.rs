@@ -23,6 +23,6 @@ pub mod schema;
 pub mod trial;
 
 pub use broker::Broker;
-pub use catalog::{Check, Need, all};
+pub use catalog::{AppProtocol, Check, Need, all};
 pub use env::RunEnv;
 pub use problem::Problem;

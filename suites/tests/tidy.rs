@@ -22,7 +22,17 @@ fn catalog_is_well_formed() {
     let mut ids = BTreeSet::new();
     for c in &checks {
         assert!(ids.insert(c.id), "duplicate id {}", c.id);
-        let parts: Vec<&str> = c.id.split("::").collect();
+        let mut parts: Vec<&str> = c.id.split("::").collect();
+        // A check's run over a gRPC app is the same id with `::grpc` after it.
+        if parts.len() == 4 && parts[3] == "grpc" {
+            assert_eq!(
+                c.app,
+                suites::AppProtocol::Grpc,
+                "{}: a ::grpc id runs a gRPC app",
+                c.id
+            );
+            parts.pop();
+        }
         assert_eq!(parts.len(), 3, "{}: ids read profile::area::check", c.id);
         for p in parts {
             assert!(
@@ -164,4 +174,59 @@ fn ci_runs_the_readme_test_command() {
         ci.lines().any(|l| l.trim() == command),
         ".ci/run runs `{command}` exactly"
     );
+}
+
+/// ARCHITECTURE.md's invariant: the harness and the suites know a target only through its wire
+/// API and its target file, never through the reference sidecar's code.
+#[test]
+fn harness_and_suites_never_depend_on_the_reference_sidecar() {
+    let root = root();
+    let mut manifests = vec![root.join("suites/Cargo.toml")];
+    for entry in std::fs::read_dir(root.join("harness")).expect("harness/ is readable") {
+        let dir = entry.expect("a directory entry").path();
+        if dir.join("Cargo.toml").is_file() {
+            manifests.push(dir.join("Cargo.toml"));
+        }
+    }
+    let mut sources = Vec::new();
+    files_under(&root.join("suites"), "rs", &mut sources);
+    files_under(&root.join("harness"), "rs", &mut sources);
+    let offenders: Vec<String> = manifests
+        .iter()
+        .filter(|m| {
+            std::fs::read_to_string(m)
+                .expect("a readable manifest")
+                .lines()
+                .any(|l| l.trim_start().starts_with("reference-sidecar"))
+        })
+        .chain(sources.iter().filter(|f| {
+            std::fs::read_to_string(f)
+                .expect("a readable source file")
+                .contains(concat!("reference", "_sidecar::"))
+        }))
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "these depend on reference-sidecar: {offenders:?}"
+    );
+}
+
+/// No sleep stands for a synchronisation in a check: the only sleep a check body may take is
+/// the named observation window `QUIET` (asserting that nothing more arrives); everything else
+/// waits for an observable condition with a deadline.
+#[test]
+fn checks_sleep_only_for_the_observation_window() {
+    let mut files = Vec::new();
+    files_under(&root().join("suites/src/checks"), "rs", &mut files);
+    let mut offenders = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).expect("a readable source file");
+        for (i, line) in text.lines().enumerate() {
+            if line.contains("sleep(") && !line.contains("sleep(QUIET)") {
+                offenders.push(format!("{}:{}: {}", f.display(), i + 1, line.trim()));
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "sleeps in checks: {offenders:#?}");
 }

@@ -69,6 +69,7 @@ pub(crate) fn probe() -> Vec<Part> {
         .or_else(|| in_cache("daprd/1.18.3/daprd"));
     let python = env_path("PUBSUB_TCK_PYTHON").and_then(existing);
     let node = env_path("PUBSUB_TCK_NODE_PREFIX").and_then(|p| existing(p.join("node_modules")));
+    let go_apps = env_path("PUBSUB_TCK_GO_APPS").and_then(existing);
     let toxiproxy = env_path("TOXIPROXY_URL")
         .map(|u| format!("TOXIPROXY_URL={}", u.display()))
         .or_else(|| in_cache("toxiproxy").map(|p| format!("bundled in use; real one built in {p}")))
@@ -121,6 +122,12 @@ pub(crate) fn probe() -> Vec<Part> {
             found: node,
             without: "`apps::daprserver::*` and `apps::orders::*` are skipped",
             get: "PUBSUB_TCK_NODE_PREFIX=<prefix> with fixtures/apps/node/package-lock.json installed (scripts/test.sh makes one)",
+        },
+        Part {
+            name: "Go apps",
+            found: go_apps,
+            without: "`apps::go::*` is skipped",
+            get: "export PUBSUB_TCK_GO_APPS=$(bash scripts/go-apps.sh)   (needs go; a rerun is a build-cache check)",
         },
     ]
 }

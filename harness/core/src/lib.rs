@@ -21,6 +21,7 @@ pub mod expect;
 pub mod fault;
 pub mod fault_proxy;
 pub mod grpc_client;
+pub mod kafka_wire;
 pub mod mutant;
 pub mod ports;
 pub mod proc;

@@ -24,7 +24,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request};
 
 use super::{ChannelError, Outcome};
-use crate::routing::CompileError;
+use crate::routing::{CompileError, Rule};
 use crate::subscription::{Kind, Subscription};
 
 /// The `AppCallback` client of one app.
@@ -321,9 +321,17 @@ pub fn subscriptions(
                 ),
                 None => (Vec::new(), None),
             };
-            let mut rules = Subscription::build_rules(&rules, default, None)?;
+            // daprd's parseRoutingRulesGRPC: the rules, then a non-empty default, else one rule
+            // to the empty path; paths verbatim.
+            let mut rules = rules
+                .iter()
+                .map(|(expr, path)| Rule::verbatim(expr, path))
+                .collect::<Result<Vec<_>, _>>()?;
+            if let Some(d) = default.filter(|d| !d.is_empty()) {
+                rules.push(Rule::verbatim("", d)?);
+            }
             if rules.is_empty() {
-                rules = Subscription::build_rules(&[(String::new(), String::new())], None, None)?;
+                rules.push(Rule::verbatim("", "")?);
             }
             Ok(Subscription {
                 pubsub: s.pubsub_name,
@@ -425,6 +433,38 @@ mod tests {
             classify(Err(tonic::Status::unavailable("down"))),
             Outcome::Retry { code: Some(14), .. }
         ));
+    }
+
+    #[test]
+    fn routes_keep_their_paths() {
+        use dapr::dapr::proto::runtime::v1::{TopicRoutes, TopicRule, TopicSubscription};
+        let sub = |routes| TopicSubscription {
+            pubsub_name: "p".into(),
+            topic: "t".into(),
+            routes,
+            ..Default::default()
+        };
+        let paths = |routes| {
+            subscriptions(ListTopicSubscriptionsResponse {
+                subscriptions: vec![sub(routes)],
+            })
+            .expect("valid")[0]
+                .rules
+                .iter()
+                .map(|r| r.path.clone())
+                .collect::<Vec<_>>()
+        };
+        // The Python SDK sends empty routes: one rule to the empty path, kept empty.
+        assert_eq!(paths(Some(TopicRoutes::default())), [""]);
+        assert_eq!(paths(None), [""]);
+        let routes = TopicRoutes {
+            rules: vec![TopicRule {
+                r#match: "event.type == 'a'".into(),
+                path: "a".into(),
+            }],
+            default: "orders".into(),
+        };
+        assert_eq!(paths(Some(routes)), ["a", "orders"]);
     }
 
     #[test]

@@ -8,7 +8,13 @@
 //! - `apps::orders::*`: flow (b), a Node express order service publishing over HTTP with axios
 //!   and a Flask inventory keeping stock in the state API, each with its own sidecar, sharing
 //!   a private Redis (the in-memory broker does not cross processes);
-//! - `apps::daprserver::*`: a Node subscriber on `@dapr/dapr`'s `DaprServer` (in-memory broker).
+//! - `apps::daprserver::*`: a Node subscriber on `@dapr/dapr`'s `DaprServer` (in-memory broker);
+//! - `apps::go::*`: Go services on the official Go SDK (`fixtures/apps/go`): a checkout publisher
+//!   (`client.PublishEvent` with a `partitionKey`), a warehouse subscribing as a go-sdk gRPC
+//!   service (sidecar `--app-protocol grpc`) whose handler fails, drops or loses its answer by
+//!   order kind and applies each order once, its dead-letter handler, and a streaming consumer
+//!   (`client.Subscribe`), all behind one sidecar (in-memory broker);
+//! - `apps::pygrpc::*`: a Python subscriber on `dapr-ext-grpc`'s `App` (in-memory broker).
 //!
 //! Each check brings up its own [`AppsWorld`]; it is skipped with the reason when the Python
 //! venv or the Node packages are not installed.
@@ -60,7 +66,34 @@ const NODE_SUBSCRIBER: AppSpec = AppSpec {
     ready: Ready::Http("/received"),
 };
 
+const CHECKOUT: AppSpec = AppSpec {
+    name: "checkout",
+    runtime: Runtime::Go,
+    script: "checkout",
+    ready: Ready::Http("/state"),
+};
+const WAREHOUSE: AppSpec = AppSpec {
+    name: "warehouse",
+    runtime: Runtime::Go,
+    script: "warehouse",
+    ready: Ready::Http("/state"),
+};
+const GO_STREAM: AppSpec = AppSpec {
+    name: "go-stream",
+    runtime: Runtime::Go,
+    script: "stream",
+    ready: Ready::Http("/state"),
+};
+const PY_GRPC_SUBSCRIBER: AppSpec = AppSpec {
+    name: "py-grpc-subscriber",
+    runtime: Runtime::Python,
+    script: "python/grpc_subscriber.py",
+    ready: Ready::Http("/received"),
+};
+const GO_SDK: Option<&str> = Some("https://docs.dapr.io/developing-applications/sdks/go/");
+
 const PY: Need = Need::Runtime(Runtime::Python);
+const GO: Need = Need::Runtime(Runtime::Go);
 const NODE: Need = Need::Runtime(Runtime::Node);
 
 pub(crate) fn checks() -> Vec<Check> {
@@ -128,7 +161,284 @@ pub(crate) fn checks() -> Vec<Check> {
             [Need::Launch, Need::Broker(Broker::InMemory), NODE],
             daprserver_event_received_unwrapped
         ),
+        check!(
+            "apps::go::flaky_handler_retried_then_applied",
+            Must,
+            "A go-sdk gRPC handler that returns retry=true twice gets the order a third time and applies it once",
+            "go-sdk service/grpc/topic.go: err with retry=true answers RETRY; daprd retries under the inbound policy (postman/grpc)",
+            GO_SDK,
+            [Need::Launch, Need::Broker(Broker::InMemory), GO],
+            go_flaky_handler_retried_then_applied
+        ),
+        check!(
+            "apps::go::poison_to_dead_letter",
+            Must,
+            "A poison order (retry=false) is not retried and reaches the dead-letter handler of the same go-sdk service once",
+            "go-sdk service/grpc/topic.go: err with retry=false answers DROP; daprd sends a dropped message to the subscription's DeadLetterTopic",
+            GO_SDK,
+            [Need::Launch, Need::Broker(Broker::InMemory), GO],
+            go_poison_to_dead_letter
+        ),
+        check!(
+            "apps::go::idempotent_under_redelivery",
+            Must,
+            "An order whose first answer is lost (applied, then retry=true) is delivered again and applied once by the idempotent handler",
+            "Dapr pub/sub is at-least-once: a retried delivery repeats an event the app may have applied; keyed handlers apply it once",
+            GO_SDK,
+            [Need::Launch, Need::Broker(Broker::InMemory), GO],
+            go_idempotent_under_redelivery
+        ),
+        check!(
+            "apps::go::streaming_consumer",
+            Must,
+            "A go-sdk streaming consumer (client.Subscribe) gets every order, a Retry() brings it back once, Success() ends it",
+            "go-sdk client/subscribe.go: SubscribeTopicEventsAlpha1 with an initial request, event_processed per event id (spec §3.7)",
+            GO_SDK,
+            [Need::Launch, Need::Broker(Broker::InMemory), GO],
+            go_streaming_consumer
+        ),
+        check!(
+            "apps::pygrpc::event_received",
+            Must,
+            "publish_event reaches a dapr-ext-grpc subscriber (App.subscribe) with its id, content type and JSON data",
+            "dapr-ext-grpc _servicer.py OnTopicEvent: the TopicEventRequest becomes a CloudEvent v1.Event (spec §4.6)",
+            PY_SDK,
+            [Need::Launch, Need::Broker(Broker::InMemory), PY],
+            pygrpc_event_received
+        ),
     ]
+}
+
+// The Go services: one sidecar for the warehouse's gRPC service, which the checkout publisher
+// and the streaming consumer use as well.
+
+/// The warehouse behind its sidecar, and the checkout publisher on the same sidecar; with
+/// `stream`, the streaming consumer too. Returns the world and the indexes of the apps.
+async fn go_flow(
+    t: &Trial,
+    stream: bool,
+) -> Result<(AppsWorld, usize, usize, Option<usize>), Problem> {
+    let mut w = AppsWorld::new(t, false).await?;
+    w.resource_file("fixtures/apps/resources/go/resiliency.yaml")?;
+    let grpc_port = w.app_port()?;
+    let control = w.app_port()?;
+    let sc = w
+        .sidecar_for("warehouse", grpc_port, harness::AppProtocol::Grpc)
+        .await?;
+    let warehouse = w
+        .app_with_control(WAREHOUSE, grpc_port, Some(control), sc, &[])
+        .await?;
+    w.wait_subscribed(sc).await?;
+    let checkout_port = w.app_port()?;
+    let checkout = w.app(CHECKOUT, checkout_port, sc, &[]).await?;
+    let consumer = if stream {
+        let port = w.app_port()?;
+        Some(w.app(GO_STREAM, port, sc, &[]).await?)
+    } else {
+        None
+    };
+    Ok((w, warehouse, checkout, consumer))
+}
+
+/// An order key of this trial.
+fn order_key(t: &Trial, n: u32) -> String {
+    format!("order-{}-{n}", t.nonce())
+}
+
+/// Publishes one order through the checkout service (`client.PublishEvent`).
+async fn checkout_order(
+    w: &AppsWorld,
+    checkout: usize,
+    t: &Trial,
+    key: &str,
+    kind: &str,
+    topic: &str,
+) -> Result<(), Problem> {
+    let resp = w
+        .app_ref(checkout)
+        .post_json(
+            "/publish",
+            &json!({"key": key, "kind": kind, "topic": topic, "tck_trial": t.nonce()}),
+        )
+        .await?;
+    if resp.status == 200 {
+        return Ok(());
+    }
+    Err(Problem::fail(
+        "client.PublishEvent of the Go SDK failed",
+        vec![format!(
+            "POST /publish on checkout answered {} {}",
+            resp.status,
+            String::from_utf8_lossy(&resp.body)
+        )],
+    ))
+}
+
+/// Polls `GET /state` of app `app` until `done` holds for it.
+async fn wait_state(
+    w: &AppsWorld,
+    app: usize,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Result<Value, Problem> {
+    let app = w.app_ref(app);
+    let done = &done;
+    poll(what, DEADLINE, || async move {
+        let v = app.get_json("/state").await?;
+        Ok(if done(&v) { Ok(v) } else { Err(v.to_string()) })
+    })
+    .await
+}
+
+fn count(state: &Value, map: &str, key: &str) -> i64 {
+    state
+        .pointer(&format!("/{map}/{key}"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
+}
+
+/// Observation window, then the warehouse's state must show `attempts` deliveries and
+/// `applied` applications of `key`.
+async fn settled(
+    w: &AppsWorld,
+    app: usize,
+    key: &str,
+    attempts: i64,
+    applied: i64,
+) -> Result<Value, Problem> {
+    tokio::time::sleep(QUIET).await;
+    let st = w.app_ref(app).get_json("/state").await?;
+    let got = (count(&st, "attempts", key), count(&st, "applied", key));
+    if got == (attempts, applied) {
+        return Ok(st);
+    }
+    Err(Problem::fail(
+        format!(
+            "{key}: {} deliveries and {} applications, expected {attempts} and {applied}",
+            got.0, got.1
+        ),
+        vec![format!("state: {st}")],
+    ))
+}
+
+async fn go_flaky_handler_retried_then_applied(t: &mut Trial) -> Result<(), Problem> {
+    let key = order_key(t, 1);
+    let (w, warehouse, checkout, _) = go_flow(t, false).await?;
+    let r = async {
+        checkout_order(&w, checkout, t, &key, "flaky", "orders").await?;
+        wait_state(&w, warehouse, &format!("{key} applied"), |s| {
+            count(s, "applied", &key) >= 1
+        })
+        .await?;
+        settled(&w, warehouse, &key, 3, 1).await.map(|_| ())
+    }
+    .await;
+    finish(w, r).await
+}
+
+async fn go_poison_to_dead_letter(t: &mut Trial) -> Result<(), Problem> {
+    let key = order_key(t, 2);
+    let (w, warehouse, checkout, _) = go_flow(t, false).await?;
+    let r = async {
+        checkout_order(&w, checkout, t, &key, "poison", "orders").await?;
+        wait_state(&w, warehouse, &format!("{key} dead-lettered"), |s| {
+            s["dead"].as_array().is_some_and(|d| !d.is_empty())
+        })
+        .await?;
+        let st = settled(&w, warehouse, &key, 1, 0).await?;
+        let dead: Vec<&Value> = st["dead"]
+            .as_array()
+            .map(|d| d.iter().collect())
+            .unwrap_or_default();
+        if dead == [&json!(key)] {
+            return Ok(());
+        }
+        Err(Problem::fail(
+            format!("the dead-letter handler got {dead:?}, expected [{key:?}] once"),
+            vec![format!("state: {st}")],
+        ))
+    }
+    .await;
+    finish(w, r).await
+}
+
+async fn go_idempotent_under_redelivery(t: &mut Trial) -> Result<(), Problem> {
+    let key = order_key(t, 3);
+    let (w, warehouse, checkout, _) = go_flow(t, false).await?;
+    let r = async {
+        checkout_order(&w, checkout, t, &key, "ack-lost", "orders").await?;
+        wait_state(&w, warehouse, &format!("{key} delivered twice"), |s| {
+            count(s, "attempts", &key) >= 2
+        })
+        .await?;
+        settled(&w, warehouse, &key, 2, 1).await.map(|_| ())
+    }
+    .await;
+    finish(w, r).await
+}
+
+async fn go_streaming_consumer(t: &mut Trial) -> Result<(), Problem> {
+    let keys: Vec<String> = (10..13).map(|n| order_key(t, n)).collect();
+    let (w, _, checkout, consumer) = go_flow(t, true).await?;
+    let r = async {
+        let consumer =
+            consumer.ok_or_else(|| Problem::Setup("the flow has no streaming consumer".into()))?;
+        for key in &keys {
+            checkout_order(&w, checkout, t, key, "shipment", "shipments").await?;
+        }
+        wait_state(&w, consumer, "every shipment acknowledged", |s| {
+            keys.iter().all(|k| count(s, "applied", k) >= 1)
+        })
+        .await?;
+        for key in &keys {
+            settled(&w, consumer, key, 2, 1).await?;
+        }
+        Ok(())
+    }
+    .await;
+    finish(w, r).await
+}
+
+async fn pygrpc_event_received(t: &mut Trial) -> Result<(), Problem> {
+    let task = task(t);
+    let mut w = AppsWorld::new(t, false).await?;
+    let r = async {
+        let grpc_port = w.app_port()?;
+        let control = w.app_port()?;
+        let sc = w
+            .sidecar_for("py-grpc-subscriber", grpc_port, harness::AppProtocol::Grpc)
+            .await?;
+        let sub = w
+            .app_with_control(PY_GRPC_SUBSCRIBER, grpc_port, Some(control), sc, &[])
+            .await?;
+        w.wait_subscribed(sc).await?;
+        let publ_port = w.app_port()?;
+        let publ = w
+            .app(PUBLISHER, publ_port, sc, &[("DAPR_HEALTH_TIMEOUT", "5")])
+            .await?;
+        let got = publish_task(&w, publ, Some(sub), &task, Some("application/json")).await?;
+        let mut problems = mismatches(
+            &got,
+            &[
+                ("/content_type", json!("application/json")),
+                ("/data", task.clone()),
+            ],
+        );
+        if got
+            .pointer("/id")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            problems.push("/id: the event has no id".to_owned());
+        }
+        require_all(
+            "the dapr-ext-grpc subscriber did not get the task as JSON",
+            problems,
+            &got,
+        )
+    }
+    .await;
+    finish(w, r).await
 }
 
 /// Adds the world's evidence to a failure, then stops everything.

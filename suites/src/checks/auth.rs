@@ -33,6 +33,15 @@ pub(crate) fn checks() -> Vec<Check> {
             every_route_needs_token
         ),
         check!(
+            "core::auth::every_grpc_method_needs_token",
+            Must,
+            "With DAPR_API_TOKEN set, every method of the gRPC API answers UNAUTHENTICATED without the token (streams included), and no unauthenticated publish is delivered",
+            "daprd pkg/api/grpc: the token interceptors (unary and stream) wrap the whole Dapr service",
+            TOKEN_DOC,
+            [Need::Launch, Need::Capability("api.grpc")],
+            every_grpc_method_needs_token
+        ),
+        check!(
             "core::auth::token_accepted",
             Must,
             "With DAPR_API_TOKEN set, a publish carrying dapr-api-token is accepted and delivered",
@@ -291,6 +300,146 @@ async fn every_route_needs_token(t: &mut Trial) -> Result<(), Problem> {
             "{} of {} API routes did not answer 401 without the token; {} unauthenticated publishes were delivered",
             wrong.len(),
             api_surface().len(),
+            leaked.len()
+        ),
+        wrong.into_iter().chain(leaked),
+    )
+}
+
+/// Every method of the gRPC API a client may call, in one table, each called without the token:
+/// the method and what came back (`None` is UNAUTHENTICATED). A method added to the API is
+/// added here and gets its token check; the publishing rows carry ids that must never be
+/// delivered.
+async fn grpc_surface(api: &harness::GrpcApiClient) -> Vec<(&'static str, Option<String>)> {
+    use dapr::dapr::proto::runtime::v1 as pb;
+    let unauthenticated = |r: Result<(), tonic::Status>| match r {
+        Err(s) if s.code() == tonic::Code::Unauthenticated => None,
+        Err(s) => Some(format!("{:?}: {}", s.code(), s.message())),
+        Ok(()) => Some("OK".to_owned()),
+    };
+    let mut raw = api.raw();
+    let publish = pb::PublishEventRequest {
+        pubsub_name: crate::trial::PUBSUB.into(),
+        topic: "orders".into(),
+        data: br#"{"tck_id":"anon-grpc-publish"}"#.to_vec(),
+        data_content_type: "application/json".into(),
+        metadata: Default::default(),
+    };
+    let bulk = pb::BulkPublishRequest {
+        pubsub_name: crate::trial::PUBSUB.into(),
+        topic: "orders".into(),
+        entries: vec![pb::BulkPublishRequestEntry {
+            entry_id: "1".into(),
+            event: br#"{"tck_id":"anon-grpc-bulk"}"#.to_vec(),
+            content_type: "application/json".into(),
+            metadata: Default::default(),
+        }],
+        metadata: Default::default(),
+    };
+    let initial = pb::SubscribeTopicEventsRequestAlpha1 {
+        subscribe_topic_events_request_type: Some(
+            pb::subscribe_topic_events_request_alpha1::SubscribeTopicEventsRequestType::InitialRequest(
+                pb::SubscribeTopicEventsRequestInitialAlpha1 {
+                    pubsub_name: crate::trial::PUBSUB.into(),
+                    topic: "orders".into(),
+                    ..Default::default()
+                },
+            ),
+        ),
+    };
+    #[expect(deprecated, reason = "the Alpha1 method is still served to older SDKs")]
+    let bulk_alpha = raw
+        .bulk_publish_event_alpha1(bulk.clone())
+        .await
+        .map(|_| ());
+    vec![
+        (
+            "PublishEvent",
+            unauthenticated(raw.publish_event(publish).await.map(|_| ())),
+        ),
+        (
+            "BulkPublishEvent",
+            unauthenticated(raw.bulk_publish_event(bulk).await.map(|_| ())),
+        ),
+        ("BulkPublishEventAlpha1", unauthenticated(bulk_alpha)),
+        (
+            "GetMetadata",
+            unauthenticated(
+                raw.get_metadata(pb::GetMetadataRequest::default())
+                    .await
+                    .map(|_| ()),
+            ),
+        ),
+        (
+            "SetMetadata",
+            unauthenticated(
+                raw.set_metadata(pb::SetMetadataRequest {
+                    key: "tck".into(),
+                    value: "v".into(),
+                })
+                .await
+                .map(|_| ()),
+            ),
+        ),
+        (
+            "GetState",
+            unauthenticated(
+                raw.get_state(pb::GetStateRequest {
+                    store_name: "statestore".into(),
+                    key: "k".into(),
+                    ..Default::default()
+                })
+                .await
+                .map(|_| ()),
+            ),
+        ),
+        (
+            "InvokeService",
+            unauthenticated(
+                raw.invoke_service(pb::InvokeServiceRequest::default())
+                    .await
+                    .map(|_| ()),
+            ),
+        ),
+        (
+            "SubscribeTopicEventsAlpha1",
+            unauthenticated(
+                raw.subscribe_topic_events_alpha1(futures::stream::iter([initial]))
+                    .await
+                    .map(|_| ()),
+            ),
+        ),
+    ]
+}
+
+async fn every_grpc_method_needs_token(t: &mut Trial) -> Result<(), Problem> {
+    t.start(
+        Scenario::new()
+            .api_token("s3cret")
+            .subscribe("orders", "/orders"),
+    )
+    .await?;
+    let anon = t.grpc_api()?.without_token();
+    let rows = grpc_surface(&anon).await;
+    let total = rows.len();
+    let wrong: Vec<String> = rows
+        .into_iter()
+        .filter_map(|(method, got)| got.map(|g| format!("{method} without a token: {g}")))
+        .collect();
+    // A publish accepted without the token would be delivered before this one.
+    let id = t.publish_grpc("orders", json!({}), &[]).await?;
+    t.wait_msg("/orders", &id, 1).await?;
+    let seen = t.quiet("/orders").await;
+    let leaked: Vec<String> = seen
+        .iter()
+        .filter_map(|d| d.tck_id.as_deref().filter(|x| x.starts_with("anon-")))
+        .map(|x| format!("delivered without a token: {x}"))
+        .collect();
+    ensure(
+        wrong.is_empty() && leaked.is_empty(),
+        format!(
+            "{} of {total} gRPC methods did not answer UNAUTHENTICATED without the token; {} unauthenticated publishes were delivered",
+            wrong.len(),
             leaked.len()
         ),
         wrong.into_iter().chain(leaked),

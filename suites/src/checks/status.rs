@@ -137,7 +137,7 @@ pub(crate) fn checks() -> Vec<Check> {
             "core::delivery::acknowledged_after_outcome",
             Must,
             "Once the app's answer is final (SUCCESS, DROP, 404), the message is acknowledged to the broker and never delivered again",
-            "Dapr at-least-once delivery: the sidecar acknowledges a handled message (contrib common/component/redis: XACK after the handler; an entry left pending is claimed and redelivered after processingTimeout); a steady-state duplicate is a broken acknowledgement",
+            "Dapr at-least-once delivery: the sidecar acknowledges a handled message (contrib pubsub/redis: XACK after the handler, an entry left pending is claimed and redelivered after processingTimeout; contrib pubsub/kafka: the record is marked and its offset committed); a steady-state duplicate is a broken acknowledgement",
             Some(
                 "https://docs.dapr.io/developing-applications/building-blocks/pubsub/pubsub-overview/#at-least-once-guarantee"
             ),
@@ -431,6 +431,50 @@ async fn acknowledged_after_outcome(t: &mut Trial) -> Result<(), Problem> {
                     ),
                     evidence: t.evidence(),
                 });
+            }
+        }
+    }
+    // Kafka keeps a consumer group's committed offset per partition; every record handled must
+    // be committed past (the group is the app id, daprd's default consumer id).
+    if t.env().broker == Broker::Kafka
+        && let Some(addr) = t.broker_addr()
+    {
+        let group = t.app_id();
+        let deadline = tokio::time::Instant::now() + crate::trial::DEADLINE;
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+        loop {
+            tick.tick().await;
+            let lag = harness::kafka_wire::group_lag(&addr, &group, "orders")
+                .await
+                .map_err(Problem::Setup)?;
+            let behind: Vec<String> = lag
+                .iter()
+                .filter(|p| p.uncommitted() > 0)
+                .map(|p| {
+                    format!(
+                        "partition {}: committed offset {}, end offset {}",
+                        p.partition, p.committed, p.end
+                    )
+                })
+                .collect();
+            if behind.is_empty() {
+                t.observe(format!(
+                    "Kafka consumer group `{group}` committed every partition of `orders` to its end: {}",
+                    lag.iter()
+                        .map(|p| format!("partition {} at {}", p.partition, p.end))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Problem::fail(
+                    format!(
+                        "consumer group `{group}` has not committed past every handled record of topic `orders` {:?} after they were handled",
+                        crate::trial::DEADLINE
+                    ),
+                    behind,
+                ));
             }
         }
     }

@@ -258,16 +258,19 @@ async fn listed_while_open(t: &mut Trial) -> Result<(), Problem> {
     // The sidecar ends the subscription when it sees the stream end: wait for that, with a
     // deadline.
     let deadline = Instant::now() + DEADLINE;
-    while listed(t, "orders").await? {
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        tick.tick().await;
+        if !listed(t, "orders").await? {
+            return Ok(());
+        }
         if Instant::now() >= deadline {
             return Err(Problem::fail(
                 format!("the closed stream is still listed after {DEADLINE:?}"),
                 vec![],
             ));
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Ok(())
 }
 
 /// A stream that never answers holds one message in flight, then closes.
@@ -321,7 +324,9 @@ async fn two_streams_one_topic(t: &mut Trial) -> Result<(), Problem> {
             .filter_map(|d| d.tck_id.clone())
             .collect()
     };
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
     loop {
+        tick.tick().await;
         let (sa, sb) = (seen(t, a), seen(t, b));
         let missing: Vec<&String> = ids
             .iter()
@@ -340,7 +345,6 @@ async fn two_streams_one_topic(t: &mut Trial) -> Result<(), Problem> {
                 missing.iter().map(|m| (*m).clone()).collect(),
             ));
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     if t.env().broker == Broker::InMemory {
         for (name, i) in [("first", a), ("second", b)] {

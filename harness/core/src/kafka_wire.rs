@@ -1,0 +1,347 @@
+//! Just enough of the Kafka protocol to ask a broker where a consumer group stands: a topic's
+//! partitions (`Metadata` v4), each partition's end offset (`ListOffsets` v1) and the group's
+//! committed offsets (`OffsetFetch` v1). Written by hand like the readiness probe in
+//! `broker.rs`: the harness has no Kafka client. These versions are the oldest Kafka 4 still
+//! answers (KIP-896) and have no tagged fields. One broker is assumed (the trial's own), which
+//! is then every partition's leader and the group's coordinator.
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// One partition of a topic: where the group's committed offset is, and where the log ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionLag {
+    /// The partition index.
+    pub partition: i32,
+    /// The group's committed offset (the next offset it will read), -1 when it committed none.
+    pub committed: i64,
+    /// The offset the next record written to the partition will get.
+    pub end: i64,
+}
+
+impl PartitionLag {
+    /// Records written to the partition that the group has not committed past.
+    pub fn uncommitted(&self) -> i64 {
+        self.end - self.committed.max(0)
+    }
+}
+
+const METADATA: i16 = 3;
+const LIST_OFFSETS: i16 = 2;
+const OFFSET_FETCH: i16 = 9;
+const CORRELATION: i32 = 0x7463_6b32;
+
+/// Each partition of `topic` with the committed offset of `group` and the end offset, from the
+/// broker at `addr`.
+pub async fn group_lag(addr: &str, group: &str, topic: &str) -> Result<Vec<PartitionLag>, String> {
+    let partitions = call(addr, METADATA, 4, &metadata_body(topic))
+        .await
+        .and_then(|b| parse_partitions(&b, topic))?;
+    let ends = call(
+        addr,
+        LIST_OFFSETS,
+        1,
+        &list_offsets_body(topic, &partitions),
+    )
+    .await
+    .and_then(|b| parse_list_offsets(&b))?;
+    let committed = call(
+        addr,
+        OFFSET_FETCH,
+        1,
+        &offset_fetch_body(group, topic, &partitions),
+    )
+    .await
+    .and_then(|b| parse_offset_fetch(&b))?;
+    Ok(partitions
+        .iter()
+        .map(|&p| PartitionLag {
+            partition: p,
+            committed: committed
+                .iter()
+                .find(|(q, _)| *q == p)
+                .map_or(-1, |(_, o)| *o),
+            end: ends.iter().find(|(q, _)| *q == p).map_or(0, |(_, o)| *o),
+        })
+        .collect())
+}
+
+/// Sends one request and returns the response after its correlation id.
+async fn call(addr: &str, api_key: i16, version: i16, body: &[u8]) -> Result<Vec<u8>, String> {
+    let client_id = b"pubsub-tck";
+    let mut frame = Vec::with_capacity(14 + client_id.len() + body.len());
+    frame.extend_from_slice(&api_key.to_be_bytes());
+    frame.extend_from_slice(&version.to_be_bytes());
+    frame.extend_from_slice(&CORRELATION.to_be_bytes());
+    frame.extend_from_slice(&(client_id.len() as i16).to_be_bytes());
+    frame.extend_from_slice(client_id);
+    frame.extend_from_slice(body);
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect to {addr}: {e}"))?;
+    s.write_all(&(frame.len() as u32).to_be_bytes())
+        .await
+        .map_err(|e| format!("write: {e}"))?;
+    s.write_all(&frame)
+        .await
+        .map_err(|e| format!("write: {e}"))?;
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len)
+        .await
+        .map_err(|e| format!("read: {e}"))?;
+    let len = u32::from_be_bytes(len) as usize;
+    if !(4..=1 << 20).contains(&len) {
+        return Err(format!("a response of {len} bytes"));
+    }
+    let mut resp = vec![0u8; len];
+    s.read_exact(&mut resp)
+        .await
+        .map_err(|e| format!("read: {e}"))?;
+    let mut r = Reader(&resp);
+    if r.i32()? != CORRELATION {
+        return Err("a response to another request".to_owned());
+    }
+    Ok(r.0.to_vec())
+}
+
+fn string(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as i16).to_be_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// `Metadata` v4: one topic, no auto-creation.
+fn metadata_body(topic: &str) -> Vec<u8> {
+    let mut b = 1i32.to_be_bytes().to_vec();
+    string(&mut b, topic);
+    b.push(0);
+    b
+}
+
+/// `ListOffsets` v1: replica -1 (a client), the latest offset (-1) of every partition.
+fn list_offsets_body(topic: &str, partitions: &[i32]) -> Vec<u8> {
+    let mut b = (-1i32).to_be_bytes().to_vec();
+    b.extend_from_slice(&1i32.to_be_bytes());
+    string(&mut b, topic);
+    b.extend_from_slice(&(partitions.len() as i32).to_be_bytes());
+    for p in partitions {
+        b.extend_from_slice(&p.to_be_bytes());
+        b.extend_from_slice(&(-1i64).to_be_bytes());
+    }
+    b
+}
+
+/// `OffsetFetch` v1: the group's offsets of every partition of one topic.
+fn offset_fetch_body(group: &str, topic: &str, partitions: &[i32]) -> Vec<u8> {
+    let mut b = Vec::new();
+    string(&mut b, group);
+    b.extend_from_slice(&1i32.to_be_bytes());
+    string(&mut b, topic);
+    b.extend_from_slice(&(partitions.len() as i32).to_be_bytes());
+    for p in partitions {
+        b.extend_from_slice(&p.to_be_bytes());
+    }
+    b
+}
+
+/// The partition indexes of `topic` in a `Metadata` v4 response.
+fn parse_partitions(body: &[u8], topic: &str) -> Result<Vec<i32>, String> {
+    let mut r = Reader(body);
+    let _throttle = r.i32()?;
+    for _ in 0..r.count()? {
+        let _node = r.i32()?;
+        let _host = r.string()?;
+        let _port = r.i32()?;
+        let _rack = r.string()?;
+    }
+    let _cluster = r.string()?;
+    let _controller = r.i32()?;
+    for _ in 0..r.count()? {
+        let error = r.i16()?;
+        let name = r.string()?.unwrap_or_default();
+        let _internal = r.take(1)?;
+        let mut partitions = Vec::new();
+        for _ in 0..r.count()? {
+            let _error = r.i16()?;
+            partitions.push(r.i32()?);
+            let _leader = r.i32()?;
+            for _ in 0..r.count()? {
+                r.i32()?;
+            }
+            for _ in 0..r.count()? {
+                r.i32()?;
+            }
+        }
+        if name == topic {
+            if error != 0 {
+                return Err(format!("topic `{topic}`: Metadata error code {error}"));
+            }
+            return Ok(partitions);
+        }
+    }
+    Err(format!("the broker does not list topic `{topic}`"))
+}
+
+/// `(partition, offset)` pairs of a `ListOffsets` v1 response.
+fn parse_list_offsets(body: &[u8]) -> Result<Vec<(i32, i64)>, String> {
+    let mut r = Reader(body);
+    let mut out = Vec::new();
+    for _ in 0..r.count()? {
+        let _name = r.string()?;
+        for _ in 0..r.count()? {
+            let partition = r.i32()?;
+            let error = r.i16()?;
+            let _timestamp = r.i64()?;
+            let offset = r.i64()?;
+            if error != 0 {
+                return Err(format!(
+                    "partition {partition}: ListOffsets error code {error}"
+                ));
+            }
+            out.push((partition, offset));
+        }
+    }
+    Ok(out)
+}
+
+/// `(partition, committed offset)` pairs of an `OffsetFetch` v1 response.
+fn parse_offset_fetch(body: &[u8]) -> Result<Vec<(i32, i64)>, String> {
+    let mut r = Reader(body);
+    let mut out = Vec::new();
+    for _ in 0..r.count()? {
+        let _name = r.string()?;
+        for _ in 0..r.count()? {
+            let partition = r.i32()?;
+            let offset = r.i64()?;
+            let _metadata = r.string()?;
+            let error = r.i16()?;
+            if error != 0 {
+                return Err(format!(
+                    "partition {partition}: OffsetFetch error code {error}"
+                ));
+            }
+            out.push((partition, offset));
+        }
+    }
+    Ok(out)
+}
+
+/// A cursor over a Kafka response.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+        if self.0.len() < n {
+            return Err("a truncated Kafka response".to_owned());
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn i16(&mut self) -> Result<i16, String> {
+        let b = self.take(2)?;
+        Ok(i16::from_be_bytes([b[0], b[1]]))
+    }
+
+    fn i32(&mut self) -> Result<i32, String> {
+        let b = self.take(4)?;
+        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn i64(&mut self) -> Result<i64, String> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(i64::from_be_bytes(a))
+    }
+
+    /// An array length, bounded so a corrupt length cannot run a loop for long.
+    fn count(&mut self) -> Result<i32, String> {
+        Ok(self.i32()?.clamp(0, 65_536))
+    }
+
+    /// A nullable string: int16 length (-1 is null), then the bytes.
+    fn string(&mut self) -> Result<Option<String>, String> {
+        let len = self.i16()?;
+        if len < 0 {
+            return Ok(None);
+        }
+        let bytes = self.take(len as usize)?;
+        Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(b: &mut Vec<u8>, v: &str) {
+        string(b, v);
+    }
+
+    #[test]
+    fn metadata_partitions() {
+        let mut b = 0i32.to_be_bytes().to_vec(); // throttle
+        b.extend_from_slice(&1i32.to_be_bytes()); // one broker
+        b.extend_from_slice(&1i32.to_be_bytes());
+        s(&mut b, "127.0.0.1");
+        b.extend_from_slice(&9092i32.to_be_bytes());
+        b.extend_from_slice(&(-1i16).to_be_bytes());
+        s(&mut b, "cluster");
+        b.extend_from_slice(&1i32.to_be_bytes()); // controller
+        b.extend_from_slice(&1i32.to_be_bytes()); // one topic
+        b.extend_from_slice(&0i16.to_be_bytes());
+        s(&mut b, "orders");
+        b.push(0);
+        b.extend_from_slice(&2i32.to_be_bytes()); // two partitions
+        for p in [0i32, 1] {
+            b.extend_from_slice(&0i16.to_be_bytes());
+            b.extend_from_slice(&p.to_be_bytes());
+            b.extend_from_slice(&1i32.to_be_bytes());
+            b.extend_from_slice(&1i32.to_be_bytes());
+            b.extend_from_slice(&1i32.to_be_bytes());
+            b.extend_from_slice(&1i32.to_be_bytes());
+            b.extend_from_slice(&1i32.to_be_bytes());
+        }
+        assert_eq!(parse_partitions(&b, "orders"), Ok(vec![0, 1]));
+        assert!(parse_partitions(&b, "other").is_err());
+        assert!(parse_partitions(&b[..b.len() - 3], "orders").is_err());
+    }
+
+    #[test]
+    fn offsets() {
+        let mut b = 1i32.to_be_bytes().to_vec();
+        s(&mut b, "orders");
+        b.extend_from_slice(&1i32.to_be_bytes());
+        b.extend_from_slice(&0i32.to_be_bytes());
+        b.extend_from_slice(&0i16.to_be_bytes());
+        b.extend_from_slice(&(-1i64).to_be_bytes());
+        b.extend_from_slice(&3i64.to_be_bytes());
+        assert_eq!(parse_list_offsets(&b), Ok(vec![(0, 3)]));
+
+        let mut f = 1i32.to_be_bytes().to_vec();
+        s(&mut f, "orders");
+        f.extend_from_slice(&1i32.to_be_bytes());
+        f.extend_from_slice(&0i32.to_be_bytes());
+        f.extend_from_slice(&2i64.to_be_bytes());
+        f.extend_from_slice(&(-1i16).to_be_bytes());
+        f.extend_from_slice(&0i16.to_be_bytes());
+        assert_eq!(parse_offset_fetch(&f), Ok(vec![(0, 2)]));
+        let lag = PartitionLag {
+            partition: 0,
+            committed: 2,
+            end: 3,
+        };
+        assert_eq!(lag.uncommitted(), 1);
+    }
+
+    #[test]
+    fn request_bodies() {
+        assert_eq!(
+            offset_fetch_body("g", "t", &[0]),
+            [0, 1, b'g', 0, 0, 0, 1, 0, 1, b't', 0, 0, 0, 1, 0, 0, 0, 0]
+        );
+        let lo = list_offsets_body("t", &[0]);
+        assert_eq!(&lo[..4], &(-1i32).to_be_bytes());
+        assert_eq!(&lo[lo.len() - 8..], &(-1i64).to_be_bytes());
+    }
+}
