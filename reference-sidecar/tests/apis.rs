@@ -428,7 +428,25 @@ mod state {
         let etag2 = headers["etag"].to_str().unwrap().to_owned();
         assert_ne!(etag, etag2);
 
-        // Deletes honour If-Match the same way.
+        // Deletes honour If-Match the same way; one that is not a string is a 400, never an
+        // unconditional delete.
+        let malformed = hyper::Request::builder()
+            .method("DELETE")
+            .uri(format!("{}{base}/k1", s.http))
+            .header(
+                "if-match",
+                http::HeaderValue::from_bytes(b"\xff\xfe").unwrap(),
+            )
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let resp = s.client.request(malformed).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        let (status, _, _) = s.request("GET", &format!("{base}/k1"), &[], "").await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "the malformed delete deleted nothing"
+        );
         let (status, _, body) = s
             .request("DELETE", &format!("{base}/k1"), &[("if-match", &etag)], "")
             .await;

@@ -74,6 +74,12 @@ const CASES: &[(&str, &str, bool)] = &[
     ),
     ("none", "core::status::retry_retried::grpc", false),
     ("none", "core::delivery::no_loss_no_duplicates::grpc", false),
+    (
+        "token-bypass-grpc",
+        "core::auth::every_grpc_method_needs_token",
+        true,
+    ),
+    ("none", "core::auth::every_grpc_method_needs_token", false),
     ("none", "core::dlq::expired_never_delivered", false),
     ("none", "core::auth::every_route_needs_token", false),
     ("none", "core::cloudevents::schema_valid", false),
@@ -371,6 +377,17 @@ fn not_observable(sidecar: Sidecar, broker: Broker, mode: &str, id: &str) -> Opt
             "core::durability::sidecar_kill_redelivers",
         ) => Some(
             "daprd commits Kafka offsets a second later, so a kill right after the early acknowledgement loses nothing (see not_observable)",
+        ),
+        // refsidecar commits each offset asynchronously right after the outcome (librdkafka's
+        // async commit): whether the commit reaches the broker before the kill, a few
+        // milliseconds later, is a race, so the case passed in some runs and failed in others.
+        (
+            Sidecar::Reference,
+            Broker::Kafka,
+            "ack-before-deliver",
+            "core::durability::sidecar_kill_redelivers",
+        ) => Some(
+            "refsidecar's asynchronous offset commit may not reach Kafka before the kill that follows the early acknowledgement, so the loss is visible only in some runs (see not_observable)",
         ),
         _ => None,
     }

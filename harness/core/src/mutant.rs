@@ -70,6 +70,10 @@ pub enum Mode {
     /// API mode: adds the wrapper's own `DAPR_API_TOKEN` to bulk publish requests that lack
     /// it, so one route accepts unauthenticated clients.
     TokenBypassBulk,
+    /// API mode on the gRPC API: `--api-port` is the gRPC port clients were given and
+    /// `--sidecar-grpc-port` the sidecar's; adds the wrapper's own `DAPR_API_TOKEN` to
+    /// `PublishEvent` calls that lack it, so one method accepts unauthenticated clients.
+    TokenBypassGrpc,
     /// Broker mode: Redis never sees an `XACK` (the wrapper answers it), so every entry stays
     /// pending and is claimed and delivered again after the component's processing timeout.
     NeverAck,
@@ -79,7 +83,7 @@ pub enum Mode {
 
 impl Mode {
     /// Every mode, in documentation order.
-    pub const ALL: [Mode; 10] = [
+    pub const ALL: [Mode; 11] = [
         Mode::StripSpecversion,
         Mode::RetryToSuccess,
         Mode::DeliverTwice,
@@ -88,6 +92,7 @@ impl Mode {
         Mode::AckBeforeDeliver,
         Mode::TtlIgnored,
         Mode::TokenBypassBulk,
+        Mode::TokenBypassGrpc,
         Mode::NeverAck,
         Mode::None,
     ];
@@ -95,7 +100,10 @@ impl Mode {
     /// Whether the mode works on the client-to-sidecar API (it needs `--api-port` and
     /// `--sidecar-http-port`) rather than on deliveries to the app.
     pub fn is_api(self) -> bool {
-        matches!(self, Mode::TtlIgnored | Mode::TokenBypassBulk)
+        matches!(
+            self,
+            Mode::TtlIgnored | Mode::TokenBypassBulk | Mode::TokenBypassGrpc
+        )
     }
 
     /// The command-line spelling.
@@ -109,6 +117,7 @@ impl Mode {
             Mode::AckBeforeDeliver => "ack-before-deliver",
             Mode::TtlIgnored => "ttl-ignored",
             Mode::TokenBypassBulk => "token-bypass-bulk",
+            Mode::TokenBypassGrpc => "token-bypass-grpc",
             Mode::NeverAck => "never-ack",
             Mode::None => "none",
         }
@@ -291,13 +300,22 @@ pub async fn run(
                     source,
                 })?;
             let token = std::env::var("DAPR_API_TOKEN").ok();
-            Some(tokio::spawn(serve_api_proxy(
-                api_listener,
-                config.mode,
-                api.sidecar,
-                token,
-                stop_rx.clone(),
-            )))
+            if config.mode == Mode::TokenBypassGrpc {
+                Some(tokio::spawn(grpc::serve_api_proxy(
+                    api_listener,
+                    api.sidecar,
+                    token,
+                    stop_rx.clone(),
+                )))
+            } else {
+                Some(tokio::spawn(serve_api_proxy(
+                    api_listener,
+                    config.mode,
+                    api.sidecar,
+                    token,
+                    stop_rx.clone(),
+                )))
+            }
         }
         (false, _) => None,
     };

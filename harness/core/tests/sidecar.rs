@@ -76,6 +76,8 @@ fn every_shipped_target_file_loads() {
             "mutant-strip-specversion-daprd",
             "mutant-token-bypass-bulk",
             "mutant-token-bypass-bulk-daprd",
+            "mutant-token-bypass-grpc",
+            "mutant-token-bypass-grpc-daprd",
             "mutant-ttl-ignored",
             "mutant-ttl-ignored-daprd",
             "reference",

@@ -303,6 +303,14 @@ pub(crate) mod pubsub {
             .pubsub_resource(name)
     }
 
+    pub(crate) fn unreadable_body(e: &dyn std::error::Error) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "ERR_MALFORMED_REQUEST",
+            format!("cannot read the request body: {e}"),
+        )
+    }
+
     pub(crate) fn too_large(limit: usize) -> ApiError {
         let mut e = ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

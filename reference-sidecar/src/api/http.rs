@@ -236,10 +236,19 @@ fn trace_headers(headers: &HeaderMap) -> Trace {
     }
 }
 
+/// The whole body, up to `limit` bytes: 413 only when the limit is what stopped it; a body that
+/// cannot be read (a client gone mid-body, broken chunking) is a 400 naming why.
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| err::too_large(limit))
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(s) = source {
+            if s.is::<http_body_util::LengthLimitError>() {
+                return err::too_large(limit);
+            }
+            source = s.source();
+        }
+        err::unreadable_body(&e)
+    })
 }
 
 async fn publish(
@@ -544,7 +553,13 @@ async fn delete_state(
         .key_prefix
         .apply(&rt.config.app_id, &store, &key)
         .map_err(state_err::malformed)?;
-    let etag = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok());
+    // A malformed If-Match must not turn into an unconditional delete.
+    let etag = match headers.get(header::IF_MATCH) {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| {
+            state_err::malformed("the If-Match header is not a valid ETag string".to_owned())
+        })?),
+    };
     comp.store
         .delete(&full_key, etag)
         .await

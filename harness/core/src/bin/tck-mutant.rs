@@ -16,7 +16,7 @@ use tokio::signal::unix::{SignalKind, signal};
 #[command(about = "A deliberately broken sidecar wrapper for harness self-checks")]
 struct Args {
     /// strip-specversion, retry-to-success, deliver-twice, drop-every-3rd, content-type-json,
-    /// ack-before-deliver, ttl-ignored, token-bypass-bulk or none.
+    /// ack-before-deliver, ttl-ignored, token-bypass-bulk, token-bypass-grpc, never-ack or none.
     #[arg(long)]
     mode: Mode,
     /// The real app's port; the sidecar is pointed at the wrapper's proxy instead.
@@ -25,8 +25,10 @@ struct Args {
     /// API modes: the port clients call; the wrapper listens there.
     #[arg(long, requires = "sidecar_http_port")]
     api_port: Option<u16>,
-    /// API modes: the port of the sidecar's HTTP API (the sidecar's command line must use it).
-    #[arg(long, requires = "api_port")]
+    /// API modes: the port of the sidecar's API behind the wrapper (the sidecar's command line
+    /// must use it): its HTTP API, or with token-bypass-grpc its gRPC API
+    /// (`--sidecar-grpc-port`).
+    #[arg(long, requires = "api_port", alias = "sidecar-grpc-port")]
     sidecar_http_port: Option<u16>,
     /// The protocol between the sidecar and the app: http or grpc (the same value the
     /// sidecar's command line gets).

@@ -1,7 +1,11 @@
-//! The mutating proxy for a gRPC app (`tck-mutant --app-protocol grpc`): the `AppCallback`
-//! service on the wrapper's port, forwarding to the real app's and breaking the same rules as
-//! the HTTP proxy, in gRPC's terms (a RETRY status reported as SUCCESS, a `spec_version`
-//! cleared, ...). `content-type-json` has no gRPC meaning and passes everything through.
+//! The gRPC proxies of `tck-mutant`.
+//!
+//! - For a gRPC app (`--app-protocol grpc`): the `AppCallback` service on the wrapper's port,
+//!   forwarding to the real app's and breaking the same rules as the HTTP proxy, in gRPC's terms
+//!   (a RETRY status reported as SUCCESS, a `spec_version` cleared, ...). `content-type-json` has
+//!   no gRPC meaning and passes everything through.
+//! - For the gRPC API (`token-bypass-grpc`): an HTTP/2 pass-through of every call to the
+//!   sidecar's gRPC port, which adds the API token to `PublishEvent` calls that lack it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -173,4 +177,66 @@ impl AppCallback for Proxy {
         let msg = request.get_ref().clone();
         self.app.clone().on_job_event(onward(&request, msg)).await
     }
+}
+
+/// The one method `token-bypass-grpc` lets through without a token.
+const BYPASSED: &str = "/dapr.proto.runtime.v1.Dapr/PublishEvent";
+
+/// Serves an HTTP/2 pass-through of the gRPC API on `listener` to the sidecar's gRPC port,
+/// adding `token` to `PublishEvent` calls without one, until `stop` turns true.
+pub(super) async fn serve_api_proxy(
+    listener: TcpListener,
+    sidecar_port: u16,
+    token: Option<String>,
+    stop: watch::Receiver<bool>,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let client: hyper_util::client::legacy::Client<_, hyper::body::Incoming> =
+        hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .build_http();
+    let token = token.and_then(|t| http::HeaderValue::from_str(&t).ok());
+    let mut conns = tokio::task::JoinSet::new();
+    let stopped = stopping(stop);
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            () = &mut stopped => break,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else {
+                    tokio::task::yield_now().await;
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let (client, token) = (client.clone(), token.clone());
+                conns.spawn(async move {
+                    let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let (client, token) = (client.clone(), token.clone());
+                        async move {
+                            let (mut parts, body) = req.into_parts();
+                            if parts.uri.path() == BYPASSED
+                                && !parts.headers.contains_key("dapr-api-token")
+                                && let Some(t) = token
+                            {
+                                parts.headers.insert("dapr-api-token", t);
+                            }
+                            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+                            parts.uri = format!("http://127.0.0.1:{sidecar_port}{path}")
+                                .parse()
+                                .unwrap_or_default();
+                            client
+                                .request(http::Request::from_parts(parts, body))
+                                .await
+                        }
+                    });
+                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    conns.abort_all();
+    while conns.join_next().await.is_some() {}
 }
