@@ -284,16 +284,8 @@ async fn every_route_needs_token(t: &mut Trial) -> Result<(), Problem> {
             wrong.push(format!("{} {path}: {}", route.method, line(&r)));
         }
     }
-    // A publish the sidecar accepted without the token would be delivered before this one,
-    // published with it, on the same topic (or at the latest within the quiet window).
     let id = t.publish("orders", json!({})).await?;
-    t.wait_msg("/orders", &id, 1).await?;
-    let seen = t.quiet("/orders").await;
-    let leaked: Vec<String> = seen
-        .iter()
-        .filter_map(|d| d.tck_id.as_deref().filter(|x| x.starts_with("anon-")))
-        .map(|x| format!("delivered without a token: {x}"))
-        .collect();
+    let leaked = anonymous_deliveries(t, &id).await?;
     ensure(
         wrong.is_empty() && leaked.is_empty(),
         format!(
@@ -426,15 +418,8 @@ async fn every_grpc_method_needs_token(t: &mut Trial) -> Result<(), Problem> {
         .into_iter()
         .filter_map(|(method, got)| got.map(|g| format!("{method} without a token: {g}")))
         .collect();
-    // A publish accepted without the token would be delivered before this one.
     let id = t.publish_grpc("orders", json!({}), &[]).await?;
-    t.wait_msg("/orders", &id, 1).await?;
-    let seen = t.quiet("/orders").await;
-    let leaked: Vec<String> = seen
-        .iter()
-        .filter_map(|d| d.tck_id.as_deref().filter(|x| x.starts_with("anon-")))
-        .map(|x| format!("delivered without a token: {x}"))
-        .collect();
+    let leaked = anonymous_deliveries(t, &id).await?;
     ensure(
         wrong.is_empty() && leaked.is_empty(),
         format!(
@@ -444,6 +429,19 @@ async fn every_grpc_method_needs_token(t: &mut Trial) -> Result<(), Problem> {
         ),
         wrong.into_iter().chain(leaked),
     )
+}
+
+/// The unauthenticated publishes (ids `anon-…`) delivered on `/orders`, one line each. A publish
+/// the sidecar accepted without the token would arrive before `barrier`, published with it on
+/// the same topic, or at the latest within the observation window after it.
+async fn anonymous_deliveries(t: &Trial, barrier: &str) -> Result<Vec<String>, Problem> {
+    t.wait_msg("/orders", barrier, 1).await?;
+    let seen = t.quiet("/orders").await;
+    Ok(seen
+        .iter()
+        .filter_map(|d| d.tck_id.as_deref().filter(|x| x.starts_with("anon-")))
+        .map(|x| format!("delivered without a token: {x}"))
+        .collect())
 }
 
 async fn token_accepted(t: &mut Trial) -> Result<(), Problem> {

@@ -158,31 +158,22 @@ async fn retry_redelivered(t: &mut Trial) -> Result<(), Problem> {
 
 async fn drop_dead_lettered(t: &mut Trial) -> Result<(), Problem> {
     start(t, 3).await?;
-    let s = t
-        .open_stream("orders", Some("orders-dlq"), Script::Status("DROP".into()))
-        .await?;
-    let d = t.open_stream("orders-dlq", None, Script::Success).await?;
-    let id = t.publish("orders", json!({})).await?;
-    t.wait_stream_msg(d, &id, 1).await?;
-    tokio::time::sleep(QUIET).await;
-    let h = t.history();
-    let msg = MessageId::new(&id);
-    let (route, dlq_route) = (
-        t.stream(s).route().to_owned(),
-        t.stream(d).route().to_owned(),
-    );
-    verdict(
-        redelivery::attempts(&h, &msg, &route, 1)
-            .verdict()
-            .and(dlq::exactly_once(&h, &dlq_route, std::slice::from_ref(&msg)).verdict()),
-    )
+    dead_lettered_after(t, Script::Status("DROP".into()), 1).await
 }
 
 async fn exhausted_dead_lettered(t: &mut Trial) -> Result<(), Problem> {
     start(t, 2).await?;
-    let s = t
-        .open_stream("orders", Some("orders-dlq"), Script::Status("RETRY".into()))
-        .await?;
+    dead_lettered_after(t, Script::Status("RETRY".into()), 3).await
+}
+
+/// A stream on `orders` (dead-letter topic `orders-dlq`, read by a second stream) answers one
+/// message with `script`: it must be delivered `deliveries` times, then dead-lettered once.
+async fn dead_lettered_after(
+    t: &mut Trial,
+    script: Script,
+    deliveries: u32,
+) -> Result<(), Problem> {
+    let s = t.open_stream("orders", Some("orders-dlq"), script).await?;
     let d = t.open_stream("orders-dlq", None, Script::Success).await?;
     let id = t.publish("orders", json!({})).await?;
     t.wait_stream_msg(d, &id, 1).await?;
@@ -194,7 +185,7 @@ async fn exhausted_dead_lettered(t: &mut Trial) -> Result<(), Problem> {
         t.stream(d).route().to_owned(),
     );
     verdict(
-        redelivery::attempts(&h, &msg, &route, 3)
+        redelivery::attempts(&h, &msg, &route, deliveries)
             .verdict()
             .and(dlq::exactly_once(&h, &dlq_route, std::slice::from_ref(&msg)).verdict()),
     )
