@@ -38,6 +38,7 @@ fn config(resources: &std::path::Path, app_port: u16) -> Config {
         listen_addresses: vec!["127.0.0.1".parse().unwrap()],
         http_port: 0,
         grpc_port: 0,
+        limits: reference_sidecar::Limits::default(),
     }
 }
 

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::limits::Limits;
 use crate::runtime::Config;
+use crate::secret::Secret;
 
 /// refsidecar: a daprd-compatible pub/sub sidecar.
 ///
@@ -145,11 +147,12 @@ impl Flags {
             app_max_concurrency: self.app_max_concurrency,
             max_body_size,
             graceful_shutdown: Duration::from_secs(self.dapr_graceful_shutdown_seconds),
-            api_token: api_token.filter(|t| !t.is_empty()),
-            app_api_token: app_api_token.filter(|t| !t.is_empty()),
+            api_token: api_token.filter(|t| !t.is_empty()).map(Secret::from),
+            app_api_token: app_api_token.filter(|t| !t.is_empty()).map(Secret::from),
             listen_addresses,
             http_port: self.dapr_http_port,
             grpc_port: self.dapr_grpc_port,
+            limits: Limits::default(),
         })
     }
 

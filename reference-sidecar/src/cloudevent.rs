@@ -137,11 +137,11 @@ pub fn envelope(
         return passthrough(ctx, body);
     }
     let data_len = if mode == DataMode::Base64 {
-        body.len().div_ceil(3) * 4
+        body.len().div_ceil(3).saturating_mul(4)
     } else {
         body.len()
     };
-    let mut out = Vec::with_capacity(data_len + 420);
+    let mut out = Vec::with_capacity(data_len.saturating_add(420));
     out.push(b'{');
     match mode {
         DataMode::Json if !body.is_empty() && serde_json::from_slice::<&RawValue>(body).is_ok() => {
@@ -397,7 +397,7 @@ pub fn synthetic_raw(
     bytes: &[u8],
     trace: (&str, &str, &str),
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len() * 4 / 3 + 360);
+    let mut out = Vec::with_capacity((bytes.len() / 3).saturating_mul(4).saturating_add(364));
     out.extend_from_slice(b"{\"data_base64\":\"");
     push_base64(&mut out, bytes);
     out.push(b'"');

@@ -245,9 +245,11 @@ impl Deliverer {
                     .is_some_and(|p| !p.matching.allows(c))
             });
             let wait = match &self.inbound.retry {
-                Some(p) if !permanent => {
-                    p.next_wait(attempt + 1, started.elapsed(), fastrand::f64())
-                }
+                Some(p) if !permanent => p.next_wait(
+                    attempt.saturating_add(1),
+                    started.elapsed(),
+                    fastrand::f64(),
+                ),
                 _ => None,
             };
             let Some(wait) = wait else {
@@ -269,7 +271,8 @@ impl Deliverer {
             if !self.wait_or_abort(wait).await {
                 return Err(Nack);
             }
-            attempt += 1;
+            // Unlimited retries with a zero backoff could count past u32::MAX.
+            attempt = attempt.saturating_add(1);
         }
         self.dlq_or_nack(msg, "retries exhausted").await
     }

@@ -13,15 +13,20 @@ pub mod cli;
 pub mod cloudevent;
 pub mod delivery;
 pub mod duration;
+pub mod limits;
+pub mod panic;
 pub mod publish;
 pub mod resiliency;
 pub mod resources;
 pub mod routing;
 pub mod runtime;
 pub mod scopes;
+pub mod secret;
 pub mod state;
 #[cfg(feature = "grpc")]
 pub mod streaming;
 pub mod subscription;
 
+pub use limits::Limits;
 pub use runtime::{Config, Listeners, RunError, run};
+pub use secret::Secret;

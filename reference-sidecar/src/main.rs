@@ -21,6 +21,8 @@ fn main() -> ExitCode {
         .with_target(false)
         .with_writer(std::io::stderr)
         .init();
+    // A panic in any task is logged with its location and ends the process (see `panic.rs`).
+    reference_sidecar::panic::install_abort_on_panic();
     match start(flags) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -45,7 +47,7 @@ fn start(flags: Flags) -> anyhow::Result<()> {
             .build(),
     }
     .context("starting the async runtime")?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let listeners = reference_sidecar::Listeners {
             http: bind_all(&config, config.http_port, "--dapr-http-port").await?,
             grpc: if cfg!(feature = "grpc") {
@@ -56,7 +58,11 @@ fn start(flags: Flags) -> anyhow::Result<()> {
         };
         reference_sidecar::run(config, listeners, shutdown_signal()).await?;
         Ok(())
-    })
+    });
+    // `run` returns within the grace period; a blocking task still running then (a Kafka
+    // consumer leaving its group) must not keep the process alive much longer.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }
 
 /// Worker threads for the async runtime, from `GOMAXPROCS` (the knob daprd, a Go program,

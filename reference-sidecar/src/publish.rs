@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures::StreamExt as _;
 
 use crate::broker::{Message, PublishError};
 use crate::cloudevent::{self, Overrides, PublishContext};
@@ -305,8 +306,12 @@ pub async fn publish_one(
         })
 }
 
+/// Entries of one bulk publish in flight at once: daprd's `defaultBulkPublishMaxConcurrency`
+/// (pkg/runtime/pubsub/default_bulkpub.go) for brokers without native bulk publish.
+pub const BULK_CONCURRENCY: usize = 100;
+
 /// A bulk publish for a component already found with [`lookup`]: `rawPayload`, scopes, then
-/// every entry concurrently under the outbound policy, as daprd does for brokers without native
+/// every entry concurrently (at most [`BULK_CONCURRENCY`] at a time) under the outbound policy, as daprd does for brokers without native
 /// bulk publish (so there is no order within one request). Entries the broker refused are
 /// returned; the request as a whole fails only before any entry is published.
 pub async fn publish_bulk(
@@ -318,7 +323,7 @@ pub async fn publish_bulk(
     check_scope(rt, comp, &req.pubsub, &req.topic)?;
     let now = time::OffsetDateTime::now_utc();
     let (pubsub, topic, trace, policy) = (&req.pubsub, &req.topic, &req.trace, &comp.outbound);
-    let results = futures::future::join_all(req.entries.into_iter().map(|e| async move {
+    let publishes = req.entries.into_iter().map(|e| async move {
         // An entry without metadata does not inherit the request's (daprd quirk).
         let mut entry_md = e.metadata.unwrap_or_default();
         if raw {
@@ -358,9 +363,21 @@ pub async fn publish_bulk(
                 id: e.id,
                 error: err.to_string(),
             })
-    }))
-    .await;
-    Ok(results.into_iter().filter_map(Result::err).collect())
+    });
+    // A 4 MiB body of tiny entries is about 100k of them.
+    Ok(failures_in_order(publishes, BULK_CONCURRENCY).await)
+}
+
+/// Runs the futures at most `limit` at a time and returns their errors in input order.
+async fn failures_in_order<E>(
+    futures: impl IntoIterator<Item = impl Future<Output = Result<(), E>>>,
+    limit: usize,
+) -> Vec<E> {
+    futures::stream::iter(futures)
+        .buffered(limit.max(1))
+        .filter_map(|r| std::future::ready(r.err()))
+        .collect()
+        .await
 }
 
 /// Why a publish under policy failed.
@@ -399,14 +416,18 @@ where
         };
         let closed = matches!(err, PolicyPublishError::Broker(PublishError::Closed));
         let wait = match &policy.retry {
-            Some(p) if !closed => p.next_wait(attempt + 1, started.elapsed(), fastrand::f64()),
+            Some(p) if !closed => p.next_wait(
+                attempt.saturating_add(1),
+                started.elapsed(),
+                fastrand::f64(),
+            ),
             _ => None,
         };
         match wait {
             Some(w) => tokio::time::sleep(w).await,
             None => return Err(err),
         }
-        attempt += 1;
+        attempt = attempt.saturating_add(1);
     }
 }
 
@@ -417,6 +438,30 @@ mod tests {
     fn check(value: &str, expect: &str) {
         let md = BTreeMap::from([("ttlInSeconds".to_owned(), value.to_owned())]);
         assert_eq!(format!("{:?}", ttl(&md)), expect, "ttlInSeconds={value:?}");
+    }
+
+    #[tokio::test]
+    async fn bulk_fan_out_is_bounded_and_ordered() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (now, peak) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let futures = (0..1000u32).map(|i| {
+            let (now, peak) = (&now, &peak);
+            async move {
+                let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(n, Ordering::SeqCst);
+                // Later entries finish first, so completion order differs from entry order.
+                tokio::time::sleep(Duration::from_micros(u64::from(1000 - i) % 7 * 100)).await;
+                now.fetch_sub(1, Ordering::SeqCst);
+                if i % 3 == 0 { Err(i) } else { Ok(()) }
+            }
+        });
+        let failed = failures_in_order(futures, BULK_CONCURRENCY).await;
+        assert_eq!(failed, (0..1000).filter(|i| i % 3 == 0).collect::<Vec<_>>());
+        let peak = peak.load(Ordering::SeqCst);
+        assert!(
+            peak <= BULK_CONCURRENCY && peak > 1,
+            "peak concurrency {peak}"
+        );
     }
 
     #[test]

@@ -122,13 +122,17 @@ impl RetryPolicy {
 
 /// The exponential wait before `next_attempt`; `jitter` in [0, 1) picks a point in the ±50 % band.
 pub fn exponential_wait(next_attempt: u32, max_interval: Duration, jitter: f64) -> Duration {
-    let retries_so_far = next_attempt.saturating_sub(2) as i32;
+    // `as i32` would wrap past i32::MAX into a negative exponent.
+    let retries_so_far = i32::try_from(next_attempt.saturating_sub(2)).unwrap_or(i32::MAX);
     let base = (EXP_INITIAL.as_secs_f64() * EXP_MULTIPLIER.powi(retries_so_far))
         .min(max_interval.as_secs_f64());
     let delta = EXP_JITTER * base;
     let lo = base - delta;
     let wait = lo + jitter.clamp(0.0, 1.0) * (2.0 * delta);
-    Duration::from_secs_f64(wait.min(max_interval.as_secs_f64()).max(0.0))
+    // The float round trip of a `max_interval` near `Duration::MAX` can land just above it;
+    // the cap itself is then the wait (`from_secs_f64` would panic).
+    Duration::try_from_secs_f64(wait.min(max_interval.as_secs_f64()).max(0.0))
+        .unwrap_or(max_interval)
 }
 
 /// The policies that apply to one direction of one component.
@@ -253,6 +257,13 @@ mod tests {
         assert_eq!(exponential_wait(2, max, 0.0), Duration::from_millis(250));
         assert_eq!(exponential_wait(2, max, 1.0), Duration::from_millis(750));
         assert!(exponential_wait(20, max, 1.0) <= max);
+        // Extreme inputs saturate instead of panicking.
+        assert_eq!(
+            exponential_wait(u32::MAX, Duration::MAX, 0.5),
+            Duration::MAX
+        );
+        assert_eq!(exponential_wait(u32::MAX, max, f64::NAN), max);
+        assert_eq!(exponential_wait(0, Duration::ZERO, 1.0), Duration::ZERO);
         let p = RetryPolicy {
             name: "e".into(),
             backoff: Backoff::Exponential { max_interval: max },

@@ -17,16 +17,24 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::app_channel::{App, AppChannel, ChannelError};
+use crate::api::serve::{self, Slots};
+use crate::app_channel::{App, AppChannel, ChannelError, ChannelSettings};
 use crate::broker::{Broker, BrokerError};
 use crate::delivery::Deliverer;
+use crate::limits::Limits;
 use crate::resiliency::{Direction, DirectionPolicy, Resiliency};
 use crate::resources::{self, ComponentDef, LoadError};
 use crate::scopes::{Operation, Scopes};
+use crate::secret::Secret;
 use crate::state::{KeyPrefix, StateError, StateStore};
 use crate::subscription::{self, Subscription};
 
-/// Everything the sidecar is told at start.
+/// The longest grace period honoured (a `--dapr-graceful-shutdown-seconds` beyond it would
+/// overflow the clock); a century is as good as forever.
+const MAX_GRACE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// Everything the sidecar is told at start. Its derived `Debug` is safe to log: the tokens are
+/// [`Secret`]s.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `--app-id`.
@@ -47,16 +55,18 @@ pub struct Config {
     pub max_body_size: usize,
     /// `--dapr-graceful-shutdown-seconds`.
     pub graceful_shutdown: Duration,
-    /// `DAPR_API_TOKEN`.
-    pub api_token: Option<String>,
-    /// `APP_API_TOKEN`.
-    pub app_api_token: Option<String>,
+    /// `DAPR_API_TOKEN` (redacted in `Debug`).
+    pub api_token: Option<Secret>,
+    /// `APP_API_TOKEN` (redacted in `Debug`).
+    pub app_api_token: Option<Secret>,
     /// Listen addresses (for the metadata API only; the listeners are passed in).
     pub listen_addresses: Vec<IpAddr>,
     /// `--dapr-http-port`.
     pub http_port: u16,
     /// `--dapr-grpc-port`.
     pub grpc_port: u16,
+    /// Server and app-channel timeouts and caps (`Limits::default()` in the binary).
+    pub limits: Limits,
 }
 
 /// The sockets the APIs serve on, bound by the caller (one per listen address).
@@ -121,9 +131,9 @@ pub enum RunError {
     /// The app address or token is unusable.
     #[error("app channel")]
     Channel(#[from] ChannelError),
-    /// Serving the API failed.
-    #[error("serving the HTTP API")]
-    Serve(#[source] std::io::Error),
+    /// An API server task ended abnormally.
+    #[error("serving the API: {0}")]
+    ServeTask(String),
     /// Serving the gRPC API failed.
     #[cfg(feature = "grpc")]
     #[error("serving the gRPC API")]
@@ -349,36 +359,43 @@ pub async fn run(
 
     // The API first: publishing works before the app is up.
     let (stop_tx, stop_rx) = watch::channel(false);
+    // Turns true when the grace period is over: deliveries stop retrying, API connections
+    // still open are dropped.
+    let (abort_tx, abort_rx) = watch::channel(false);
+    let has_token = config.api_token.is_some();
+    for (api, listeners) in [("HTTP", &listeners.http), ("gRPC", &listeners.grpc)] {
+        let addrs: Vec<_> = listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect();
+        for w in serve::exposure_warnings(api, &addrs, has_token) {
+            tracing::warn!("{w}");
+        }
+    }
+    let http_slots = Slots::new(config.limits.max_http_connections);
     let mut servers = Vec::new();
     for listener in listeners.http {
         let router = crate::api::router(rt.clone());
-        let mut stop = stop_rx.clone();
-        let addr = listener.local_addr().ok();
-        tracing::info!(?addr, "HTTP API listening");
-        // Go, and so daprd, disables Nagle's algorithm on every TCP connection; without that a
-        // small write that follows another unacknowledged one waits for the peer's ACK.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!("cannot set TCP_NODELAY on an API connection: {e}");
-            }
-        });
-        servers.push(tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await
-        }));
+        tracing::info!(addr = ?listener.local_addr().ok(), "HTTP API listening");
+        servers.push(serve::serve_http(
+            listener,
+            router,
+            http_slots.clone(),
+            &config.limits,
+            stop_rx.clone(),
+            abort_rx.clone(),
+        ));
     }
 
     #[cfg(feature = "grpc")]
-    let grpc_servers = crate::api::grpc::serve(&rt, listeners.grpc, &stop_rx);
+    let grpc_slots = Slots::new(config.limits.max_grpc_connections);
+    #[cfg(feature = "grpc")]
+    let grpc_servers = crate::api::grpc::serve(&rt, listeners.grpc, &grpc_slots, &stop_rx);
     #[cfg(not(feature = "grpc"))]
     if !listeners.grpc.is_empty() {
         tracing::warn!("built without the `grpc` feature: the gRPC API is not served");
     }
 
-    let (abort_tx, abort_rx) = watch::channel(false);
     let consumers: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
     let discovery = {
         let rt = rt.clone();
@@ -389,6 +406,10 @@ pub async fn run(
     };
 
     shutdown.await;
+    // One grace period for everything, as daprd's runner (dapr/kit concurrency.RunnerCloserManager)
+    // gives its whole shutdown: deliveries and API requests in flight finish within it, then
+    // whatever is left is dropped and `run` returns.
+    let deadline = tokio::time::Instant::now() + config.graceful_shutdown.min(MAX_GRACE);
     tracing::info!("shutting down: no more publishes; draining in-flight deliveries");
     let _ = stop_tx.send(true);
     discovery.abort();
@@ -400,8 +421,7 @@ pub async fn run(
         .map(|mut c| c.drain(..).collect())
         .unwrap_or_default();
     let aborts: Vec<_> = handles.iter().map(JoinHandle::abort_handle).collect();
-    let drained =
-        tokio::time::timeout(config.graceful_shutdown, futures::future::join_all(handles)).await;
+    let drained = tokio::time::timeout_at(deadline, futures::future::join_all(handles)).await;
     if drained.is_err() {
         tracing::warn!(grace = ?config.graceful_shutdown, "grace period over: stopping deliveries without acknowledging or dead-lettering");
         let _ = abort_tx.send(true);
@@ -409,15 +429,35 @@ pub async fn run(
             a.abort();
         }
     }
-    for s in servers {
-        if let Ok(Err(e)) = s.await {
-            return Err(RunError::Serve(e));
+    // The API servers stopped accepting at `stop`; their connections finish the request in
+    // flight (a publish, an invocation) within what is left of the grace period.
+    let api_done = async {
+        let mut result = Ok(());
+        for s in servers {
+            if let Err(e) = s.await
+                && e.is_panic()
+            {
+                result = Err(RunError::ServeTask(e.to_string()));
+            }
         }
-    }
-    #[cfg(feature = "grpc")]
-    for s in grpc_servers {
-        if let Ok(Err(e)) = s.await {
-            return Err(RunError::ServeGrpc(e));
+        #[cfg(feature = "grpc")]
+        for s in grpc_servers {
+            match s.await {
+                Ok(Err(e)) => result = Err(RunError::ServeGrpc(e)),
+                Err(e) if e.is_panic() => result = Err(RunError::ServeTask(e.to_string())),
+                _ => {}
+            }
+        }
+        http_slots.drained().await;
+        #[cfg(feature = "grpc")]
+        grpc_slots.drained().await;
+        result
+    };
+    match tokio::time::timeout_at(deadline, api_done).await {
+        Ok(r) => r?,
+        Err(_) => {
+            tracing::warn!(grace = ?config.graceful_shutdown, "grace period over: closing API connections with requests still in flight");
+            let _ = abort_tx.send(true);
         }
     }
     tracing::info!("stopped");
@@ -426,20 +466,24 @@ pub async fn run(
 
 /// The channel to the app in its protocol.
 fn app_channel(config: &Config, port: u16) -> Result<App, ChannelError> {
+    let settings = ChannelSettings {
+        app_id: &config.app_id,
+        token: config.app_api_token.as_ref().map(Secret::expose),
+        max_concurrency: config.app_max_concurrency,
+        limits: &config.limits,
+        max_response_bytes: config.max_body_size,
+    };
     match config.app_protocol.as_str() {
         "http" => Ok(App::Http(AppChannel::new(
             &config.app_channel_address,
             port,
-            &config.app_id,
-            config.app_api_token.as_deref(),
-            config.app_max_concurrency,
+            &settings,
         )?)),
         #[cfg(feature = "grpc")]
         "grpc" => Ok(App::Grpc(crate::app_channel::grpc::GrpcAppChannel::new(
             &config.app_channel_address,
             port,
-            config.app_api_token.as_deref(),
-            config.app_max_concurrency,
+            &settings,
         )?)),
         other => Err(ChannelError(format!(
             "app protocol {other:?} is not supported by this build"
@@ -463,7 +507,9 @@ async fn discover_and_start(
     let discovery = match &app {
         App::Http(http) => {
             // daprd asks for the app config first; the answer does not matter for pub/sub.
-            let _ = http.get_init_endpoint("config").await;
+            if let Err(e) = http.get_init_endpoint("config").await {
+                tracing::debug!("no app configuration: {}", crate::api::error::chain(&e));
+            }
             subscribe_call(http).await
         }
         #[cfg(feature = "grpc")]
@@ -504,12 +550,14 @@ async fn subscribe_call(app: &AppChannel) -> Discovery {
         match app.get_init_endpoint("subscribe").await {
             Ok(r) => break r,
             Err(e) if tries < 3 => {
+                let e = crate::api::error::chain(&e);
                 tracing::warn!("error getting topic list from app, retrying in {wait:?}: {e}");
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(10));
                 tries += 1;
             }
             Err(e) => {
+                let e = crate::api::error::chain(&e);
                 tracing::error!(
                     "failed to get topic list from app: {e}; only declarative subscriptions start"
                 );

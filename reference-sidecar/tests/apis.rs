@@ -149,11 +149,12 @@ async fn start(extra_resources: &str, api_token: Option<&str>, app_token: Option
         app_max_concurrency: -1,
         max_body_size: 1 << 20,
         graceful_shutdown: Duration::from_secs(2),
-        api_token: api_token.map(str::to_owned),
-        app_api_token: app_token.map(str::to_owned),
+        api_token: api_token.map(reference_sidecar::Secret::from),
+        app_api_token: app_token.map(reference_sidecar::Secret::from),
         listen_addresses: vec!["127.0.0.1".parse().unwrap()],
         http_port: 0,
         grpc_port: 0,
+        limits: reference_sidecar::Limits::default(),
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let listeners = Listeners {

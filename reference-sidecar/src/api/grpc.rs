@@ -18,44 +18,53 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::metadata::MetadataMap;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::server::TcpIncoming;
 use tonic::{Code, Request, Response, Status};
 
+use super::serve::Slots;
+use crate::limits::{GRPC_KEEPALIVE_INTERVAL, GRPC_KEEPALIVE_TIMEOUT};
 use crate::publish::{
     self, BulkEntry, BulkRequest, PublishFailure, PublishRequest, Trace, Transport,
 };
 use crate::runtime::Runtime;
+use crate::secret::Secret;
 
-/// Serves the `Dapr` service on each listener until `stop` turns true.
+/// Serves the `Dapr` service on each listener until `stop` turns true, under the connection
+/// cap of `slots` and the limits of `limits` (HTTP/2 streams per connection, keep-alive pings as
+/// daprd's gRPC API server sends them).
 pub(crate) fn serve(
     rt: &Arc<Runtime>,
     listeners: Vec<TcpListener>,
+    slots: &Slots,
     stop: &watch::Receiver<bool>,
 ) -> Vec<JoinHandle<Result<(), tonic::transport::Error>>> {
+    let limits = &rt.config.limits;
     listeners
         .into_iter()
         .map(|listener| {
             tracing::info!(addr = ?listener.local_addr().ok(), "gRPC API listening");
-            let token: Option<Arc<str>> = rt.config.api_token.as_deref().map(Arc::from);
+            let token = rt.config.api_token.clone();
             let service = DaprServer::new(GrpcApi {
                 rt: rt.clone(),
                 stop: stop.clone(),
             })
             .max_decoding_message_size(rt.config.max_body_size);
             let service =
-                InterceptedService::new(service, move |req| check_token(token.as_deref(), req));
+                InterceptedService::new(service, move |req| check_token(token.as_ref(), req));
+            // No Nagle delay on accepted connections, as on the HTTP API (`serve::accept`).
+            let incoming =
+                super::serve::grpc_incoming(listener, slots.clone(), limits, stop.clone());
+            let server = tonic::transport::Server::builder()
+                .max_concurrent_streams(limits.grpc_max_concurrent_streams)
+                .http2_keepalive_interval(Some(GRPC_KEEPALIVE_INTERVAL))
+                .http2_keepalive_timeout(Some(GRPC_KEEPALIVE_TIMEOUT));
             let mut stop = stop.clone();
             tokio::spawn(async move {
-                tonic::transport::Server::builder()
+                let mut server = server;
+                server
                     .add_service(service)
-                    .serve_with_incoming_shutdown(
-                        // As on the HTTP API: no Nagle delay (tonic's own `tcp_nodelay` applies
-                        // only to listeners it binds itself).
-                        TcpIncoming::from(listener).with_nodelay(Some(true)),
-                        async move {
-                            let _ = stop.wait_for(|s| *s).await;
-                        },
-                    )
+                    .serve_with_incoming_shutdown(incoming, async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    })
                     .await
             })
         })
@@ -63,7 +72,7 @@ pub(crate) fn serve(
 }
 
 /// `DAPR_API_TOKEN`: every call needs the exact token in `dapr-api-token`, which is then removed.
-fn check_token(expected: Option<&str>, mut req: Request<()>) -> Result<Request<()>, Status> {
+fn check_token(expected: Option<&Secret>, mut req: Request<()>) -> Result<Request<()>, Status> {
     let Some(expected) = expected else {
         return Ok(req);
     };
@@ -71,7 +80,7 @@ fn check_token(expected: Option<&str>, mut req: Request<()>) -> Result<Request<(
         None => Err(Status::unauthenticated(
             "missing api token in request metadata",
         )),
-        Some(v) if v.as_bytes() != expected.as_bytes() => Err(Status::unauthenticated(
+        Some(v) if !expected.matches(v.as_bytes()) => Err(Status::unauthenticated(
             "authentication error: api token mismatch",
         )),
         Some(_) => {
@@ -494,12 +503,13 @@ mod tests {
             }
             r
         };
+        let s = Secret::from("s");
         assert!(check_token(None, with(None)).is_ok());
-        let ok = check_token(Some("s"), with(Some("s"))).unwrap();
+        let ok = check_token(Some(&s), with(Some("s"))).unwrap();
         assert!(ok.metadata().get("dapr-api-token").is_none());
-        for r in [with(None), with(Some("x"))] {
+        for r in [with(None), with(Some("x")), with(Some("ss"))] {
             assert_eq!(
-                check_token(Some("s"), r).unwrap_err().code(),
+                check_token(Some(&s), r).unwrap_err().code(),
                 Code::Unauthenticated
             );
         }

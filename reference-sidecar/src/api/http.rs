@@ -69,7 +69,7 @@ async fn api_token(State(rt): State<Arc<Runtime>>, mut req: Request, next: Next)
             let ok = req
                 .headers()
                 .get("dapr-api-token")
-                .is_some_and(|v| v.as_bytes() == expected.as_bytes());
+                .is_some_and(|v| expected.matches(v.as_bytes()));
             if !ok {
                 return (
                     StatusCode::UNAUTHORIZED,

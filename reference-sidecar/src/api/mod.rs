@@ -1,10 +1,11 @@
 //! The sidecar's APIs: HTTP (publish, bulk publish, health, metadata, state, invocation) and,
 //! with the `grpc` feature, the gRPC `Dapr` service; API-token auth on both.
 
-mod error;
+pub(crate) mod error;
 #[cfg(feature = "grpc")]
 pub(crate) mod grpc;
 mod http;
+pub(crate) mod serve;
 
 pub use self::error::ApiError;
 pub use self::http::router;

@@ -7,6 +7,7 @@
 //! back to the caller, keeps the general client.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -22,6 +23,7 @@ const MAX_IDLE: usize = 256;
 #[derive(Clone)]
 pub(super) struct Conns {
     addr: Arc<str>,
+    connect_timeout: Duration,
     idle: Arc<Mutex<Vec<SendRequest<Full<Bytes>>>>>,
 }
 
@@ -49,9 +51,10 @@ impl Lease {
 
 impl Conns {
     /// Connections to `addr` (`host:port`), opened on demand.
-    pub(super) fn new(addr: Arc<str>) -> Conns {
+    pub(super) fn new(addr: Arc<str>, connect_timeout: Duration) -> Conns {
         Conns {
             addr,
+            connect_timeout,
             idle: Arc::new(Mutex::new(Vec::new())),
         }
     }
@@ -102,9 +105,16 @@ impl Conns {
     }
 
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, String> {
-        let stream = tokio::net::TcpStream::connect(&*self.addr)
-            .await
-            .map_err(|e| format!("dial tcp {}: {e}", self.addr))?;
+        let connect = tokio::net::TcpStream::connect(&*self.addr);
+        let stream = match tokio::time::timeout(self.connect_timeout, connect).await {
+            Ok(r) => r.map_err(|e| format!("dial tcp {}: {e}", self.addr))?,
+            Err(_) => {
+                return Err(format!(
+                    "dial tcp {}: i/o timeout after {:?}",
+                    self.addr, self.connect_timeout
+                ));
+            }
+        };
         // Deliveries are small request/response exchanges: send each at once.
         let _ = stream.set_nodelay(true);
         let (sender, conn) = http1::handshake(TokioIo::new(stream))

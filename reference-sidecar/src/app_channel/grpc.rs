@@ -23,7 +23,7 @@ use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request};
 
-use super::{ChannelError, Outcome};
+use super::{ChannelError, ChannelSettings, Outcome};
 use crate::routing::{CompileError, Rule};
 use crate::subscription::{Kind, Subscription};
 
@@ -31,20 +31,27 @@ use crate::subscription::{Kind, Subscription};
 #[derive(Clone)]
 pub struct GrpcAppChannel {
     client: AppCallbackClient<Channel>,
+    /// `ListTopicSubscriptions`, the gRPC form of the init call.
+    init_timeout: Duration,
     addr: Arc<str>,
     token: Option<AsciiMetadataValue>,
     limiter: Option<Arc<Semaphore>>,
 }
 
 impl GrpcAppChannel {
-    /// A channel to `address:port` that connects on first use; `max_concurrency` < 1 means
-    /// unlimited.
+    /// A channel to `address:port` that connects on first use.
     pub fn new(
         address: &str,
         port: u16,
-        token: Option<&str>,
-        max_concurrency: i64,
+        settings: &ChannelSettings<'_>,
     ) -> Result<GrpcAppChannel, ChannelError> {
+        let ChannelSettings {
+            token,
+            max_concurrency,
+            limits,
+            max_response_bytes,
+            ..
+        } = *settings;
         let host = if address.contains(':') {
             format!("[{address}]")
         } else {
@@ -53,12 +60,16 @@ impl GrpcAppChannel {
         let addr: Arc<str> = format!("{host}:{port}").into();
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
             .map_err(|e| ChannelError(format!("app address {addr}: {e}")))?
-            .tcp_nodelay(true);
+            .tcp_nodelay(true)
+            .connect_timeout(limits.app_connect_timeout);
         let token = token
             .map(|t| {
-                AsciiMetadataValue::try_from(t).map_err(|_| {
+                let mut v = AsciiMetadataValue::try_from(t).map_err(|_| {
                     ChannelError("APP_API_TOKEN is not a valid gRPC metadata value".into())
-                })
+                })?;
+                // Kept out of `Debug` output and of HTTP/2 header compression tables.
+                v.set_sensitive(true);
+                Ok(v)
             })
             .transpose()?;
         let limiter = usize::try_from(max_concurrency)
@@ -66,7 +77,11 @@ impl GrpcAppChannel {
             .filter(|n| *n > 0)
             .map(|n| Arc::new(Semaphore::new(n)));
         Ok(GrpcAppChannel {
-            client: AppCallbackClient::new(endpoint.connect_lazy()),
+            // An answer larger than the cap fails as RESOURCE_EXHAUSTED (tonic's own default
+            // cap is 4 MiB).
+            client: AppCallbackClient::new(endpoint.connect_lazy())
+                .max_decoding_message_size(max_response_bytes),
+            init_timeout: limits.app_init_timeout,
             addr,
             token,
             limiter,
@@ -92,7 +107,15 @@ impl GrpcAppChannel {
         &self,
     ) -> Result<Option<ListTopicSubscriptionsResponse>, String> {
         let req = self.request((), MetadataMap::new());
-        match self.client.clone().list_topic_subscriptions(req).await {
+        let mut client = self.client.clone();
+        let call = client.list_topic_subscriptions(req);
+        let Ok(answer) = tokio::time::timeout(self.init_timeout, call).await else {
+            return Err(format!(
+                "ListTopicSubscriptions: no answer within {:?}",
+                self.init_timeout
+            ));
+        };
+        match answer {
             Ok(resp) => Ok(Some(resp.into_inner())),
             Err(s) if s.code() == Code::Unimplemented => Ok(None),
             Err(s) => Err(format!("{:?}: {}", s.code(), s.message())),

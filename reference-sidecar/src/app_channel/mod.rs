@@ -10,11 +10,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::Semaphore;
+
+use crate::limits::Limits;
 
 mod conns;
 #[cfg(feature = "grpc")]
@@ -85,6 +87,14 @@ impl App {
 /// The app's address and the shared HTTP client.
 #[derive(Clone)]
 pub struct AppChannel {
+    /// The app's id, for error messages.
+    app_name: Arc<str>,
+    /// `GET /dapr/config` and `/dapr/subscribe`, request and answer.
+    init_timeout: Duration,
+    /// Service invocation, until the answer's head.
+    invoke_timeout: Duration,
+    /// Largest answer body read from the app (`--max-body-size`, as daprd's app channel).
+    max_response_bytes: usize,
     /// Service invocation and the init endpoints.
     client: Client<HttpConnector, Full<Bytes>>,
     /// Deliveries.
@@ -104,17 +114,39 @@ pub struct AppChannel {
 #[error("invalid app channel setting: {0}")]
 pub struct ChannelError(pub(crate) String);
 
+/// What a channel needs besides the app's address: identity, token, concurrency and limits.
+#[derive(Debug, Clone)]
+pub struct ChannelSettings<'a> {
+    /// `--app-id`.
+    pub app_id: &'a str,
+    /// `APP_API_TOKEN`, sent to the app.
+    pub token: Option<&'a str>,
+    /// `--app-max-concurrency`; < 1 means unlimited.
+    pub max_concurrency: i64,
+    /// Timeouts of the connect, init and invocation calls.
+    pub limits: &'a Limits,
+    /// Largest answer body read from the app.
+    pub max_response_bytes: usize,
+}
+
 impl AppChannel {
-    /// A channel to `http://address:port`; `max_concurrency` < 1 means unlimited.
+    /// A channel to `http://address:port`.
     pub fn new(
         address: &str,
         port: u16,
-        app_id: &str,
-        token: Option<&str>,
-        max_concurrency: i64,
+        settings: &ChannelSettings<'_>,
     ) -> Result<AppChannel, ChannelError> {
+        let ChannelSettings {
+            app_id,
+            token,
+            max_concurrency,
+            limits,
+            max_response_bytes,
+        } = *settings;
+        let app_name: Arc<str> = app_id.into();
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(limits.app_connect_timeout));
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
@@ -126,8 +158,12 @@ impl AppChannel {
         };
         let token = token
             .map(|t| {
-                HeaderValue::from_str(t)
-                    .map_err(|_| ChannelError("APP_API_TOKEN is not a valid header value".into()))
+                let mut v = HeaderValue::from_str(t).map_err(|_| {
+                    ChannelError("APP_API_TOKEN is not a valid header value".into())
+                })?;
+                // Kept out of `Debug` output and of HTTP/2 header compression tables.
+                v.set_sensitive(true);
+                Ok(v)
             })
             .transpose()?;
         let app_id = HeaderValue::from_str(app_id)
@@ -144,8 +180,12 @@ impl AppChannel {
         let host_header = HeaderValue::from_str(&host_header).ok();
         let addr: Arc<str> = format!("{host}:{port}").into();
         Ok(AppChannel {
+            app_name,
+            init_timeout: limits.app_init_timeout,
+            invoke_timeout: limits.invoke_timeout,
+            max_response_bytes,
             client,
-            conns: conns::Conns::new(addr.clone()),
+            conns: conns::Conns::new(addr.clone(), limits.app_connect_timeout),
             host: host_header,
             base: format!("http://{host}:{port}").into(),
             addr,
@@ -165,28 +205,44 @@ impl AppChannel {
         wait_for_port(&self.addr).await;
     }
 
-    /// `GET /dapr/<endpoint>` as daprd sends it: status and body, or a transport error.
-    pub async fn get_init_endpoint(&self, endpoint: &str) -> Result<(u16, Bytes), String> {
-        let mut req = Request::builder()
-            .method(Method::GET)
-            .uri(format!("{}/dapr/{endpoint}", self.base))
-            .header(header::CONTENT_TYPE, "application/json")
-            .header("dapr-app-id", self.app_id.clone());
-        if let Some(t) = &self.token {
-            req = req.header("dapr-api-token", t.clone());
+    /// `GET /dapr/<endpoint>` as daprd sends it: status and body, or why there is none. The
+    /// request and the whole answer must fit in the init timeout, the body in the response cap.
+    pub async fn get_init_endpoint(&self, endpoint: &str) -> Result<(u16, Bytes), InitError> {
+        let path = format!("/dapr/{endpoint}");
+        let call = async {
+            let mut req = Request::builder()
+                .method(Method::GET)
+                .uri(format!("{}{path}", self.base))
+                .header(header::CONTENT_TYPE, "application/json")
+                .header("dapr-app-id", self.app_id.clone());
+            if let Some(t) = &self.token {
+                req = req.header("dapr-api-token", t.clone());
+            }
+            let req = req
+                .body(Full::new(Bytes::new()))
+                .map_err(InitError::Build)?;
+            let resp = self.client.request(req).await.map_err(InitError::Send)?;
+            let status = resp.status().as_u16();
+            let body = read_capped(resp.into_body(), self.max_response_bytes)
+                .await
+                .map_err(|e| match e {
+                    ReadError::TooLarge => InitError::TooLarge {
+                        app: self.app_name.to_string(),
+                        path: path.clone(),
+                        cap: self.max_response_bytes,
+                    },
+                    ReadError::Body(source) => InitError::Read(source),
+                })?;
+            Ok((status, body))
+        };
+        match tokio::time::timeout(self.init_timeout, call).await {
+            Ok(r) => r,
+            Err(_) => Err(InitError::Timeout {
+                app: self.app_name.to_string(),
+                path,
+                after: self.init_timeout,
+            }),
         }
-        let req = req
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| e.to_string())?;
-        let resp = self.client.request(req).await.map_err(|e| e.to_string())?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        Ok((status, body))
     }
 
     /// One delivery attempt: POST `body` to `path`, classify the answer.
@@ -247,23 +303,93 @@ impl AppChannel {
             }
         };
         let status = resp.status();
-        let body = match resp.into_body().collect().await {
+        let body = match read_capped(resp.into_body(), self.max_response_bytes).await {
             Ok(b) => {
                 lease.release();
-                b.to_bytes()
+                b
             }
+            // A connection whose answer was not read to its end is dropped, never reused.
             Err(e) => {
                 if status.is_success() {
-                    return Outcome::Retry {
-                        code: None,
-                        reason: format!("error reading the app's response: {e}"),
+                    let reason = match e {
+                        ReadError::TooLarge => format!(
+                            "the answer of app {} to the delivery is larger than the {} byte cap (--max-body-size)",
+                            self.app_name, self.max_response_bytes
+                        ),
+                        ReadError::Body(e) => format!("error reading the app's response: {e}"),
                     };
+                    return Outcome::Retry { code: None, reason };
                 }
                 Bytes::new()
             }
         };
         classify(status, &body)
     }
+}
+
+/// Why an answer body could not be read whole.
+enum ReadError {
+    /// It is longer than the cap.
+    TooLarge,
+    /// The connection failed while reading it.
+    Body(hyper::Error),
+}
+
+/// Reads a body to its end, failing as soon as it passes `cap` bytes (a `Content-Length` above
+/// the cap fails before anything is read).
+async fn read_capped(body: hyper::body::Incoming, cap: usize) -> Result<Bytes, ReadError> {
+    use hyper::body::Body as _;
+    if body
+        .size_hint()
+        .exact()
+        .is_some_and(|n| usize::try_from(n).map_or(true, |n| n > cap))
+    {
+        return Err(ReadError::TooLarge);
+    }
+    match Limited::new(body, cap).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e) => match e.downcast::<hyper::Error>() {
+            Ok(e) => Err(ReadError::Body(*e)),
+            // The only other error `Limited` produces is its `LengthLimitError`.
+            Err(_) => Err(ReadError::TooLarge),
+        },
+    }
+}
+
+/// `GET /dapr/config` or `/dapr/subscribe` got no usable answer.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// The request cannot be formed.
+    #[error("cannot build the request to the app")]
+    Build(#[source] http::Error),
+    /// Connecting or sending failed, or the answer's head did not arrive.
+    #[error("error sending the request to the app")]
+    Send(#[source] hyper_util::client::legacy::Error),
+    /// The answer's body broke off.
+    #[error("error reading the app's answer")]
+    Read(#[source] hyper::Error),
+    /// The body is longer than the cap.
+    #[error(
+        "the answer of app {app} to GET {path} is larger than the {cap} byte cap (--max-body-size)"
+    )]
+    TooLarge {
+        /// The app id.
+        app: String,
+        /// The endpoint.
+        path: String,
+        /// The cap in bytes.
+        cap: usize,
+    },
+    /// Request and answer took longer than the init timeout.
+    #[error("app {app} did not answer GET {path} within {after:?}")]
+    Timeout {
+        /// The app id.
+        app: String,
+        /// The endpoint.
+        path: String,
+        /// The timeout.
+        after: Duration,
+    },
 }
 
 /// Blocks until a TCP connect to `addr` succeeds, logging while it waits.
@@ -295,7 +421,28 @@ pub enum ForwardError {
     /// Connecting, sending or receiving the head failed.
     #[error("error sending the request to the app")]
     Send(#[source] hyper_util::client::legacy::Error),
+    /// The answer's head did not arrive in time.
+    #[error("app {app} did not answer within {after:?}")]
+    Timeout {
+        /// The app id.
+        app: String,
+        /// The invocation timeout.
+        after: Duration,
+    },
+    /// The answer's `Content-Length` is above the cap.
+    #[error("the answer of app {app} is larger than the {cap} byte cap (--max-body-size)")]
+    TooLarge {
+        /// The app id.
+        app: String,
+        /// The cap in bytes.
+        cap: usize,
+    },
 }
+
+/// The body of a forwarded answer: streamed to the caller and cut off past the cap.
+pub type ForwardBody = http_body_util::combinators::BoxBody<Bytes, BoxError>;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl AppChannel {
     /// Sends one request to the app as service invocation does: `path_and_query` starts with
@@ -307,7 +454,7 @@ impl AppChannel {
         path_and_query: &str,
         mut headers: HeaderMap,
         body: Bytes,
-    ) -> Result<http::Response<hyper::body::Incoming>, ForwardError> {
+    ) -> Result<http::Response<ForwardBody>, ForwardError> {
         let _permit = match &self.limiter {
             Some(l) => l.clone().acquire_owned().await.ok(),
             None => None,
@@ -325,7 +472,37 @@ impl AppChannel {
             headers.insert(HeaderName::from_static("dapr-api-token"), t.clone());
         }
         *req.headers_mut() = headers;
-        self.client.request(req).await.map_err(ForwardError::Send)
+        let resp = match tokio::time::timeout(self.invoke_timeout, self.client.request(req)).await {
+            Ok(r) => r.map_err(ForwardError::Send)?,
+            Err(_) => {
+                return Err(ForwardError::Timeout {
+                    app: self.app_name.to_string(),
+                    after: self.invoke_timeout,
+                });
+            }
+        };
+        let cap = self.max_response_bytes;
+        let declared = resp.headers().get(header::CONTENT_LENGTH);
+        if declared
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|n| usize::try_from(n).map_or(true, |n| n > cap))
+        {
+            return Err(ForwardError::TooLarge {
+                app: self.app_name.to_string(),
+                cap,
+            });
+        }
+        let app = self.app_name.clone();
+        Ok(resp.map(move |body| {
+            Limited::new(body, cap)
+                .map_err(move |e| {
+                    // Headers are sent already: the caller sees the answer cut off.
+                    tracing::warn!(app = %app, "invocation answer cut off: {e} (the cap is {cap} bytes, --max-body-size)");
+                    e
+                })
+                .boxed()
+        }))
     }
 }
 

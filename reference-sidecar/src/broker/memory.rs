@@ -2,37 +2,127 @@
 //! message. A nacked message is gone (no redelivery), as in daprd.
 //!
 //! Unlike daprd's synchronous bus, publish does not wait for delivery: each subscription has a
-//! bounded queue (publish waits only when it is full) and one consumer task, which keeps order
-//! and allows one in-flight delivery per subscription.
+//! queue and one consumer task, which keeps order and allows one in-flight delivery per
+//! subscription. The queue is bounded twice, in messages and in body bytes, so a subscriber
+//! that stops consuming holds at most [`QUEUE_BYTES`] of memory. A publish waits for room only
+//! in the queues that are full, after handing the message to every other subscription, and
+//! fails after [`ENQUEUE_TIMEOUT`]: a hung subscriber slows publishes to its own topic for that
+//! long at most and never blocks other topics.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::{Handler, Message, PublishError};
 
 /// Messages a subscription may have queued before publishers wait.
 const QUEUE_DEPTH: usize = 4096;
+/// Body bytes a subscription may have queued (and in delivery) before publishers wait. One
+/// message larger than this is admitted when the queue holds no other bytes.
+pub const QUEUE_BYTES: usize = 64 << 20;
+/// How long a publish waits for room in a full queue before it fails. Shorter than the usual
+/// client timeouts (the harness waits 10 s), so the caller sees the broker's error.
+pub const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The bounds of every subscription queue of one broker.
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    depth: usize,
+    bytes: usize,
+    wait: Duration,
+}
 
 /// The in-memory broker; clones share the same topics.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct InMemory {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug, Default)]
+impl Default for InMemory {
+    fn default() -> InMemory {
+        InMemory::with_bounds(QUEUE_DEPTH, QUEUE_BYTES, ENQUEUE_TIMEOUT)
+    }
+}
+
+#[derive(Debug)]
 struct Inner {
     /// Exact-topic subscriptions and wildcard (`prefix*`) subscriptions.
     topics: RwLock<Topics>,
     closed: AtomicBool,
+    bounds: Bounds,
 }
 
 #[derive(Debug, Default)]
 struct Topics {
-    exact: HashMap<String, Vec<mpsc::Sender<Message>>>,
-    wildcard: Vec<(String, mpsc::Sender<Message>)>,
+    exact: HashMap<String, Vec<Arc<Queue>>>,
+    wildcard: Vec<(String, Arc<Queue>)>,
+}
+
+/// The publishing end of one subscription's queue.
+#[derive(Debug)]
+struct Queue {
+    /// The subscribed topic (`orders`, `orders*`), for errors.
+    topic: String,
+    tx: mpsc::Sender<Queued>,
+    /// One permit per body byte queued or in delivery.
+    bytes: Arc<Semaphore>,
+}
+
+/// A queued message with the byte permits it holds until its delivery is over.
+struct Queued {
+    msg: Message,
+    _bytes: OwnedSemaphorePermit,
+}
+
+/// Why a message did not go into one queue at once.
+enum Full {
+    /// No room now.
+    Wait,
+    /// The subscription is gone.
+    Closed,
+}
+
+impl Queue {
+    /// Byte permits for a body of `len` bytes (capped, so that any message fits alone).
+    fn cost(&self, len: usize, bounds: Bounds) -> u32 {
+        u32::try_from(len.min(bounds.bytes)).unwrap_or(u32::MAX)
+    }
+
+    fn try_enqueue(&self, msg: &Message, bounds: Bounds) -> Result<(), Full> {
+        let cost = self.cost(msg.data.len(), bounds);
+        let permit = match self.bytes.clone().try_acquire_many_owned(cost) {
+            Ok(p) => p,
+            Err(tokio::sync::TryAcquireError::NoPermits) => return Err(Full::Wait),
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(Full::Closed),
+        };
+        let queued = Queued {
+            msg: msg.clone(),
+            _bytes: permit,
+        };
+        match self.tx.try_send(queued) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => Err(Full::Wait),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(Full::Closed),
+        }
+    }
+
+    /// Waits for room; a closed queue counts as done.
+    async fn enqueue(&self, msg: Message, bounds: Bounds) {
+        let cost = self.cost(msg.data.len(), bounds);
+        let Ok(permit) = self.bytes.clone().acquire_many_owned(cost).await else {
+            return;
+        };
+        let _ = self
+            .tx
+            .send(Queued {
+                msg,
+                _bytes: permit,
+            })
+            .await;
+    }
 }
 
 impl InMemory {
@@ -41,12 +131,29 @@ impl InMemory {
         InMemory::default()
     }
 
+    /// An empty broker whose subscription queues hold `depth` messages and `bytes` body bytes,
+    /// and whose publishes wait at most `wait` for room.
+    fn with_bounds(depth: usize, bytes: usize, wait: Duration) -> InMemory {
+        InMemory {
+            inner: Arc::new(Inner {
+                topics: RwLock::default(),
+                closed: AtomicBool::new(false),
+                bounds: Bounds {
+                    depth: depth.max(1),
+                    bytes: bytes.clamp(1, u32::MAX as usize),
+                    wait,
+                },
+            }),
+        }
+    }
+
     pub(crate) async fn publish(&self, topic: &str, msg: Message) -> Result<(), PublishError> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(PublishError::Closed);
         }
-        // Senders are cloned out so that no lock is held across an await.
-        let targets: Vec<mpsc::Sender<Message>> = {
+        let bounds = self.inner.bounds;
+        // Queues are cloned out so that no lock is held across an await.
+        let targets: Vec<Arc<Queue>> = {
             let topics = self.inner.topics.read().map_err(|_| PublishError::Closed)?;
             let mut t: Vec<_> = topics.exact.get(topic).cloned().unwrap_or_default();
             t.extend(
@@ -54,13 +161,35 @@ impl InMemory {
                     .wildcard
                     .iter()
                     .filter(|(p, _)| topic.starts_with(p.as_str()))
-                    .map(|(_, s)| s.clone()),
+                    .map(|(_, q)| q.clone()),
             );
             t
         };
-        for tx in targets {
-            // A closed queue means that subscription is gone; the others still get the message.
-            let _ = tx.send(msg.clone()).await;
+        // Every queue with room gets the message at once; only then does the publish wait, and
+        // only for the full ones. A closed queue means that subscription is gone; the others
+        // still get the message.
+        let mut full = Vec::new();
+        for q in targets {
+            if let Err(Full::Wait) = q.try_enqueue(&msg, bounds) {
+                full.push(q);
+            }
+        }
+        if full.is_empty() {
+            return Ok(());
+        }
+        let deadline = tokio::time::Instant::now() + bounds.wait;
+        for q in full {
+            if tokio::time::timeout_at(deadline, q.enqueue(msg.clone(), bounds))
+                .await
+                .is_err()
+            {
+                return Err(PublishError::QueueFull {
+                    subscription: q.topic.clone(),
+                    depth: bounds.depth,
+                    bytes: bounds.bytes,
+                    waited: bounds.wait,
+                });
+            }
         }
         Ok(())
     }
@@ -70,23 +199,35 @@ impl InMemory {
         topic: &str,
         handler: Arc<H>,
     ) -> tokio::task::JoinHandle<()> {
-        let (tx, mut rx) = mpsc::channel::<Message>(QUEUE_DEPTH);
+        let bounds = self.inner.bounds;
+        let (tx, mut rx) = mpsc::channel::<Queued>(bounds.depth);
+        let queue = Arc::new(Queue {
+            topic: topic.to_owned(),
+            tx,
+            bytes: Arc::new(Semaphore::new(bounds.bytes)),
+        });
         if let Ok(mut topics) = self.inner.topics.write() {
             // Subscriptions that stopped (a closed streaming subscription) leave closed queues.
-            topics.wildcard.retain(|(_, s)| !s.is_closed());
+            topics.wildcard.retain(|(_, q)| !q.tx.is_closed());
             for subs in topics.exact.values_mut() {
-                subs.retain(|s| !s.is_closed());
+                subs.retain(|q| !q.tx.is_closed());
             }
             match topic.strip_suffix('*') {
-                Some(prefix) => topics.wildcard.push((prefix.to_owned(), tx)),
-                None => topics.exact.entry(topic.to_owned()).or_default().push(tx),
+                Some(prefix) => topics.wildcard.push((prefix.to_owned(), queue)),
+                None => topics
+                    .exact
+                    .entry(topic.to_owned())
+                    .or_default()
+                    .push(queue),
             }
         }
         tokio::spawn(async move {
-            while let Some(msg) = rx.recv().await {
+            while let Some(Queued { msg, _bytes }) = rx.recv().await {
                 if handler.handle(msg).await.is_err() {
                     tracing::debug!("in-memory: message nacked and discarded (no redelivery)");
                 }
+                // The message's bytes count until its delivery is over.
+                drop(_bytes);
             }
         })
     }
@@ -122,6 +263,70 @@ mod tests {
             data: bytes::Bytes::copy_from_slice(s.as_bytes()),
             metadata: Default::default(),
         }
+    }
+
+    /// A handler that never finishes, like a hung app.
+    struct Hang;
+    impl Handler for Hang {
+        async fn handle(&self, _msg: Message) -> Result<(), super::super::Nack> {
+            std::future::pending().await
+        }
+    }
+
+    fn sized(n: usize) -> Message {
+        Message {
+            data: bytes::Bytes::from(vec![b'x'; n]),
+            metadata: Default::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hung_subscriber_fails_publishes_after_the_wait_and_blocks_no_one_else() {
+        let b = InMemory::with_bounds(2, 1 << 20, Duration::from_millis(200));
+        let healthy = Arc::new(Collect(Mutex::new(vec![])));
+        let _hung = b.subscribe("t", Arc::new(Hang));
+        let _healthy = b.subscribe("t", healthy.clone());
+        let other = Arc::new(Collect(Mutex::new(vec![])));
+        let _other = b.subscribe("u", other.clone());
+        // One message in delivery (hung) and two queued fill the hung subscription.
+        for i in 0..3 {
+            b.publish("t", msg(&i.to_string())).await.unwrap();
+        }
+        let started = tokio::time::Instant::now();
+        let err = b.publish("t", msg("3")).await.unwrap_err().to_string();
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert!(err.contains("queue of subscription t is full"), "{err}");
+        // The healthy subscription got every message, the failed one included.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while healthy.0.lock().unwrap().len() < 4 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "healthy subscriber fed"
+            );
+            tokio::task::yield_now().await;
+        }
+        // Another topic is not held up at all.
+        let started = tokio::time::Instant::now();
+        b.publish("u", msg("x")).await.unwrap();
+        assert!(started.elapsed() < Duration::from_millis(100));
+    }
+
+    #[tokio::test]
+    async fn queues_are_bounded_in_bytes() {
+        let b = InMemory::with_bounds(4096, 1000, Duration::from_millis(100));
+        let _hung = b.subscribe("t", Arc::new(Hang));
+        // 600 bytes in delivery, 300 queued: 100 left.
+        b.publish("t", sized(600)).await.unwrap();
+        b.publish("t", sized(300)).await.unwrap();
+        let err = b.publish("t", sized(200)).await.unwrap_err().to_string();
+        assert!(err.contains("1000 bytes"), "{err}");
+        b.publish("t", sized(100)).await.unwrap();
+        // A message larger than the whole budget still fits an empty queue, never a busy one.
+        assert!(b.publish("t", sized(5000)).await.is_err());
+        let empty = InMemory::with_bounds(4096, 1000, Duration::from_millis(100));
+        let c = Arc::new(Collect(Mutex::new(vec![])));
+        let _c = empty.subscribe("t", c.clone());
+        empty.publish("t", sized(5000)).await.unwrap();
     }
 
     #[tokio::test]

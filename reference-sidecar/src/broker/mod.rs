@@ -119,6 +119,21 @@ pub enum PublishError {
     /// The broker is shutting down.
     #[error("the pubsub component is closed")]
     Closed,
+    /// An in-memory subscription's queue stayed full for the whole wait: its subscriber is not
+    /// keeping up (or hangs). The other subscriptions of the topic got the message.
+    #[error(
+        "in-memory: the queue of subscription {subscription} is full ({depth} messages or {bytes} bytes) and did not drain within {waited:?}; its subscriber is not keeping up"
+    )]
+    QueueFull {
+        /// The subscribed topic.
+        subscription: String,
+        /// The queue's message bound.
+        depth: usize,
+        /// The queue's byte bound.
+        bytes: usize,
+        /// How long the publish waited.
+        waited: std::time::Duration,
+    },
     /// The publish metadata could not be encoded for the broker.
     #[error("cannot encode the publish metadata")]
     Encode(#[source] serde_json::Error),

@@ -657,7 +657,7 @@ impl Subscription {
         let s = self.settings();
         // Its own connection: a blocking read would hold up every command pipelined behind it
         // on the shared one. The response timeout leaves room for the BLOCK time.
-        let config = s.manager_config(s.read_timeout * 2);
+        let config = s.manager_config(s.read_timeout.saturating_mul(2));
         let mut conn = match ConnectionManager::new_lazy_with_config(
             self.inner.client.clone(),
             config,

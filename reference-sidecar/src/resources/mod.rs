@@ -6,4 +6,4 @@
 mod load;
 mod raw;
 
-pub use load::{ComponentDef, LoadError, Resources, load, load_configuration};
+pub use load::{ComponentDef, LoadError, Resources, load, load_configuration, load_text};

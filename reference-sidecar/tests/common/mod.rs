@@ -185,6 +185,7 @@ pub(crate) fn config(app_id: &str, app_port: Option<u16>, resources: &Path) -> C
         listen_addresses: vec!["127.0.0.1".parse().unwrap()],
         http_port: 0,
         grpc_port: 0,
+        limits: reference_sidecar::Limits::default(),
     }
 }
 
