@@ -4,6 +4,9 @@
 //! The test runs this test binary again as a child process with `PANIC_HOOK_CHILD` set; the
 //! child installs the hook and panics inside a tokio task.
 
+// clippy's allow-unwrap-in-tests does not cover integration-test directories.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::os::unix::process::ExitStatusExt as _;
 use std::process::Command;
 

@@ -119,11 +119,13 @@ fn is_connection_error(e: &io::Error) -> bool {
     )
 }
 
-/// Whether the client sent something (or closed) within `within`.
+/// Whether the client sent something within `within` (a peek: the byte stays for hyper;
+/// `readable()` alone may report readiness spuriously).
 async fn first_byte(tcp: &TcpStream, within: Duration) -> bool {
+    let mut byte = [0u8; 1];
     matches!(
-        tokio::time::timeout(within, tcp.readable()).await,
-        Ok(Ok(()))
+        tokio::time::timeout(within, tcp.peek(&mut byte)).await,
+        Ok(Ok(1))
     )
 }
 
