@@ -57,7 +57,9 @@ impl Default for Limits {
 
 /// gRPC API keep-alive: a PING after this much idleness. daprd's API server uses
 /// `keepalive.ServerParameters{Time: 10 * time.Second}` (pkg/api/grpc/server.go).
+#[cfg(feature = "grpc")]
 pub(crate) const GRPC_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// gRPC API keep-alive: the PING's answer must come within this. daprd: `Timeout: 5 *
 /// time.Second`.
+#[cfg(feature = "grpc")]
 pub(crate) const GRPC_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);

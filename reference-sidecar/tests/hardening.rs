@@ -35,7 +35,8 @@ async fn app() -> u16 {
         .route("/big", routing::get(big))
         .route("/dapr/big", routing::get(big))
         .route("/hang", routing::get(hang))
-        .route("/dapr/hang", routing::get(hang));
+        .route("/dapr/hang", routing::get(hang))
+        .route("/hang-drain", routing::get(hang_drain));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move { axum::serve(listener, router).await });
@@ -47,6 +48,14 @@ async fn big() -> Vec<u8> {
 }
 
 async fn hang() -> &'static str {
+    std::future::pending().await
+}
+
+/// Signals when `/hang-drain` (used by one test only) has the request.
+static DRAIN_REQUEST_ARRIVED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+async fn hang_drain() -> &'static str {
+    DRAIN_REQUEST_ARRIVED.notify_one();
     std::future::pending().await
 }
 
@@ -191,10 +200,12 @@ async fn shutdown_drops_requests_still_in_flight_after_the_grace_period() {
     let s = start(grace, long_invocations).await;
     // An invocation that hangs longer than the grace period.
     let mut hung = TcpStream::connect(s.addr).await.unwrap();
-    hung.write_all(b"GET /v1.0/invoke/checkout/method/hang HTTP/1.1\r\nHost: x\r\n\r\n")
+    hung.write_all(b"GET /v1.0/invoke/checkout/method/hang-drain HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    tokio::time::timeout(DEADLINE, DRAIN_REQUEST_ARRIVED.notified())
+        .await
+        .expect("the invocation reached the app");
     let started = Instant::now();
     let _ = s.stop.send(());
     tokio::time::timeout(DEADLINE, s.done)
