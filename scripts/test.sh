@@ -168,3 +168,9 @@ TOXIPROXY_URL="$toxi_url" \
   cargo test --release --locked --workspace "${KAFKA_FEATURES[@]}" --test contract
 TOXIPROXY_URL="$toxi_url" PUBSUB_TCK_BROKERS=in-memory,redis,kafka \
   cargo test --release --locked --workspace "${KAFKA_FEATURES[@]}" --test conformance -- chaos::
+
+# 7. Fuzzing: refsidecar's parsers (reference-sidecar/fuzz) under libFuzzer for 10 s per target
+#    with scripts/fuzz.sh, which needs the nightly toolchain (it says so and exits 2 without it)
+#    and installs cargo-fuzz once; its build, corpora and crash files live in the cache directory
+#    outside the clone. A crash fails the command and names the file holding the input.
+bash scripts/fuzz.sh 10
