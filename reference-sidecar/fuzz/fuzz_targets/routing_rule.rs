@@ -18,6 +18,9 @@ fuzz_target!(|input: Input| {
     let Ok(rule) = Rule::new(&input.expr, &input.path) else {
         return;
     };
-    let rules = [rule, Rule::new("", "/default").expect("an empty rule compiles")];
+    let rules = [
+        rule,
+        Rule::new("", "/default").expect("an empty rule compiles"),
+    ];
     let _ = route(&rules, || serde_json::from_slice(&input.event).ok());
 });
