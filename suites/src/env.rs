@@ -40,6 +40,8 @@ pub struct RunEnv {
     pub kafka_home: Option<PathBuf>,
     /// A Toxiproxy to use for fault proxies (`TOXIPROXY_URL`); unset: the bundled server.
     pub toxiproxy_url: Option<String>,
+    /// Requests per campaign of the `robustness` profile (`--budget`, `PUBSUB_TCK_BUDGET`).
+    pub budget: u64,
     /// Start a trial's private redis-server on exactly this port instead of a free one: only
     /// for the test that proves a taken port ends in a setup error.
     #[doc(hidden)]
@@ -109,7 +111,13 @@ pub struct EnvSettings {
     pub toxiproxy_url: Option<String>,
     /// Brokers to start in containers (feature `testcontainers`), from `PUBSUB_TCK_CONTAINERS`.
     pub containers: Option<Vec<Broker>>,
+    /// Requests per campaign of the `robustness` profile; unset: [`DEFAULT_BUDGET`].
+    pub budget: Option<u64>,
 }
+
+/// Requests per campaign of the `robustness` profile when no budget is given (CI's size; the
+/// nightly size is `--budget 1000000`).
+pub const DEFAULT_BUDGET: u64 = 20_000;
 
 impl EnvSettings {
     /// Reads `PUBSUB_TCK_TARGET`, `PUBSUB_TCK_SEED` and `PUBSUB_TCK_REPORT_DIR`.
@@ -137,8 +145,24 @@ impl EnvSettings {
             }
             _ => None,
         };
+        let budget = match std::env::var("PUBSUB_TCK_BUDGET") {
+            Ok(s) => {
+                Some(
+                    s.trim()
+                        .parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| EnvError::Var {
+                            name: "PUBSUB_TCK_BUDGET",
+                            message: format!("{s:?} is not a positive integer"),
+                        })?,
+                )
+            }
+            Err(_) => None,
+        };
         Ok(EnvSettings {
             containers,
+            budget,
             toxiproxy_url: std::env::var("TOXIPROXY_URL")
                 .ok()
                 .filter(|s| !s.trim().is_empty()),
@@ -258,6 +282,7 @@ impl RunEnv {
             kafka: settings.kafka.clone(),
             kafka_home: settings.kafka_home.clone(),
             toxiproxy_url: settings.toxiproxy_url.clone(),
+            budget: settings.budget.unwrap_or(DEFAULT_BUDGET),
             broker_port: None,
         }))
     }

@@ -18,6 +18,7 @@ pub mod containers;
 pub mod cross_broker;
 pub mod env;
 pub mod problem;
+mod robustness;
 pub mod runner;
 pub mod schema;
 pub mod trial;

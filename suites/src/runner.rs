@@ -18,6 +18,20 @@ use crate::trial::Trial;
 /// A check that takes longer than this is stopped and fails: a hang is a broken promise.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// The time one check may take: [`CHECK_TIMEOUT`], and for a `robustness` campaign also 10 ms
+/// per request of its budget and two minutes of shrinking (20 000 requests: 5 min; the
+/// nightly 1 000 000: 2 h 50 min).
+pub fn check_timeout(check: &Check, env: &RunEnv) -> Duration {
+    if check.profile() == "robustness" {
+        CHECK_TIMEOUT
+            + Duration::from_secs(120)
+            + Duration::from_millis(10)
+                .saturating_mul(u32::try_from(env.budget).unwrap_or(u32::MAX))
+    } else {
+        CHECK_TIMEOUT
+    }
+}
+
 /// The result of running one check.
 #[derive(Debug)]
 pub struct Outcome {
@@ -69,7 +83,8 @@ pub async fn run_one(env: Arc<RunEnv>, check: &Check) -> Outcome {
     }
     let mut trial = Trial::new(env.clone(), check.id, seed).with_app_protocol(check.app);
     let body = AssertUnwindSafe((check.run)(&mut trial)).catch_unwind();
-    let outcome = tokio::time::timeout(CHECK_TIMEOUT, body).await;
+    let timeout = check_timeout(check, &env);
+    let outcome = tokio::time::timeout(timeout, body).await;
     let problem = match outcome {
         Ok(Ok(Ok(()))) => None,
         Ok(Ok(Err(p))) => Some(p),
@@ -88,7 +103,7 @@ pub async fn run_one(env: Arc<RunEnv>, check: &Check) -> Outcome {
             let evidence = trial.evidence();
             let tail = &evidence[evidence.len().saturating_sub(5)..];
             Some(Problem::Setup(format!(
-                "the check did not finish within {CHECK_TIMEOUT:?}; last of {} deliveries: {}",
+                "the check did not finish within {timeout:?}; last of {} deliveries: {}",
                 evidence.len(),
                 tail.join("; ")
             )))

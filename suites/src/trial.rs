@@ -182,6 +182,8 @@ pub struct Cluster {
     app_scripts: Vec<(String, Script)>,
     subscribe_reply: Option<(u16, Bytes)>,
     sidecar: Sidecar,
+    /// The directory the sidecar reads its resources from.
+    resources: std::path::PathBuf,
     /// Fault proxies on the hops the scenario routes through.
     proxies: Option<Proxies>,
     /// Streaming subscriptions the check opened, in opening order.
@@ -438,6 +440,7 @@ impl Trial {
             app_scripts: s.scripts,
             subscribe_reply: s.subscribe_reply,
             sidecar,
+            resources: dir,
             proxies,
             streams: Vec::new(),
         });
@@ -536,6 +539,12 @@ impl Trial {
             .app
             .as_ref()
             .expect("invariant: the app is started (app_later scenarios call start_app first)")
+    }
+
+    /// The directory the sidecar reads its resources from (files written there count from the
+    /// sidecar's next start).
+    pub fn resources_dir(&self) -> std::path::PathBuf {
+        self.cluster().resources.clone()
     }
 
     /// The sidecar handle.

@@ -80,6 +80,10 @@ const CASES: &[(&str, &str, bool)] = &[
         true,
     ),
     ("none", "core::auth::every_grpc_method_needs_token", false),
+    // A robustness campaign finds a connection reset on one kind of request and shrinks it to
+    // a reproducer naming the TTL (see `reproducer_named`).
+    ("reset-on-huge-ttl", "robustness::http_api::campaign", true),
+    ("none", "robustness::http_api::campaign", false),
     ("none", "core::dlq::expired_never_delivered", false),
     ("none", "core::auth::every_route_needs_token", false),
     ("none", "core::cloudevents::schema_valid", false),
@@ -441,6 +445,29 @@ fn env_around(sidecar: Sidecar, broker: Broker, mode: &str) -> Result<Arc<RunEnv
     RunEnv::new(&settings, root, run_dir, broker).map_err(|e| Failed::from(format!("{e:#}")))
 }
 
+/// A robustness campaign that caught a mutant names the request it shrank to (a publish with
+/// a TTL, the only thing `reset-on-huge-ttl` breaks) and gives a command to reproduce it.
+fn reproducer_named(id: &str, summary: &str, evidence: &[String]) -> Result<(), String> {
+    if !id.starts_with("robustness::") {
+        return Ok(());
+    }
+    let shrunk = summary.split("shrunk").nth(1).unwrap_or_default();
+    if !(shrunk.contains("POST /v1.0") && shrunk.to_ascii_lowercase().contains("metadata.ttl")) {
+        return Err(format!(
+            "the shrunk probe does not name a publish with a TTL: {summary}"
+        ));
+    }
+    if !evidence
+        .iter()
+        .any(|e| e.starts_with("reproduce with:\n{ printf"))
+    {
+        return Err(format!(
+            "no command to reproduce it in the evidence: {evidence:?}"
+        ));
+    }
+    Ok(())
+}
+
 fn run(
     sidecar: Sidecar,
     broker: Broker,
@@ -465,7 +492,9 @@ fn run(
             r.summary.unwrap_or_default()
         ))),
         (true, _) if caught && r.summary.as_deref().is_some_and(|s| !s.is_empty()) => {
-            chaos_evidence_named(id, &r.evidence).map_err(Failed::from)
+            chaos_evidence_named(id, &r.evidence).map_err(Failed::from)?;
+            reproducer_named(id, r.summary.as_deref().unwrap_or_default(), &r.evidence)
+                .map_err(Failed::from)
         }
         (true, v) => Err(Failed::from(format!(
             "mutant `{mode}` was not caught by {id}: verdict {v:?}"

@@ -81,6 +81,10 @@ struct RunArgs {
     /// given), and report each check's pass rate and the seeds of its non-passing runs.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     repeat: u32,
+    /// Requests per campaign of the `robustness` profile (default 20000; nightly: 1000000).
+    /// Default: $PUBSUB_TCK_BUDGET.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    budget: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -173,6 +177,9 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     let mut settings = EnvSettings::from_env()?;
     if args.seed.is_some() {
         settings.seed = args.seed;
+    }
+    if args.budget.is_some() {
+        settings.budget = args.budget;
     }
     if args.report_dir.is_some() {
         settings.report_dir = args.report_dir.clone();

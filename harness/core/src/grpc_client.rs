@@ -38,7 +38,10 @@ impl GrpcApiClient {
         };
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
             .map_err(|e| err(e.to_string()))?
-            .tcp_nodelay(true);
+            .tcp_nodelay(true)
+            // Answers may echo long names back in `grpc-message`: accept up to 1 MiB of
+            // headers rather than reset the stream on a status the target did send.
+            .http2_max_header_list_size(1 << 20);
         let token = token
             .map(|t| {
                 AsciiMetadataValue::try_from(t)

@@ -25,6 +25,7 @@ pub mod kafka_wire;
 pub mod mutant;
 pub mod ports;
 pub mod proc;
+pub mod raw_http;
 pub mod resp;
 pub mod sidecar;
 pub mod target;

@@ -74,6 +74,10 @@ pub enum Mode {
     /// `--sidecar-grpc-port` the sidecar's; adds the wrapper's own `DAPR_API_TOKEN` to
     /// `PublishEvent` calls that lack it, so one method accepts unauthenticated clients.
     TokenBypassGrpc,
+    /// API mode: resets the connection, without an answer, on a publish whose
+    /// `metadata.ttlInSeconds` (or `metadata.ttl`) is over 10^11 seconds: the panic of a
+    /// connection task on a TTL past year 9999, the first bug a robustness campaign found.
+    ResetOnHugeTtl,
     /// Broker mode: Redis never sees an `XACK` (the wrapper answers it), so every entry stays
     /// pending and is claimed and delivered again after the component's processing timeout.
     NeverAck,
@@ -83,7 +87,7 @@ pub enum Mode {
 
 impl Mode {
     /// Every mode, in documentation order.
-    pub const ALL: [Mode; 11] = [
+    pub const ALL: [Mode; 12] = [
         Mode::StripSpecversion,
         Mode::RetryToSuccess,
         Mode::DeliverTwice,
@@ -93,6 +97,7 @@ impl Mode {
         Mode::TtlIgnored,
         Mode::TokenBypassBulk,
         Mode::TokenBypassGrpc,
+        Mode::ResetOnHugeTtl,
         Mode::NeverAck,
         Mode::None,
     ];
@@ -102,7 +107,7 @@ impl Mode {
     pub fn is_api(self) -> bool {
         matches!(
             self,
-            Mode::TtlIgnored | Mode::TokenBypassBulk | Mode::TokenBypassGrpc
+            Mode::TtlIgnored | Mode::TokenBypassBulk | Mode::TokenBypassGrpc | Mode::ResetOnHugeTtl
         )
     }
 
@@ -118,6 +123,7 @@ impl Mode {
             Mode::TtlIgnored => "ttl-ignored",
             Mode::TokenBypassBulk => "token-bypass-bulk",
             Mode::TokenBypassGrpc => "token-bypass-grpc",
+            Mode::ResetOnHugeTtl => "reset-on-huge-ttl",
             Mode::NeverAck => "never-ack",
             Mode::None => "none",
         }
@@ -133,7 +139,7 @@ impl fmt::Display for Mode {
 /// An unknown mode name.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error(
-    "unknown mutant mode `{0}` (expected one of strip-specversion, retry-to-success, deliver-twice, drop-every-3rd, content-type-json, ack-before-deliver, ttl-ignored, token-bypass-bulk, never-ack, none)"
+    "unknown mutant mode `{0}` (expected one of strip-specversion, retry-to-success, deliver-twice, drop-every-3rd, content-type-json, ack-before-deliver, ttl-ignored, token-bypass-bulk, token-bypass-grpc, reset-on-huge-ttl, never-ack, none)"
 )]
 pub struct UnknownMode(pub String);
 
@@ -802,6 +808,10 @@ async fn forward_api(
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_owned();
+    if proxy.mode == Mode::ResetOnHugeTtl && has_huge_ttl(&path_and_query) {
+        // A service error makes hyper close the connection without an answer.
+        return Err(AppUnreachable);
+    }
     let path_and_query = mutate_api_request(
         proxy.mode,
         &path_and_query,
@@ -872,6 +882,22 @@ pub fn mutate_api_request(
     }
 }
 
+/// Whether `path_and_query` is a publish with a TTL over 10^11 seconds.
+pub fn has_huge_ttl(path_and_query: &str) -> bool {
+    let Some((path, query)) = path_and_query.split_once('?') else {
+        return false;
+    };
+    if !(path.starts_with("/v1.0/publish/") || path.contains("/publish/bulk/")) {
+        return false;
+    }
+    query.split('&').any(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (key.eq_ignore_ascii_case("metadata.ttlInSeconds")
+            || key.eq_ignore_ascii_case("metadata.ttl"))
+            && value.parse::<u128>().is_ok_and(|n| n > 100_000_000_000)
+    })
+}
+
 fn json_response(status: u16, body: Bytes) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body));
     *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
@@ -888,6 +914,26 @@ mod tests {
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| (*x).to_owned()).collect()
+    }
+
+    #[test]
+    fn huge_ttls_are_those_past_10_to_the_11_seconds_on_publishes() {
+        assert!(has_huge_ttl(
+            "/v1.0/publish/p/t?metadata.ttlInSeconds=400000000000"
+        ));
+        assert!(has_huge_ttl(
+            "/v1.0-alpha1/publish/bulk/p/t?a=1&metadata.TTL=99999999999999999999"
+        ));
+        assert!(!has_huge_ttl(
+            "/v1.0/publish/p/t?metadata.ttlInSeconds=100000000000"
+        ));
+        assert!(!has_huge_ttl(
+            "/v1.0/publish/p/t?metadata.ttlInSeconds=-400000000000"
+        ));
+        assert!(!has_huge_ttl(
+            "/v1.0/state/s?metadata.ttlInSeconds=400000000000"
+        ));
+        assert!(!has_huge_ttl("/v1.0/publish/p/t"));
     }
 
     #[test]

@@ -80,6 +80,8 @@ fn every_shipped_target_file_loads() {
             "mutant-token-bypass-grpc-daprd",
             "mutant-ttl-ignored",
             "mutant-ttl-ignored-daprd",
+            "mutant-reset-on-huge-ttl",
+            "mutant-reset-on-huge-ttl-daprd",
             "reference",
         ]
     );

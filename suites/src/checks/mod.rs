@@ -17,6 +17,7 @@ mod ordering;
 mod publish;
 mod redelivery;
 mod resiliency;
+mod robustness;
 mod status;
 mod streaming;
 
@@ -39,6 +40,7 @@ pub(crate) fn all() -> Vec<Check> {
         durability::checks(),
         apps::checks(),
         chaos::checks(),
+        robustness::checks(),
     ]
     .concat();
     let mut out = Vec::with_capacity(http.len() + OVER_GRPC.len());

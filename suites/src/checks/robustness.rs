@@ -1,0 +1,411 @@
+//! `robustness::*`: seeded campaigns of generated requests that any target must survive.
+//!
+//! A campaign sends `--budget` probes (default 20 000) to one API, interleaved with valid
+//! publishes. Every probe must be answered (any status: refusing bad input is the point), the
+//! target must stay alive and healthy, and every valid publish it accepted must be delivered.
+//! A probe that gets no answer is shrunk to a minimal one and written into the report as a
+//! command to paste. Campaigns run on the in-memory broker and Redis, not Kafka: a probe's
+//! topic name is a topic the broker creates, and thousands of them would measure Kafka's
+//! topic creation instead of the sidecar.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::broker::Broker;
+use crate::catalog::{Check, Need};
+use crate::check;
+use crate::problem::Problem;
+use crate::robustness::campaign::{self, Target};
+use crate::robustness::grpc::{self, GrpcProbe};
+use crate::robustness::http::{HttpContext, HttpProbe, probes};
+use crate::robustness::startup;
+use crate::trial::{DEADLINE, PUBSUB, Scenario, Trial};
+
+/// Valid publishes go here, and only they: waiting for them reads no junk.
+const TOPIC: &str = "orders";
+const ROUTE: &str = "/orders";
+/// Probes publish here (and to other names): junk that reaches the delivery path.
+const JUNK: &str = "junk";
+
+/// How long one probe may wait for its whole answer (bodies are at most twice the limit).
+const ANSWER_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The request body limit assumed for a target: daprd's default `--max-body-size` (4 MiB).
+const BODY_LIMIT: usize = 4 << 20;
+
+const BROKERS: &[Broker] = &[Broker::InMemory, Broker::Redis];
+
+pub(crate) fn checks() -> Vec<Check> {
+    vec![
+        check!(
+            "robustness::http_api::campaign",
+            Must,
+            "Every generated HTTP request is answered; afterwards the target is healthy and has delivered every valid publish it accepted",
+            "A sidecar refuses bad input with an error naming it and keeps serving: daprd's HTTP API answers every request with a status and an `errorCode` body, and a crash or a dropped connection is a bug whatever the input.",
+            Some("https://docs.dapr.io/reference/api/pubsub_api/"),
+            [Need::Launch, Need::OneOf(BROKERS)],
+            http_campaign
+        ),
+        check!(
+            "robustness::grpc_api::campaign",
+            Must,
+            "Every generated gRPC call is answered with a status; afterwards the target is healthy and has delivered every valid publish it accepted",
+            "daprd's gRPC API answers every call with a status (InvalidArgument, NotFound, ...), never a broken stream.",
+            Some("https://docs.dapr.io/reference/api/pubsub_api/"),
+            [
+                Need::Launch,
+                Need::Capability("api.grpc"),
+                Need::OneOf(BROKERS)
+            ],
+            grpc_campaign
+        ),
+        check!(
+            "robustness::discovery::subscribe_replies",
+            Must,
+            "Whatever the app answers to /dapr/subscribe, the target becomes ready and answers publishes, or exits; it never hangs",
+            "daprd reads the app's subscriptions at start-up; a reply it cannot use is an error in its log, not a sidecar that never serves.",
+            Some(
+                "https://docs.dapr.io/reference/api/pubsub_api/#provide-a-route-for-dapr-to-discover-topic-subscriptions"
+            ),
+            [Need::Launch, Need::Broker(Broker::InMemory)],
+            subscribe_replies
+        ),
+        check!(
+            "robustness::resources::yaml_mutations",
+            Must,
+            "With a mutated resource file beside its valid ones, the target starts and delivers through the valid component, or exits naming the file or the resource; it never hangs",
+            "daprd skips a document it cannot parse and exits on a component it cannot initialise, naming the component; either way a bad file never leaves a sidecar hanging.",
+            Some("https://docs.dapr.io/operations/components/component-schema/"),
+            [Need::Launch, Need::Broker(Broker::InMemory)],
+            yaml_mutations
+        ),
+    ]
+}
+
+/// Starts of the target per start-up check: one per 2 000 requests of the budget, at least 4
+/// (10 in CI, 500 at the nightly size).
+fn startup_cases(budget: u64) -> usize {
+    usize::try_from(budget / 2000)
+        .unwrap_or(usize::MAX)
+        .clamp(4, 500)
+}
+
+/// How a restart of the target ended, for the start-up checks.
+enum Start {
+    Ready,
+    Exited(String),
+}
+
+/// Starts the target again and waits until it is healthy (`/v1.0/healthz`: components and
+/// subscriptions loaded, as `Trial::start` waits) or exits; anything else is a hang.
+async fn start_again(t: &mut Trial, input: &str) -> Result<Start, Problem> {
+    let hang = |e: &dyn std::error::Error| {
+        Problem::fail(
+            format!("with {input}, the target neither became healthy nor exited"),
+            vec![error_chain(e)],
+        )
+    };
+    match t.sidecar().restart().await {
+        Ok(()) => {}
+        Err(harness::LaunchError::Ready {
+            source: harness::ReadyError::Exited { log_tail, .. },
+            ..
+        }) => return Ok(Start::Exited(log_tail)),
+        Err(e @ harness::LaunchError::Ready { .. }) => return Err(hang(&e)),
+        Err(e) => return Err(Problem::setup(&e)),
+    }
+    match t.sidecar().wait_healthz(DEADLINE).await {
+        Ok(()) => Ok(Start::Ready),
+        Err(harness::ReadyError::Exited { log_tail, .. }) => Ok(Start::Exited(log_tail)),
+        Err(e) => Err(hang(&e)),
+    }
+}
+
+fn shown(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut s: String = text.chars().take(300).collect();
+    if text.chars().count() > 300 {
+        s.push_str(&format!("… ({} bytes)", bytes.len()));
+    }
+    s
+}
+
+async fn subscribe_replies(t: &mut Trial) -> Result<(), Problem> {
+    t.start(Scenario::new().subscribe(TOPIC, ROUTE)).await?;
+    let n = startup_cases(t.env().budget);
+    let cases = startup::draw(startup::subscribe_replies(), n, t.seed()).map_err(Problem::Setup)?;
+    let mut exits = 0;
+    for (status, body) in cases {
+        let input = format!("/dapr/subscribe answering {status} {}", shown(&body));
+        t.app().set_subscribe_response(status, body);
+        match start_again(t, &input).await? {
+            Start::Ready => {
+                let r = t
+                    .publish_raw(TOPIC, r#"{"probe":true}"#, Some("application/json"), &[])
+                    .await?;
+                if r.status != 204 {
+                    return Err(Problem::fail(
+                        format!(
+                            "after starting with {input}, a valid publish answered {}",
+                            r.status
+                        ),
+                        vec![String::from_utf8_lossy(&r.body).into_owned()],
+                    ));
+                }
+            }
+            Start::Exited(_) => exits += 1,
+        }
+    }
+    t.observe(format!("{n} starts, {exits} ended in an exit"));
+    Ok(())
+}
+
+async fn yaml_mutations(t: &mut Trial) -> Result<(), Problem> {
+    t.start(Scenario::new().subscribe(TOPIC, ROUTE)).await?;
+    let n = startup_cases(t.env().budget);
+    let cases = startup::draw(startup::yaml_mutations(), n, t.seed()).map_err(Problem::Setup)?;
+    let name = "50-robustness.yaml";
+    let file = t.resources_dir().join(name);
+    let mut exits = 0;
+    for (i, m) in cases.iter().enumerate() {
+        std::fs::write(&file, &m.text)?;
+        let input = format!("{name} holding {:?} (edits {:?})", shown(&m.text), m.edits);
+        match start_again(t, &input).await? {
+            Start::Ready => {
+                let id = t.publish(TOPIC, json!({ "case": i })).await?;
+                // A mutated Resiliency may legitimately hold deliveries back (a retry every
+                // year); the other files leave the trial's pubsub as it was.
+                if m.base != 1 {
+                    t.wait_msg(ROUTE, &id, 1).await?;
+                }
+            }
+            Start::Exited(log) => {
+                exits += 1;
+                if !(log.contains(name) || log.contains("extra")) {
+                    return Err(Problem::fail(
+                        format!(
+                            "with {input}, the target exited without naming the file or the resource"
+                        ),
+                        vec![log],
+                    ));
+                }
+            }
+        }
+    }
+    std::fs::remove_file(&file)?;
+    if let Start::Exited(log) = start_again(t, "its resources restored").await? {
+        return Err(Problem::fail(
+            "the target exited with its valid resources alone",
+            vec![log],
+        ));
+    }
+    let id = t.publish(TOPIC, json!({ "case": "restored" })).await?;
+    t.wait_msg(ROUTE, &id, 1).await?;
+    t.observe(format!(
+        "{n} starts, {exits} ended in an exit naming the file or resource"
+    ));
+    Ok(())
+}
+
+async fn http_campaign(t: &mut Trial) -> Result<(), Problem> {
+    t.start(
+        Scenario::new()
+            .subscribe(TOPIC, ROUTE)
+            .subscribe(JUNK, "/junk"),
+    )
+    .await?;
+    let port = t
+        .sidecar()
+        .http_port()
+        .ok_or_else(|| Problem::Setup("the target has no HTTP port".into()))?;
+    let ctx = HttpContext {
+        pubsub: PUBSUB.to_owned(),
+        topic: JUNK.to_owned(),
+        app_id: t.app_id(),
+        body_limit: BODY_LIMIT,
+    };
+    let (budget, seed) = (t.env().budget, t.seed());
+    let host = format!("127.0.0.1:{port}");
+    let mut target = HttpTarget {
+        raw: harness::raw_http::RawHttp::new(host.clone(), ANSWER_DEADLINE),
+        host,
+        accepted: Vec::new(),
+        t,
+    };
+    let tally = campaign::run(&mut target, move || probes(&ctx), budget, seed).await?;
+    let t = target.t;
+    t.observe(format!(
+        "{} probes answered, {} valid publishes delivered (seed {seed})",
+        tally.probes, tally.valid
+    ));
+    Ok(())
+}
+
+async fn grpc_campaign(t: &mut Trial) -> Result<(), Problem> {
+    t.start(
+        Scenario::new()
+            .subscribe(TOPIC, ROUTE)
+            .subscribe(JUNK, "/junk"),
+    )
+    .await?;
+    let (budget, seed) = (t.env().budget, t.seed());
+    let mut target = GrpcTarget {
+        client: t.grpc_api()?,
+        accepted: Vec::new(),
+        t,
+    };
+    let tally = campaign::run(&mut target, || grpc::probes(PUBSUB, JUNK), budget, seed).await?;
+    let t = target.t;
+    t.observe(format!(
+        "{} calls answered, {} valid publishes delivered (seed {seed})",
+        tally.probes, tally.valid
+    ));
+    Ok(())
+}
+
+/// The HTTP API of the trial's sidecar, over one kept-alive raw connection.
+struct HttpTarget<'a> {
+    t: &'a mut Trial,
+    raw: harness::raw_http::RawHttp,
+    host: String,
+    accepted: Vec<String>,
+}
+
+impl Target for HttpTarget<'_> {
+    type Probe = HttpProbe;
+
+    async fn send(&mut self, probe: &HttpProbe) -> Option<String> {
+        let request = probe.request(&self.host, None);
+        match self.raw.send(&request, probe.is_head()).await {
+            Ok(_) => None,
+            Err(e) => Some(error_chain(&e)),
+        }
+    }
+
+    async fn valid(&mut self, n: u64) -> Result<(), Problem> {
+        let id = self.t.publish(TOPIC, json!({ "valid": n })).await?;
+        self.accepted.push(id);
+        Ok(())
+    }
+
+    async fn revive(&mut self) -> Result<bool, Problem> {
+        let exited = revive(self.t).await?;
+        if exited {
+            self.raw = harness::raw_http::RawHttp::new(self.host.clone(), ANSWER_DEADLINE);
+        }
+        Ok(exited)
+    }
+
+    async fn finish(&mut self) -> Result<(), Problem> {
+        healthy_and_delivered(self.t, &self.accepted).await
+    }
+
+    fn command(probe: &HttpProbe) -> String {
+        probe.command()
+    }
+
+    fn summary(probe: &HttpProbe) -> String {
+        probe.summary()
+    }
+}
+
+/// The gRPC API of the trial's sidecar, over one channel.
+struct GrpcTarget<'a> {
+    t: &'a mut Trial,
+    client: harness::GrpcApiClient,
+    accepted: Vec<String>,
+}
+
+impl Target for GrpcTarget<'_> {
+    type Probe = GrpcProbe;
+
+    async fn send(&mut self, probe: &GrpcProbe) -> Option<String> {
+        match tokio::time::timeout(ANSWER_DEADLINE, grpc::call(&self.client, probe)).await {
+            Ok(Ok(_code)) => None,
+            Ok(Err(status)) => Some(format!(
+                "{:?} without a status from the target: {}",
+                status.code(),
+                error_chain(&status)
+            )),
+            Err(_) => Some(format!("no status within {ANSWER_DEADLINE:?}")),
+        }
+    }
+
+    async fn valid(&mut self, n: u64) -> Result<(), Problem> {
+        let id = self
+            .t
+            .publish_grpc(TOPIC, json!({ "valid": n }), &[])
+            .await?;
+        self.accepted.push(id);
+        Ok(())
+    }
+
+    async fn revive(&mut self) -> Result<bool, Problem> {
+        let exited = revive(self.t).await?;
+        if exited {
+            self.client = self.t.grpc_api()?;
+        }
+        Ok(exited)
+    }
+
+    async fn finish(&mut self) -> Result<(), Problem> {
+        healthy_and_delivered(self.t, &self.accepted).await
+    }
+
+    fn command(probe: &GrpcProbe) -> String {
+        probe.command()
+    }
+
+    fn summary(probe: &GrpcProbe) -> String {
+        probe.summary()
+    }
+}
+
+/// Starts the sidecar again if it exited; `true` when it had.
+async fn revive(t: &mut Trial) -> Result<bool, Problem> {
+    if t.sidecar().unexpected_exit().is_none() {
+        return Ok(false);
+    }
+    t.sidecar()
+        .restart()
+        .await
+        .map_err(|e| Problem::setup(&e))?;
+    Ok(true)
+}
+
+/// The end of a campaign: alive, healthy, every accepted valid publish delivered.
+async fn healthy_and_delivered(t: &mut Trial, accepted: &[String]) -> Result<(), Problem> {
+    if let Some((status, tail)) = t.sidecar().unexpected_exit() {
+        return Err(Problem::fail(
+            format!("the target exited ({status}) during the campaign"),
+            vec![tail],
+        ));
+    }
+    let health = t.client().healthz().await?;
+    if health.status != 204 {
+        return Err(Problem::fail(
+            format!(
+                "after the campaign /v1.0/healthz answers {} instead of 204",
+                health.status
+            ),
+            vec![String::from_utf8_lossy(&health.body).into_owned()],
+        ));
+    }
+    for id in accepted {
+        t.wait_msg(ROUTE, id, 1).await?;
+    }
+    Ok(())
+}
+
+/// An error and its causes on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
+}
