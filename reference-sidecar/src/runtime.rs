@@ -431,6 +431,10 @@ pub async fn run(
     }
     // The API servers stopped accepting at `stop`; their connections finish the request in
     // flight (a publish, an invocation) within what is left of the grace period.
+    let mut api_tasks = Vec::new();
+    api_tasks.extend(servers.iter().map(JoinHandle::abort_handle));
+    #[cfg(feature = "grpc")]
+    api_tasks.extend(grpc_servers.iter().map(JoinHandle::abort_handle));
     let api_done = async {
         let mut result = Ok(());
         for s in servers {
@@ -458,6 +462,9 @@ pub async fn run(
         Err(_) => {
             tracing::warn!(grace = ?config.graceful_shutdown, "grace period over: closing API connections with requests still in flight");
             let _ = abort_tx.send(true);
+            for t in api_tasks {
+                t.abort();
+            }
         }
     }
     tracing::info!("stopped");
