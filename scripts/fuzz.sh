@@ -13,6 +13,7 @@
 #
 # Everything generated lives outside the clone: the build in
 # ${XDG_CACHE_HOME:-$HOME/.cache}/pubsub-tck/fuzz-target, corpora and crash files next to it.
+# reference-sidecar/fuzz/seeds/<target>/ holds hand-written inputs each corpus starts from.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,6 +49,16 @@ for target in $(cargo +nightly fuzz list --fuzz-dir "$fuzz_dir"); do
   corpus="$corpora/$target"
   out="$artifacts/$target"
   mkdir -p "$corpus" "$out"
+  # Hand-written seeds (committed) start the corpus; what the fuzzer adds stays in the cache.
+  if [ -d "$fuzz_dir/seeds/$target" ]; then
+    cp -n "$fuzz_dir/seeds/$target"/* "$corpus"/ 2>/dev/null || true
+  fi
+  if [ "$target" = resources_yaml ]; then
+    # The repository's own resource files, under names of their own.
+    find fixtures -name '*.yaml' | while read -r f; do
+      cp -n "$f" "$corpus/fixture-$(echo "$f" | tr '/' '-')"
+    done
+  fi
   log="$out/last-run.log"
   started=$SECONDS
   parallel=()

@@ -214,6 +214,37 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    #[test]
+    fn hostile_expressions_fail_without_panicking() {
+        let event = json!({"data": {"n": 1.0, "s": "abc", "l": [1, 2]}});
+        for expr in [
+            "9223372036854775807 + 1 == 0",
+            "-9223372036854775807 - 2 == 0",
+            "9223372036854775807 * 2 == 0",
+            "-9223372036854775808 / -1 == 0",
+            "-9223372036854775808 % -1 == 0",
+            "1 / 0 == 0",
+            "1 % 0 == 0",
+            "18446744073709551615u + 1u == 0u",
+            "0u - 1u == 0u",
+            "int(1e300) == 0",
+            "uint(-1) == 0u",
+            "int(event.data.n * 1e300) == 0",
+            "event.data.l[5] == 1",
+            "event.data.l[-1] == 1",
+            "event.data.s[0] == 'a'",
+            "size(event.data.s) > 99999999999",
+            "event.data.s.matches('(((((a*)*)*)*)*b')",
+            "timestamp('9999-12-31T23:59:59Z') + duration('87600h') > timestamp('1970-01-01T00:00:00Z')",
+            "duration('9999999999999h') > duration('1s')",
+            "string(1.0/0.0) == 'inf'",
+        ] {
+            if let Ok(rule) = Rule::new(expr, "/x") {
+                let _ = route(std::slice::from_ref(&rule), || Some(event.clone()));
+            }
+        }
+    }
+
     fn rules(spec: &[(&str, &str)]) -> Vec<Rule> {
         spec.iter().map(|(e, p)| Rule::new(e, p).unwrap()).collect()
     }
