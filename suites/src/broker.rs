@@ -192,6 +192,14 @@ impl BrokerServer {
         }
     }
 
+    /// The broker's process.
+    pub fn child(&self) -> Option<&harness::Child> {
+        match self {
+            BrokerServer::Redis(s) => s.child(),
+            BrokerServer::Kafka(s) => s.child(),
+        }
+    }
+
     /// SIGCONTs the broker.
     pub fn resume(&mut self) -> Result<(), harness::SignalError> {
         match self {

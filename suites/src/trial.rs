@@ -1030,10 +1030,12 @@ impl Trial {
             Fault::Pause(Proc::Sidecar) => {
                 let child = self.sidecar().child_mut().ok_or_else(attached)?;
                 child.pause().map_err(signal)?;
+                took_effect(child, true).await?;
             }
             Fault::Resume(Proc::Sidecar) => {
                 let child = self.sidecar().child_mut().ok_or_else(attached)?;
                 child.resume().map_err(signal)?;
+                took_effect(child, false).await?;
             }
             Fault::Kill(Proc::App) => self.app().stop().await,
             Fault::Restart(Proc::App) => self.app().restart_on_same_port().await?,
@@ -1048,8 +1050,20 @@ impl Trial {
                 .restart()
                 .await
                 .map_err(|e| Problem::setup(&e))?,
-            Fault::Pause(Proc::Broker) => self.private_broker()?.pause().map_err(signal)?,
-            Fault::Resume(Proc::Broker) => self.private_broker()?.resume().map_err(signal)?,
+            Fault::Pause(Proc::Broker) => {
+                let broker = self.private_broker()?;
+                broker.pause().map_err(signal)?;
+                if let Some(child) = broker.child() {
+                    took_effect(child, true).await?;
+                }
+            }
+            Fault::Resume(Proc::Broker) => {
+                let broker = self.private_broker()?;
+                broker.resume().map_err(signal)?;
+                if let Some(child) = broker.child() {
+                    took_effect(child, false).await?;
+                }
+            }
             Fault::AddToxic { .. }
             | Fault::RemoveToxic { .. }
             | Fault::ProxyDown(_)
@@ -1118,4 +1132,13 @@ pub fn delivery_lines(ds: &[RecordedDelivery]) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// A pause counts once every process of the group is stopped, a resume once none is: a
+/// SIGSTOP that has not taken effect yet would let the check pass without its fault.
+async fn took_effect(child: &harness::Child, stopped: bool) -> Result<(), Problem> {
+    child
+        .wait_group_state(stopped, Duration::from_secs(2))
+        .await
+        .map_err(|e| Problem::setup(&e))
 }

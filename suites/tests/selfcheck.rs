@@ -84,6 +84,18 @@ const CASES: &[(&str, &str, bool)] = &[
     // a reproducer naming the TTL (see `reproducer_named`).
     ("reset-on-huge-ttl", "robustness::http_api::campaign", true),
     ("none", "robustness::http_api::campaign", false),
+    (
+        "scopes-ignored",
+        "core::publish::protected_topics_forbidden",
+        true,
+    ),
+    (
+        "scopes-ignored",
+        "core::publish::subscription_scopes_filter",
+        true,
+    ),
+    ("none", "core::publish::protected_topics_forbidden", false),
+    ("none", "core::publish::subscription_scopes_filter", false),
     ("none", "core::dlq::expired_never_delivered", false),
     ("none", "core::auth::every_route_needs_token", false),
     ("none", "core::cloudevents::schema_valid", false),
@@ -368,6 +380,14 @@ async fn redis_command(addr: &str, args: &[&str]) -> Result<(), Failed> {
 
 /// Why a case cannot show its mutant around this sidecar, if it cannot.
 fn not_observable(sidecar: Sidecar, broker: Broker, mode: &str, id: &str) -> Option<&'static str> {
+    // daprd 1.18.3 itself leaves a request unanswered in every robustness campaign (a publish
+    // of the CloudEvent `null` panics its handler; see daprd.expect.toml), so around daprd the
+    // campaign fails with or without the mutant and cannot tell the two apart.
+    if sidecar == Sidecar::Daprd && id.starts_with("robustness::") {
+        return Some(
+            "daprd 1.18.3 fails the robustness campaign on its own (an expected failure: see daprd.expect.toml), so a mutant of it is not observable there",
+        );
+    }
     match (sidecar, broker, mode, id) {
         // The mutant acknowledges m-1 to daprd before the app has it, and the check kills the
         // sidecar right after. daprd commits Kafka offsets in the background every second
@@ -398,7 +418,7 @@ fn not_observable(sidecar: Sidecar, broker: Broker, mode: &str, id: &str) -> Opt
 }
 
 /// The sidecar a mutant wraps.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Sidecar {
     /// `fixtures/targets/mutants/<mode>.toml`: refsidecar.
     Reference,

@@ -43,6 +43,6 @@ pub use expect::{ExpectError, Expectation, Expectations};
 pub use fault_proxy::{FaultProxy, FaultProxyError};
 pub use grpc_client::{GrpcApiClient, GrpcClientError};
 pub use ports::{PortError, PortLease, PortReservation};
-pub use proc::{Child, ProcessSpec, ReadyError, ShutdownStep, SignalError, SpawnError};
+pub use proc::{Child, ProcessSpec, ReadyError, ShutdownStep, SignalError, SpawnError, StateError};
 pub use sidecar::{LaunchError, Sidecar, SidecarOptions};
 pub use target::{CommandLine, LaunchVars, TargetError, TargetFile};

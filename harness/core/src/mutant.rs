@@ -22,7 +22,8 @@
 //! `redisHost` pointed at a Redis-protocol proxy of the wrapper, which answers `XACK` itself
 //! and forwards everything else: the sidecar believes it acknowledged, Redis still holds every
 //! entry as pending. The rewrite is textual (a `value:` line after `name: redisHost`), which
-//! the kit's component templates satisfy.
+//! the kit's component templates satisfy. The resources mode [`Mode::ScopesIgnored`] copies
+//! the directory the same way, without the topic-scoping metadata entries.
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -78,6 +79,10 @@ pub enum Mode {
     /// `metadata.ttlInSeconds` (or `metadata.ttl`) is over 10^11 seconds: the panic of a
     /// connection task on a TTL past year 9999, the first bug a robustness campaign found.
     ResetOnHugeTtl,
+    /// Resources mode: copies the `--resources-path` directory without the topic-scoping
+    /// metadata (`publishingScopes`, `subscriptionScopes`, `allowedTopics`,
+    /// `protectedTopics`), so every app may publish and subscribe to every topic.
+    ScopesIgnored,
     /// Broker mode: Redis never sees an `XACK` (the wrapper answers it), so every entry stays
     /// pending and is claimed and delivered again after the component's processing timeout.
     NeverAck,
@@ -87,7 +92,7 @@ pub enum Mode {
 
 impl Mode {
     /// Every mode, in documentation order.
-    pub const ALL: [Mode; 12] = [
+    pub const ALL: [Mode; 13] = [
         Mode::StripSpecversion,
         Mode::RetryToSuccess,
         Mode::DeliverTwice,
@@ -98,6 +103,7 @@ impl Mode {
         Mode::TokenBypassBulk,
         Mode::TokenBypassGrpc,
         Mode::ResetOnHugeTtl,
+        Mode::ScopesIgnored,
         Mode::NeverAck,
         Mode::None,
     ];
@@ -124,6 +130,7 @@ impl Mode {
             Mode::TokenBypassBulk => "token-bypass-bulk",
             Mode::TokenBypassGrpc => "token-bypass-grpc",
             Mode::ResetOnHugeTtl => "reset-on-huge-ttl",
+            Mode::ScopesIgnored => "scopes-ignored",
             Mode::NeverAck => "never-ack",
             Mode::None => "none",
         }
@@ -139,7 +146,7 @@ impl fmt::Display for Mode {
 /// An unknown mode name.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error(
-    "unknown mutant mode `{0}` (expected one of strip-specversion, retry-to-success, deliver-twice, drop-every-3rd, content-type-json, ack-before-deliver, ttl-ignored, token-bypass-bulk, token-bypass-grpc, reset-on-huge-ttl, never-ack, none)"
+    "unknown mutant mode `{0}` (expected one of strip-specversion, retry-to-success, deliver-twice, drop-every-3rd, content-type-json, ack-before-deliver, ttl-ignored, token-bypass-bulk, token-bypass-grpc, reset-on-huge-ttl, scopes-ignored, never-ack, none)"
 )]
 pub struct UnknownMode(pub String);
 
@@ -337,7 +344,14 @@ pub async fn run(
             )));
         }
     }
-    let app_mode = if config.mode.is_api() || config.mode == Mode::NeverAck {
+    if config.mode == Mode::ScopesIgnored {
+        let rewritten = drop_topic_scopes(&mut args, &config.cwd)?;
+        tracing::info!(dir = %rewritten.display(), "resources without topic scopes");
+    }
+    let app_mode = if config.mode.is_api()
+        || config.mode == Mode::NeverAck
+        || config.mode == Mode::ScopesIgnored
+    {
         Mode::None
     } else {
         config.mode
@@ -658,6 +672,71 @@ async fn redirect_redis_hosts(
     Ok((copy, proxies))
 }
 
+/// The component metadata names that scope topics.
+const SCOPE_KEYS: [&str; 4] = [
+    "publishingScopes",
+    "subscriptionScopes",
+    "allowedTopics",
+    "protectedTopics",
+];
+
+/// Copies the `--resources-path` directory next to itself without the topic-scoping metadata
+/// entries (each a `name:` line and the `value:` line after it), points the argument at the
+/// copy and returns it.
+fn drop_topic_scopes(args: &mut [String], cwd: &Path) -> Result<PathBuf, MutantError> {
+    let at = args
+        .iter()
+        .position(|a| a == "--resources-path" || a == "-resources-path")
+        .and_then(|i| (i + 1 < args.len()).then_some(i + 1))
+        .ok_or(MutantError::NoResourcesPath)?;
+    let dir = cwd.join(&args[at]);
+    let copy = PathBuf::from(format!("{}.scopes-ignored", dir.display()));
+    let io = |source| MutantError::Resources {
+        dir: dir.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&copy).map_err(io)?;
+    for entry in std::fs::read_dir(&dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if !path.is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).map_err(io)?;
+        let name = path.file_name().map(PathBuf::from).unwrap_or_default();
+        std::fs::write(copy.join(name), without_topic_scopes(&text)).map_err(io)?;
+    }
+    args[at] = copy.display().to_string();
+    Ok(copy)
+}
+
+/// `text` without its topic-scoping metadata entries.
+pub fn without_topic_scopes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut skip_value = false;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        if skip_value && trimmed.starts_with("value:") {
+            skip_value = false;
+            continue;
+        }
+        let key = trimmed
+            .trim_start_matches("- ")
+            .trim_start_matches("name:")
+            .trim();
+        if trimmed.trim_start_matches("- ").starts_with("name:")
+            && SCOPE_KEYS
+                .iter()
+                .any(|k| key.trim_matches('"').eq_ignore_ascii_case(k))
+        {
+            skip_value = true;
+            continue;
+        }
+        skip_value = false;
+        out.push_str(line);
+    }
+    out
+}
+
 /// One reply owed to the client of the Redis proxy, in command order.
 enum Owed {
     /// The server's next reply.
@@ -914,6 +993,15 @@ mod tests {
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| (*x).to_owned()).collect()
+    }
+
+    #[test]
+    fn topic_scopes_are_dropped_and_nothing_else() {
+        let text = "spec:\n  metadata:\n  - name: protectedTopics\n    value: \"secret\"\n  - name: consumerID\n    value: \"x\"\n  - name: subscriptionScopes\n    value: \"a=b\"\n";
+        assert_eq!(
+            without_topic_scopes(text),
+            "spec:\n  metadata:\n  - name: consumerID\n    value: \"x\"\n"
+        );
     }
 
     #[test]

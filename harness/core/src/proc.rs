@@ -145,6 +145,36 @@ pub enum ReadyError {
     },
 }
 
+/// A process group did not reach the state a signal should have put it in.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "`{name}` (process group {pid}) was not {wanted} {waited:?} after the signal (pid:state of each member: {states})"
+)]
+pub struct StateError {
+    name: String,
+    pid: u32,
+    wanted: &'static str,
+    waited: Duration,
+    states: String,
+}
+
+/// `(pid, state)` of every process whose process group is `pgid`, read from `/proc`.
+fn group_states(pgid: u32) -> Vec<(u32, char)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // After the command in parentheses: state, ppid, pgrp.
+            let mut rest = stat.rsplit_once(')')?.1.split_whitespace();
+            let state = rest.next()?.chars().next()?;
+            let group = rest.nth(1)?.parse::<u32>().ok()?;
+            (group == pgid).then_some((pid, state))
+        })
+        .collect()
+}
+
 /// Why a signal could not be delivered.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot send {signal} to the process group of `{name}` (pid {pid})")]
@@ -539,6 +569,43 @@ impl Child {
         self.signal(Sig::Cont)?;
         self.paused = false;
         Ok(())
+    }
+
+    /// Waits until every process of the group is stopped (`stopped`: state `T` in
+    /// `/proc/<pid>/stat`) or running again (no longer `T`), polling against `deadline`. A
+    /// signal can be sent and yet not take effect at once: a process in an uninterruptible
+    /// wait (state `D`, a parent mid-`vfork`) stops only when the wait ends. A fault counts
+    /// as applied only once it took effect.
+    pub async fn wait_group_state(
+        &self,
+        stopped: bool,
+        deadline: Duration,
+    ) -> Result<(), StateError> {
+        let started = Instant::now();
+        loop {
+            let states = group_states(self.pid);
+            let done = !states.is_empty()
+                && states
+                    .iter()
+                    .all(|(_, st)| (*st == 'T' || *st == 't') == stopped);
+            if done {
+                return Ok(());
+            }
+            if started.elapsed() >= deadline {
+                return Err(StateError {
+                    name: self.spec.name.clone(),
+                    pid: self.pid,
+                    wanted: if stopped { "stopped" } else { "running" },
+                    waited: deadline,
+                    states: states
+                        .iter()
+                        .map(|(pid, st)| format!("{pid}:{st}"))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// Whether [`Child::pause`] was called without a later resume.

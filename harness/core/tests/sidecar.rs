@@ -70,6 +70,8 @@ fn every_shipped_target_file_loads() {
             "mutant-never-ack-daprd",
             "mutant-none",
             "mutant-none-daprd",
+            "mutant-scopes-ignored",
+            "mutant-scopes-ignored-daprd",
             "mutant-retry-to-success",
             "mutant-retry-to-success-daprd",
             "mutant-strip-specversion",

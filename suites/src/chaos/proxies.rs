@@ -49,6 +49,62 @@ impl Proxies {
         })
     }
 
+    /// A fault counts as applied once it took effect: the toxic is among the proxy's toxics
+    /// (`present`), or no longer is.
+    async fn confirm_toxic(&self, proxy: &str, toxic: &str, present: bool) -> Result<(), Problem> {
+        let toxics = self
+            .api
+            .client()
+            .toxics(proxy)
+            .await
+            .map_err(api_error(format!("listing the toxics of {proxy}")))?;
+        let listed = toxics.iter().any(|t| t.name == toxic);
+        if listed == present {
+            Ok(())
+        } else {
+            Err(Problem::Setup(format!(
+                "fault proxy: {proxy} {} toxic {toxic} after the call that should have {}",
+                if listed {
+                    "still lists"
+                } else {
+                    "does not list"
+                },
+                if present { "added it" } else { "removed it" }
+            )))
+        }
+    }
+
+    /// A proxy taken down refuses connections on its listen address; one brought up accepts
+    /// them. Waits for that with a deadline: a proxy that kept listening would let the check
+    /// pass without its fault.
+    async fn confirm_listening(&self, hop: Hop, listening: bool) -> Result<(), Problem> {
+        let (name, listen) = self
+            .hops
+            .get(&hop)
+            .ok_or_else(|| Problem::Setup(format!("no fault proxy on hop {hop}")))?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            let accepts = tokio::net::TcpStream::connect(listen.as_str())
+                .await
+                .is_ok();
+            if accepts == listening {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(Problem::Setup(format!(
+                    "fault proxy: {name} on {listen} {} connections 2 s after it was {}",
+                    if accepts {
+                        "still accepts"
+                    } else {
+                        "still refuses"
+                    },
+                    if listening { "enabled" } else { "disabled" }
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
     /// Creates the proxy of `hop` in front of `upstream` (`host:port`) and returns the address
     /// it listens on.
     pub async fn add(&mut self, hop: Hop, upstream: &str) -> Result<String, Problem> {
@@ -111,6 +167,7 @@ impl Proxies {
                     .add_toxic(&proxy, &new)
                     .await
                     .map_err(api_error(format!("adding {toxic_name} to {proxy}")))?;
+                self.confirm_toxic(&proxy, &toxic_name, true).await?;
             }
             Fault::RemoveToxic { hop, stream, toxic } => {
                 let proxy = self.name(*hop)?;
@@ -119,6 +176,7 @@ impl Proxies {
                     .remove_toxic(&proxy, &toxic_name)
                     .await
                     .map_err(api_error(format!("removing {toxic_name} from {proxy}")))?;
+                self.confirm_toxic(&proxy, &toxic_name, false).await?;
             }
             Fault::ProxyDown(hop) => {
                 let proxy = self.name(*hop)?;
@@ -126,6 +184,7 @@ impl Proxies {
                     .disable_proxy(&proxy)
                     .await
                     .map_err(api_error(format!("disabling {proxy}")))?;
+                self.confirm_listening(*hop, false).await?;
             }
             Fault::ProxyUp(hop) => {
                 let proxy = self.name(*hop)?;
@@ -133,6 +192,7 @@ impl Proxies {
                     .enable_proxy(&proxy)
                     .await
                     .map_err(api_error(format!("enabling {proxy}")))?;
+                self.confirm_listening(*hop, true).await?;
             }
             other => {
                 return Err(Problem::Setup(format!(

@@ -136,6 +136,28 @@ pub(crate) fn checks() -> Vec<Check> {
             allowed_topics_forbidden
         ),
         check!(
+            "core::publish::protected_topics_forbidden",
+            Must,
+            "A topic in protectedTopics answers 403 ERR_PUBSUB_FORBIDDEN to an app without a publishing scope for it; an unprotected topic answers 204",
+            "daprd pkg/scopes IsOperationAllowed: a protected topic needs an explicit scope",
+            Some(
+                "https://docs.dapr.io/developing-applications/building-blocks/pubsub/pubsub-scopes/"
+            ),
+            [Need::Launch],
+            protected_topics_forbidden
+        ),
+        check!(
+            "core::publish::subscription_scopes_filter",
+            Must,
+            "A topic outside the app's subscriptionScopes is never delivered, though the app subscribes to it; a scoped topic is",
+            "daprd pkg/scopes: subscriptionScopes restrict the topics an app may subscribe to",
+            Some(
+                "https://docs.dapr.io/developing-applications/building-blocks/pubsub/pubsub-scopes/"
+            ),
+            [Need::Launch],
+            subscription_scopes_filter
+        ),
+        check!(
             "core::publish::empty_json_body",
             Should,
             "An empty application/json body is accepted and delivered with data \"\"",
@@ -474,6 +496,60 @@ async fn allowed_topics_forbidden(t: &mut Trial) -> Result<(), Problem> {
         204,
         r.status,
         [response_line(&r)],
+    )
+}
+
+async fn protected_topics_forbidden(t: &mut Trial) -> Result<(), Problem> {
+    t.start(
+        Scenario::new()
+            .app_id("scoped")
+            .component_metadata("protectedTopics", "secret"),
+    )
+    .await?;
+    let r = t
+        .publish_raw("secret", "{}", Some("application/json"), &[])
+        .await?;
+    ensure_eq(
+        "status for a protected topic",
+        403,
+        r.status,
+        [response_line(&r)],
+    )?;
+    ensure_eq(
+        "errorCode",
+        "ERR_PUBSUB_FORBIDDEN".to_owned(),
+        code_of(&r),
+        [response_line(&r)],
+    )?;
+    let r = t
+        .publish_raw("open", "{}", Some("application/json"), &[])
+        .await?;
+    ensure_eq(
+        "status for an unprotected topic",
+        204,
+        r.status,
+        [response_line(&r)],
+    )
+}
+
+async fn subscription_scopes_filter(t: &mut Trial) -> Result<(), Problem> {
+    t.start(
+        Scenario::new()
+            .app_id("scoped")
+            .component_metadata("subscriptionScopes", "scoped=allowed")
+            .subscribe("allowed", "/a")
+            .subscribe("denied", "/d"),
+    )
+    .await?;
+    // Publishing is not what subscriptionScopes restrict: both publishes are accepted.
+    let denied = t.publish("denied", json!({})).await?;
+    let allowed = t.publish("allowed", json!({})).await?;
+    t.wait_msg("/a", &allowed, 1).await?;
+    let leaked = t.quiet("/d").await;
+    ensure(
+        leaked.is_empty(),
+        format!("{denied} on a topic outside subscriptionScopes was delivered"),
+        crate::trial::delivery_lines(&leaked),
     )
 }
 

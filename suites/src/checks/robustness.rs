@@ -362,16 +362,22 @@ impl Target for GrpcTarget<'_> {
     }
 }
 
-/// Starts the sidecar again if it exited; `true` when it had.
+/// After a probe got no answer: starts the sidecar again if it is exiting or exited; `true`
+/// when it was. A process that crashed may not have been reaped yet when the probe fails, so
+/// this waits until it is healthy (alive: `false`) or has exited, with a deadline; a target
+/// that stays unhealthy without exiting is left as it is.
 async fn revive(t: &mut Trial) -> Result<bool, Problem> {
-    if t.sidecar().unexpected_exit().is_none() {
-        return Ok(false);
+    match t.sidecar().wait_healthz(DEADLINE).await {
+        Err(harness::ReadyError::Exited { .. }) => {
+            t.sidecar()
+                .restart()
+                .await
+                .map_err(|e| Problem::setup(&e))?;
+            t.sidecar().wait_healthz(DEADLINE).await?;
+            Ok(true)
+        }
+        Ok(()) | Err(_) => Ok(false),
     }
-    t.sidecar()
-        .restart()
-        .await
-        .map_err(|e| Problem::setup(&e))?;
-    Ok(true)
 }
 
 /// The end of a campaign: alive, healthy, every accepted valid publish delivered.

@@ -256,6 +256,10 @@ fn metadata() -> impl Strategy<Value = HashMap<String, String>> {
 fn payload() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         2 => Just(Vec::new()),
+        2 => prop_oneof![
+            Just("null"), Just("5"), Just("\"x\""), Just("[]"), Just("true"), Just("{}"),
+        ]
+        .prop_map(|s| s.as_bytes().to_vec()),
         4 => vec(any::<u8>(), 0..256),
         3 => any::<(i64, bool)>().prop_map(|(n, b)| json!({"n": n, "b": b}).to_string().into_bytes()),
         3 => (text(), text(), any::<i64>()).prop_map(|(id, ty, n)| {
