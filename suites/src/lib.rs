@@ -14,6 +14,7 @@ pub mod broker;
 pub mod catalog;
 pub mod chaos;
 mod checks;
+pub mod conformance;
 pub mod containers;
 pub mod cross_broker;
 pub mod env;

@@ -10,6 +10,7 @@
 mod bench;
 mod chaos;
 mod doctor;
+mod init;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +46,9 @@ enum Command {
     Chaos(chaos::ChaosArgs),
     /// Measure publish and end-to-end latency against a target, with baselines (or compare two runs).
     Bench(bench::BenchArgs),
+    /// Scaffold a target file (NAME.toml) and an empty expectations file for a sidecar command,
+    /// in the current directory, with a comment on every field and placeholder.
+    Init(init::InitArgs),
     /// Tell what this environment can run (brokers, Kafka, Toxiproxy, daprd, the apps' runtimes)
     /// and how to get each missing part, with the checks it would skip.
     Doctor,
@@ -118,6 +122,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::Chaos(args) => chaos::chaos(args),
         Command::Bench(args) => bench::bench(args),
+        Command::Init(args) => init_here(&args),
         Command::Doctor => write_stdout(&doctor::render(&doctor::probe())).map(|()| 0),
     };
     match result {
@@ -127,6 +132,18 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn init_here(args: &init::InitArgs) -> anyhow::Result<u8> {
+    let dir = std::env::current_dir().context("reading the current directory")?;
+    let (target, expect) = init::init(args, &dir)?;
+    eprintln!(
+        "pubsub-tck: wrote {} and {}; next: pubsub-tck run --target {}",
+        target.display(),
+        expect.display(),
+        target.display()
+    );
+    Ok(0)
 }
 
 fn list(args: &ListArgs) -> anyhow::Result<()> {

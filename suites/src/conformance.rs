@@ -1,0 +1,161 @@
+//! The conformance suite as a libtest-mimic test binary: every check on every broker as a
+//! trial named `profile::area::check::broker`, run against `PUBSUB_TCK_TARGET` (default: the
+//! reference target, or the file given to [`main_for`]) on `PUBSUB_TCK_BROKERS` (default:
+//! every broker; one this machine lacks is listed as ignored with the reason).
+//!
+//! An implementer's crate runs it from a `[[test]]` with `harness = false`:
+//!
+//! ```no_run
+//! fn main() -> std::process::ExitCode {
+//!     suites::conformance::main_for(concat!(env!("CARGO_MANIFEST_DIR"), "/my-sidecar.toml"))
+//! }
+//! ```
+//!
+//! Listing starts nothing. A MUST failure fails the trial; a SHOULD failure passes and prints
+//! `non-strict:` with the evidence. A failure the target's expectations file names passes and
+//! prints `expected failure:`; a pass of a check it names fails the trial (the file is stale).
+//! Checks the target cannot run are listed as ignored, and their kind tag says why.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use crate::Broker;
+use crate::containers::ContainerGuard;
+use crate::env::{EnvSettings, RunEnv, broker_unavailable, find_workspace};
+use harness_report::VerdictKind;
+use libtest_mimic::{Arguments, Failed, Trial};
+
+/// Runs the suite against `PUBSUB_TCK_TARGET` (default: the reference target), taking
+/// libtest's arguments (`--list`, filters, `--test-threads`, ...) from the command line.
+pub fn main() -> ExitCode {
+    run_suite(None)
+}
+
+/// Like [`main`], against the target file `target` unless `PUBSUB_TCK_TARGET` names another.
+pub fn main_for(target: impl AsRef<std::path::Path>) -> ExitCode {
+    run_suite(Some(target.as_ref().to_owned()))
+}
+
+fn run_suite(target: Option<std::path::PathBuf>) -> ExitCode {
+    let args = Arguments::from_args();
+    let (settings, envs, _containers) = match setup(target) {
+        Ok(v) => v,
+        Err(e) => {
+            // Still list a trial, so the failure shows up as a test with its reason.
+            let trial = Trial::test("setup::target", move || Err(Failed::from(e.clone())));
+            return libtest_mimic::run(&args, vec![trial]).exit_code();
+        }
+    };
+    if let (false, Some((_, env))) = (args.list, envs.first()) {
+        eprintln!(
+            "pubsub-tck: target `{}`, seed {} (replay with PUBSUB_TCK_SEED={})",
+            env.target.name(),
+            env.seed,
+            env.seed
+        );
+    }
+    let mut trials = Vec::new();
+    for (broker, env) in envs {
+        let unavailable = broker_unavailable(broker, &settings);
+        for check in crate::all() {
+            let name = format!("{}::{broker}", check.id);
+            let skip = unavailable.clone().or_else(|| check.skip_reason(&env));
+            let env = env.clone();
+            let trial = Trial::test(name, move || run(env, check));
+            trials.push(match skip {
+                Some(reason) => trial
+                    .with_ignored_flag(true)
+                    .with_kind(format!("skip: {reason}")),
+                None => trial,
+            });
+        }
+    }
+    libtest_mimic::run(&args, trials).exit_code()
+}
+
+type Envs = Vec<(Broker, Arc<RunEnv>)>;
+
+fn setup(
+    target: Option<std::path::PathBuf>,
+) -> Result<(EnvSettings, Envs, Option<ContainerGuard>), String> {
+    let mut settings = EnvSettings::from_env().map_err(|e| format!("{e:#}"))?;
+    if settings.target.is_none() {
+        settings.target = target;
+    }
+    // Listing starts nothing, containers included.
+    let containers = if Arguments::from_args().list {
+        None
+    } else {
+        Some(crate::containers::start_blocking(&mut settings).map_err(|e| chain(&e))?)
+    };
+    let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
+    let root = find_workspace(&cwd).map_err(|e| e.to_string())?;
+    let base = settings
+        .report_dir
+        .clone()
+        .unwrap_or_else(|| root.join("reports").join("cargo-test"));
+    // One seed for every broker, so that a replay covers them all.
+    settings.seed = Some(settings.seed.unwrap_or_else(crate::env::random_seed));
+    let brokers = settings
+        .brokers
+        .clone()
+        .unwrap_or_else(|| Broker::ALL.to_vec());
+    let mut envs = Vec::new();
+    for broker in brokers {
+        let env = RunEnv::new(&settings, root.clone(), base.join(broker.name()), broker)
+            .map_err(|e| chain(&e))?;
+        envs.push((broker, env));
+    }
+    Ok((settings, envs, containers))
+}
+
+/// An error with its causes, one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    msg
+}
+
+fn run(env: Arc<RunEnv>, check: crate::Check) -> Result<(), Failed> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failed::from(e.to_string()))?;
+    let outcome = rt.block_on(crate::runner::run_one(env, &check));
+    let r = outcome.result;
+    let details = || {
+        let mut s = r.summary.clone().unwrap_or_default();
+        for e in &r.evidence {
+            s.push_str("\n    ");
+            s.push_str(e);
+        }
+        s.push_str(&format!(
+            "\n    clause: {}\n    seed: {}",
+            r.clause,
+            r.seed.unwrap_or_default()
+        ));
+        s
+    };
+    match r.verdict {
+        VerdictKind::Pass | VerdictKind::Skip => Ok(()),
+        VerdictKind::NonStrict => {
+            eprintln!("non-strict: {} (SHOULD): {}", r.id, details());
+            Ok(())
+        }
+        VerdictKind::ExpectedFail => {
+            eprintln!("expected failure: {}: {}", r.id, details());
+            Ok(())
+        }
+        VerdictKind::Fail => Err(Failed::from(format!("MUST failed: {}", details()))),
+        VerdictKind::UnexpectedPass => Err(Failed::from(format!("unexpected pass: {}", details()))),
+        VerdictKind::Error => Err(Failed::from(format!(
+            "setup error (not a verdict on the target): {}",
+            details()
+        ))),
+    }
+}
