@@ -70,10 +70,12 @@ fn every_shipped_target_file_loads() {
             "mutant-never-ack-daprd",
             "mutant-none",
             "mutant-none-daprd",
-            "mutant-scopes-ignored",
-            "mutant-scopes-ignored-daprd",
+            "mutant-reset-on-huge-ttl",
+            "mutant-reset-on-huge-ttl-daprd",
             "mutant-retry-to-success",
             "mutant-retry-to-success-daprd",
+            "mutant-scopes-ignored",
+            "mutant-scopes-ignored-daprd",
             "mutant-strip-specversion",
             "mutant-strip-specversion-daprd",
             "mutant-token-bypass-bulk",
@@ -82,8 +84,6 @@ fn every_shipped_target_file_loads() {
             "mutant-token-bypass-grpc-daprd",
             "mutant-ttl-ignored",
             "mutant-ttl-ignored-daprd",
-            "mutant-reset-on-huge-ttl",
-            "mutant-reset-on-huge-ttl-daprd",
             "reference",
         ]
     );
