@@ -459,6 +459,10 @@ fn body(ctx: &HttpContext) -> impl Strategy<Value = Body> + use<> {
     prop_oneof![
         30 => Just(Body::Bytes(Vec::new())),
         60 => vec(any::<u8>(), 0..256).prop_map(Body::Bytes),
+        20 => prop_oneof![
+            Just("null"), Just("5"), Just("\"x\""), Just("[]"), Just("true"), Just("{}"),
+        ]
+        .prop_map(|s| Body::Bytes(s.as_bytes().to_vec())),
         80 => json().prop_map(|v| Body::Bytes(v.to_string().into_bytes())),
         80 => cloudevent().prop_map(|v| Body::Bytes(v.to_string().into_bytes())),
         40 => bulk_body().prop_map(|v| Body::Bytes(v.to_string().into_bytes())),
