@@ -176,8 +176,10 @@ pub enum MutantError {
     /// An API mode was asked for without the two API ports.
     #[error("mode `{0}` works on the sidecar's API: give --api-port and --sidecar-http-port")]
     NeedsApiPorts(Mode),
-    /// `never-ack` needs the sidecar's `--resources-path` to rewrite.
-    #[error("mode `never-ack` needs a `--resources-path` argument in the sidecar command")]
+    /// `never-ack` and `scopes-ignored` need the sidecar's `--resources-path` to rewrite.
+    #[error(
+        "modes `never-ack` and `scopes-ignored` need a `--resources-path` argument in the sidecar command"
+    )]
     NoResourcesPath,
     /// The resources directory could not be copied with its Redis hosts rewritten.
     #[error("cannot rewrite the resources in {}", dir.display())]
@@ -620,11 +622,7 @@ async fn redirect_redis_hosts(
     args: &mut [String],
     cwd: &Path,
 ) -> Result<(PathBuf, Vec<(TcpListener, String)>), MutantError> {
-    let at = args
-        .iter()
-        .position(|a| a == "--resources-path" || a == "-resources-path")
-        .and_then(|i| (i + 1 < args.len()).then_some(i + 1))
-        .ok_or(MutantError::NoResourcesPath)?;
+    let at = resources_path_value(args)?;
     let dir = cwd.join(&args[at]);
     let copy = PathBuf::from(format!("{}.never-ack", dir.display()));
     let io = |source| MutantError::Resources {
@@ -672,6 +670,15 @@ async fn redirect_redis_hosts(
     Ok((copy, proxies))
 }
 
+/// Where the value of the sidecar's `--resources-path` argument is, for the modes that start it
+/// on a rewritten copy of its resources.
+fn resources_path_value(args: &[String]) -> Result<usize, MutantError> {
+    args.iter()
+        .position(|a| a == "--resources-path" || a == "-resources-path")
+        .and_then(|i| (i + 1 < args.len()).then_some(i + 1))
+        .ok_or(MutantError::NoResourcesPath)
+}
+
 /// The component metadata names that scope topics.
 const SCOPE_KEYS: [&str; 4] = [
     "publishingScopes",
@@ -684,11 +691,7 @@ const SCOPE_KEYS: [&str; 4] = [
 /// entries (each a `name:` line and the `value:` line after it), points the argument at the
 /// copy and returns it.
 fn drop_topic_scopes(args: &mut [String], cwd: &Path) -> Result<PathBuf, MutantError> {
-    let at = args
-        .iter()
-        .position(|a| a == "--resources-path" || a == "-resources-path")
-        .and_then(|i| (i + 1 < args.len()).then_some(i + 1))
-        .ok_or(MutantError::NoResourcesPath)?;
+    let at = resources_path_value(args)?;
     let dir = cwd.join(&args[at]);
     let copy = PathBuf::from(format!("{}.scopes-ignored", dir.display()));
     let io = |source| MutantError::Resources {
