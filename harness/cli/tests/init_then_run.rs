@@ -4,16 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .expect("invariant: harness/cli sits two levels below the workspace root")
-        .to_owned()
-}
+use common::workspace;
+use std::process::Command;
 
 #[test]
 fn init_then_run_from_an_empty_directory() {
