@@ -93,7 +93,7 @@ fn setup(
     let base = settings
         .report_dir
         .clone()
-        .unwrap_or_else(|| root.join("reports").join("cargo-test"));
+        .unwrap_or_else(|| crate::env::reports_base(&root, &cwd).join("cargo-test"));
     // One seed for every broker, so that a replay covers them all.
     settings.seed = Some(settings.seed.unwrap_or_else(crate::env::random_seed));
     let brokers = settings

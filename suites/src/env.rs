@@ -51,9 +51,14 @@ pub struct RunEnv {
 /// The run environment could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum EnvError {
-    /// No workspace root was found.
-    #[error("cannot find the pubsub-tck workspace (a directory with fixtures/targets) from {0}")]
-    NoWorkspace(PathBuf),
+    /// The kit's files could not be unpacked (see [`crate::kit`]).
+    #[error("cannot unpack the kit's files")]
+    Kit(#[source] std::io::Error),
+    /// No target file was given, and the kit root has no default one.
+    #[error(
+        "no target file: pass --target FILE or set PUBSUB_TCK_TARGET (`pubsub-tck init --name NAME --command PATH` writes one)"
+    )]
+    NoTarget,
     /// The target file is invalid.
     #[error("cannot load target file {path}")]
     Target {
@@ -183,23 +188,43 @@ impl EnvSettings {
     }
 }
 
-/// Finds the workspace root: the nearest ancestor of `start` holding `fixtures/targets`.
+/// Finds the kit root for a run started in `start`: the nearest ancestor holding the kit's
+/// `fixtures/`, else the copy built into this crate, unpacked once ([`crate::kit`]).
 pub fn find_workspace(start: &Path) -> Result<PathBuf, EnvError> {
-    let mut dir = Some(start);
-    while let Some(d) = dir {
-        if d.join("fixtures").join("targets").is_dir() {
-            return Ok(d.to_owned());
+    crate::kit::find(start).map_err(EnvError::Kit)
+}
+
+/// The default base directory of reports: `reports/` of the kit root for a run inside the
+/// repository, else `reports/` of the current directory (never the unpacked kit's copy).
+pub fn reports_base(workspace_root: &Path, cwd: &Path) -> PathBuf {
+    if cwd.starts_with(workspace_root) {
+        workspace_root.join("reports")
+    } else {
+        cwd.join("reports")
+    }
+}
+
+/// The target file of a run: the one given, else this repository's reference target. A relative
+/// path that does not exist from the current directory is tried against the kit root.
+pub fn target_path(given: Option<&Path>, workspace_root: &Path) -> Result<PathBuf, EnvError> {
+    let path = match given {
+        Some(p) => p.to_owned(),
+        None => {
+            let default = workspace_root
+                .join("fixtures")
+                .join("targets")
+                .join("reference.toml");
+            if !default.is_file() {
+                return Err(EnvError::NoTarget);
+            }
+            default
         }
-        dir = d.parent();
-    }
-    // Built-in fallback: where this crate was compiled from.
-    let built = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_owned);
-    match built {
-        Some(b) if b.join("fixtures").join("targets").is_dir() => Ok(b),
-        _ => Err(EnvError::NoWorkspace(start.to_owned())),
-    }
+    };
+    Ok(if path.is_relative() && !path.exists() {
+        workspace_root.join(&path)
+    } else {
+        path
+    })
 }
 
 /// Every entry of an expectations file must name a check of the catalog and known brokers, so
@@ -248,22 +273,11 @@ impl RunEnv {
         run_dir: PathBuf,
         broker: Broker,
     ) -> Result<Arc<RunEnv>, EnvError> {
-        let target_path = settings.target.clone().unwrap_or_else(|| {
-            workspace_root
-                .join("fixtures")
-                .join("targets")
-                .join("reference.toml")
-        });
-        let target_path = if target_path.is_relative() && !target_path.exists() {
-            workspace_root.join(&target_path)
-        } else {
-            target_path
-        };
-        let target =
-            TargetFile::load(&target_path, &workspace_root).map_err(|source| EnvError::Target {
-                path: target_path.clone(),
-                source: Box::new(source),
-            })?;
+        let target_path = target_path(settings.target.as_deref(), &workspace_root)?;
+        let target = TargetFile::load(&target_path).map_err(|source| EnvError::Target {
+            path: target_path.clone(),
+            source: Box::new(source),
+        })?;
         if let Some(file) = target.expectations() {
             check_expectations(file)?;
         }

@@ -18,6 +18,7 @@ pub mod conformance;
 pub mod containers;
 pub mod cross_broker;
 pub mod env;
+pub mod kit;
 pub mod problem;
 mod robustness;
 pub mod runner;

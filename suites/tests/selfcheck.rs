@@ -342,8 +342,7 @@ fn scratch(name: &str) -> std::path::PathBuf {
 
 fn reference_target(env: &RunEnv) -> Result<harness::TargetFile, Failed> {
     let path = env.workspace_root.join("fixtures/targets/reference.toml");
-    harness::TargetFile::load(&path, &env.workspace_root)
-        .map_err(|e| Failed::from(format!("{e:#}")))
+    harness::TargetFile::load(&path).map_err(|e| Failed::from(format!("{e:#}")))
 }
 
 async fn run_check(env: Arc<RunEnv>, id: &str) -> Result<harness_report::CheckResult, Failed> {

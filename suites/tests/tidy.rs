@@ -73,7 +73,7 @@ fn every_target_file_loads() {
     files.retain(|f| !f.to_string_lossy().ends_with(".expect.toml"));
     assert!(files.len() >= 3);
     for f in files {
-        harness::TargetFile::load(&f, &root()).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        harness::TargetFile::load(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
     }
 }
 
@@ -86,7 +86,7 @@ fn every_expectations_file_is_named_by_a_target_and_names_real_checks() {
         .partition(|f| f.to_string_lossy().ends_with(".expect.toml"));
     let named: Vec<std::path::PathBuf> = targets
         .iter()
-        .filter_map(|t| harness::TargetFile::load(t, &root()).ok())
+        .filter_map(|t| harness::TargetFile::load(t).ok())
         .filter_map(|t| t.expectations().map(|e| e.path().canonicalize().unwrap()))
         .collect();
     let ids: Vec<&str> = suites::all().iter().map(|c| c.id).collect();

@@ -25,8 +25,7 @@ fn assert_ordered(name: &str, s: &LatencySummary) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_run_against_the_reference_sidecar() {
     let root = workspace_root();
-    let target =
-        harness::TargetFile::load(&root.join("fixtures/targets/reference.toml"), &root).unwrap();
+    let target = harness::TargetFile::load(&root.join("fixtures/targets/reference.toml")).unwrap();
     let base = tempfile::tempdir().unwrap();
     let run_dir = base.path().join("run");
     let config = BenchConfig {

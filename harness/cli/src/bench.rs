@@ -84,6 +84,9 @@ struct BenchRunArgs {
     /// Do not run the target file's `build` command first.
     #[arg(long)]
     no_build: bool,
+    /// Fail on a missing broker instead of installing it (as `pubsub-tck run`).
+    #[arg(long)]
+    no_install: bool,
     /// Search the maximum sustainable rate instead of measuring the given rates.
     #[arg(long)]
     find_max: bool,
@@ -166,7 +169,7 @@ fn compare(args: &CompareArgs) -> anyhow::Result<u8> {
 
 fn run(args: BenchRunArgs) -> anyhow::Result<u8> {
     let started = Instant::now();
-    let settings = EnvSettings::from_env()?;
+    let mut settings = EnvSettings::from_env()?;
     let broker = Broker::parse(&args.broker).with_context(|| {
         format!(
             "unknown broker {:?} (in-memory, redis or kafka)",
@@ -185,20 +188,15 @@ fn run(args: BenchRunArgs) -> anyhow::Result<u8> {
     let root = find_workspace(&cwd)?;
     let suites_broker = suites::Broker::parse(broker.name())
         .context("the bench broker names match the suites' broker names")?;
-    if let Some(reason) = suites::env::broker_unavailable(suites_broker, &settings) {
-        bail!("broker `{broker}` is not available: {reason}");
-    }
-    let target_path = args
-        .target
-        .clone()
-        .or(settings.target.clone())
-        .unwrap_or_else(|| root.join("fixtures").join("targets").join("reference.toml"));
-    let target_path = if target_path.is_relative() && !target_path.exists() {
-        root.join(&target_path)
-    } else {
-        target_path
-    };
-    let target = harness::TargetFile::load(&target_path, &root)
+    crate::provision::ensure(&[suites_broker], &mut settings, !args.no_install)?;
+    let target_path = suites::env::target_path(
+        args.target
+            .as_ref()
+            .or(settings.target.as_ref())
+            .map(|p| p.as_path()),
+        &root,
+    )?;
+    let target = harness::TargetFile::load(&target_path)
         .with_context(|| format!("loading target file {}", target_path.display()))?;
     if broker != Broker::InMemory && !target.has_capability(suites_broker.component_type()) {
         bail!(
@@ -209,7 +207,7 @@ fn run(args: BenchRunArgs) -> anyhow::Result<u8> {
         );
     }
     if !args.no_build {
-        crate::build_target(&target, &root)?;
+        crate::build_target(&target)?;
     }
     let seed = args
         .seed
@@ -228,7 +226,7 @@ fn run(args: BenchRunArgs) -> anyhow::Result<u8> {
     let base = match (&args.report_dir, &settings.report_dir) {
         (Some(d), _) => d.clone(),
         (None, Some(d)) => d.join("bench"),
-        (None, None) => root.join("reports").join("bench"),
+        (None, None) => suites::env::reports_base(&root, &cwd).join("bench"),
     };
     let run_dir = base.join(&run_id);
     let searching = args.find_max;

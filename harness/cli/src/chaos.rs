@@ -47,6 +47,9 @@ pub(crate) struct ChaosArgs {
     /// Do not run the target file's `build` command first.
     #[arg(long)]
     no_build: bool,
+    /// Fail on a missing broker instead of installing it (as `pubsub-tck run`).
+    #[arg(long)]
+    no_install: bool,
 }
 
 /// `90s`, `2m`, `1h`, `500ms` or bare seconds.
@@ -89,19 +92,17 @@ pub(crate) fn chaos(args: ChaosArgs) -> anyhow::Result<u8> {
         bail!("--rate must be at least 1");
     }
     let _containers = suites::containers::start_blocking(&mut settings)?;
-    if let Some(reason) = suites::env::broker_unavailable(broker, &settings) {
-        bail!("broker `{broker}` is not available: {reason}");
-    }
+    crate::provision::ensure(&[broker], &mut settings, !args.no_install)?;
     let base = args
         .report_dir
         .clone()
         .or_else(|| settings.report_dir.as_ref().map(|d| d.join("chaos")))
-        .unwrap_or_else(|| root.join("reports").join("chaos"));
+        .unwrap_or_else(|| suites::env::reports_base(&root, &cwd).join("chaos"));
     let now = time::OffsetDateTime::now_utc();
     let run_id = crate::run_id(now, seed);
     let env = RunEnv::new(&settings, root, base.join(&run_id), broker)?;
     if !args.no_build {
-        crate::build_target(&env.target, &env.workspace_root)?;
+        crate::build_target(&env.target)?;
     }
     let config = NightlyConfig {
         duration: args.duration,

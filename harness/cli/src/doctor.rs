@@ -63,7 +63,8 @@ pub(crate) fn probe() -> Vec<Part> {
             env_path("PUBSUB_TCK_KAFKA_HOME")
                 .and_then(|h| existing(h.join("lib")))
                 .map(|p| format!("PUBSUB_TCK_KAFKA_HOME: {p}"))
-        });
+        })
+        .or_else(|| in_cache("kafka/apache-3.9.2/lib/.complete").map(|p| format!("fetched: {p}")));
     let daprd = env_path("PUBSUB_TCK_DAPRD")
         .and_then(existing)
         .or_else(|| in_cache("daprd/1.18.3/daprd"));
@@ -79,7 +80,7 @@ pub(crate) fn probe() -> Vec<Part> {
             name: "redis-server",
             found: version_of("redis-server", &["--version"]),
             without: "every check on the `redis` broker is skipped (unless PUBSUB_TCK_REDIS names a server)",
-            get: "apt-get install redis-server",
+            get: "apt-get install redis-server   (`pubsub-tck run --broker redis` does it when it can)",
         },
         Part {
             name: "java",
@@ -91,7 +92,7 @@ pub(crate) fn probe() -> Vec<Part> {
             name: "Apache Kafka",
             found: kafka,
             without: "every check on the `kafka` broker is skipped",
-            get: "export PUBSUB_TCK_KAFKA_HOME=$(bash scripts/kafka.sh)   (needs java 17 and maven; a rerun costs a file check)",
+            get: "`pubsub-tck run --broker kafka` fetches it with Maven once (needs java 17 and maven), as does scripts/kafka.sh",
         },
         Part {
             name: "Toxiproxy",

@@ -99,7 +99,10 @@ fn target_file(name: &str, command: &str, flags: Flags) -> String {
 # The target's name, shown in every report.
 name = {name_q}
 
-# The program that starts the sidecar: absolute, or a bare name found on PATH.
+# The program that starts the sidecar: absolute, a bare name found on PATH, or a path relative
+# to `root`. `root` (optional) is relative to this file's folder, which is its default; the
+# sidecar runs in it, and so does `build` below.
+# root = "."
 command = {command_q}
 
 # Its arguments (daprd's flags). The harness fills in the placeholders at every launch:
@@ -180,7 +183,7 @@ mod tests {
         };
         let (target, expect) = init(&args, &dir).unwrap();
         assert!(expect.exists());
-        let t = harness::TargetFile::load(&target, &dir).unwrap();
+        let t = harness::TargetFile::load(&target).unwrap();
         assert_eq!(t.name(), "my-sidecar");
         assert!(t.expectations().is_some());
         let text = std::fs::read_to_string(&target).unwrap();
@@ -206,7 +209,7 @@ mod tests {
             &dir,
         )
         .unwrap();
-        harness::TargetFile::load(&target, &dir).unwrap();
+        harness::TargetFile::load(&target).unwrap();
     }
 
     #[test]

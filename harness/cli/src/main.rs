@@ -11,6 +11,7 @@ mod bench;
 mod chaos;
 mod doctor;
 mod init;
+mod provision;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -81,6 +82,10 @@ struct RunArgs {
     /// Do not run the target file's `build` command first.
     #[arg(long)]
     no_build: bool,
+    /// Fail on a missing broker instead of installing it (redis-server with apt-get, Apache
+    /// Kafka fetched with Maven into the cache directory).
+    #[arg(long)]
+    no_install: bool,
     /// Run the selection this many times, each with a fresh seed (the first is `--seed`, if
     /// given), and report each check's pass rate and the seeds of its non-passing runs.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
@@ -206,7 +211,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     let base = settings
         .report_dir
         .clone()
-        .unwrap_or_else(|| root.join("reports"));
+        .unwrap_or_else(|| suites::env::reports_base(&root, &cwd));
     let brokers = suites::broker::parse_list(&args.broker).map_err(anyhow::Error::msg)?;
     let checks = runner::select(
         suites::all(),
@@ -223,12 +228,8 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     // Containers (feature `testcontainers`) become external broker addresses; they live until
     // the run's reports are written.
     let _containers = suites::containers::start_blocking(&mut settings)?;
-    // Every broker is checked before anything runs, so a missing one costs no run.
-    for &broker in &brokers {
-        if let Some(reason) = suites::env::broker_unavailable(broker, &settings) {
-            bail!("broker `{broker}` is not available: {reason}");
-        }
-    }
+    // Every broker is found or installed before anything runs, so a missing one costs no run.
+    provision::ensure(&brokers, &mut settings, !args.no_install)?;
     // No --target: the environment's target or the default (`None`), as for one run.
     let targets: Vec<Option<PathBuf>> = if args.target.is_empty() {
         vec![settings.target.clone()]
@@ -341,7 +342,7 @@ fn run_once(
         for &broker in selection.brokers {
             let broker_env = RunEnv::new(&settings, root.to_owned(), run_dir.clone(), broker)?;
             if build && !built {
-                build_target(&broker_env.target, &broker_env.workspace_root)?;
+                build_target(&broker_env.target)?;
                 built = true;
             }
             eprintln!(
@@ -418,11 +419,8 @@ fn suites_rfc3339(t: time::OffsetDateTime) -> String {
     )
 }
 
-/// Runs the target file's `build` command in the workspace root.
-fn build_target(
-    target: &harness::TargetFile,
-    workspace_root: &std::path::Path,
-) -> anyhow::Result<()> {
+/// Runs the target file's `build` command in the target's root.
+fn build_target(target: &harness::TargetFile) -> anyhow::Result<()> {
     let Some(cmd) = target.build_command() else {
         return Ok(());
     };
@@ -434,7 +432,7 @@ fn build_target(
     );
     let status = std::process::Command::new(program)
         .args(args)
-        .current_dir(workspace_root)
+        .current_dir(target.root())
         .status()
         .with_context(|| format!("running the build command of target `{}`", target.name()))?;
     if !status.success() {

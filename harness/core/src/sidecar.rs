@@ -259,7 +259,7 @@ impl Sidecar {
         let spec = ProcessSpec::new(program)
             .args(args)
             .envs(env)
-            .cwd(target.workspace_root())
+            .cwd(target.root())
             .name(format!("{name}-{}", options.app_id))
             .log_dir(&options.log_dir);
         let http_url = format!("http://127.0.0.1:{http_port}");

@@ -6,13 +6,18 @@
 //!
 //! ```toml
 //! name = "reference"
-//! command = "target/release/refsidecar"   # workspace-relative, absolute, or a bare name on PATH
+//! root = "../.."                          # optional; default: this file's folder
+//! command = "target/release/refsidecar"   # relative to `root`, absolute, or a bare name on PATH
 //! args = ["--app-id", "{app_id}", "--dapr-http-port", "{http_port}"]
 //! env = { }                               # optional
 //! ready = "/v1.0/healthz/outbound"        # optional; this is the default
 //! capabilities = ["bulk"]                 # optional
 //! # attach mode instead of command/args:  url = "http://127.0.0.1:3500"
 //! ```
+//!
+//! `root` is the directory a relative `command` resolves against, where the `build` command
+//! runs, and the launched sidecar's working directory. It is itself relative to the target
+//! file's folder, so a target file and what it names travel together.
 //!
 //! A placeholder is `{` followed by letters, digits, `_` or `-`, then `}`.
 //! Any other brace is literal, so JSON in an environment value needs no escaping.
@@ -53,6 +58,7 @@ const KEYS: &[&str] = &[
     "url",
     "build",
     "expectations",
+    "root",
 ];
 
 /// Why a target file could not be loaded or expanded.
@@ -164,6 +170,7 @@ struct RawTarget {
     #[serde(default)]
     build: Option<Vec<String>>,
     expectations: Option<String>,
+    root: Option<String>,
 }
 
 /// How the sidecar is reached.
@@ -183,7 +190,7 @@ enum Mode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetFile {
     path: PathBuf,
-    workspace_root: PathBuf,
+    root: PathBuf,
     name: String,
     mode: Mode,
     ready: String,
@@ -224,22 +231,18 @@ pub struct LaunchVars {
 }
 
 impl TargetFile {
-    /// Reads and validates a target file; a relative `command` resolves against
-    /// `workspace_root`, which is also the working directory launched sidecars get.
-    pub fn load(path: &Path, workspace_root: &Path) -> Result<TargetFile, TargetError> {
+    /// Reads and validates a target file; a relative `command` resolves against its `root`
+    /// (see [`TargetFile::root`]).
+    pub fn load(path: &Path) -> Result<TargetFile, TargetError> {
         let text = std::fs::read_to_string(path).map_err(|source| TargetError::Read {
             path: path.to_owned(),
             source,
         })?;
-        TargetFile::parse(&text, path, workspace_root)
+        TargetFile::parse(&text, path)
     }
 
     /// Validates target-file text; `path` is used in errors only.
-    pub fn parse(
-        text: &str,
-        path: &Path,
-        workspace_root: &Path,
-    ) -> Result<TargetFile, TargetError> {
+    pub fn parse(text: &str, path: &Path) -> Result<TargetFile, TargetError> {
         let parse_err = |source| TargetError::Parse {
             path: path.to_owned(),
             source,
@@ -254,7 +257,7 @@ impl TargetFile {
             });
         }
         let raw: RawTarget = toml::from_str(text).map_err(parse_err)?;
-        validate(raw, path, workspace_root)
+        validate(raw, path)
     }
 
     /// The file this target was loaded from.
@@ -262,9 +265,11 @@ impl TargetFile {
         &self.path
     }
 
-    /// The workspace root: base of a relative `command` and the sidecar's working directory.
-    pub fn workspace_root(&self) -> &Path {
-        &self.workspace_root
+    /// The target's root, absolute: `root` (default `.`) against the target file's folder. A
+    /// relative `command` resolves against it, the `build` command runs in it, and it is the
+    /// launched sidecar's working directory.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     /// The target's `name`.
@@ -321,7 +326,7 @@ impl TargetFile {
                 name: self.name.clone(),
             });
         };
-        let program = resolve_program(command, &self.workspace_root);
+        let program = resolve_program(command, &self.root);
         let args = args
             .iter()
             .enumerate()
@@ -371,7 +376,7 @@ impl TargetFile {
     }
 }
 
-fn validate(raw: RawTarget, path: &Path, workspace_root: &Path) -> Result<TargetFile, TargetError> {
+fn validate(raw: RawTarget, path: &Path) -> Result<TargetFile, TargetError> {
     let invalid = |key, reason| TargetError::InvalidValue {
         path: path.to_owned(),
         key,
@@ -441,6 +446,13 @@ fn validate(raw: RawTarget, path: &Path, workspace_root: &Path) -> Result<Target
             }
         }
     };
+    if raw.root.as_deref().is_some_and(|r| r.trim().is_empty()) {
+        return Err(invalid(
+            "root",
+            "must not be empty (leave it out for the file's folder)",
+        ));
+    }
+    let root = target_root(path, raw.root.as_deref());
     let ready = raw.ready.unwrap_or_else(|| DEFAULT_READY_PATH.to_owned());
     if !ready.starts_with('/') {
         return Err(invalid("ready", "must be a path starting with `/`"));
@@ -463,7 +475,7 @@ fn validate(raw: RawTarget, path: &Path, workspace_root: &Path) -> Result<Target
     };
     Ok(TargetFile {
         path: path.to_owned(),
-        workspace_root: workspace_root.to_owned(),
+        root,
         name: raw.name,
         mode,
         ready,
@@ -473,13 +485,36 @@ fn validate(raw: RawTarget, path: &Path, workspace_root: &Path) -> Result<Target
     })
 }
 
-fn resolve_program(command: &str, workspace_root: &Path) -> PathBuf {
+fn resolve_program(command: &str, root: &Path) -> PathBuf {
     let p = Path::new(command);
     if p.is_absolute() || !command.contains('/') {
         p.to_owned()
     } else {
-        workspace_root.join(p)
+        root.join(p)
     }
+}
+
+/// The absolute root of the target file at `path`: `root` against the file's folder, which is
+/// made absolute against the current directory (a relative program with another working
+/// directory would resolve differently on each platform). Kept as written when it does not
+/// exist, so the launch error names it.
+fn target_root(path: &Path, root: Option<&str>) -> PathBuf {
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let joined = match root {
+        Some(r) => folder.join(r),
+        None => folder,
+    };
+    let absolute = if joined.is_absolute() {
+        joined
+    } else {
+        std::env::current_dir()
+            .map(|cwd| cwd.join(&joined))
+            .unwrap_or(joined)
+    };
+    absolute.canonicalize().unwrap_or(absolute)
 }
 
 /// Finds the span of the next placeholder at or after `from`: `(start, end)` with `end`
@@ -555,7 +590,7 @@ mod tests {
     }
 
     fn load(text: &str) -> Result<TargetFile, TargetError> {
-        TargetFile::parse(text, Path::new("t.toml"), Path::new("/ws"))
+        TargetFile::parse(text, Path::new("/ws/t.toml"))
     }
 
     /// Loads `text` and renders either the expanded command line or the error message.
@@ -587,38 +622,62 @@ env = { A = "{app_id}-{http_port}", J = '{"k":1}' }
     }
 
     #[test]
+    fn root_is_relative_to_the_target_files_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().canonicalize().unwrap();
+        std::fs::create_dir_all(base.join("fixtures/targets")).unwrap();
+        let text = "name = \"r\"\nroot = \"../..\"\ncommand = \"target/release/s\"";
+        let t = TargetFile::parse(text, &base.join("fixtures/targets/r.toml")).unwrap();
+        assert_eq!(t.root(), base);
+        let (program, _, _) = t.command_line(&vars()).unwrap();
+        assert_eq!(program, base.join("target/release/s"));
+
+        let text = "name = \"r\"\ncommand = \"bin/s\"";
+        let t = TargetFile::parse(text, &base.join("fixtures/targets/r.toml")).unwrap();
+        assert_eq!(
+            t.root(),
+            base.join("fixtures/targets"),
+            "default: the file's folder"
+        );
+
+        let empty = "name = \"r\"\nroot = \" \"\ncommand = \"s\"";
+        let err = TargetFile::parse(empty, &base.join("r.toml")).unwrap_err();
+        assert!(err.to_string().contains("root"), "{err}");
+    }
+
+    #[test]
     fn rejects_bad_files() {
         check(
             "name = \"r\"\ncomand = \"x\"",
-            "error: target file t.toml: unknown key `comand` (expected one of name, command, args, env, ready, capabilities, url, build, expectations)",
+            "error: target file /ws/t.toml: unknown key `comand` (expected one of name, command, args, env, ready, capabilities, url, build, expectations, root)",
         );
         check(
             "name = \"r\"\ncommand = \"x\"\nargs = [\"a\", \"{app-port}\"]",
-            "error: target file t.toml: unknown placeholder `{app-port}` in `args[1]`",
+            "error: target file /ws/t.toml: unknown placeholder `{app-port}` in `args[1]`",
         );
         check(
             "name = \"r\"\ncommand = \"x\"\nenv = { T = \"{tok}\" }",
-            "error: target file t.toml: unknown placeholder `{tok}` in `env.T`",
+            "error: target file /ws/t.toml: unknown placeholder `{tok}` in `env.T`",
         );
         check(
             "name = \"r\"\ncommand = \"x\"\nargs = [\"--config\", \"{config_file}\"]",
-            "error: target file t.toml: `args[1]` uses `{config_file}` but no value was given for it",
+            "error: target file /ws/t.toml: `args[1]` uses `{config_file}` but no value was given for it",
         );
         check(
             "name = \"r\"\ncommand = \"x\"\nurl = \"http://127.0.0.1:1\"",
-            "error: target file t.toml: `command` and `url` are mutually exclusive",
+            "error: target file /ws/t.toml: `command` and `url` are mutually exclusive",
         );
         check(
             "name = \"r\"",
-            "error: target file t.toml: one of `command` or `url` is required",
+            "error: target file /ws/t.toml: one of `command` or `url` is required",
         );
         check(
             "name = \"r\"\ncommand = \"x\"\nready = \"healthz\"",
-            "error: target file t.toml: invalid `ready`: must be a path starting with `/`",
+            "error: target file /ws/t.toml: invalid `ready`: must be a path starting with `/`",
         );
         check(
             "name = \"r\"\ncommand = 3",
-            "error: invalid target file t.toml",
+            "error: invalid target file /ws/t.toml",
         );
     }
 
@@ -633,11 +692,11 @@ env = { A = "{app_id}-{http_port}", J = '{"k":1}' }
         assert_eq!(t.ready_path(), DEFAULT_READY_PATH);
         check(
             "name = \"a\"\nurl = \"http://x\"\nargs = []",
-            "error: target file t.toml: `url` and `args` are mutually exclusive",
+            "error: target file /ws/t.toml: `url` and `args` are mutually exclusive",
         );
         check(
             "name = \"a\"\nurl = \"ftp://x\"",
-            "error: target file t.toml: invalid `url`: must be an http:// or https:// URL",
+            "error: target file /ws/t.toml: invalid `url`: must be an http:// or https:// URL",
         );
         assert_eq!(
             t.command_line(&vars()).unwrap_err().to_string(),

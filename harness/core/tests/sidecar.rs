@@ -42,8 +42,7 @@ fn every_shipped_target_file_loads() {
     files.sort();
     let mut names = vec![];
     for f in &files {
-        let t = TargetFile::load(f, &workspace_root())
-            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let t = TargetFile::load(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         names.push(format!(
             "{}{}",
             t.name(),
@@ -87,7 +86,7 @@ fn every_shipped_target_file_loads() {
             "reference",
         ]
     );
-    let reference = TargetFile::load(&dir.join("reference.toml"), &workspace_root()).unwrap();
+    let reference = TargetFile::load(&dir.join("reference.toml")).unwrap();
     assert!(reference.has_capability("bulk"));
 }
 
@@ -103,7 +102,7 @@ args = ["-c", "echo listening on $0; exit 4", "{http_port}"]
 "#,
     )
     .unwrap();
-    let target = TargetFile::load(&file, &dir).unwrap();
+    let target = TargetFile::load(&file).unwrap();
     let mut opts = SidecarOptions::new(&dir, dir.join("logs"));
     opts.ready_deadline = Duration::from_secs(5);
     let err = Sidecar::launch(&target, opts).await.unwrap_err();
@@ -132,7 +131,7 @@ async fn attach_mode_polls_ready_and_the_client_speaks_the_api() {
         ),
     )
     .unwrap();
-    let target = TargetFile::load(&file, &dir).unwrap();
+    let target = TargetFile::load(&file).unwrap();
     let mut opts = SidecarOptions::new(&dir, dir.join("logs"));
     opts.api_token = Some("tok".into());
     let mut sidecar = Sidecar::launch(&target, opts).await.unwrap();
