@@ -126,12 +126,13 @@ cargo build --release --locked -p reference-sidecar -p harness --bins "${KAFKA_F
 cargo check --release --locked -p suites --features suites/testcontainers
 
 # Lints, as errors: rustfmt's layout and clippy on every target of the workspace (the lint
-#    settings are the workspace's `[lints]` tables).
+#    settings are the workspace's `[lints]` tables). The `mutants` feature only adds
+#    reference-sidecar/tests/tck.rs, the test scripts/mutants.sh runs, so that it is linted too.
 if ! cargo clippy --version >/dev/null 2>&1 || ! cargo fmt --version >/dev/null 2>&1; then
   need rustup && rustup component add clippy rustfmt
 fi
 cargo fmt --all --check
-cargo clippy --release --locked --workspace --all-targets "${KAFKA_FEATURES[@]}" -- -D warnings
+cargo clippy --release --locked --workspace --all-targets "${KAFKA_FEATURES[@]}" --features reference-sidecar/mutants -- -D warnings
 
 # 4. Every test: unit and in-process tests, harness tests, the conformance suites against the
 #    reference target, the self-check against broken targets, and repository invariants.

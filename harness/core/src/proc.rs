@@ -159,6 +159,10 @@ pub struct StateError {
 }
 
 /// `(pid, state)` of every process whose process group is `pgid`, read from `/proc`.
+/// How long a killed group's members may take to exit after SIGKILL (an uninterruptible wait
+/// delays it).
+const GROUP_EXIT_DEADLINE: Duration = Duration::from_secs(5);
+
 fn group_states(pgid: u32) -> Vec<(u32, char)> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -536,6 +540,7 @@ impl Child {
         }
         if self.wait_exit(grace).await.is_some() {
             self.reap_group();
+            self.wait_group_gone(GROUP_EXIT_DEADLINE).await;
             tracing::info!(name = %self.spec.name, pid = self.pid, "exited after SIGTERM");
             return ShutdownStep::Sigterm;
         }
@@ -544,7 +549,8 @@ impl Child {
         ShutdownStep::Sigkill
     }
 
-    /// SIGKILLs the group and waits for the leader to be reaped.
+    /// SIGKILLs the group and waits for the leader to be reaped and for every other member
+    /// to be gone.
     pub async fn kill(&mut self) -> Option<ExitStatus> {
         self.stopping = true;
         let _ = self.signal(Sig::Kill);
@@ -554,7 +560,34 @@ impl Child {
         {
             self.record_exit(status);
         }
+        self.wait_group_gone(GROUP_EXIT_DEADLINE).await;
         self.exit
+    }
+
+    /// Waits until no member of the group is alive (a zombie has closed its files), polling
+    /// against `deadline`. The leader's exit does not mean its children's: a wrapper's child
+    /// still exiting holds its listening ports, and a restart on the same ports would race it.
+    /// Past the deadline the restart goes ahead and its own error names the port.
+    async fn wait_group_gone(&self, deadline: Duration) {
+        if self.pid == 0 {
+            return;
+        }
+        let started = Instant::now();
+        loop {
+            let alive: Vec<u32> = group_states(self.pid)
+                .into_iter()
+                .filter(|(_, st)| !matches!(st, 'Z' | 'X'))
+                .map(|(pid, _)| pid)
+                .collect();
+            if alive.is_empty() {
+                return;
+            }
+            if started.elapsed() >= deadline {
+                tracing::warn!(name = %self.spec.name, pgid = self.pid, ?alive, "group members still alive {deadline:?} after SIGKILL");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// Freezes the whole group (SIGSTOP).

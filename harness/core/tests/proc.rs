@@ -188,6 +188,26 @@ async fn restart_respawns_the_same_spec_and_appends_to_the_log() {
 }
 
 #[tokio::test]
+async fn kill_returns_once_every_member_of_the_group_is_gone() {
+    // A wrapper's child holds its ports until it exits; a restart right after `kill` must not
+    // find it alive.
+    let mut child = sh("wrapper", "sleep 30 & sleep 30 & echo up; wait")
+        .spawn()
+        .unwrap();
+    child.wait_log_line("up", WAIT).await.unwrap();
+    let members = group_members(child.pid());
+    assert_eq!(members.len(), 3, "{members:?}");
+    child.kill().await;
+    for m in members {
+        let state = proc_state(m);
+        assert!(
+            matches!(state, None | Some('Z') | Some('X')),
+            "member {m} is still alive ({state:?}) after kill returned"
+        );
+    }
+}
+
+#[tokio::test]
 async fn dropping_a_child_kills_its_whole_group() {
     let mut child = sh("family", "sleep 30 & echo \"grandchild $!\"; wait")
         .spawn()
