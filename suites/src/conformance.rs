@@ -15,9 +15,13 @@
 //! `non-strict:` with the evidence. A failure the target's expectations file names passes and
 //! prints `expected failure:`; a pass of a check it names fails the trial (the file is stale).
 //! Checks the target cannot run are listed as ignored, and their kind tag says why.
+//!
+//! With `PUBSUB_TCK_FAIL_FAST=1`, once a trial has failed the trials not yet started fail at
+//! once with `not run (fail-fast after <id>)`: for runs that only ask whether anything fails,
+//! such as a mutation test (scripts/mutants.sh).
 
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::Broker;
 use crate::containers::ContainerGuard;
@@ -54,6 +58,8 @@ fn run_suite(target: Option<std::path::PathBuf>) -> ExitCode {
             env.seed
         );
     }
+    let fail_fast = std::env::var("PUBSUB_TCK_FAIL_FAST").is_ok_and(|v| v == "1");
+    let first_failure: Arc<Mutex<Option<String>>> = Arc::default();
     let mut trials = Vec::new();
     for (broker, env) in envs {
         let unavailable = broker_unavailable(broker, &settings);
@@ -61,7 +67,20 @@ fn run_suite(target: Option<std::path::PathBuf>) -> ExitCode {
             let name = format!("{}::{broker}", check.id);
             let skip = unavailable.clone().or_else(|| check.skip_reason(&env));
             let env = env.clone();
-            let trial = Trial::test(name, move || run(env, check));
+            let first_failure = first_failure.clone();
+            let trial = Trial::test(name.clone(), move || {
+                if fail_fast && let Some(first) = first_failure.lock().ok().and_then(|f| f.clone())
+                {
+                    return Err(Failed::from(format!("not run (fail-fast after {first})")));
+                }
+                let result = run(env, check);
+                if result.is_err()
+                    && let Ok(mut f) = first_failure.lock()
+                {
+                    f.get_or_insert(name);
+                }
+                result
+            });
             trials.push(match skip {
                 Some(reason) => trial
                     .with_ignored_flag(true)
