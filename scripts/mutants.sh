@@ -50,5 +50,6 @@ out="${PUBSUB_TCK_MUTANTS_OUT:-reports/mutants}"
 mkdir -p "$out"
 
 exec cargo mutants --package reference-sidecar --test-package reference-sidecar \
-  --features mutants "${file_args[@]}" --output "$out" --timeout 900 --build-timeout 900 "$@" \
+  --features mutants "${file_args[@]}" --output "$out" --timeout 900 --build-timeout 900 \
+  --sharding round-robin "$@" \
   -- --test tck -- --skip apps:: --skip chaos::

@@ -130,11 +130,20 @@ pub(crate) fn checks() -> Vec<Check> {
         check!(
             "core::cloudevents::attribute_overrides",
             Must,
-            "metadata.cloudevent.id, .source and .type override the envelope attributes",
+            "metadata.cloudevent.id, .source, .type and .subject override the envelope attributes",
             "Dapr pub/sub API: metadata.cloudevent.* overrides; daprd pkg/runtime/pubsub/cloudevents.go",
             CE_DOC,
             [Need::Launch],
             attribute_overrides
+        ),
+        check!(
+            "core::cloudevents::trace_overrides",
+            Must,
+            "metadata.cloudevent.traceid sets the envelope's traceid and traceparent, .traceparent wins over it for both, and .tracestate sets tracestate",
+            "Dapr pub/sub API: metadata.cloudevent.* overrides; daprd pkg/runtime/pubsub/cloudevents.go (NewCloudEvent)",
+            CE_DOC,
+            [Need::Launch],
+            trace_overrides
         ),
         check!(
             "core::cloudevents::topic_override_ignored",
@@ -489,6 +498,7 @@ async fn attribute_overrides(t: &mut Trial) -> Result<(), Problem> {
                 ("metadata.cloudevent.id", "tck-fixed-id"),
                 ("metadata.cloudevent.source", "tck-source"),
                 ("metadata.cloudevent.type", "tck.type.v1"),
+                ("metadata.cloudevent.subject", "tck-subject"),
             ],
         )
         .await?;
@@ -496,7 +506,43 @@ async fn attribute_overrides(t: &mut Trial) -> Result<(), Problem> {
     let e = body_of(&d[0]);
     attr_eq(&e, "id", json!("tck-fixed-id"), &d[0])?;
     attr_eq(&e, "source", json!("tck-source"), &d[0])?;
-    attr_eq(&e, "type", json!("tck.type.v1"), &d[0])
+    attr_eq(&e, "type", json!("tck.type.v1"), &d[0])?;
+    attr_eq(&e, "subject", json!("tck-subject"), &d[0])
+}
+
+async fn trace_overrides(t: &mut Trial) -> Result<(), Problem> {
+    start_orders(t).await?;
+    let traceid = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let id = t
+        .publish_query(
+            TOPIC,
+            json!({}),
+            &[
+                ("metadata.cloudevent.traceid", traceid),
+                ("metadata.cloudevent.tracestate", "tck=1"),
+            ],
+        )
+        .await?;
+    let d = t.wait_msg(ROUTE, &id, 1).await?;
+    let e = body_of(&d[0]);
+    attr_eq(&e, "traceid", json!(traceid), &d[0])?;
+    attr_eq(&e, "traceparent", json!(traceid), &d[0])?;
+    attr_eq(&e, "tracestate", json!("tck=1"), &d[0])?;
+    let id = t
+        .publish_query(
+            TOPIC,
+            json!({}),
+            &[
+                ("metadata.cloudevent.traceid", traceid),
+                ("metadata.cloudevent.traceparent", traceparent),
+            ],
+        )
+        .await?;
+    let d = t.wait_msg(ROUTE, &id, 1).await?;
+    let e = body_of(&d[0]);
+    attr_eq(&e, "traceid", json!(traceparent), &d[0])?;
+    attr_eq(&e, "traceparent", json!(traceparent), &d[0])
 }
 
 async fn topic_override_ignored(t: &mut Trial) -> Result<(), Problem> {
