@@ -7,7 +7,8 @@
 # (feature `mutants`), which runs the conformance suite against it as against any target: the
 # core and robustness profiles on the in-memory broker (apps and chaos left out: they need other
 # runtimes and minutes each), stopping at the first failed check. A mutant is caught when a check
-# fails, missed when every check passes, unviable when it does not compile.
+# fails (a SHOULD check too: PUBSUB_TCK_STRICT=1), missed when every check passes, unviable when
+# it does not compile.
 #
 # Nightly-sized: about 470 mutants, each a rebuild and up to one suite run. Arguments go to cargo
 # mutants: `--shard 0/10` runs every tenth mutant (round-robin over the list, so a shard samples
@@ -43,6 +44,8 @@ export PUBSUB_TCK_BROKERS=in-memory
 export PUBSUB_TCK_SEED="${PUBSUB_TCK_SEED:-1}"
 export PUBSUB_TCK_BUDGET="${PUBSUB_TCK_BUDGET:-2000}"
 export PUBSUB_TCK_FAIL_FAST=1
+# refsidecar holds itself to every SHOULD: a SHOULD check that fails catches a mutant too.
+export PUBSUB_TCK_STRICT=1
 # cargo mutants builds in a copy of the tree at a new path each run: a fixed target directory
 # keeps the dependencies compiled between runs.
 export CARGO_TARGET_DIR="${PUBSUB_TCK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pubsub-tck}/mutants-target"

@@ -16,6 +16,9 @@
 //! prints `expected failure:`; a pass of a check it names fails the trial (the file is stale).
 //! Checks the target cannot run are listed as ignored, and their kind tag says why.
 //!
+//! With `PUBSUB_TCK_STRICT=1` a SHOULD failure fails its trial too (for a target that holds
+//! itself to every SHOULD, such as refsidecar under scripts/mutants.sh).
+//!
 //! With `PUBSUB_TCK_FAIL_FAST=1`, once a trial has failed the trials not yet started fail at
 //! once with `not run (fail-fast after <id>)`: for runs that only ask whether anything fails,
 //! such as a mutation test (scripts/mutants.sh).
@@ -59,6 +62,7 @@ fn run_suite(target: Option<std::path::PathBuf>) -> ExitCode {
         );
     }
     let fail_fast = std::env::var("PUBSUB_TCK_FAIL_FAST").is_ok_and(|v| v == "1");
+    let strict = std::env::var("PUBSUB_TCK_STRICT").is_ok_and(|v| v == "1");
     let first_failure: Arc<Mutex<Option<String>>> = Arc::default();
     let mut trials = Vec::new();
     for (broker, env) in envs {
@@ -73,7 +77,7 @@ fn run_suite(target: Option<std::path::PathBuf>) -> ExitCode {
                 {
                     return Err(Failed::from(format!("not run (fail-fast after {first})")));
                 }
-                let result = run(env, check);
+                let result = run(env, check, strict);
                 if result.is_err()
                     && let Ok(mut f) = first_failure.lock()
                 {
@@ -140,7 +144,7 @@ fn chain(e: &dyn std::error::Error) -> String {
     msg
 }
 
-fn run(env: Arc<RunEnv>, check: crate::Check) -> Result<(), Failed> {
+fn run(env: Arc<RunEnv>, check: crate::Check, strict: bool) -> Result<(), Failed> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -162,6 +166,10 @@ fn run(env: Arc<RunEnv>, check: crate::Check) -> Result<(), Failed> {
     };
     match r.verdict {
         VerdictKind::Pass | VerdictKind::Skip => Ok(()),
+        VerdictKind::NonStrict if strict => Err(Failed::from(format!(
+            "SHOULD failed (PUBSUB_TCK_STRICT=1): {}",
+            details()
+        ))),
         VerdictKind::NonStrict => {
             eprintln!("non-strict: {} (SHOULD): {}", r.id, details());
             Ok(())

@@ -10,8 +10,8 @@
 //! `PUBSUB_TCK_KAFKA_HOME` (the Apache Kafka home the private brokers run from: `lib/` and
 //! `log4j.properties`; scripts/kafka.sh fetches it and prints it, scripts/test.sh sets this).
 //! `PUBSUB_TCK_PYTHON` (the venv Python of the `apps` profile) and `PUBSUB_TCK_NODE_PREFIX` (the npm
-//! prefix of its Node apps), both set by scripts/test.sh. `PUBSUB_TCK_FAIL_FAST` is read by
-//! [`crate::conformance`] alone.
+//! prefix of its Node apps), both set by scripts/test.sh. `PUBSUB_TCK_FAIL_FAST` and
+//! `PUBSUB_TCK_STRICT` are read by [`crate::conformance`] alone.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
