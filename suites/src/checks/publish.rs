@@ -175,6 +175,15 @@ pub(crate) fn checks() -> Vec<Check> {
             [Need::Launch],
             metadata_echoed_as_headers
         ),
+        check!(
+            "core::publish::metadata_content_length_ignored",
+            Must,
+            "A publisher's metadata.content-length never becomes the delivery's Content-Length: the subscriber receives the whole event",
+            "daprd pkg/messaging/v1/invoke_method_request.go WithCustomHTTPMetadata: content-length is skipped",
+            API_DOC,
+            [Need::Launch],
+            metadata_content_length_ignored
+        ),
     ]
 }
 
@@ -583,4 +592,28 @@ async fn metadata_echoed_as_headers(t: &mut Trial) -> Result<(), Problem> {
         h,
         [format!("headers: {:?}", d[0].headers)],
     )
+}
+
+async fn metadata_content_length_ignored(t: &mut Trial) -> Result<(), Problem> {
+    t.start(Scenario::new().subscribe("orders", "/orders"))
+        .await?;
+    let id = t
+        .publish_query(
+            "orders",
+            json!({"padding": "a body far longer than one byte"}),
+            &[("metadata.content-length", "1")],
+        )
+        .await?;
+    let d = t.wait_msg("/orders", &id, 1).await?;
+    let length = d[0].header("content-length").map(str::to_owned);
+    match length {
+        Some(l) if l != d[0].body.len().to_string() => Err(Problem::fail(
+            "the delivery's Content-Length is not its body's length",
+            vec![
+                format!("content-length: {l}, body: {} bytes", d[0].body.len()),
+                format!("headers: {:?}", d[0].headers),
+            ],
+        )),
+        _ => Ok(()),
+    }
 }
