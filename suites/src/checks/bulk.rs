@@ -63,7 +63,7 @@ pub(crate) fn checks() -> Vec<Check> {
         check!(
             "core::bulk::entry_content_types",
             Should,
-            "Bulk entries keep their content types: JSON data, text data, octet-stream data_base64",
+            "Bulk entries keep their content types: JSON data, text and XML data as strings, octet-stream data_base64",
             "daprd bulk publish: event conversion by contentType",
             BULK_DOC,
             [Need::Launch, Need::Capability("bulk")],
@@ -196,17 +196,18 @@ async fn entry_content_types(t: &mut Trial) -> Result<(), Problem> {
         {"entryId": "j", "event": {"tck_id": "json", "n": 1}, "contentType": "application/json"},
         {"entryId": "t", "event": "plain words", "contentType": "text/plain"},
         {"entryId": "b", "event": "AAEC/w==", "contentType": "application/octet-stream"},
+        {"entryId": "x", "event": "<order n=\"1\"/>", "contentType": "application/xml"},
     ]);
     let r = t
         .client()
         .bulk_publish(PUBSUB, "orders", &body, &[])
         .await?;
     ensure_eq("bulk status", 204, r.status, [line(&r)])?;
-    let ds = t.wait("/orders", 3).await?;
+    let ds = t.wait("/orders", 4).await?;
     let events: Vec<Value> = ds.iter().filter_map(|d| d.body_json.clone()).collect();
     let has = |pred: &dyn Fn(&Value) -> bool| events.iter().any(pred);
     let mut ev: Vec<String> = events.iter().map(Value::to_string).collect();
-    ev.truncate(3);
+    ev.truncate(4);
     ensure(
         has(&|e| e["data"]["n"] == 1 && e["datacontenttype"] == "application/json"),
         "the JSON entry lost its JSON data",
@@ -215,6 +216,11 @@ async fn entry_content_types(t: &mut Trial) -> Result<(), Problem> {
     ensure(
         has(&|e| e["data"] == "plain words"),
         "the text entry lost its string data",
+        ev.clone(),
+    )?;
+    ensure(
+        has(&|e| e["data"] == "<order n=\"1\"/>" && e["datacontenttype"] == "application/xml"),
+        "the XML entry lost its string data",
         ev.clone(),
     )?;
     ensure(
