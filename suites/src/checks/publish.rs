@@ -44,8 +44,8 @@ pub(crate) fn checks() -> Vec<Check> {
         check!(
             "core::publish::error_details",
             Should,
-            "Publish errors carry ErrorInfo details with reason and domain dapr.io",
-            "daprd richer error model: details[ErrorInfo{reason, domain: dapr.io}]",
+            "Publish errors carry ErrorInfo details with reason, domain dapr.io and the request's metadata",
+            "daprd richer error model: details[ErrorInfo{reason, domain: dapr.io, metadata}]; pkg/api/errors/pubsub.go",
             Some("https://docs.dapr.io/reference/errors/"),
             [],
             error_details
@@ -275,7 +275,7 @@ async fn error_details(t: &mut Trial) -> Result<(), Problem> {
             "orders",
             Bytes::from_static(b"{}"),
             Some("application/json"),
-            &[],
+            &[("metadata.tckkey", "tck-value")],
         )
         .await?;
     let body = r.json().unwrap_or(Value::Null);
@@ -302,6 +302,13 @@ async fn error_details(t: &mut Trial) -> Result<(), Problem> {
         "ErrorInfo.domain",
         json!("dapr.io"),
         info["domain"].clone(),
+        [response_line(&r)],
+    )?;
+    // daprd passes the request's metadata (prefix stripped) as the ErrorInfo's metadata.
+    ensure_eq(
+        "ErrorInfo.metadata.tckkey",
+        json!("tck-value"),
+        info["metadata"]["tckkey"].clone(),
         [response_line(&r)],
     )
 }
