@@ -96,7 +96,7 @@ pub(crate) fn checks() -> Vec<Check> {
         check!(
             "core::grpc_api::bulk_publish_delivered",
             Must,
-            "BulkPublishEvent answers with no failed entries and every entry is delivered",
+            "BulkPublishEvent answers with no failed entries and every entry is delivered, an entry's metadata.cloudevent.type overriding its envelope type",
             "daprd pkg/api/grpc/grpc.go BulkPublishEvent (spec §1.7, §1.8)",
             PROTO,
             [Need::Launch, GRPC_API, Need::Capability("bulk")],
@@ -305,7 +305,11 @@ async fn bulk_publish_delivered(t: &mut Trial) -> Result<(), Problem> {
     t.start(Scenario::new().subscribe("orders", "/orders"))
         .await?;
     let ids = [t.next_id(), t.next_id(), t.next_id()];
-    let req = bulk(t, &ids);
+    let mut req = bulk(t, &ids);
+    if let Some(e) = req.entries.first_mut() {
+        e.metadata
+            .insert("cloudevent.type".into(), "tck.grpc.bulk".into());
+    }
     let resp = t.grpc_api()?.bulk_publish(req).await.map_err(|s| {
         Problem::fail(
             format!("BulkPublishEvent answered {:?}", s.code()),
@@ -319,8 +323,17 @@ async fn bulk_publish_delivered(t: &mut Trial) -> Result<(), Problem> {
             .iter()
             .map(|e| format!("{}: {}", e.entry_id, e.error)),
     )?;
-    for id in &ids {
-        t.wait_msg("/orders", id, 1).await?;
+    for (i, id) in ids.iter().enumerate() {
+        let d = t.wait_msg("/orders", id, 1).await?;
+        if i == 0 {
+            let ce_type = d[0].body_json.as_ref().map(|b| b["type"].clone());
+            ensure_eq(
+                "the envelope type of the entry with metadata cloudevent.type",
+                Some(json!("tck.grpc.bulk")),
+                ce_type,
+                [String::from_utf8_lossy(&d[0].body).into_owned()],
+            )?;
+        }
     }
     Ok(())
 }
