@@ -490,59 +490,61 @@ async fn invalid_json_string_fallback(t: &mut Trial) -> Result<(), Problem> {
 
 async fn attribute_overrides(t: &mut Trial) -> Result<(), Problem> {
     start_orders(t).await?;
-    let id = t
-        .publish_query(
-            TOPIC,
-            json!({}),
-            &[
-                ("metadata.cloudevent.id", "tck-fixed-id"),
-                ("metadata.cloudevent.source", "tck-source"),
-                ("metadata.cloudevent.type", "tck.type.v1"),
-                ("metadata.cloudevent.subject", "tck-subject"),
-            ],
-        )
-        .await?;
-    let d = t.wait_msg(ROUTE, &id, 1).await?;
-    let e = body_of(&d[0]);
-    attr_eq(&e, "id", json!("tck-fixed-id"), &d[0])?;
-    attr_eq(&e, "source", json!("tck-source"), &d[0])?;
-    attr_eq(&e, "type", json!("tck.type.v1"), &d[0])?;
-    attr_eq(&e, "subject", json!("tck-subject"), &d[0])
+    let overrides = [
+        ("id", "tck-fixed-id"),
+        ("source", "tck-source"),
+        ("type", "tck.type.v1"),
+        ("subject", "tck-subject"),
+    ];
+    let query: Vec<(String, &str)> = overrides
+        .iter()
+        .map(|(attr, v)| (format!("metadata.cloudevent.{attr}"), *v))
+        .collect();
+    let (e, d) = publish_overridden(t, &query).await?;
+    for (attr, v) in overrides {
+        attr_eq(&e, attr, json!(v), &d)?;
+    }
+    Ok(())
+}
+
+/// Publishes one JSON event to the orders topic with `query` (publish metadata) and returns
+/// its delivered envelope.
+async fn publish_overridden(
+    t: &mut Trial,
+    query: &[(String, &str)],
+) -> Result<(Value, harness::RecordedDelivery), Problem> {
+    let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let id = t.publish_query(TOPIC, json!({}), &query).await?;
+    let mut d = t.wait_msg(ROUTE, &id, 1).await?;
+    let d = d.swap_remove(0);
+    Ok((body_of(&d), d))
 }
 
 async fn trace_overrides(t: &mut Trial) -> Result<(), Problem> {
     start_orders(t).await?;
     let traceid = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    let id = t
-        .publish_query(
-            TOPIC,
-            json!({}),
-            &[
-                ("metadata.cloudevent.traceid", traceid),
-                ("metadata.cloudevent.tracestate", "tck=1"),
-            ],
-        )
-        .await?;
-    let d = t.wait_msg(ROUTE, &id, 1).await?;
-    let e = body_of(&d[0]);
-    attr_eq(&e, "traceid", json!(traceid), &d[0])?;
-    attr_eq(&e, "traceparent", json!(traceid), &d[0])?;
-    attr_eq(&e, "tracestate", json!("tck=1"), &d[0])?;
-    let id = t
-        .publish_query(
-            TOPIC,
-            json!({}),
-            &[
-                ("metadata.cloudevent.traceid", traceid),
-                ("metadata.cloudevent.traceparent", traceparent),
-            ],
-        )
-        .await?;
-    let d = t.wait_msg(ROUTE, &id, 1).await?;
-    let e = body_of(&d[0]);
-    attr_eq(&e, "traceid", json!(traceparent), &d[0])?;
-    attr_eq(&e, "traceparent", json!(traceparent), &d[0])
+    let meta = |attr: &str| format!("metadata.cloudevent.{attr}");
+    // traceid sets both trace fields; tracestate its own.
+    let (e, d) = publish_overridden(
+        t,
+        &[(meta("traceid"), traceid), (meta("tracestate"), "tck=1")],
+    )
+    .await?;
+    attr_eq(&e, "traceid", json!(traceid), &d)?;
+    attr_eq(&e, "traceparent", json!(traceid), &d)?;
+    attr_eq(&e, "tracestate", json!("tck=1"), &d)?;
+    // traceparent wins over traceid for both.
+    let (e, d) = publish_overridden(
+        t,
+        &[
+            (meta("traceid"), traceid),
+            (meta("traceparent"), traceparent),
+        ],
+    )
+    .await?;
+    attr_eq(&e, "traceid", json!(traceparent), &d)?;
+    attr_eq(&e, "traceparent", json!(traceparent), &d)
 }
 
 async fn topic_override_ignored(t: &mut Trial) -> Result<(), Problem> {
