@@ -23,6 +23,7 @@ pub mod problem;
 mod robustness;
 pub mod runner;
 pub mod schema;
+pub mod selfcheck;
 pub mod trial;
 
 pub use broker::Broker;

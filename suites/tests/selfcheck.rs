@@ -1,218 +1,26 @@
-//! The self-check: the suites must catch broken sidecars. Each trial runs one check against a
-//! `tck-mutant` target (the reference sidecar behind a proxy that breaks one promise) and
-//! requires that the check fails, naming the promise; the `none` mutant (a pure proxy) is the
-//! control and must pass the same checks.
+//! The self-check: the suites must catch broken sidecars. Each trial runs one case of
+//! `suites::selfcheck` (one check against refsidecar, or daprd, behind the `tck-mutant` proxy
+//! that breaks one promise) and requires that the check fails, naming the promise; the `none`
+//! mutant (a pure proxy) is the control and must pass the same checks. The mutant targets are
+//! derived from `fixtures/targets/reference.toml` and `daprd.toml` by `harness::mutant::wrap`,
+//! as `pubsub-tck selfcheck` derives them from an implementer's target file.
 //!
 //! Needs `target/release/refsidecar` and `target/release/tck-mutant` (the README's test
-//! command builds both).
+//! command builds both), and daprd for the daprd cases.
 
 use std::sync::Arc;
 
+use harness::mutant::Mode;
 use harness_report::VerdictKind;
 use libtest_mimic::{Arguments, Failed, Trial};
 use suites::Broker;
 use suites::env::{EnvSettings, RunEnv, broker_unavailable, find_workspace};
-
-/// (mutant mode, check id, whether the check must fail), on the in-memory broker.
-const CASES: &[(&str, &str, bool)] = &[
-    (
-        "ack-before-deliver",
-        "core::ordering::fifo_single_publisher",
-        true,
-    ),
-    ("ack-before-deliver", "core::status::retry_retried", true),
-    ("strip-specversion", "core::cloudevents::schema_valid", true),
-    (
-        "strip-specversion",
-        "core::cloudevents::dapr_attributes",
-        true,
-    ),
-    (
-        "retry-to-success",
-        "core::redelivery::retry_then_success",
-        true,
-    ),
-    ("retry-to-success", "core::status::retry_retried", true),
-    (
-        "deliver-twice",
-        "core::delivery::no_loss_no_duplicates",
-        true,
-    ),
-    ("deliver-twice", "core::status::success_once", true),
-    (
-        "drop-every-3rd",
-        "core::delivery::no_loss_no_duplicates",
-        true,
-    ),
-    (
-        "content-type-json",
-        "core::cloudevents::delivery_content_type",
-        true,
-    ),
-    ("ttl-ignored", "core::dlq::expired_never_delivered", true),
-    (
-        "token-bypass-bulk",
-        "core::auth::every_route_needs_token",
-        true,
-    ),
-    // The same proxies for a gRPC app (`tck-mutant --app-protocol grpc`).
-    (
-        "retry-to-success",
-        "core::status::retry_retried::grpc",
-        true,
-    ),
-    ("deliver-twice", "core::status::success_once::grpc", true),
-    (
-        "drop-every-3rd",
-        "core::delivery::no_loss_no_duplicates::grpc",
-        true,
-    ),
-    (
-        "ack-before-deliver",
-        "core::ordering::fifo_single_publisher::grpc",
-        true,
-    ),
-    ("none", "core::status::retry_retried::grpc", false),
-    ("none", "core::delivery::no_loss_no_duplicates::grpc", false),
-    (
-        "token-bypass-grpc",
-        "core::auth::every_grpc_method_needs_token",
-        true,
-    ),
-    ("none", "core::auth::every_grpc_method_needs_token", false),
-    // A robustness campaign finds a connection reset on one kind of request and shrinks it to
-    // a reproducer naming the TTL (see `reproducer_named`).
-    ("reset-on-huge-ttl", "robustness::http_api::campaign", true),
-    ("none", "robustness::http_api::campaign", false),
-    (
-        "scopes-ignored",
-        "core::publish::protected_topics_forbidden",
-        true,
-    ),
-    (
-        "scopes-ignored",
-        "core::publish::subscription_scopes_filter",
-        true,
-    ),
-    ("none", "core::publish::protected_topics_forbidden", false),
-    ("none", "core::publish::subscription_scopes_filter", false),
-    ("none", "core::dlq::expired_never_delivered", false),
-    ("none", "core::auth::every_route_needs_token", false),
-    ("none", "core::cloudevents::schema_valid", false),
-    ("none", "core::resiliency::max_retries_2", false),
-    ("none", "core::delivery::no_loss_no_duplicates", false),
-    ("none", "core::cloudevents::delivery_content_type", false),
-];
-
-/// The same, on the Redis broker (a private redis-server per trial).
-const REDIS_CASES: &[(&str, &str, bool)] = &[
-    (
-        "ack-before-deliver",
-        "core::durability::sidecar_kill_redelivers",
-        true,
-    ),
-    (
-        "ack-before-deliver",
-        "core::ordering::fifo_with_concurrency_one",
-        true,
-    ),
-    ("ttl-ignored", "core::dlq::expired_never_delivered", true),
-    (
-        "never-ack",
-        "core::delivery::acknowledged_after_outcome",
-        true,
-    ),
-    ("none", "core::delivery::acknowledged_after_outcome", false),
-    ("none", "core::durability::sidecar_kill_redelivers", false),
-    ("none", "core::ordering::fifo_with_concurrency_one", false),
-    ("none", "core::dlq::expired_never_delivered", false),
-];
-
-/// The same, on the Kafka broker (a private Apache Kafka broker per trial). Kafka promises order
-/// per partition key only, so the ordering case is the per-key check.
-const KAFKA_CASES: &[(&str, &str, bool)] = &[
-    (
-        "ack-before-deliver",
-        "core::durability::sidecar_kill_redelivers",
-        true,
-    ),
-    (
-        "ack-before-deliver",
-        "core::ordering::per_partition_key",
-        true,
-    ),
-    (
-        "drop-every-3rd",
-        "core::delivery::no_loss_no_duplicates",
-        true,
-    ),
-    ("none", "core::durability::sidecar_kill_redelivers", false),
-    ("none", "core::ordering::per_partition_key", false),
-];
-
-/// Chaos checks against broken sidecars: (broker, mutant, check, must fail). A caught mutant
-/// must be reported with the fault window and the ids of the messages it lost.
-const CHAOS_CASES: &[(Broker, &str, &str, bool)] = &[
-    (
-        Broker::InMemory,
-        "drop-every-3rd",
-        "chaos::sidecar_app::latency",
-        true,
-    ),
-    (
-        Broker::InMemory,
-        "ack-before-deliver",
-        "chaos::sidecar_app::down",
-        true,
-    ),
-    (
-        Broker::InMemory,
-        "none",
-        "chaos::sidecar_app::latency",
-        false,
-    ),
-    (Broker::InMemory, "none", "chaos::sidecar_app::down", false),
-    (Broker::Redis, "none", "chaos::process::kill_sidecar", false),
-];
-
-/// What a caught chaos failure must name: the fault window and message ids.
-fn chaos_evidence_named(id: &str, evidence: &[String]) -> Result<(), String> {
-    let window = match id {
-        "chaos::sidecar_app::latency" => "latency on sidecar-app",
-        "chaos::sidecar_app::down" => "down on sidecar-app",
-        _ => return Ok(()),
-    };
-    let all = evidence.join("\n");
-    if !all.contains(window) {
-        return Err(format!(
-            "the evidence does not name the fault window `{window}`:\n{all}"
-        ));
-    }
-    if !evidence.iter().any(|e| e.starts_with("c-k")) {
-        return Err(format!(
-            "the evidence names no lost message id (c-k…):\n{all}"
-        ));
-    }
-    Ok(())
-}
+use suites::selfcheck::{Case, Judgement};
 
 fn main() -> std::process::ExitCode {
     let args = Arguments::from_args();
     let settings = EnvSettings::from_env().unwrap_or_default();
-    let cases = CASES
-        .iter()
-        .map(|&(mode, id, must_fail)| (Broker::InMemory, mode, id, must_fail))
-        .chain(
-            REDIS_CASES
-                .iter()
-                .map(|&(mode, id, must_fail)| (Broker::Redis, mode, id, must_fail)),
-        )
-        .chain(
-            KAFKA_CASES
-                .iter()
-                .map(|&(mode, id, must_fail)| (Broker::Kafka, mode, id, must_fail)),
-        )
-        .chain(CHAOS_CASES.iter().copied());
+    let cases = suites::selfcheck::cases();
     let isolation = [
         Trial::test(
             "selfcheck::isolation::port_taken_by_a_foreign_broker::redis",
@@ -231,19 +39,14 @@ fn main() -> std::process::ExitCode {
         None => t,
     });
     // Every case runs around both sidecars: a mutant of daprd must be caught as one of refsidecar.
-    let cases: Vec<_> = cases.collect();
     let trials = [Sidecar::Reference, Sidecar::Daprd]
         .into_iter()
         .flat_map(|sidecar| cases.iter().map(move |&c| (sidecar, c)))
-        .map(|(sidecar, (broker, mode, id, must_fail))| {
-            let name = format!(
-                "selfcheck::{}{mode}::{}::{broker}",
-                sidecar.prefix(),
-                id.replace("::", ".")
-            );
-            let trial = Trial::test(name, move || run(sidecar, broker, mode, id, must_fail));
-            let unavailable = broker_unavailable(broker, &settings)
-                .or_else(|| not_observable(sidecar, broker, mode, id).map(str::to_owned));
+        .map(|(sidecar, case)| {
+            let name = format!("selfcheck::{}{}", sidecar.prefix(), case.name());
+            let unavailable = broker_unavailable(case.broker, &settings)
+                .or_else(|| not_observable(sidecar, &case));
+            let trial = Trial::test(name, move || run(sidecar, case));
             match unavailable {
                 Some(reason) => trial
                     .with_ignored_flag(true)
@@ -273,7 +76,7 @@ fn foreign_broker_on_trial_port() -> Result<(), Failed> {
             .and_then(|p| p.parse().ok())
             .ok_or("the foreign redis-server has no port")?;
         let pid = foreign.child().map(harness::Child::pid).ok_or("no pid")?;
-        let mut env = Arc::unwrap_or_clone(env_for(Broker::Redis, "none")?);
+        let mut env = Arc::unwrap_or_clone(env_for(Broker::Redis, Mode::None)?);
         env.target = reference_target(&env)?;
         env.broker_port = Some(port);
         let r = run_check(Arc::new(env), "core::status::success_once").await?;
@@ -311,7 +114,7 @@ fn delivery_from_another_trial() -> Result<(), Failed> {
             &["XADD", "orders", "*", "data", &envelope.to_string(), "metadata", "{}"],
         )
         .await?;
-        let mut env = Arc::unwrap_or_clone(env_for(Broker::Redis, "none")?);
+        let mut env = Arc::unwrap_or_clone(env_for(Broker::Redis, Mode::None)?);
         env.target = reference_target(&env)?;
         env.redis = Some(shared.addr().to_owned());
         let r = run_check(Arc::new(env), "core::status::success_once").await?;
@@ -377,51 +180,20 @@ async fn redis_command(addr: &str, args: &[&str]) -> Result<(), Failed> {
     Ok(())
 }
 
-/// Why a case cannot show its mutant around this sidecar, if it cannot.
-fn not_observable(sidecar: Sidecar, broker: Broker, mode: &str, id: &str) -> Option<&'static str> {
-    // daprd 1.18.3 itself leaves a request unanswered in every robustness campaign (a publish
-    // of the CloudEvent `null` panics its handler; see daprd.expect.toml), so around daprd the
-    // campaign fails with or without the mutant and cannot tell the two apart.
-    if sidecar == Sidecar::Daprd && id.starts_with("robustness::") {
-        return Some(
-            "daprd 1.18.3 fails the robustness campaign on its own (an expected failure: see daprd.expect.toml), so a mutant of it is not observable there",
-        );
-    }
-    match (sidecar, broker, mode, id) {
-        // The mutant acknowledges m-1 to daprd before the app has it, and the check kills the
-        // sidecar right after. daprd commits Kafka offsets in the background every second
-        // (sarama's auto-commit), so the offset of m-1 is not committed yet and the restarted
-        // daprd reads m-1 again: the harm is real but not visible here. The same mutant is
-        // caught around daprd on Kafka by core::ordering::per_partition_key.
-        (
-            Sidecar::Daprd,
-            Broker::Kafka,
-            "ack-before-deliver",
-            "core::durability::sidecar_kill_redelivers",
-        ) => Some(
-            "daprd commits Kafka offsets a second later, so a kill right after the early acknowledgement loses nothing (see not_observable)",
-        ),
-        // refsidecar commits each offset asynchronously right after the outcome (librdkafka's
-        // async commit): whether the commit reaches the broker before the kill, a few
-        // milliseconds later, is a race, so the case passed in some runs and failed in others.
-        (
-            Sidecar::Reference,
-            Broker::Kafka,
-            "ack-before-deliver",
-            "core::durability::sidecar_kill_redelivers",
-        ) => Some(
-            "refsidecar's asynchronous offset commit may not reach Kafka before the kill that follows the early acknowledgement, so the loss is visible only in some runs (see not_observable)",
-        ),
-        _ => None,
-    }
+/// Why a case cannot show its mutant around this sidecar, if it cannot: the sidecar fails the
+/// check on its own (its expectations file says so; daprd 1.18.3 and the robustness campaigns).
+fn not_observable(sidecar: Sidecar, case: &Case) -> Option<String> {
+    let root = find_workspace(&std::env::current_dir().ok()?).ok()?;
+    let target = harness::TargetFile::load(&root.join(sidecar.target_file())).ok()?;
+    suites::selfcheck::not_observable(&target, case)
 }
 
 /// The sidecar a mutant wraps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Sidecar {
-    /// `fixtures/targets/mutants/<mode>.toml`: refsidecar.
+    /// `fixtures/targets/reference.toml`: refsidecar.
     Reference,
-    /// `fixtures/targets/mutants/daprd/<mode>.toml`: daprd 1.18.3.
+    /// `fixtures/targets/daprd.toml`: daprd 1.18.3.
     Daprd,
 }
 
@@ -433,26 +205,27 @@ impl Sidecar {
         }
     }
 
-    fn dir(self) -> &'static str {
+    fn target_file(self) -> &'static str {
         match self {
-            Sidecar::Reference => "fixtures/targets/mutants",
-            Sidecar::Daprd => "fixtures/targets/mutants/daprd",
+            Sidecar::Reference => "fixtures/targets/reference.toml",
+            Sidecar::Daprd => "fixtures/targets/daprd.toml",
         }
     }
 }
 
-fn env_for(broker: Broker, mode: &str) -> Result<Arc<RunEnv>, Failed> {
+fn env_for(broker: Broker, mode: Mode) -> Result<Arc<RunEnv>, Failed> {
     env_around(Sidecar::Reference, broker, mode)
 }
 
-fn env_around(sidecar: Sidecar, broker: Broker, mode: &str) -> Result<Arc<RunEnv>, Failed> {
+/// The run environment of one case: `sidecar`'s target behind `tck-mutant` in `mode`.
+fn env_around(sidecar: Sidecar, broker: Broker, mode: Mode) -> Result<Arc<RunEnv>, Failed> {
     let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
     let root = find_workspace(&cwd).map_err(|e| e.to_string())?;
     // The broker settings come from the environment (the Kafka test broker's binary, a
-    // Toxiproxy); the target is the mutant and the reports go under cargo-test/selfcheck.
+    // Toxiproxy); the target is the sidecar's and the reports go under cargo-test/selfcheck.
     let from_env = EnvSettings::from_env().unwrap_or_default();
     let settings = EnvSettings {
-        target: Some(root.join(sidecar.dir()).join(format!("{mode}.toml"))),
+        target: Some(root.join(sidecar.target_file())),
         report_dir: None,
         brokers: None,
         containers: None,
@@ -461,67 +234,30 @@ fn env_around(sidecar: Sidecar, broker: Broker, mode: &str) -> Result<Arc<RunEnv
     let run_dir = root
         .join("reports/cargo-test/selfcheck")
         .join(format!("{}{mode}", sidecar.prefix().replace("::", "-")));
-    RunEnv::new(&settings, root, run_dir, broker).map_err(|e| Failed::from(format!("{e:#}")))
+    let env = RunEnv::new(&settings, root.clone(), run_dir, broker)
+        .map_err(|e| Failed::from(format!("{e:#}")))?;
+    let wrapper = [root.join("target/release/tck-mutant").display().to_string()];
+    let mutant = harness::mutant::wrap(&env.target, mode, &wrapper)
+        .map_err(|e| Failed::from(format!("{e:#}")))?;
+    let mut env = Arc::unwrap_or_clone(env);
+    env.target = mutant;
+    Ok(Arc::new(env))
 }
 
-/// A robustness campaign that caught a mutant names the request it shrank to (a publish with
-/// a TTL, the only thing `reset-on-huge-ttl` breaks) and gives a command to reproduce it.
-fn reproducer_named(id: &str, summary: &str, evidence: &[String]) -> Result<(), String> {
-    if !id.starts_with("robustness::") {
-        return Ok(());
-    }
-    let shrunk = summary.split("shrunk").nth(1).unwrap_or_default();
-    if !(shrunk.contains("POST /v1.0") && shrunk.to_ascii_lowercase().contains("metadata.ttl")) {
-        return Err(format!(
-            "the shrunk probe does not name a publish with a TTL: {summary}"
-        ));
-    }
-    if !evidence
-        .iter()
-        .any(|e| e.starts_with("reproduce with:\n{ printf"))
-    {
-        return Err(format!(
-            "no command to reproduce it in the evidence: {evidence:?}"
-        ));
-    }
-    Ok(())
-}
-
-fn run(
-    sidecar: Sidecar,
-    broker: Broker,
-    mode: &str,
-    id: &str,
-    must_fail: bool,
-) -> Result<(), Failed> {
-    let env = env_around(sidecar, broker, mode)?;
-    let check = suites::all()
-        .into_iter()
-        .find(|c| c.id == id)
-        .ok_or_else(|| Failed::from(format!("no check {id} in the catalog")))?;
+fn run(sidecar: Sidecar, case: Case) -> Result<(), Failed> {
+    let env = env_around(sidecar, case.broker, case.mode)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let r = rt.block_on(suites::runner::run_one(env, &check)).result;
-    let caught = matches!(r.verdict, VerdictKind::Fail | VerdictKind::NonStrict);
-    match (must_fail, r.verdict) {
-        (_, VerdictKind::Error) => Err(Failed::from(format!(
-            "setup error: {}",
-            r.summary.unwrap_or_default()
-        ))),
-        (true, _) if caught && r.summary.as_deref().is_some_and(|s| !s.is_empty()) => {
-            chaos_evidence_named(id, &r.evidence).map_err(Failed::from)?;
-            reproducer_named(id, r.summary.as_deref().unwrap_or_default(), &r.evidence)
-                .map_err(Failed::from)
-        }
-        (true, v) => Err(Failed::from(format!(
-            "mutant `{mode}` was not caught by {id}: verdict {v:?}"
-        ))),
-        (false, VerdictKind::Pass) => Ok(()),
-        (false, v) => Err(Failed::from(format!(
-            "control mutant `{mode}` should pass {id}, got {v:?}: {}",
-            r.summary.unwrap_or_default()
+    match rt.block_on(suites::selfcheck::judge(env, &case)) {
+        Judgement::Caught(_) | Judgement::ControlPassed => Ok(()),
+        // Both sidecars claim every capability a case needs: a skip here is a broken case.
+        Judgement::Skipped(why) => Err(Failed::from(format!("the check skipped: {why}"))),
+        j => Err(Failed::from(format!(
+            "{}: {}",
+            j.label(),
+            j.detail().unwrap_or_default()
         ))),
     }
 }

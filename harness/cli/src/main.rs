@@ -12,6 +12,7 @@ mod chaos;
 mod doctor;
 mod init;
 mod provision;
+mod selfcheck;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +54,13 @@ enum Command {
     /// Tell what this environment can run (brokers, Kafka, Toxiproxy, daprd, the apps' runtimes)
     /// and how to get each missing part, with the checks it would skip.
     Doctor,
+    /// Prove the checks catch broken versions of a target: wrap it in deliberately broken
+    /// proxies (mutants), each of which some check must fail, and a pass-through control that
+    /// must pass.
+    Selfcheck(selfcheck::SelfcheckArgs),
+    /// The wrapper `selfcheck` launches in front of a sidecar (the same as `tck-mutant`).
+    #[command(hide = true)]
+    Mutant(harness::mutant::cli::MutantArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -90,6 +98,10 @@ struct RunArgs {
     /// given), and report each check's pass rate and the seeds of its non-passing runs.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     repeat: u32,
+    /// Run against each target wrapped in this deliberately broken proxy (a mutant mode of
+    /// `selfcheck`, such as `never-ack`): how a broken version of the sidecar would fare.
+    #[arg(long)]
+    mutant: Option<harness::mutant::Mode>,
     /// Requests per campaign of the `robustness` profile (default 20000; nightly: 1000000).
     /// Default: $PUBSUB_TCK_BUDGET.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
@@ -111,17 +123,20 @@ struct ListArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = harness::proc::stop_children_on_interrupt() {
-        eprintln!(
-            "pubsub-tck: cannot handle SIGINT/SIGTERM ({e}); an interrupted run may leave child processes"
-        );
+    // The wrapper (`mutant`) forwards SIGTERM and SIGINT to its sidecar and logs on its own.
+    if !matches!(cli.command, Command::Mutant(_)) {
+        if let Err(e) = harness::proc::stop_children_on_interrupt() {
+            eprintln!(
+                "pubsub-tck: cannot handle SIGINT/SIGTERM ({e}); an interrupted run may leave child processes"
+            );
+        }
+        let filter = tracing_subscriber::EnvFilter::try_from_env("PUBSUB_TCK_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,harness_toxiproxy=error"));
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
     }
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PUBSUB_TCK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,harness_toxiproxy=error"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
     let result = match cli.command {
         Command::List(args) => list(&args).map(|()| 0),
         Command::Run(args) => run(args),
@@ -129,6 +144,8 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::bench(args),
         Command::Init(args) => init_here(&args),
         Command::Doctor => write_stdout(&doctor::render(&doctor::probe())).map(|()| 0),
+        Command::Selfcheck(args) => selfcheck::selfcheck(args),
+        Command::Mutant(args) => mutant(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -137,6 +154,23 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Runs the wrapper until its sidecar exits, with the sidecar's exit code.
+fn mutant(args: harness::mutant::cli::MutantArgs) -> anyhow::Result<u8> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PUBSUB_TCK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let code = rt.block_on(harness::mutant::cli::main_with(args))?;
+    Ok(u8::try_from(code).unwrap_or(1))
 }
 
 fn init_here(args: &init::InitArgs) -> anyhow::Result<u8> {
@@ -340,10 +374,13 @@ fn run_once(
         };
         let mut built = false;
         for &broker in selection.brokers {
-            let broker_env = RunEnv::new(&settings, root.to_owned(), run_dir.clone(), broker)?;
+            let mut broker_env = RunEnv::new(&settings, root.to_owned(), run_dir.clone(), broker)?;
             if build && !built {
                 build_target(&broker_env.target)?;
                 built = true;
+            }
+            if let Some(mode) = args.mutant {
+                broker_env = mutant_env(broker_env, mode)?;
             }
             eprintln!(
                 "pubsub-tck: {} checks against target `{}` ({}) on broker `{broker}`, seed {seed}",
@@ -392,6 +429,17 @@ fn run_once(
     let dir = harness_report::store::write_run(base, &report, &histories)
         .with_context(|| format!("writing reports under {}", base.display()))?;
     Ok((report, dir))
+}
+
+/// `env` with its target behind `pubsub-tck mutant --mode MODE` (this very binary).
+fn mutant_env(env: Arc<RunEnv>, mode: harness::mutant::Mode) -> anyhow::Result<Arc<RunEnv>> {
+    let exe = std::env::current_exe().context("finding the pubsub-tck binary")?;
+    let wrapper = [exe.display().to_string(), "mutant".to_owned()];
+    let mutant = harness::mutant::wrap(&env.target, mode, &wrapper)
+        .with_context(|| format!("wrapping target `{}`", env.target.name()))?;
+    let mut env = Arc::unwrap_or_clone(env);
+    env.target = mutant;
+    Ok(Arc::new(env))
 }
 
 /// `<UTC date>T<time>Z-<seed>`: sorts by time, names the seed.

@@ -3,7 +3,8 @@
 //! clone of this repository. It must find its own data (component templates, the CloudEvents
 //! schema: built in), scaffold a target file for the user's sidecar (here refsidecar, as the
 //! README's test command builds it), run the core profile against it and write the reports
-//! there, then find or fetch every broker the user asks for (`--broker all`).
+//! there, prove with `selfcheck` that the checks catch a broken version of that sidecar, then
+//! find or fetch every broker the user asks for (`--broker all`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure
 
@@ -70,6 +71,38 @@ fn the_installed_binary_runs_from_an_empty_directory_on_every_broker() {
     assert_eq!(run.status.code(), Some(0), "{out}");
     assert!(out.contains(" passed, 0 failed"), "{out}");
     assert!(dir.join("reports/latest/results.json").exists(), "{out}");
+
+    // The self-check around the user's own sidecar: the wrapper is the installed binary
+    // itself. A sidecar that drops every third delivery is caught, the pass-through control
+    // passes, and the gRPC-app cases are skipped (the target claims no `app.grpc`).
+    let selfcheck = tck_in(&dir, &tck)
+        .args(["selfcheck", "--target", "mine.toml", "--seed", "1"])
+        .args([
+            "--mode",
+            "drop-every-3rd,none",
+            "--filter",
+            "no_loss_no_duplicates",
+        ])
+        .output()
+        .unwrap();
+    let out = text(&selfcheck);
+    assert_eq!(selfcheck.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("1 mutants caught, 1 controls passed, 2 skipped, 0 not as required"),
+        "{out}"
+    );
+    // The same mutant in a plain run fails it.
+    let broken = tck_in(&dir, &tck)
+        .args(["run", "--target", "mine.toml", "--seed", "1"])
+        .args([
+            "--mutant",
+            "drop-every-3rd",
+            "--filter",
+            "core::delivery::no_loss_no_duplicates",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(broken.status.code(), Some(1), "{}", text(&broken));
 
     // Every broker: found (redis-server on PATH, Kafka in the cache) or installed.
     let run = tck_in(&dir, &tck)

@@ -46,6 +46,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::unix::{Sig, signal_process};
 
+pub mod cli;
 mod grpc;
 
 /// How the wrapper breaks the sidecar's contract with the app.
@@ -117,6 +118,30 @@ impl Mode {
         )
     }
 
+    /// The API a mode sits on, for API modes: clients reach the wrapper on that API's port,
+    /// and the sidecar's command line is moved to `{wrapper_port}`.
+    pub fn api_side(self) -> Option<ApiSide> {
+        match self {
+            Mode::TtlIgnored | Mode::TokenBypassBulk | Mode::ResetOnHugeTtl => Some(ApiSide::Http),
+            Mode::TokenBypassGrpc => Some(ApiSide::Grpc),
+            _ => None,
+        }
+    }
+
+    /// Whether the mode also breaks deliveries to a gRPC app (`--app-protocol grpc`); the
+    /// others proxy an HTTP app only, so a target they wrap loses the `app.grpc` capability.
+    pub fn proxies_grpc_app(self) -> bool {
+        matches!(
+            self,
+            Mode::StripSpecversion
+                | Mode::RetryToSuccess
+                | Mode::DeliverTwice
+                | Mode::DropEvery3rd
+                | Mode::AckBeforeDeliver
+                | Mode::None
+        )
+    }
+
     /// The command-line spelling.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -141,6 +166,103 @@ impl fmt::Display for Mode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// The sidecar API an API mode sits in front of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiSide {
+    /// The HTTP API (`{http_port}`).
+    Http,
+    /// The gRPC API (`{grpc_port}`).
+    Grpc,
+}
+
+/// `target` behind the wrapper in `mode`: a target file that launches
+/// `wrapper... --mode MODE --app-port {app_port} ... -- <target's command line>`, named
+/// `mutant-<mode>-<target's name>`. `wrapper` is the wrapper's program and its leading
+/// arguments: `tck-mutant`, or `pubsub-tck mutant`.
+///
+/// The target's command line must pass the app's port as `--app-port {app_port}` (daprd's
+/// flag), and for API modes its API port as `{http_port}` (or `{grpc_port}`), which moves to
+/// `{wrapper_port}`. The wrapped target claims no streaming subscriptions (they do not pass
+/// through the app's port, so no mode breaks them) and, unless the mode proxies a gRPC app,
+/// no `app.grpc`.
+pub fn wrap(
+    target: &crate::TargetFile,
+    mode: Mode,
+    wrapper: &[String],
+) -> Result<crate::TargetFile, crate::target::TargetError> {
+    let needs =
+        |key: &'static str, reason: &'static str| crate::target::TargetError::InvalidValue {
+            path: target.path().to_owned(),
+            key,
+            reason,
+        };
+    let args = target.launch_args().ok_or_else(|| needs(
+        "url",
+        "an attached sidecar cannot be wrapped: the self-check starts the sidecar behind a wrapper",
+    ))?;
+    let app_port = args.iter().any(|a| {
+        ["--app-port", "-app-port"].contains(&a.as_str())
+            || a.starts_with("--app-port=")
+            || a.starts_with("-app-port=")
+    });
+    if !app_port {
+        return Err(needs(
+            "args",
+            "the self-check's wrapper needs the app's port as `--app-port {app_port}` (daprd's flag)",
+        ));
+    }
+    let mut leading: Vec<String> = wrapper.to_vec();
+    leading.extend([
+        "--mode".to_owned(),
+        mode.as_str().to_owned(),
+        "--app-port".to_owned(),
+        "{app_port}".to_owned(),
+    ]);
+    if mode.proxies_grpc_app() {
+        leading.extend(["--app-protocol".to_owned(), "{app_protocol}".to_owned()]);
+    }
+    let rename = match mode.api_side() {
+        None => None,
+        Some(side) => {
+            let (port, flag) = match side {
+                ApiSide::Http => ("http_port", "--sidecar-http-port"),
+                ApiSide::Grpc => ("grpc_port", "--sidecar-grpc-port"),
+            };
+            if !args.iter().any(|a| a.contains(&format!("{{{port}}}"))) {
+                return Err(needs(
+                    "args",
+                    "an API mode of the self-check's wrapper needs the sidecar's API ports as `{http_port}` and `{grpc_port}`",
+                ));
+            }
+            if args.iter().any(|a| a.contains("{wrapper_port}")) {
+                return Err(needs(
+                    "args",
+                    "an API mode of the self-check's wrapper needs `{wrapper_port}` for itself",
+                ));
+            }
+            leading.extend([
+                "--api-port".to_owned(),
+                format!("{{{port}}}"),
+                flag.to_owned(),
+                "{wrapper_port}".to_owned(),
+            ]);
+            Some((port, "wrapper_port"))
+        }
+    };
+    let capabilities = target
+        .capabilities()
+        .iter()
+        .filter(|c| *c != "streaming" && (mode.proxies_grpc_app() || *c != "app.grpc"))
+        .cloned()
+        .collect();
+    target.wrapped(
+        &format!("mutant-{mode}-{}", target.name()),
+        &leading,
+        rename,
+        capabilities,
+    )
 }
 
 /// An unknown mode name.
@@ -996,6 +1118,85 @@ mod tests {
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| (*x).to_owned()).collect()
+    }
+
+    /// `wrap` of a daprd-style target in `mode`: the launched command line, expanded, and the
+    /// capabilities.
+    fn wrapped(mode: Mode) -> Result<(Vec<String>, Vec<String>), String> {
+        let text = r#"
+name = "mine"
+command = "/opt/sidecar"
+args = ["--app-port", "{app_port}", "--app-protocol", "{app_protocol}",
+        "--dapr-http-port", "{http_port}", "--dapr-grpc-port", "{grpc_port}",
+        "--resources-path", "{resources_dir}"]
+capabilities = ["bulk", "app.grpc", "streaming", "pubsub.redis"]
+"#;
+        let target = crate::TargetFile::parse(text, Path::new("/work/mine.toml"))
+            .map_err(|e| e.to_string())?;
+        let t =
+            wrap(&target, mode, &s(&["/bin/pubsub-tck", "mutant"])).map_err(|e| e.to_string())?;
+        let vars = crate::target::LaunchVars {
+            app_id: "a".to_owned(),
+            app_port: 1,
+            http_port: 2,
+            grpc_port: 3,
+            metrics_port: 4,
+            internal_grpc_port: 5,
+            wrapper_port: 6,
+            app_protocol: "grpc",
+            resources_dir: PathBuf::from("/r"),
+            config_file: None,
+        };
+        let (program, args, _) = t.command_line(&vars).map_err(|e| e.to_string())?;
+        let mut line = vec![program.display().to_string()];
+        line.extend(args);
+        Ok((line, t.capabilities().to_vec()))
+    }
+
+    #[test]
+    fn an_app_mode_wraps_the_command_line_and_keeps_grpc_apps() {
+        let (line, caps) = wrapped(Mode::DropEvery3rd).unwrap();
+        assert_eq!(
+            line.join(" "),
+            "/bin/pubsub-tck mutant --mode drop-every-3rd --app-port 1 --app-protocol grpc -- \
+             /opt/sidecar --app-port 1 --app-protocol grpc --dapr-http-port 2 --dapr-grpc-port 3 --resources-path /r"
+        );
+        assert_eq!(caps, s(&["bulk", "app.grpc", "pubsub.redis"]));
+    }
+
+    #[test]
+    fn an_api_mode_takes_the_api_port_and_moves_the_sidecar_to_the_wrapper_port() {
+        let (line, caps) = wrapped(Mode::TtlIgnored).unwrap();
+        assert_eq!(
+            line.join(" "),
+            "/bin/pubsub-tck mutant --mode ttl-ignored --app-port 1 --api-port 2 --sidecar-http-port 6 -- \
+             /opt/sidecar --app-port 1 --app-protocol grpc --dapr-http-port 6 --dapr-grpc-port 3 --resources-path /r"
+        );
+        assert_eq!(caps, s(&["bulk", "pubsub.redis"]));
+        let (line, _) = wrapped(Mode::TokenBypassGrpc).unwrap();
+        assert!(
+            line.join(" ").contains(
+                "--api-port 3 --sidecar-grpc-port 6 -- /opt/sidecar --app-port 1 --app-protocol grpc --dapr-http-port 2 --dapr-grpc-port 6"
+            ),
+            "{line:?}"
+        );
+    }
+
+    #[test]
+    fn a_target_without_app_port_or_attached_cannot_be_wrapped() {
+        let bad = crate::TargetFile::parse(
+            "name = \"x\"\ncommand = \"/opt/s\"\nargs = [\"--port\", \"{app_port}\"]\n",
+            Path::new("/w/x.toml"),
+        )
+        .unwrap();
+        let e = wrap(&bad, Mode::None, &s(&["w"])).unwrap_err().to_string();
+        assert!(e.contains("x.toml"), "{e}");
+        let attached = crate::TargetFile::parse(
+            "name = \"y\"\nurl = \"http://127.0.0.1:3500\"\n",
+            Path::new("/w/y.toml"),
+        )
+        .unwrap();
+        assert!(wrap(&attached, Mode::None, &s(&["w"])).is_err());
     }
 
     #[test]

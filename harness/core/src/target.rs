@@ -290,6 +290,14 @@ impl TargetFile {
         }
     }
 
+    /// The unexpanded arguments of a launched target (`None` for an attach target).
+    pub fn launch_args(&self) -> Option<&[String]> {
+        match &self.mode {
+            Mode::Launch { args, .. } => Some(args),
+            Mode::Attach { .. } => None,
+        }
+    }
+
     /// The readiness path polled after launch (default [`DEFAULT_READY_PATH`]).
     pub fn ready_path(&self) -> &str {
         &self.ready
@@ -314,6 +322,57 @@ impl TargetFile {
     /// Whether the target claims `capability`.
     pub fn has_capability(&self, capability: &str) -> bool {
         self.capabilities.iter().any(|c| c == capability)
+    }
+
+    /// This target behind a wrapper program: the wrapped target launches
+    /// `wrapper... -- <this target's program> <its arguments>`, with the same environment, root,
+    /// build and readiness path, the given name and capabilities, and no expectations (they
+    /// describe this target, not the wrapped one). `rename` swaps one placeholder for another
+    /// in this target's arguments and environment, so a wrapper can take a port the sidecar
+    /// had (`{http_port}` becomes `{wrapper_port}`). Errors for an attach target: there is no
+    /// process to wrap.
+    pub fn wrapped(
+        &self,
+        name: &str,
+        wrapper: &[String],
+        rename: Option<(&str, &str)>,
+        capabilities: Vec<String>,
+    ) -> Result<TargetFile, TargetError> {
+        let Mode::Launch { command, args, env } = &self.mode else {
+            return Err(TargetError::Attached {
+                name: self.name.clone(),
+            });
+        };
+        let Some((program, leading)) = wrapper.split_first() else {
+            return Err(TargetError::InvalidValue {
+                path: self.path.clone(),
+                key: "command",
+                reason: "a wrapper needs a program",
+            });
+        };
+        let swap = |value: &str| match rename {
+            Some((from, to)) => value.replace(&format!("{{{from}}}"), &format!("{{{to}}}")),
+            None => value.to_owned(),
+        };
+        let sidecar = resolve_program(command, &self.root).display().to_string();
+        let args = leading
+            .iter()
+            .cloned()
+            .chain(["--".to_owned(), sidecar])
+            .chain(args.iter().map(|a| swap(a)))
+            .collect();
+        let env = env.iter().map(|(k, v)| (k.clone(), swap(v))).collect();
+        Ok(TargetFile {
+            name: name.to_owned(),
+            mode: Mode::Launch {
+                command: program.clone(),
+                args,
+                env,
+            },
+            capabilities,
+            expectations: None,
+            ..self.clone()
+        })
     }
 
     /// Expands placeholders: returns the program, its arguments and extra environment.
