@@ -72,6 +72,21 @@ fn the_installed_binary_runs_from_an_empty_directory_on_every_broker() {
     assert!(out.contains(" passed, 0 failed"), "{out}");
     assert!(dir.join("reports/latest/results.json").exists(), "{out}");
 
+    // What this environment can run, part by part.
+    let doctor = tck_in(&dir, &tck).arg("doctor").output().unwrap();
+    let out = text(&doctor);
+    assert_eq!(doctor.status.code(), Some(0), "{out}");
+    for part in [
+        "redis-server",
+        "Apache Kafka",
+        "Toxiproxy",
+        "daprd",
+        "Python apps",
+    ] {
+        assert!(out.contains(part), "doctor does not name {part}:\n{out}");
+    }
+    assert!(out.contains("pubsub-tck doctor: "), "{out}");
+
     // The self-check around the user's own sidecar: the wrapper is the installed binary
     // itself. A sidecar that drops every third delivery is caught, the pass-through control
     // passes, and the gRPC-app cases are skipped (the target claims no `app.grpc`).

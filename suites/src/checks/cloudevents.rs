@@ -157,7 +157,7 @@ pub(crate) fn checks() -> Vec<Check> {
         check!(
             "core::cloudevents::passthrough_keeps_id",
             Must,
-            "A published CloudEvent keeps its id, data and extensions; topic and pubsubname are overwritten",
+            "A published CloudEvent keeps its id, time, data and extensions; topic and pubsubname are overwritten",
             "components-contrib pubsub/envelope.go FromCloudEvent; Dapr docs Sending your own CloudEvent",
             CE_DOC,
             [Need::Launch],
@@ -166,7 +166,7 @@ pub(crate) fn checks() -> Vec<Check> {
         check!(
             "core::cloudevents::passthrough_defaults",
             Should,
-            "A published CloudEvent without source, type or specversion gets Dapr, com.dapr.event.sent and 1.0 (daprd quirk)",
+            "A published CloudEvent without source, type, specversion or time gets Dapr, com.dapr.event.sent, 1.0 and the publish time (daprd quirk)",
             "components-contrib pubsub/envelope.go FromCloudEvent defaults; spec notes §2.4 [quirk]",
             CE_DOC,
             [Need::Launch],
@@ -581,13 +581,14 @@ async fn passthrough_keeps_id(t: &mut Trial) -> Result<(), Problem> {
     let ce = json!({
         "specversion": "1.0", "id": "tck-ce-1", "source": "tck-publisher", "type": "tck.passthrough",
         "datacontenttype": "application/json", "topic": "wrong-topic", "pubsubname": "wrong-pubsub",
-        "tckext": "ext-value", "data": {"tck_id": "pt-1", "n": 1}
+        "time": "2021-02-03T04:05:06Z", "tckext": "ext-value", "data": {"tck_id": "pt-1", "n": 1}
     });
     let d = publish_one(t, ce.to_string(), Some("application/cloudevents+json"), &[]).await?;
     let e = body_of(&d);
     attr_eq(&e, "id", json!("tck-ce-1"), &d)?;
     attr_eq(&e, "source", json!("tck-publisher"), &d)?;
     attr_eq(&e, "type", json!("tck.passthrough"), &d)?;
+    attr_eq(&e, "time", json!("2021-02-03T04:05:06Z"), &d)?;
     attr_eq(&e, "tckext", json!("ext-value"), &d)?;
     attr_eq(&e, "data", json!({"tck_id": "pt-1", "n": 1}), &d)?;
     attr_eq(&e, "topic", json!(TOPIC), &d)?;
@@ -602,7 +603,16 @@ async fn passthrough_defaults(t: &mut Trial) -> Result<(), Problem> {
     attr_eq(&e, "id", json!("tck-ce-2"), &d)?;
     attr_eq(&e, "source", json!("Dapr"), &d)?;
     attr_eq(&e, "type", json!("com.dapr.event.sent"), &d)?;
-    attr_eq(&e, "specversion", json!("1.0"), &d)
+    attr_eq(&e, "specversion", json!("1.0"), &d)?;
+    let raw = e["time"].as_str().unwrap_or_default();
+    ensure(
+        OffsetDateTime::parse(raw, &Rfc3339).is_ok(),
+        format!(
+            "the CloudEvent without a time was delivered with time {:?}, not an RFC 3339 time",
+            e["time"]
+        ),
+        [body_line(&d)],
+    )
 }
 
 async fn no_double_wrap(t: &mut Trial) -> Result<(), Problem> {
