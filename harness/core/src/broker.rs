@@ -764,6 +764,21 @@ fn kafka_properties(port: u16, controller: u16, advertised: &str, data: &Path) -
     )
 }
 
+/// A random Kafka cluster id: a UUID in base64url without padding, never starting with `-`
+/// (Kafka's own `Uuid.randomUuid` draws again too: the storage tool would read such an id as
+/// an option, one draw in 64, and every Kafka trial of the process would fail).
+fn cluster_id() -> String {
+    loop {
+        let id = base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            uuid::Uuid::new_v4().as_bytes(),
+        );
+        if !id.starts_with('-') {
+            return id;
+        }
+    }
+}
+
 /// Formats a KRaft log directory once, with a cluster id of its own (22 characters of
 /// base64url, the form Kafka's own tool makes).
 async fn format_template(home: &Path) -> Result<KafkaTemplate, String> {
@@ -771,10 +786,7 @@ async fn format_template(home: &Path) -> Result<KafkaTemplate, String> {
         .prefix("pubsub-tck-kafka-")
         .tempdir()
         .map_err(|e| format!("cannot create a directory for the storage template: {e}"))?;
-    let cluster = base64::Engine::encode(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-        uuid::Uuid::new_v4().as_bytes(),
-    );
+    let cluster = cluster_id();
     let data = root.path().join("data");
     let config = root.path().join("format.properties");
     // Any ports do: formatting reads the configuration, it opens no socket.
@@ -944,6 +956,15 @@ mod tests {
         assert_eq!(&req[..4], &(req.len() as u32 - 4).to_be_bytes());
         assert_eq!(&req[4..8], &[0, 3, 0, 4]);
         assert_eq!(&req[req.len() - 5..], &[0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn cluster_ids_never_read_as_an_option() {
+        for _ in 0..2000 {
+            let id = cluster_id();
+            assert_eq!(id.len(), 22, "{id}");
+            assert!(!id.starts_with('-'), "{id}");
+        }
     }
 
     #[test]
