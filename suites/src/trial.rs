@@ -38,6 +38,7 @@ pub struct Scenario {
     resources: Vec<String>,
     subscriptions: Vec<Value>,
     subscribe_reply: Option<(u16, Bytes)>,
+    subscribe_drops: u32,
     scripts: Vec<(String, Script)>,
     default_script: Script,
     api_token: Option<String>,
@@ -61,6 +62,7 @@ impl Scenario {
             resources: Vec::new(),
             subscriptions: Vec::new(),
             subscribe_reply: None,
+            subscribe_drops: 0,
             scripts: Vec::new(),
             default_script: Script::Success,
             api_token: None,
@@ -99,6 +101,13 @@ impl Scenario {
     /// Serve exactly this `/dapr/subscribe` reply instead of the entries.
     pub fn subscribe_reply(mut self, status: u16, body: impl Into<Bytes>) -> Scenario {
         self.subscribe_reply = Some((status, body.into()));
+        self
+    }
+
+    /// The app closes the connection of its first `n` `GET /dapr/subscribe` calls unanswered
+    /// (an app started with the scenario; one started later answers every call).
+    pub fn drop_subscribe_calls(mut self, n: u32) -> Scenario {
+        self.subscribe_drops = n;
         self
     }
 
@@ -384,10 +393,11 @@ impl Trial {
             protocol: self.app_protocol,
         };
         let app = if s.app_at_start {
-            Some(
-                self.new_app(0, &app_config, &s.scripts, &s.subscribe_reply)
-                    .await?,
-            )
+            let app = self
+                .new_app(0, &app_config, &s.scripts, &s.subscribe_reply)
+                .await?;
+            app.set_subscribe_drops(s.subscribe_drops);
+            Some(app)
         } else {
             None
         };

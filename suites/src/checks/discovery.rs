@@ -32,6 +32,15 @@ pub(crate) fn checks() -> Vec<Check> {
             subscribe_called_once
         ),
         check!(
+            "core::discovery::subscribe_retried",
+            Should,
+            "A GET /dapr/subscribe whose connection the app drops is retried: two dropped calls, then the subscription works",
+            "daprd pkg/runtime/pubsub/subscriptions.go GetSubscriptionsHTTP under the built-in DaprBuiltInInitializationRetries policy (3 retries, from 500 ms)",
+            API_DOC,
+            [Need::Launch],
+            subscribe_retried
+        ),
+        check!(
             "core::discovery::subscribe_app_id_header",
             Should,
             "GET /dapr/subscribe carries the dapr-app-id header with the sidecar's app-id",
@@ -322,6 +331,31 @@ async fn subscribe_called_once(t: &mut Trial) -> Result<(), Problem> {
             .iter()
             .map(|c| format!("{} {} at {} us", c.method, c.path, c.at_micros)),
     )
+}
+
+async fn subscribe_retried(t: &mut Trial) -> Result<(), Problem> {
+    t.start(
+        Scenario::new()
+            .subscribe(TOPIC, "/orders")
+            .drop_subscribe_calls(2),
+    )
+    .await?;
+    // Two dropped calls, then the one the app answers.
+    t.app()
+        .wait_subscribe_calls(3, DEADLINE)
+        .await
+        .map_err(|_| {
+            Problem::fail(
+                "GET /dapr/subscribe was not called again after the app dropped the connection",
+                t.app()
+                    .subscribe_calls()
+                    .iter()
+                    .map(|c| format!("{} {} at {} us", c.method, c.path, c.at_micros))
+                    .collect(),
+            )
+        })?;
+    let id = t.publish(TOPIC, json!({})).await?;
+    t.wait_msg("/orders", &id, 1).await.map(|_| ())
 }
 
 async fn subscribe_app_id_header(t: &mut Trial) -> Result<(), Problem> {

@@ -82,6 +82,8 @@ pub(super) struct Behaviour {
     pub(super) subscribe_status: u16,
     pub(super) subscribe_body: Bytes,
     pub(super) subscribe_delay: Duration,
+    /// How many of the next `GET /dapr/subscribe` calls get their connection closed unanswered.
+    pub(super) subscribe_drops: u32,
     scripts: HashMap<String, Script>,
     default_script: Script,
 }
@@ -165,6 +167,7 @@ impl TestApp {
                 subscribe_status: 200,
                 subscribe_body: Bytes::from(config.subscriptions.to_string()),
                 subscribe_delay: Duration::ZERO,
+                subscribe_drops: 0,
                 scripts: HashMap::new(),
                 default_script: config.default_script,
             }),
@@ -240,6 +243,12 @@ impl TestApp {
     /// Delays every `GET /dapr/subscribe` answer by `delay`.
     pub fn set_subscribe_delay(&self, delay: Duration) {
         self.shared.behaviour().subscribe_delay = delay;
+    }
+
+    /// Closes the connection of each of the next `n` `GET /dapr/subscribe` calls without an
+    /// answer (an app that is not ready yet); later calls are answered as set.
+    pub fn set_subscribe_drops(&self, n: u32) {
+        self.shared.behaviour().subscribe_drops = n;
     }
 
     /// Sets the behaviour for requests to `route` (the path without the query).
@@ -451,14 +460,20 @@ async fn handle(
 
     if parts.method == http::Method::GET && incoming.path == "/dapr/subscribe" {
         shared.recorder.record_control(Control::Subscribe, incoming);
-        let (status, body, delay) = {
-            let b = shared.behaviour();
+        let (status, body, delay, drop) = {
+            let mut b = shared.behaviour();
+            let drop = b.subscribe_drops > 0;
+            b.subscribe_drops = b.subscribe_drops.saturating_sub(1);
             (
                 b.subscribe_status,
                 b.subscribe_body.clone(),
                 b.subscribe_delay,
+                drop,
             )
         };
+        if drop {
+            return Err(CloseConnection);
+        }
         if !delay.is_zero() {
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
