@@ -5,7 +5,7 @@
 //! within the noise of a loopback round trip, and a p99 going from 40 ms to 44 ms is +4 ms but
 //! within 10%. Pure: the caller reads the files and prints the table.
 
-use crate::report::model::{BenchReport, PhaseResult};
+use crate::report::model::{BenchReport, PhaseResult, RateResult};
 
 /// Which direction is worse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,6 +210,65 @@ pub fn classify(
     }
 }
 
+/// `report` as if `target` had been its only target: its measurements and searches in place
+/// of the first target's, so that [`compare`] judges one target of a run against another
+/// (`None`, or the first target's name: the report as it is). Errors name the targets the
+/// report has.
+pub fn select(report: &BenchReport, target: Option<&str>) -> Result<BenchReport, String> {
+    let Some(name) = target.filter(|t| *t != report.target) else {
+        return Ok(BenchReport {
+            other_targets: Vec::new(),
+            other_searches: Vec::new(),
+            rates: report
+                .rates
+                .iter()
+                .map(|r| RateResult {
+                    others: Vec::new(),
+                    ..r.clone()
+                })
+                .collect(),
+            ..report.clone()
+        });
+    };
+    let Some(i) = report.other_targets.iter().position(|t| t == name) else {
+        let mut known = vec![report.target.clone()];
+        known.extend(report.other_targets.iter().cloned());
+        return Err(format!(
+            "run {} has no target `{name}` (it has `{}`)",
+            report.run_id,
+            known.join("`, `")
+        ));
+    };
+    let mut rates = Vec::new();
+    for r in &report.rates {
+        let o = r.others.get(i).ok_or_else(|| {
+            format!(
+                "run {} has no measurement of `{name}` at {} msg/s",
+                report.run_id, r.rate
+            )
+        })?;
+        rates.push(RateResult {
+            sidecar: o.sidecar.clone(),
+            overhead: o.overhead.clone(),
+            others: Vec::new(),
+            ..r.clone()
+        });
+    }
+    Ok(BenchReport {
+        target: name.to_owned(),
+        target_file: None,
+        rates,
+        search: report
+            .other_searches
+            .iter()
+            .find(|s| s.target == name)
+            .map(|s| s.search.clone()),
+        other_targets: Vec::new(),
+        other_searches: Vec::new(),
+        ..report.clone()
+    })
+}
+
 /// Compares every rate measured by both reports (the sidecar measurement, not the baselines).
 pub fn compare(a: &BenchReport, b: &BenchReport, threshold_pct: f64) -> Comparison {
     let mut caveats = Vec::new();
@@ -337,6 +396,24 @@ pub fn render(c: &Comparison, threshold_pct: f64) -> String {
 mod tests {
     use super::*;
     use crate::report::test_support::sample_report;
+
+    #[test]
+    fn one_target_of_a_run_compares_with_another() {
+        let r = crate::report::test_support::two_target_report();
+        let a = select(&r, None).unwrap();
+        let b = select(&r, Some("daprd")).unwrap();
+        assert_eq!(b.target, "daprd");
+        assert!(a.rates[0].others.is_empty() && b.rates[0].others.is_empty());
+        let c = compare(&a, &b, 10.0);
+        // daprd's latencies are three times reference's: a regression from A to B.
+        assert!(c.regressed());
+        assert!(c.caveats.iter().any(|x| x.contains("target differs")));
+        let e = select(&r, Some("nope")).unwrap_err();
+        assert!(
+            e.contains("has no target `nope` (it has `reference`, `daprd`)"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn classify_needs_both_threshold_and_floor() {

@@ -92,8 +92,9 @@ pub struct SearchConfig {
 /// Everything a run needs.
 #[derive(Debug)]
 pub struct BenchConfig {
-    /// The loaded target file.
-    pub target: TargetFile,
+    /// The loaded target files, at least one: the first is the report's `target`, the others
+    /// are measured in turn with it and compared to it.
+    pub targets: Vec<TargetFile>,
     /// The workspace root (where `fixtures/` is).
     pub workspace_root: PathBuf,
     /// Where resources and process logs of this run go (`resources/`, `logs/`).

@@ -26,7 +26,7 @@ use tokio::sync::{Mutex, mpsc};
 
 use crate::event::{Event, Events, emit};
 use crate::payload::PayloadMaker;
-use crate::receiver::{PUBSUB, TOPIC};
+use crate::receiver::PUBSUB;
 use crate::record::{Outcome, PhaseRecorder};
 use crate::schedule::{Schedule, publisher_of};
 
@@ -34,8 +34,8 @@ use crate::schedule::{Schedule, publisher_of};
 pub(crate) enum Transport {
     /// `POST path` with `application/json` on keep-alive HTTP/1.1 connections to `addr`.
     Http { addr: SocketAddr, path: String },
-    /// Dapr gRPC `PublishEvent` on `endpoint` (`http://127.0.0.1:port`).
-    Grpc { endpoint: String },
+    /// Dapr gRPC `PublishEvent` to `topic` on `endpoint` (`http://127.0.0.1:port`).
+    Grpc { endpoint: String, topic: String },
     /// Into a tokio channel (the in-memory baseline).
     Channel { tx: mpsc::UnboundedSender<Bytes> },
     /// `XADD stream * data <payload>`.
@@ -58,7 +58,10 @@ enum Conn {
         path: Arc<str>,
         sender: Option<SendRequest<Full<Bytes>>>,
     },
-    Grpc(DaprClient<tonic::transport::Channel>),
+    Grpc {
+        client: DaprClient<tonic::transport::Channel>,
+        topic: Arc<str>,
+    },
     Channel(mpsc::UnboundedSender<Bytes>),
     Redis {
         con: redis::aio::MultiplexedConnection,
@@ -93,9 +96,12 @@ impl Transport {
                 path: Arc::from(path.as_str()),
                 sender: Some(http_connect(*addr).await?),
             }),
-            Transport::Grpc { endpoint } => DaprClient::connect(endpoint.clone())
+            Transport::Grpc { endpoint, topic } => DaprClient::connect(endpoint.clone())
                 .await
-                .map(Conn::Grpc)
+                .map(|client| Conn::Grpc {
+                    client,
+                    topic: Arc::from(topic.as_str()),
+                })
                 .map_err(|e| format!("connecting to the gRPC API at {endpoint}: {e}")),
             Transport::Channel { tx } => Ok(Conn::Channel(tx.clone())),
             Transport::Redis { client, stream } => client
@@ -151,10 +157,10 @@ impl Conn {
                     Outcome::Status(status.as_u16())
                 }
             }
-            Conn::Grpc(client) => {
+            Conn::Grpc { client, topic } => {
                 let req = PublishEventRequest {
                     pubsub_name: PUBSUB.to_owned(),
-                    topic: TOPIC.to_owned(),
+                    topic: topic.to_string(),
                     data: payload,
                     data_content_type: "application/json".to_owned(),
                     metadata: HashMap::new(),

@@ -57,11 +57,27 @@ impl PayloadMaker {
     }
 }
 
-/// Finds the first marker in `body` (a payload, or anything that embeds one verbatim) and
-/// returns its phase and sequence number.
+/// The marker's key, as it appears in any JSON serialisation of a payload.
+const KEY: &[u8] = b"\"tckb\"";
+
+/// Finds the first marker in `body` (a payload, or a JSON document that embeds one, such as a
+/// CloudEvent whose `data` it is) and returns its phase and sequence number. The payload may
+/// have been serialised again on the way: keys reordered (daprd's Go maps sort them, so `pad`
+/// comes first), whitespace around the colon.
 pub fn parse_marker(body: &[u8]) -> Option<(u16, u64)> {
-    let start = body.windows(PREFIX.len()).position(|w| w == PREFIX)? + PREFIX.len();
-    let marker = body.get(start..start + MARKER_LEN)?;
+    let mut at = body.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let mut expect = |want: u8| {
+        while body.get(at).is_some_and(u8::is_ascii_whitespace) {
+            at += 1;
+        }
+        let ok = body.get(at) == Some(&want);
+        at += 1;
+        ok
+    };
+    if !(expect(b':') && expect(b'"')) {
+        return None;
+    }
+    let marker = body.get(at..at + MARKER_LEN)?;
     if marker[4] != b'-' {
         return None;
     }
@@ -90,6 +106,23 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&p).unwrap();
         assert_eq!(v["tckb"], "0003-0000000042");
         assert_eq!(parse_marker(&p), Some((3, 42)));
+    }
+
+    #[test]
+    fn a_payload_serialised_again_still_names_its_phase() {
+        let p = PayloadMaker::new(80, 7).make(12, 345);
+        // As daprd delivers it: inside a CloudEvent, keys sorted (`pad` before `tckb`).
+        let v: serde_json::Value = serde_json::from_slice(&p).unwrap();
+        let sorted: std::collections::BTreeMap<String, serde_json::Value> =
+            serde_json::from_value(v.clone()).unwrap();
+        let ce = serde_json::json!({"data": sorted, "id": "x", "specversion": "1.0"});
+        let text = ce.to_string();
+        assert!(text.find("\"pad\"") < text.find("\"tckb\""), "{text}");
+        assert_eq!(parse_marker(text.as_bytes()), Some((12, 345)));
+        let spaced = serde_json::to_string_pretty(&ce).unwrap();
+        assert_eq!(parse_marker(spaced.as_bytes()), Some((12, 345)));
+        assert_eq!(parse_marker(br#"{"tckb": 5}"#), None);
+        assert_eq!(parse_marker(br#"{"tckb":"12"}"#), None);
     }
 
     #[test]

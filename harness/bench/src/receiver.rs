@@ -24,8 +24,18 @@ use crate::record::PhaseRecorder;
 
 /// The component name in every bench resource.
 pub(crate) const PUBSUB: &str = "pubsub";
-/// The topic every phase publishes to.
+/// The topic the first target's phases publish to; the others' are [`topic`].
 pub(crate) const TOPIC: &str = "bench";
+
+/// The topic of the `i`-th target of a run (from 0): every target has its own, so that sidecars
+/// sharing a broker never deliver each other's messages.
+pub(crate) fn topic(i: usize) -> String {
+    if i == 0 {
+        TOPIC.to_owned()
+    } else {
+        format!("{TOPIC}-{}", i + 1)
+    }
+}
 /// The app route deliveries arrive on.
 pub(crate) const ROUTE: &str = "/bench";
 
@@ -68,8 +78,13 @@ impl Phases {
 /// What a server does with requests.
 #[derive(Debug, Clone)]
 pub(crate) enum Mode {
-    /// The subscribed app.
-    App(Arc<Phases>),
+    /// The app subscribed to `topic`.
+    App {
+        /// Where deliveries are recorded.
+        phases: Arc<Phases>,
+        /// The topic it subscribes to.
+        topic: Arc<str>,
+    },
     /// 204 to everything.
     Noop,
 }
@@ -131,10 +146,18 @@ impl Drop for Server {
     }
 }
 
-fn reply(status: StatusCode, body: &'static [u8]) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from_static(body)));
+/// `GET /dapr/subscribe`: one subscription of `topic` to [`ROUTE`].
+fn subscriptions(topic: &str) -> Response<Full<Bytes>> {
+    let body = serde_json::json!([{"pubsubname": PUBSUB, "topic": topic, "route": ROUTE}]);
+    reply(StatusCode::OK, body.to_string())
+}
+
+fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let body: Bytes = body.into();
+    let empty = body.is_empty();
+    let mut r = Response::new(Full::new(body));
     *r.status_mut() = status;
-    if !body.is_empty() {
+    if !empty {
         r.headers_mut().insert(
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/json"),
@@ -144,27 +167,24 @@ fn reply(status: StatusCode, body: &'static [u8]) -> Response<Full<Bytes>> {
 }
 
 async fn handle(req: Request<Incoming>, mode: Mode) -> Result<Response<Full<Bytes>>, Infallible> {
-    let phases = match mode {
+    let (phases, topic) = match mode {
         Mode::Noop => {
             let _ = req.into_body().collect().await;
-            return Ok(reply(StatusCode::NO_CONTENT, b""));
+            return Ok(reply(StatusCode::NO_CONTENT, Bytes::new()));
         }
-        Mode::App(phases) => phases,
+        Mode::App { phases, topic } => (phases, topic),
     };
     match (req.method().clone(), req.uri().path()) {
-        (Method::GET, "/dapr/subscribe") => Ok(reply(
-            StatusCode::OK,
-            br#"[{"pubsubname":"pubsub","topic":"bench","route":"/bench"}]"#,
-        )),
+        (Method::GET, "/dapr/subscribe") => Ok(subscriptions(&topic)),
         (Method::POST, ROUTE) => {
             let body = match req.into_body().collect().await {
                 Ok(b) => b.to_bytes(),
-                Err(_) => return Ok(reply(StatusCode::BAD_REQUEST, b"")),
+                Err(_) => return Ok(reply(StatusCode::BAD_REQUEST, Bytes::new())),
             };
             phases.record(&body, Instant::now());
-            Ok(reply(StatusCode::OK, b""))
+            Ok(reply(StatusCode::OK, Bytes::new()))
         }
-        _ => Ok(reply(StatusCode::NOT_FOUND, b"")),
+        _ => Ok(reply(StatusCode::NOT_FOUND, Bytes::new())),
     }
 }
 
@@ -174,14 +194,25 @@ mod tests {
     use crate::payload::PayloadMaker;
 
     #[test]
-    fn the_subscription_names_the_bench_topic() {
-        let v: serde_json::Value = serde_json::from_slice(
-            br#"[{"pubsubname":"pubsub","topic":"bench","route":"/bench"}]"#,
-        )
-        .unwrap();
-        assert_eq!(v[0]["pubsubname"], PUBSUB);
-        assert_eq!(v[0]["topic"], TOPIC);
-        assert_eq!(v[0]["route"], ROUTE);
+    fn each_target_subscribes_to_its_own_topic() {
+        for (i, want) in [(0, "bench"), (1, "bench-2")] {
+            let r = subscriptions(&topic(i));
+            let body = futures_body(r);
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(
+                v,
+                serde_json::json!([{"pubsubname": PUBSUB, "topic": want, "route": ROUTE}])
+            );
+        }
+    }
+
+    fn futures_body(r: Response<Full<Bytes>>) -> Bytes {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(r.into_body().collect())
+            .unwrap()
+            .to_bytes()
     }
 
     #[test]

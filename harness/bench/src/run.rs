@@ -15,11 +15,11 @@ use crate::event::{Event, Events, emit};
 use crate::load::{self, Plan, Transport};
 use crate::payload::{MAX_PHASE, PayloadMaker};
 use crate::procstat::Sampler;
-use crate::receiver::{Mode, PUBSUB, Phases, Server, TOPIC};
+use crate::receiver::{self, Mode, PUBSUB, Phases, Server, TOPIC};
 use crate::record::{Outcome, PhaseData};
 use crate::report::model::{
     Baseline, BenchReport, FORMAT_VERSION, Machine, Params, PhaseResult, RateResult, Resources,
-    SearchReport, SearchStep,
+    SearchReport, SearchStep, TargetResult, TargetSearch,
 };
 use crate::schedule::Schedule;
 use crate::search::{Next, Search, judge};
@@ -144,8 +144,11 @@ pub async fn run(
             "{r} msg/s for {longest} s is more than {MAX_MESSAGES_PER_LOAD} messages in one phase (each message's times are kept in memory); use a shorter --duration"
         )));
     }
-    if config.target.is_attach() {
-        return Err(BenchError::Attached(config.target.name().to_owned()));
+    let Some(first) = config.targets.first() else {
+        return Err(BenchError::Config("no target to measure".to_owned()));
+    };
+    if let Some(t) = config.targets.iter().find(|t| t.is_attach()) {
+        return Err(BenchError::Attached(t.name().to_owned()));
     }
     let logs = config.work_dir.join("logs");
     let resources = config.work_dir.join("resources").join(config.broker.name());
@@ -157,25 +160,33 @@ pub async fn run(
     write_component(config, &resources, &broker_addr)?;
 
     let phases = Arc::new(Phases::default());
-    let app = Server::start(Mode::App(phases.clone()))
+    // Every target runs at once, each with its own app on its own topic, so that rounds can
+    // take turns; an idle sidecar costs the measured one little.
+    let mut launched = Vec::new();
+    let mut setup = Ok(());
+    for (i, target) in config.targets.iter().enumerate() {
+        match launch(
+            config,
+            target,
+            &phases,
+            &receiver::topic(i),
+            (&resources, &logs),
+            events,
+        )
         .await
-        .map_err(BenchError::App)?;
-    emit(
-        events,
-        Event::Setup(format!("launching target `{}`", config.target.name())),
-    );
-    let mut opts = SidecarOptions::new(&resources, &logs);
-    opts.app_port = Some(app.addr().port());
-    let mut sidecar = Sidecar::launch(&config.target, opts)
-        .await
-        .map_err(|e| BenchError::Launch(Box::new(e)))?;
-    sidecar
-        .wait_healthz(HEALTHZ_DEADLINE)
-        .await
-        .map_err(|e| BenchError::Healthz(Box::new(e)))?;
-    let pid = sidecar.child().map(harness::Child::pid);
-    let sidecar_transport = sidecar_transport(&sidecar, config.protocol)?;
-    emit(events, Event::Setup("sidecar ready".to_owned()));
+        {
+            Ok(l) => launched.push(l),
+            Err(e) => {
+                setup = Err(e);
+                break;
+            }
+        }
+    }
+    if let Err(e) = setup {
+        stop_all(launched, broker_process).await;
+        return Err(e);
+    }
+    emit(events, Event::Setup("sidecars ready".to_owned()));
 
     let mut ctx = Ctx {
         config,
@@ -192,8 +203,8 @@ pub async fn run(
         tool_version: info.tool_version,
         started_at: info.started_at,
         seed: config.seed,
-        target: config.target.name().to_owned(),
-        target_file: Some(config.target.path().display().to_string()),
+        target: first.name().to_owned(),
+        target_file: Some(first.path().display().to_string()),
         broker: config.broker.name().to_owned(),
         protocol: config.protocol.name().to_owned(),
         params: Params {
@@ -216,33 +227,125 @@ pub async fn run(
         machine: machine(),
         rates: Vec::new(),
         search: None,
+        other_targets: config
+            .targets
+            .iter()
+            .skip(1)
+            .map(|t| t.name().to_owned())
+            .collect(),
+        other_searches: Vec::new(),
         failures: Vec::new(),
         notes: Vec::new(),
         duration_ms: 0,
     };
 
+    let measured: Vec<Measured> = launched
+        .iter()
+        .map(|l| Measured {
+            label: if launched.len() == 1 {
+                "sidecar".to_owned()
+            } else {
+                l.name.clone()
+            },
+            transport: &l.transport,
+            pid: l.pid,
+        })
+        .collect();
     let outcome = if let Some(search) = &config.find_max {
-        find_max(&mut ctx, &sidecar_transport, pid, search, &mut report).await
+        find_max_all(&mut ctx, &measured, search, &mut report).await
     } else {
-        measure_rates(&mut ctx, &sidecar_transport, pid, &broker_addr, &mut report).await
+        measure_rates(&mut ctx, &measured, &broker_addr, &mut report).await
     };
+    drop(measured);
 
     let mut notes = std::mem::take(&mut ctx.notes);
     notes.append(&mut report.notes);
     report.notes = notes;
-    emit(events, Event::Setup("stopping the target".to_owned()));
-    drop(sidecar_transport);
-    let _ = sidecar.terminate(GRACE).await;
-    app.stop().await;
-    if let Some(b) = broker_process {
+    emit(events, Event::Setup("stopping the targets".to_owned()));
+    stop_all(launched, broker_process).await;
+    outcome?;
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// One target, up and subscribed: its sidecar, its app and how to publish to it.
+struct Launched {
+    name: String,
+    sidecar: Sidecar,
+    app: Server,
+    transport: Transport,
+    pid: Option<u32>,
+}
+
+/// What a load needs of one target.
+struct Measured<'a> {
+    /// The phase label: `sidecar` with one target, else the target's name.
+    label: String,
+    transport: &'a Transport,
+    pid: Option<u32>,
+}
+
+/// Starts `target`'s app (subscribed to `topic`) and sidecar, and waits until it is healthy.
+async fn launch(
+    config: &BenchConfig,
+    target: &harness::TargetFile,
+    phases: &Arc<Phases>,
+    topic: &str,
+    (resources, logs): (&Path, &Path),
+    events: &Events,
+) -> Result<Launched, BenchError> {
+    let app = Server::start(Mode::App {
+        phases: phases.clone(),
+        topic: Arc::from(topic),
+    })
+    .await
+    .map_err(BenchError::App)?;
+    emit(
+        events,
+        Event::Setup(format!("launching target `{}`", target.name())),
+    );
+    let mut opts = SidecarOptions::new(resources, logs);
+    opts.app_port = Some(app.addr().port());
+    let mut sidecar = match Sidecar::launch(target, opts).await {
+        Ok(s) => s,
+        Err(e) => {
+            app.stop().await;
+            return Err(BenchError::Launch(Box::new(e)));
+        }
+    };
+    let transport = match sidecar.wait_healthz(HEALTHZ_DEADLINE).await {
+        Ok(()) => sidecar_transport(&sidecar, config.protocol, topic),
+        Err(e) => Err(BenchError::Healthz(Box::new(e))),
+    };
+    match transport {
+        Ok(transport) => Ok(Launched {
+            name: target.name().to_owned(),
+            pid: sidecar.child().map(harness::Child::pid),
+            sidecar,
+            app,
+            transport,
+        }),
+        Err(e) => {
+            let _ = sidecar.terminate(GRACE).await;
+            app.stop().await;
+            Err(e)
+        }
+    }
+}
+
+/// Stops every launched target (sidecar, then app) and the run's broker.
+async fn stop_all(launched: Vec<Launched>, broker: Option<BrokerProcess>) {
+    for mut l in launched {
+        drop(l.transport);
+        let _ = l.sidecar.terminate(GRACE).await;
+        l.app.stop().await;
+    }
+    if let Some(b) = broker {
         match b {
             BrokerProcess::Redis(mut r) => r.kill().await,
             BrokerProcess::Kafka(mut k) => k.kill().await,
         }
     }
-    outcome?;
-    report.duration_ms = started.elapsed().as_millis() as u64;
-    Ok(report)
 }
 
 async fn start_broker(
@@ -308,7 +411,11 @@ fn render_component(template: &str, broker_addr: &str) -> String {
         .replace("{{metadata}}", "")
 }
 
-fn sidecar_transport(sidecar: &Sidecar, protocol: Protocol) -> Result<Transport, BenchError> {
+fn sidecar_transport(
+    sidecar: &Sidecar,
+    protocol: Protocol,
+    topic: &str,
+) -> Result<Transport, BenchError> {
     let missing = |what: &str| BenchError::Config(format!("the target has no {what} port"));
     Ok(match protocol {
         Protocol::Http => Transport::Http {
@@ -316,13 +423,14 @@ fn sidecar_transport(sidecar: &Sidecar, protocol: Protocol) -> Result<Transport,
                 [127, 0, 0, 1],
                 sidecar.http_port().ok_or_else(|| missing("HTTP"))?,
             )),
-            path: format!("/v1.0/publish/{PUBSUB}/{TOPIC}"),
+            path: format!("/v1.0/publish/{PUBSUB}/{topic}"),
         },
         Protocol::Grpc => Transport::Grpc {
             endpoint: format!(
                 "http://127.0.0.1:{}",
                 sidecar.grpc_port().ok_or_else(|| missing("gRPC"))?
             ),
+            topic: topic.to_owned(),
         },
     })
 }
@@ -585,8 +693,7 @@ fn failures_of(rate: f64, r: &PhaseResult, max_error_rate: f64) -> Vec<String> {
 
 async fn measure_rates(
     ctx: &mut Ctx<'_>,
-    sidecar: &Transport,
-    pid: Option<u32>,
+    targets: &[Measured<'_>],
     broker_addr: &str,
     report: &mut BenchReport,
 ) -> Result<(), BenchError> {
@@ -610,12 +717,21 @@ async fn measure_rates(
     });
     let rounds = config.rounds.max(1);
     let each = config.duration / rounds as u32;
+    let several = targets.len() > 1;
     let result = async {
         for &rate in &config.rates {
             // Every kind warms up once; then short rounds of each kind take turns, so that
-            // background load on a shared machine hits the sidecar and its baselines alike.
-            ctx.warm_up("sidecar", sidecar, rate, config.warmup, Delivery::Expected)
+            // background load on a shared machine hits every target and the baselines alike.
+            for t in targets {
+                ctx.warm_up(
+                    &t.label,
+                    t.transport,
+                    rate,
+                    config.warmup,
+                    Delivery::Expected,
+                )
                 .await?;
+            }
             if let Some(t) = &noop_transport {
                 ctx.warm_up("no-op HTTP", t, rate, config.warmup, Delivery::None)
                     .await?;
@@ -629,8 +745,8 @@ async fn measure_rates(
                 ctx.warm_up(label, &d.transport, rate, config.warmup, Delivery::Expected)
                     .await?;
             }
-            let (mut side_loads, mut noop_loads, mut direct_loads) =
-                (Vec::new(), Vec::new(), Vec::new());
+            let mut target_loads: Vec<Vec<Load>> = targets.iter().map(|_| Vec::new()).collect();
+            let (mut noop_loads, mut direct_loads) = (Vec::new(), Vec::new());
             for k in 1..=rounds {
                 let round = |label: &str| {
                     if rounds == 1 {
@@ -639,17 +755,19 @@ async fn measure_rates(
                         format!("{label} {k}/{rounds}")
                     }
                 };
-                side_loads.push(
-                    ctx.load(
-                        &round("sidecar"),
-                        sidecar,
-                        rate,
-                        each,
-                        Delivery::Expected,
-                        pid,
-                    )
-                    .await?,
-                );
+                for (t, loads) in targets.iter().zip(&mut target_loads) {
+                    loads.push(
+                        ctx.load(
+                            &round(&t.label),
+                            t.transport,
+                            rate,
+                            each,
+                            Delivery::Expected,
+                            t.pid,
+                        )
+                        .await?,
+                    );
+                }
                 if let Some(t) = &noop_transport {
                     noop_loads.push(
                         ctx.load(&round("no-op HTTP"), t, rate, each, Delivery::None, None)
@@ -670,10 +788,19 @@ async fn measure_rates(
                     );
                 }
             }
-            let side = ctx.finish("sidecar", side_loads, each, Delivery::Expected);
-            report
-                .failures
-                .extend(failures_of(rate, &side, config.max_error_rate));
+            let mut results = Vec::new();
+            for (t, loads) in targets.iter().zip(target_loads) {
+                let r = ctx.finish(&t.label, loads, each, Delivery::Expected);
+                let failures = failures_of(rate, &r, config.max_error_rate);
+                report.failures.extend(failures.into_iter().map(|f| {
+                    if several {
+                        format!("{}: {f}", t.label)
+                    } else {
+                        f
+                    }
+                }));
+                results.push(r);
+            }
             let noop_result = noop_transport
                 .as_ref()
                 .map(|_| ctx.finish("no-op HTTP", noop_loads, each, Delivery::None));
@@ -698,13 +825,30 @@ async fn measure_rates(
                 }
                 (Some(Ok(_)), _, _) => Baseline::Skipped,
             };
-            let overhead = stats::overhead(&side, noop_result.as_ref(), direct_result.result());
+            let mut results = results.into_iter();
+            let Some(side) = results.next() else {
+                return Err(BenchError::Config("no target to measure".to_owned()));
+            };
+            let overhead_of =
+                |r: &PhaseResult| stats::overhead(r, noop_result.as_ref(), direct_result.result());
+            let others = targets
+                .iter()
+                .skip(1)
+                .zip(results)
+                .map(|(t, r)| TargetResult {
+                    target: t.label.clone(),
+                    overhead: overhead_of(&r),
+                    vs_first: stats::ratios(&r, &side),
+                    sidecar: r,
+                })
+                .collect();
             report.rates.push(RateResult {
                 rate,
+                overhead: overhead_of(&side),
                 sidecar: side,
                 noop: noop_result,
                 direct: direct_result,
-                overhead,
+                others,
             });
         }
         Ok::<(), BenchError>(())
@@ -720,13 +864,45 @@ async fn measure_rates(
     result
 }
 
-async fn find_max(
+/// The maximum-rate search of every target, one after the other.
+async fn find_max_all(
     ctx: &mut Ctx<'_>,
-    sidecar: &Transport,
-    pid: Option<u32>,
+    targets: &[Measured<'_>],
     search_cfg: &crate::config::SearchConfig,
     report: &mut BenchReport,
 ) -> Result<(), BenchError> {
+    let several = targets.len() > 1;
+    for (i, t) in targets.iter().enumerate() {
+        let search = find_max(ctx, t, several, search_cfg).await?;
+        if search.max_rate.is_none() {
+            report.failures.push(format!(
+                "{}no rate met the bound (p99 ≤ {} ms, ≥ 99% of the rate achieved)",
+                if several {
+                    format!("{}: ", t.label)
+                } else {
+                    String::new()
+                },
+                search.p99_bound_ms
+            ));
+        }
+        if i == 0 {
+            report.search = Some(search);
+        } else {
+            report.other_searches.push(TargetSearch {
+                target: t.label.clone(),
+                search,
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn find_max(
+    ctx: &mut Ctx<'_>,
+    target: &Measured<'_>,
+    named: bool,
+    search_cfg: &crate::config::SearchConfig,
+) -> Result<SearchReport, BenchError> {
     let bound_ms = search_cfg.p99_bound.as_secs_f64() * 1000.0;
     let mut search = Search::new(search_cfg.max_steps);
     let mut steps = Vec::new();
@@ -734,18 +910,23 @@ async fn find_max(
     let mut retried = false;
     let max_rate = loop {
         let label = format!(
-            "search step {} at {}/s",
+            "{}search step {} at {}/s",
+            if named {
+                format!("{} ", target.label)
+            } else {
+                String::new()
+            },
             steps.len() + 1,
             crate::report::markdown::rate(rate)
         );
         let result = ctx
             .measured(
                 &label,
-                sidecar,
+                target.transport,
                 rate,
                 (search_cfg.step_warmup, search_cfg.step_duration),
                 Delivery::Expected,
-                pid,
+                target.pid,
             )
             .await?;
         let (passed, mut reason) = judge(&result, bound_ms, ctx.config.max_error_rate);
@@ -780,18 +961,12 @@ async fn find_max(
             Next::Done(best) => break best,
         }
     };
-    if max_rate.is_none() {
-        report.failures.push(format!(
-            "no rate met the bound (p99 ≤ {bound_ms} ms, ≥ 99% of the rate achieved)"
-        ));
-    }
-    report.search = Some(SearchReport {
+    Ok(SearchReport {
         p99_bound_ms: bound_ms,
         step_duration_ms: search_cfg.step_duration.as_millis() as u64,
         steps,
         max_rate,
-    });
-    Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -32,6 +32,12 @@ struct CompareArgs {
     a: PathBuf,
     /// The run to judge.
     b: PathBuf,
+    /// The target of A to compare, in a run of several targets. Default: its first.
+    #[arg(long)]
+    target_a: Option<String>,
+    /// The target of B to compare (B may be the same file as A). Default: its first.
+    #[arg(long)]
+    target_b: Option<String>,
     /// Relative change (percent) a metric must exceed, besides its absolute floor, to count.
     #[arg(long, default_value_t = 10.0)]
     threshold: f64,
@@ -39,9 +45,11 @@ struct CompareArgs {
 
 #[derive(Debug, clap::Args)]
 struct BenchRunArgs {
-    /// Target file (TOML). Default: $PUBSUB_TCK_TARGET, else fixtures/targets/reference.toml.
+    /// Target file (TOML); repeat it to measure several targets in one run, in interleaved
+    /// rounds, each compared with the first. Default: $PUBSUB_TCK_TARGET, else
+    /// fixtures/targets/reference.toml.
     #[arg(long)]
-    target: Option<PathBuf>,
+    target: Vec<PathBuf>,
     /// Broker behind the target's pubsub component: in-memory, redis or kafka.
     #[arg(long, default_value = "in-memory")]
     broker: String,
@@ -155,8 +163,11 @@ fn read_report(path: &Path) -> anyhow::Result<BenchReport> {
 }
 
 fn compare(args: &CompareArgs) -> anyhow::Result<u8> {
-    let a = read_report(&args.a)?;
-    let b = read_report(&args.b)?;
+    let select = |r: BenchReport, t: &Option<String>| {
+        harness_bench::compare::select(&r, t.as_deref()).map_err(anyhow::Error::msg)
+    };
+    let a = select(read_report(&args.a)?, &args.target_a)?;
+    let b = select(read_report(&args.b)?, &args.target_b)?;
     let c = harness_bench::compare::compare(&a, &b, args.threshold);
     let mut out = format!(
         "A: {} ({} on {} over {})\nB: {} ({} on {} over {})\n",
@@ -189,25 +200,37 @@ fn run(args: BenchRunArgs) -> anyhow::Result<u8> {
     let suites_broker = suites::Broker::parse(broker.name())
         .context("the bench broker names match the suites' broker names")?;
     crate::provision::ensure(&[suites_broker], &mut settings, !args.no_install)?;
-    let target_path = suites::env::target_path(
-        args.target
-            .as_ref()
-            .or(settings.target.as_ref())
-            .map(|p| p.as_path()),
-        &root,
-    )?;
-    let target = harness::TargetFile::load(&target_path)
-        .with_context(|| format!("loading target file {}", target_path.display()))?;
-    if broker != Broker::InMemory && !target.has_capability(suites_broker.component_type()) {
-        bail!(
-            "target `{}` does not declare the capability {:?} in {}",
-            target.name(),
-            suites_broker.component_type(),
-            target_path.display()
-        );
-    }
-    if !args.no_build {
-        crate::build_target(&target)?;
+    let paths: Vec<Option<&std::path::Path>> = if args.target.is_empty() {
+        vec![settings.target.as_deref()]
+    } else {
+        args.target.iter().map(|p| Some(p.as_path())).collect()
+    };
+    let mut targets = Vec::new();
+    for path in paths {
+        let target_path = suites::env::target_path(path, &root)?;
+        let target = harness::TargetFile::load(&target_path)
+            .with_context(|| format!("loading target file {}", target_path.display()))?;
+        if broker != Broker::InMemory && !target.has_capability(suites_broker.component_type()) {
+            bail!(
+                "target `{}` does not declare the capability {:?} in {}",
+                target.name(),
+                suites_broker.component_type(),
+                target_path.display()
+            );
+        }
+        if targets
+            .iter()
+            .any(|t: &harness::TargetFile| t.name() == target.name())
+        {
+            bail!(
+                "two targets are named `{}`: a report tells targets apart by name",
+                target.name()
+            );
+        }
+        if !args.no_build {
+            crate::build_target(&target)?;
+        }
+        targets.push(target);
     }
     let seed = args
         .seed
@@ -236,8 +259,10 @@ fn run(args: BenchRunArgs) -> anyhow::Result<u8> {
     let warmup = args
         .warmup
         .unwrap_or(Duration::from_secs(if searching { 1 } else { 3 }));
+    let names: Vec<&str> = targets.iter().map(harness::TargetFile::name).collect();
+    let names = names.join("`, `");
     let config = BenchConfig {
-        target,
+        targets,
         workspace_root: root.clone(),
         work_dir: run_dir.clone(),
         broker,
@@ -267,8 +292,7 @@ fn run(args: BenchRunArgs) -> anyhow::Result<u8> {
     };
     let rates: Vec<String> = config.rates.iter().map(|&r| fmt_rate(r)).collect();
     eprintln!(
-        "pubsub-tck bench: target `{}` on broker `{broker}` over {}, {} {} msg/s, {} s per phase after {} s warm-up, {} B payloads, {} publishers × {} connections on {} generator thread(s), seed {seed}",
-        config.target.name(),
+        "pubsub-tck bench: target `{names}` on broker `{broker}` over {}, {} {} msg/s, {} s per phase after {} s warm-up, {} B payloads, {} publishers × {} connections on {} generator thread(s), seed {seed}",
         protocol.name(),
         if searching {
             "searching the maximum rate from"
@@ -398,8 +422,40 @@ fn print_summary(report: &BenchReport, dir: &Path, took: Duration) -> anyhow::Re
                 s.resources
                     .map_or("-".to_owned(), |x| format!("{:.1}", x.rss_mb_max)),
             ));
+            for o in &r.others {
+                let s = &o.sidecar;
+                let x = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("×{v:.1}"));
+                out.push_str(&format!(
+                    "{:>8} {:>9.1} {:>17} {:>17} {:>17} {:>17} {:>7} {:>7}   {}: publish p99 {}, e2e p99 {}, CPU/msg {}, RSS {} of {}\n",
+                    "",
+                    s.achieved_rate,
+                    pair(s.publish),
+                    pair(s.e2e),
+                    "",
+                    "",
+                    s.resources
+                        .map_or("-".to_owned(), |x| format!("{:.0}", x.mcpu_mean)),
+                    s.resources
+                        .map_or("-".to_owned(), |x| format!("{:.1}", x.rss_mb_max)),
+                    o.target,
+                    x(o.vs_first.publish[2]),
+                    x(o.vs_first.e2e[2]),
+                    x(o.vs_first.cpu_per_msg),
+                    x(o.vs_first.rss),
+                    report.target,
+                ));
+            }
         }
         out.push('\n');
+    }
+    for o in &report.other_searches {
+        out.push_str(&format!(
+            "  {}: maximum sustainable rate {}\n",
+            o.target,
+            o.search
+                .max_rate
+                .map_or("none".to_owned(), |m| format!("{} msg/s", fmt_rate(m)))
+        ));
     }
     for f in &report.failures {
         out.push_str(&format!("  FAIL {f}\n"));

@@ -47,7 +47,7 @@ enum Command {
     /// timeline of fault windows.
     Chaos(chaos::ChaosArgs),
     /// Measure publish and end-to-end latency against a target, with baselines (or compare two runs).
-    Bench(bench::BenchArgs),
+    Bench(Box<bench::BenchArgs>),
     /// Scaffold a target file (NAME.toml) and an empty expectations file for a sidecar command,
     /// in the current directory, with a comment on every field and placeholder.
     Init(init::InitArgs),
@@ -141,7 +141,7 @@ fn main() -> ExitCode {
         Command::List(args) => list(&args).map(|()| 0),
         Command::Run(args) => run(args),
         Command::Chaos(args) => chaos::chaos(args),
-        Command::Bench(args) => bench::bench(args),
+        Command::Bench(args) => bench::bench(*args),
         Command::Init(args) => init_here(&args),
         Command::Doctor => write_stdout(&doctor::render(&doctor::probe())).map(|()| 0),
         Command::Selfcheck(args) => selfcheck::selfcheck(args),

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::markdown::{HEADERS, ms, rate, row_cells};
+use super::markdown::{HEADERS, TARGET_HEADERS, ms, rate, row_cells, target_rows};
 use super::model::{Baseline, BenchReport, RateResult};
 use super::svg::{self, Chart, Series};
 
@@ -15,13 +15,26 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The charts of one rate.
-pub fn charts(r: &RateResult) -> Vec<Chart> {
+/// The charts of one rate; `first` names the first target (lines are per target when the
+/// run had several).
+pub fn charts(r: &RateResult, first: &str) -> Vec<Chart> {
     let s = &r.sidecar;
-    let mut spectra: Vec<(&str, &[super::model::SpectrumPoint], bool)> = vec![
-        ("sidecar publish", &s.publish_spectrum, false),
-        ("sidecar e2e", &s.e2e_spectrum, false),
-    ];
+    let first = if r.others.is_empty() {
+        "sidecar"
+    } else {
+        first
+    };
+    let mut targets = vec![(first, s)];
+    targets.extend(r.others.iter().map(|o| (o.target.as_str(), &o.sidecar)));
+    let labels: Vec<(String, String)> = targets
+        .iter()
+        .map(|(name, _)| (format!("{name} publish"), format!("{name} e2e")))
+        .collect();
+    let mut spectra: Vec<(&str, &[super::model::SpectrumPoint], bool)> = Vec::new();
+    for ((_, p), (publish, e2e)) in targets.iter().zip(&labels) {
+        spectra.push((publish, &p.publish_spectrum, false));
+        spectra.push((e2e, &p.e2e_spectrum, false));
+    }
     if let Some(n) = &r.noop {
         spectra.push(("no-op publish", &n.publish_spectrum, true));
     }
@@ -38,6 +51,34 @@ pub fn charts(r: &RateResult) -> Vec<Chart> {
         points: s.timeline.iter().map(|b| (b.t_s, f(b))).collect(),
         dashed: false,
     };
+    let mut over_time = vec![
+        series("publish p50", |b| b.publish_p50_ms),
+        series("publish p99", |b| b.publish_p99_ms),
+        series("publish max", |b| b.publish_max_ms),
+        series("e2e p50", |b| b.e2e_p50_ms),
+        series("e2e p99", |b| b.e2e_p99_ms),
+    ];
+    if !r.others.is_empty() {
+        for series in &mut over_time {
+            series.label = format!("{first} {}", series.label);
+        }
+    }
+    // The other targets' p99s on the same axes (their full timelines are in results.json).
+    for o in &r.others {
+        let points = |f: fn(&super::model::TimelineBucket) -> Option<f64>| {
+            o.sidecar.timeline.iter().map(|b| (b.t_s, f(b))).collect()
+        };
+        over_time.push(Series {
+            label: format!("{} publish p99", o.target),
+            points: points(|b| b.publish_p99_ms),
+            dashed: false,
+        });
+        over_time.push(Series {
+            label: format!("{} e2e p99", o.target),
+            points: points(|b| b.e2e_p99_ms),
+            dashed: false,
+        });
+    }
     let latency = Chart {
         title: format!(
             "Latency over time at {} msg/s (by intended send time)",
@@ -46,13 +87,7 @@ pub fn charts(r: &RateResult) -> Vec<Chart> {
         x_label: "seconds".to_owned(),
         y_label: "ms".to_owned(),
         x_ticks: Vec::new(),
-        series: vec![
-            series("publish p50", |b| b.publish_p50_ms),
-            series("publish p99", |b| b.publish_p99_ms),
-            series("publish max", |b| b.publish_max_ms),
-            series("e2e p50", |b| b.e2e_p50_ms),
-            series("e2e p99", |b| b.e2e_p99_ms),
-        ],
+        series: over_time,
     };
     let end = s.timeline.last().map_or(0.0, |b| b.t_s);
     let throughput = Chart {
@@ -76,9 +111,13 @@ pub fn charts(r: &RateResult) -> Vec<Chart> {
 /// The whole page.
 pub fn render(r: &BenchReport) -> String {
     let mut h = String::new();
+    let mut names = vec![r.target.clone()];
+    names.extend(r.other_targets.iter().cloned());
     let title = format!(
         "pubsub-tck bench: {} on {} over {}",
-        r.target, r.broker, r.protocol
+        names.join(" vs "),
+        r.broker,
+        r.protocol
     );
     let _ = write!(
         h,
@@ -118,6 +157,26 @@ th,td{{border:1px solid #ccc;padding:3px 6px;text-align:right}}th{{background:#f
         p.duration_ms as f64 / 1000.0,
         p.warmup_ms as f64 / 1000.0
     );
+    let side_by_side = target_rows(r);
+    if !side_by_side.is_empty() {
+        let _ = writeln!(
+            h,
+            "<h2>Targets side by side</h2>\n<p>Every target ran at once, each with its own app and topic on the same broker; their rounds and the baselines' took turns. A ratio row divides a target's figure by {}'s: below ×1.0 it did better.</p>\n<table><tr>",
+            esc(&r.target)
+        );
+        for head in TARGET_HEADERS {
+            let _ = write!(h, "<th>{}</th>", esc(head));
+        }
+        h.push_str("</tr>\n");
+        for row in &side_by_side {
+            h.push_str("<tr>");
+            for c in row {
+                let _ = write!(h, "<td>{}</td>", esc(c));
+            }
+            h.push_str("</tr>\n");
+        }
+        h.push_str("</table>\n");
+    }
     if !r.rates.is_empty() {
         h.push_str("<h2>Results</h2>\n<table><tr>");
         for head in HEADERS {
@@ -156,7 +215,7 @@ th,td{{border:1px solid #ccc;padding:3px 6px;text-align:right}}th{{background:#f
                 ms(d.p99_ms)
             ))
         );
-        for chart in charts(rr) {
+        for chart in charts(rr, &r.target) {
             let _ = writeln!(h, "<figure>{}</figure>", svg::render(&chart));
         }
     }
@@ -215,9 +274,31 @@ mod tests {
     }
 
     #[test]
+    fn several_targets_get_a_line_each() {
+        let r = crate::report::test_support::two_target_report();
+        let c = charts(&r.rates[0], &r.target);
+        let labels: Vec<&str> = c[0].series.iter().map(|s| s.label.as_str()).collect();
+        assert_eq!(
+            &labels[..4],
+            [
+                "reference publish",
+                "reference e2e",
+                "daprd publish",
+                "daprd e2e"
+            ]
+        );
+        assert!(c[1].series.iter().any(|s| s.label == "daprd e2e p99"));
+        let html = render(&r);
+        assert!(
+            html.contains("<h1>pubsub-tck bench: reference vs daprd on in-memory over http</h1>")
+        );
+        assert!(html.contains("<td>daprd ÷ reference</td>"), "{html}");
+    }
+
+    #[test]
     fn charts_include_the_baselines() {
         let r = sample_report();
-        let c = charts(&r.rates[0]);
+        let c = charts(&r.rates[0], &r.target);
         let labels: Vec<&str> = c[0].series.iter().map(|s| s.label.as_str()).collect();
         assert_eq!(
             labels,

@@ -3,7 +3,9 @@
 
 use std::fmt::Write as _;
 
-use super::model::{Baseline, BenchReport, LatencySummary, PhaseResult, RateResult};
+use super::model::{
+    Baseline, BenchReport, LatencySummary, PhaseResult, RateResult, Ratios, SearchReport,
+};
 
 /// A latency in ms with a precision that suits its size.
 pub fn ms(v: f64) -> String {
@@ -145,13 +147,114 @@ fn phase_line(name: &str, p: &PhaseResult) -> Vec<String> {
     ]
 }
 
+/// The headers of the side-by-side table of several targets.
+pub const TARGET_HEADERS: &[&str] = &[
+    "rate (msg/s)",
+    "target",
+    "achieved (msg/s)",
+    "publish p50",
+    "publish p90",
+    "publish p99",
+    "publish p99.9",
+    "e2e p50",
+    "e2e p90",
+    "e2e p99",
+    "e2e p99.9",
+    "mCPU",
+    "CPU per msg (µs)",
+    "RSS (MB)",
+];
+
+/// CPU time per accepted message, in microseconds (mean mCPU over the achieved rate).
+fn cpu_us_per_msg(p: &PhaseResult) -> Option<f64> {
+    p.resources
+        .filter(|_| p.achieved_rate > 0.0)
+        .map(|x| x.mcpu_mean / p.achieved_rate * 1000.0)
+}
+
+fn target_row(rate_cell: String, name: &str, p: &PhaseResult) -> Vec<String> {
+    let lat = |l: Option<LatencySummary>| -> Vec<String> {
+        match l {
+            Some(l) => [l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms]
+                .into_iter()
+                .map(ms)
+                .collect(),
+            None => vec!["-".to_owned(); 4],
+        }
+    };
+    let mut row = vec![
+        rate_cell,
+        name.to_owned(),
+        format!("{:.1}", p.achieved_rate),
+    ];
+    row.extend(lat(p.publish));
+    row.extend(lat(p.e2e));
+    row.push(
+        p.resources
+            .map_or("-".to_owned(), |x| format!("{:.0}", x.mcpu_mean)),
+    );
+    row.push(cpu_us_per_msg(p).map_or("-".to_owned(), |c| format!("{c:.1}")));
+    row.push(
+        p.resources
+            .map_or("-".to_owned(), |x| format!("{:.1}", x.rss_mb_max)),
+    );
+    row
+}
+
+fn ratio_row(rate_cell: String, name: &str, first: &str, v: &Ratios) -> Vec<String> {
+    let mut row = vec![rate_cell, format!("{name} ÷ {first}"), "-".to_owned()];
+    row.extend(v.publish.iter().chain(&v.e2e).map(|x| ratio(*x)));
+    row.push("-".to_owned());
+    row.push(ratio(v.cpu_per_msg));
+    row.push(ratio(v.rss));
+    row
+}
+
+/// The rows of the side-by-side table (shared with the HTML report): per rate, every target,
+/// then each other target's figures divided by the first's.
+pub fn target_rows(r: &BenchReport) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for rr in r.rates.iter().filter(|rr| !rr.others.is_empty()) {
+        rows.push(target_row(rate(rr.rate), &r.target, &rr.sidecar));
+        for o in &rr.others {
+            rows.push(target_row(rate(rr.rate), &o.target, &o.sidecar));
+        }
+        for o in &rr.others {
+            rows.push(ratio_row(rate(rr.rate), &o.target, &r.target, &o.vs_first));
+        }
+    }
+    rows
+}
+
+/// The steps of a maximum-rate search, one row each.
+fn steps_table(out: &mut String, s: &SearchReport) {
+    let rows: Vec<Vec<String>> = s
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, st)| {
+            vec![
+                (i + 1).to_string(),
+                rate(st.rate),
+                if st.passed { "pass" } else { "fail" }.to_owned(),
+                st.reason.clone(),
+            ]
+        })
+        .collect();
+    table(out, &["step", "rate", "verdict", "why"], &rows);
+}
+
 /// The whole summary.
 pub fn render(r: &BenchReport) -> String {
     let mut out = String::new();
+    let mut names = vec![format!("`{}`", r.target)];
+    names.extend(r.other_targets.iter().map(|t| format!("`{t}`")));
     let _ = writeln!(
         out,
-        "# pubsub-tck bench: `{}` on `{}` over {}\n",
-        r.target, r.broker, r.protocol
+        "# pubsub-tck bench: {} on `{}` over {}\n",
+        names.join(" vs "),
+        r.broker,
+        r.protocol
     );
     if r.failures.is_empty() {
         out.push_str("**PASS**: every publish answered, every accepted message delivered.\n\n");
@@ -194,14 +297,54 @@ pub fn render(r: &BenchReport) -> String {
         "Latencies in ms from each message's intended send time (coordinated-omission safe); e2e ends when the subscribed app has read the delivery.\n\n",
     );
 
+    let side_by_side = target_rows(r);
+    if !side_by_side.is_empty() {
+        let _ = writeln!(
+            out,
+            "## Targets side by side\n\nEvery target ran at once, each with its own app and topic on the same broker; their rounds and the baselines' took turns. A ratio row divides a target's figure by `{}`'s: below ×1.0 it did better.\n",
+            r.target
+        );
+        table(&mut out, TARGET_HEADERS, &side_by_side);
+        out.push('\n');
+    }
     if !r.rates.is_empty() {
         out.push_str("## Results\n\n");
-        let rows: Vec<Vec<String>> = r.rates.iter().map(row_cells).collect();
+        if !r.other_targets.is_empty() {
+            let _ = writeln!(
+                out,
+                "Overheads over the baselines, for `{}` and then for each other target.\n",
+                r.target
+            );
+        }
+        let mut rows: Vec<Vec<String>> = r.rates.iter().map(row_cells).collect();
+        for (i, name) in r.other_targets.iter().enumerate() {
+            for rr in &r.rates {
+                if let Some(o) = rr.others.get(i) {
+                    let as_first = RateResult {
+                        sidecar: o.sidecar.clone(),
+                        overhead: o.overhead.clone(),
+                        others: Vec::new(),
+                        ..rr.clone()
+                    };
+                    let mut cells = row_cells(&as_first);
+                    cells[0] = format!("{} ({name})", cells[0]);
+                    rows.push(cells);
+                }
+            }
+        }
         table(&mut out, HEADERS, &rows);
         out.push_str("\n## Phases\n\n");
         let mut rows = Vec::new();
+        let first_label = if r.other_targets.is_empty() {
+            "sidecar"
+        } else {
+            r.target.as_str()
+        };
         for rr in &r.rates {
-            rows.push(phase_line("sidecar", &rr.sidecar));
+            rows.push(phase_line(first_label, &rr.sidecar));
+            for o in &rr.others {
+                rows.push(phase_line(&o.target, &o.sidecar));
+            }
             if let Some(n) = &rr.noop {
                 rows.push(phase_line("no-op HTTP", n));
             }
@@ -251,20 +394,28 @@ pub fn render(r: &BenchReport) -> String {
                 rate(m)
             ))
         );
-        let rows: Vec<Vec<String>> = s
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(i, st)| {
-                vec![
-                    (i + 1).to_string(),
-                    rate(st.rate),
-                    if st.passed { "pass" } else { "fail" }.to_owned(),
-                    st.reason.clone(),
-                ]
-            })
-            .collect();
-        table(&mut out, &["step", "rate", "verdict", "why"], &rows);
+        steps_table(&mut out, s);
+    }
+
+    for o in &r.other_searches {
+        let first = r.search.as_ref().and_then(|s| s.max_rate);
+        let _ = writeln!(
+            out,
+            "\n### Maximum sustainable rate of `{}`\n\n**Result: {}**{}\n",
+            o.target,
+            o.search
+                .max_rate
+                .map_or("no rate passed".to_owned(), |m| format!(
+                    "{} msg/s",
+                    rate(m)
+                )),
+            match (o.search.max_rate, first) {
+                (Some(m), Some(f)) if f > 0.0 =>
+                    format!(" ({} of `{}`'s)", ratio(Some(m / f)), r.target),
+                _ => String::new(),
+            }
+        );
+        steps_table(&mut out, &o.search);
     }
 
     if !r.notes.is_empty() {
@@ -326,6 +477,39 @@ mod tests {
         assert!(md.contains("| direct: tokio channel | 1000 | 2000 |"));
         assert!(md.contains("- a note"));
         assert!(md.contains("--seed 7`"));
+    }
+
+    #[test]
+    fn several_targets_are_side_by_side_with_their_ratios() {
+        let md = render(&crate::report::test_support::two_target_report());
+        assert!(
+            md.starts_with("# pubsub-tck bench: `reference` vs `daprd` on `in-memory` over http\n"),
+            "{md}"
+        );
+        let rows: Vec<&str> = md
+            .lines()
+            .skip_while(|l| !l.starts_with("## Targets side by side"))
+            .take_while(|l| !l.starts_with("## Results"))
+            .filter(|l| l.starts_with("| 1000 |"))
+            .collect();
+        assert_eq!(rows.len(), 3, "{md}");
+        assert!(
+            rows[0].starts_with("| 1000 | reference | 999.5 | 1.00 | 1.80 |"),
+            "{}",
+            rows[0]
+        );
+        assert!(
+            rows[1].starts_with("| 1000 | daprd | 999.5 | 3.00 | 5.40 |"),
+            "{}",
+            rows[1]
+        );
+        // Three times the latency, twice the CPU per message, the same memory.
+        assert_eq!(
+            rows[2],
+            "| 1000 | daprd ÷ reference | - | ×3.0 | ×3.0 | ×3.0 | ×3.0 | ×3.0 | ×3.0 | ×3.0 | ×3.0 | - | ×2.0 | ×1.0 |"
+        );
+        assert!(md.contains("| 1000 (daprd) |"), "{md}");
+        assert!(md.contains("| daprd | 1000 | 2000 |"), "{md}");
     }
 
     #[test]

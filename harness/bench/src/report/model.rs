@@ -40,6 +40,12 @@ pub struct BenchReport {
     pub rates: Vec<RateResult>,
     /// The maximum-rate search, when asked for.
     pub search: Option<SearchReport>,
+    /// The other targets of the run, after the first (`target`): their names, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_targets: Vec<String>,
+    /// The maximum-rate search of each other target, in the order of `other_targets`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_searches: Vec<TargetSearch>,
     /// Why the run failed (empty: it passed).
     pub failures: Vec<String>,
     /// Things worth knowing that are not failures (an unavailable baseline, a lossy baseline).
@@ -110,6 +116,45 @@ pub struct RateResult {
     pub direct: Baseline,
     /// Sidecar minus baselines.
     pub overhead: Overhead,
+    /// The other targets at this rate, measured in rounds interleaved with the first's and the
+    /// baselines', in the order of [`BenchReport::other_targets`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub others: Vec<TargetResult>,
+}
+
+/// Another target at one rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetResult {
+    /// The target's name.
+    pub target: String,
+    /// Through its sidecar.
+    pub sidecar: PhaseResult,
+    /// Its overhead over the same baselines.
+    pub overhead: Overhead,
+    /// Its figures divided by the first target's (below 1: it did better).
+    pub vs_first: Ratios,
+}
+
+/// One target's figures divided by another's, each `None` when either side lacks it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ratios {
+    /// Publish latency p50, p90, p99 and p99.9.
+    pub publish: [Option<f64>; 4],
+    /// End-to-end latency p50, p90, p99 and p99.9.
+    pub e2e: [Option<f64>; 4],
+    /// CPU per accepted message (mean mCPU over the achieved rate).
+    pub cpu_per_msg: Option<f64>,
+    /// Largest resident set size.
+    pub rss: Option<f64>,
+}
+
+/// The maximum-rate search of one more target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetSearch {
+    /// The target's name.
+    pub target: String,
+    /// Its search.
+    pub search: SearchReport,
 }
 
 /// A baseline that ran, or why it did not.

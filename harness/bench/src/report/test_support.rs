@@ -76,6 +76,27 @@ pub(crate) fn phase(scale: f64, delivered: bool) -> PhaseResult {
     }
 }
 
+/// [`sample_report`] with a second target, `daprd`, three times slower with twice the CPU.
+pub(crate) fn two_target_report() -> BenchReport {
+    let mut r = sample_report();
+    r.other_targets = vec!["daprd".into()];
+    for rr in &mut r.rates {
+        let mut sidecar = phase(6.0, true);
+        sidecar.resources = rr.sidecar.resources.map(|x| super::model::Resources {
+            mcpu_mean: x.mcpu_mean * 2.0,
+            ..x
+        });
+        let vs_first = crate::stats::ratios(&sidecar, &rr.sidecar);
+        rr.others.push(super::model::TargetResult {
+            target: "daprd".into(),
+            sidecar,
+            overhead: Overhead::default(),
+            vs_first,
+        });
+    }
+    r
+}
+
 pub(crate) fn sample_report() -> BenchReport {
     BenchReport {
         format_version: FORMAT_VERSION,
@@ -124,8 +145,11 @@ pub(crate) fn sample_report() -> BenchReport {
                 e2e_p50_ratio: Some(8.0),
                 e2e_p99_ratio: Some(8.0),
             },
+            others: Vec::new(),
         }],
         search: None,
+        other_targets: Vec::new(),
+        other_searches: Vec::new(),
         failures: Vec::new(),
         notes: vec!["a note".into()],
         duration_ms: 9000,
