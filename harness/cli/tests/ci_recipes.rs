@@ -211,16 +211,15 @@ impl Scratch {
             prefix.join("bin").display(),
             std::env::var("PATH").unwrap_or_default()
         );
+        let target_dir = workspace().join("target/recipe-install");
+        forget_the_kits_own_crates(&target_dir);
         let mut cmd = Command::new("bash");
         cmd.args(["-eo", "pipefail", "-c", script])
             .current_dir(repo)
             .env("PATH", path)
             .env("CARGO_INSTALL_ROOT", &prefix)
-            // Later installs of the same commit reuse what the first built.
-            .env(
-                "CARGO_TARGET_DIR",
-                workspace().join("target/recipe-install"),
-            );
+            // Later installs reuse the dependencies the first one built.
+            .env("CARGO_TARGET_DIR", &target_dir);
         for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("PUBSUB_TCK_")) {
             cmd.env_remove(k);
         }
@@ -242,4 +241,48 @@ impl Drop for Scratch {
             let _ = std::fs::remove_dir_all(&self.base);
         }
     }
+}
+
+/// Cargo takes the kit's crates at a new commit of this repository for the ones it built from
+/// an older commit (a git dependency's fingerprint names its source and version, not the commit)
+/// and would link them: an install then mixes two commits and fails to compile, or runs stale
+/// code. The fingerprints of the workspace's own packages go before the first install of a test
+/// process, so they are built again; their dependencies stay built.
+fn forget_the_kits_own_crates(target_dir: &Path) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let out = Command::new("cargo")
+            .args([
+                "metadata",
+                "--no-deps",
+                "--format-version",
+                "1",
+                "--manifest-path",
+            ])
+            .arg(workspace().join("Cargo.toml"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "cargo metadata failed: {out:?}");
+        let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let names: Vec<&str> = meta["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert!(names.contains(&"pubsub-tck"), "{names:?}");
+        let Ok(entries) = std::fs::read_dir(target_dir.join("release/.fingerprint")) else {
+            return; // Nothing built yet.
+        };
+        for entry in entries.flatten() {
+            let file = entry.file_name();
+            let name = file.to_string_lossy();
+            if name
+                .rsplit_once('-')
+                .is_some_and(|(package, _hash)| names.contains(&package))
+            {
+                std::fs::remove_dir_all(entry.path()).unwrap();
+            }
+        }
+    });
 }
