@@ -123,7 +123,7 @@ pub(crate) fn checks() -> Vec<Check> {
         check!(
             "core::grpc_api::metadata_lists_subscriptions",
             Should,
-            "GetMetadata reports the app id, the pubsub component and the app's subscription",
+            "GetMetadata reports the app id, the pubsub component and the app's subscription with its routing rules",
             "daprd pkg/api/universal/metadata.go: the same metadata as GET /v1.0/metadata",
             PROTO,
             [Need::Launch, GRPC_API],
@@ -425,8 +425,13 @@ async fn token_required(t: &mut Trial) -> Result<(), Problem> {
 }
 
 async fn metadata_lists_subscriptions(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders"))
-        .await?;
+    // A v2 entry: one rule, and the default route that the published message takes.
+    let rule = r#"event.type == "widget""#;
+    t.start(Scenario::new().subscription(json!({
+        "pubsubname": PUBSUB, "topic": "orders",
+        "routes": {"rules": [{"match": rule, "path": "/widgets"}], "default": "/orders"}
+    })))
+    .await?;
     // Subscriptions are discovered after the sidecar is healthy: a publish that arrives is
     // the barrier after which they are in place.
     let id = t.publish_grpc("orders", json!({}), &[]).await?;
@@ -446,11 +451,31 @@ async fn metadata_lists_subscriptions(t: &mut Trial) -> Result<(), Problem> {
         "GetMetadata does not list the pubsub component",
         [evidence.clone()],
     )?;
-    ensure(
-        md.subscriptions
-            .iter()
-            .any(|s| s.pubsub_name == PUBSUB && s.topic == "orders"),
-        "GetMetadata does not list the subscription to orders",
+    let Some(sub) = md
+        .subscriptions
+        .iter()
+        .find(|s| s.pubsub_name == PUBSUB && s.topic == "orders")
+    else {
+        return Err(Problem::fail(
+            "GetMetadata does not list the subscription to orders",
+            vec![evidence],
+        ));
+    };
+    // As GET /v1.0/metadata lists them (core::discovery::metadata_programmatic): the rules in
+    // order, then the default route as a rule without a match.
+    let rules: Vec<(String, String)> = sub
+        .rules
+        .iter()
+        .flat_map(|r| &r.rules)
+        .map(|r| (r.r#match.clone(), r.path.clone()))
+        .collect();
+    ensure_eq(
+        "rules (match, path) of the subscription to orders",
+        vec![
+            (rule.to_owned(), "/widgets".to_owned()),
+            (String::new(), "/orders".to_owned()),
+        ],
+        rules,
         [evidence],
     )
 }
