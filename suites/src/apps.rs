@@ -25,7 +25,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::broker::Broker;
-use crate::env;
+use crate::env::{self, RunEnv};
 use crate::problem::Problem;
 use crate::trial::{DEADLINE, PUBSUB, Trial};
 
@@ -165,7 +165,11 @@ impl AppsWorld {
     /// `state`, a Redis `statestore`. Starts the trial's private redis-server when the broker
     /// is Redis (or uses `PUBSUB_TCK_REDIS`). Only in-memory and Redis are supported.
     pub async fn new(trial: &Trial, state: bool) -> Result<AppsWorld, Problem> {
-        let env = trial.env();
+        AppsWorld::for_env(trial.env(), state).await
+    }
+
+    /// [`AppsWorld::new`] outside a trial (`pubsub-tck bench apps`).
+    pub async fn for_env(env: &RunEnv, state: bool) -> Result<AppsWorld, Problem> {
         let suffix = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
         let log_dir = env.run_dir.join("logs");
         let resources_dir = env

@@ -9,6 +9,7 @@
 //!
 //! Nothing here knows the reference sidecar: a target is its wire API and its target file.
 
+pub mod app_rates;
 pub mod apps;
 pub mod broker;
 pub mod catalog;

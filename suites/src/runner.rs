@@ -110,7 +110,7 @@ pub async fn run_one(env: Arc<RunEnv>, check: &Check) -> Outcome {
         }
     };
     let history = trial.history();
-    let problem = judge_integrity(problem, &history, &mut trial);
+    let problem = judge_integrity(problem, &history, &mut trial).await;
     result.observations = trial.observations().to_vec();
     trial.finish().await;
     if let Some(p) = problem {
@@ -132,12 +132,18 @@ pub async fn run_one(env: Arc<RunEnv>, check: &Check) -> Outcome {
     }
 }
 
+/// How long a check that ended in a setup error waits for its sidecar's exit status: a
+/// crash resets the sidecar's connections a moment before the exit can be read.
+const EXIT_SETTLE: Duration = Duration::from_millis(500);
+
 /// What every check also requires of its trial, whatever the check's own verdict:
 /// - no delivery from another trial reached the app (else the harness broke: setup error);
-/// - no process of the trial exited unless the trial stopped it (setup error; a failure the
-///   check found stays a failure, with the exit as evidence);
+/// - the sidecar did not exit unless the trial stopped it (a crash is a failure of the target,
+///   whatever the check saw: a request the crash broke off is not a setup error);
+/// - no other process of the trial exited unless the trial stopped it (setup error; a failure
+///   the check found stays a failure, with the exit as evidence);
 /// - no message published once arrived under two CloudEvent ids (a failure).
-fn judge_integrity(
+async fn judge_integrity(
     problem: Option<Problem>,
     history: &History,
     trial: &mut Trial,
@@ -150,7 +156,11 @@ fn judge_integrity(
             evidence.items.join("; ")
         )));
     }
-    let exits = trial.unexpected_exits();
+    if matches!(problem, Some(Problem::Setup(_))) {
+        trial.settle_sidecar_exit(EXIT_SETTLE).await;
+    }
+    let crash = trial.sidecar_exit();
+    let exits: Vec<String> = crash.iter().cloned().chain(trial.broker_exit()).collect();
     if !exits.is_empty() {
         return Some(match problem {
             Some(Problem::Fail {
@@ -159,6 +169,14 @@ fn judge_integrity(
             }) => {
                 evidence.extend(exits);
                 Problem::Fail { summary, evidence }
+            }
+            _ if crash.is_some() => {
+                let mut evidence = Vec::new();
+                if let Some(Problem::Setup(seen)) = problem {
+                    evidence.push(format!("what the check saw: {seen}"));
+                }
+                evidence.extend(exits);
+                Problem::fail("the sidecar exited during the trial (a crash)", evidence)
             }
             _ => Problem::Setup(exits.join("\n")),
         });

@@ -953,26 +953,38 @@ impl Trial {
         h
     }
 
-    /// The processes of this trial that exited although nothing stopped them on purpose (a
-    /// crash, a port another process took), each with the end of its log.
-    pub fn unexpected_exits(&mut self) -> Vec<String> {
-        let Some(c) = self.cluster.as_mut() else {
-            return Vec::new();
-        };
-        let mut exits = Vec::new();
-        let name = c.sidecar.child().map(|ch| ch.name().to_owned());
-        if let (Some((status, tail)), Some(name)) = (c.sidecar.unexpected_exit(), name) {
-            exits.push(format!(
-                "the sidecar `{name}` exited ({status}) during the trial; last log lines:\n{tail}"
-            ));
+    /// The sidecar's exit, if it exited although nothing stopped it on purpose (a crash), with
+    /// the end of its log.
+    pub fn sidecar_exit(&mut self) -> Option<String> {
+        let c = self.cluster.as_mut()?;
+        let name = c.sidecar.child().map(|ch| ch.name().to_owned())?;
+        let (status, tail) = c.sidecar.unexpected_exit()?;
+        Some(format!(
+            "the sidecar `{name}` exited ({status}) during the trial; last log lines:\n{tail}"
+        ))
+    }
+
+    /// The broker's exit, if it exited although nothing stopped it on purpose (a crash, a port
+    /// another process took), with the end of its log.
+    pub fn broker_exit(&mut self) -> Option<String> {
+        let b = self.cluster.as_mut()?.broker.as_mut()?;
+        let name = b.child_name();
+        let (status, tail) = b.unexpected_exit()?;
+        Some(format!(
+            "the broker `{name}` exited ({status}) during the trial; last log lines:\n{tail}"
+        ))
+    }
+
+    /// Waits up to `deadline` for a launched sidecar to exit, unless it was stopped on purpose
+    /// or is already known to have exited. A process that dies closes its connections a moment
+    /// before its exit status can be read, so a request it broke off can come back before
+    /// [`Trial::sidecar_exit`] would see the exit; the runner calls this after such an error.
+    pub async fn settle_sidecar_exit(&mut self, deadline: Duration) {
+        if let Some(child) = self.cluster.as_mut().and_then(|c| c.sidecar.child_mut())
+            && !child.is_stopping()
+        {
+            child.wait_exit(deadline).await;
         }
-        if let Some(b) = c.broker.as_mut() {
-            let name = b.child_name();
-            if let Some((status, tail)) = b.unexpected_exit() {
-                exits.push(format!("the broker `{name}` exited ({status}) during the trial; last log lines:\n{tail}"));
-            }
-        }
-        exits
     }
 
     /// Stops the sidecar (SIGTERM, then SIGKILL) and the app.

@@ -1,5 +1,5 @@
 //! `pubsub-tck bench` and `pubsub-tck bench compare`: flags, the progress bar and the console
-//! summary. The benchmark itself is `harness_bench::run`.
+//! summary. The benchmark itself is `harness_bench::run`; `bench apps` is in `bench_apps`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -24,6 +24,8 @@ pub(crate) struct BenchArgs {
 enum BenchCommand {
     /// Compare two results.json files; exits 1 when B regressed from A beyond noise.
     Compare(CompareArgs),
+    /// Deliveries a second through each target to real subscriber apps (fixtures/apps).
+    Apps(crate::bench_apps::AppsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -118,6 +120,21 @@ struct BenchRunArgs {
     no_baselines: bool,
 }
 
+/// Where bench runs go: `--report-dir`, else `$PUBSUB_TCK_REPORT_DIR/bench`, else
+/// `reports/bench` of the clone (or of the current directory outside one).
+pub(crate) fn reports_dir(
+    given: Option<&Path>,
+    settings: &EnvSettings,
+    root: &Path,
+    cwd: &Path,
+) -> PathBuf {
+    match (given, &settings.report_dir) {
+        (Some(d), _) => d.to_owned(),
+        (None, Some(d)) => d.join("bench"),
+        (None, None) => suites::env::reports_base(root, cwd).join("bench"),
+    }
+}
+
 /// Parses `20s`, `500ms`, `2m`, `1.5s`, `250us`; a bare number is seconds.
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -142,6 +159,7 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
 pub(crate) fn bench(args: BenchArgs) -> anyhow::Result<u8> {
     match args.command {
         Some(BenchCommand::Compare(c)) => compare(&c),
+        Some(BenchCommand::Apps(a)) => crate::bench_apps::apps(&a),
         None => run(args.run),
     }
 }
@@ -237,20 +255,8 @@ fn run(args: BenchRunArgs) -> anyhow::Result<u8> {
         .or(settings.seed)
         .unwrap_or_else(suites::env::random_seed);
     let now = time::OffsetDateTime::now_utc();
-    let run_id = format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z-{seed}",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    );
-    let base = match (&args.report_dir, &settings.report_dir) {
-        (Some(d), _) => d.clone(),
-        (None, Some(d)) => d.join("bench"),
-        (None, None) => suites::env::reports_base(&root, &cwd).join("bench"),
-    };
+    let run_id = crate::run_id(now, seed);
+    let base = reports_dir(args.report_dir.as_deref(), &settings, &root, &cwd);
     let run_dir = base.join(&run_id);
     let searching = args.find_max;
     let duration = args

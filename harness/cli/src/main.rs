@@ -8,6 +8,7 @@
 //! no rate under the bound), `bench compare` when a metric regressed.
 
 mod bench;
+mod bench_apps;
 mod chaos;
 mod doctor;
 mod init;
@@ -444,8 +445,13 @@ fn mutant_env(env: Arc<RunEnv>, mode: harness::mutant::Mode) -> anyhow::Result<A
 
 /// `<UTC date>T<time>Z-<seed>`: sorts by time, names the seed.
 fn run_id(now: time::OffsetDateTime, seed: u64) -> String {
+    format!("{}-{seed}", compact_utc(now))
+}
+
+/// `<UTC date>T<time>Z` without separators, as run directories are named.
+fn compact_utc(now: time::OffsetDateTime) -> String {
     format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z-{seed}",
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
         now.year(),
         u8::from(now.month()),
         now.day(),

@@ -427,6 +427,11 @@ impl Child {
         self.exit
     }
 
+    /// Whether the harness asked the current incarnation to stop (a kill or a termination).
+    pub fn is_stopping(&self) -> bool {
+        self.stopping
+    }
+
     /// The exit status and the end of the log, if the current incarnation exited although the
     /// harness never asked it to stop: a crash, or a process that could not bind its port.
     pub fn unexpected_exit(&mut self) -> Option<(ExitStatus, String)> {

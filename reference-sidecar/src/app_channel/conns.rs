@@ -5,8 +5,17 @@
 //! loopback, and it costs less per message than a general client's pool (keyed by origin,
 //! with waiters, idle timers and connection racing). Service invocation, whose answers stream
 //! back to the caller, keeps the general client.
+//!
+//! Every segment read from the app is acknowledged at once ([`QuickAck`]). Linux delays the
+//! acknowledgement of data that arrives on a connection where this side just sent a request,
+//! hoping to carry it on the next request, for up to 40 ms. An app that writes an answer's head
+//! and body in two writes with Nagle's algorithm on (Python's `http.server`, for one) holds the
+//! body until the head is acknowledged: without the immediate acknowledgement every delivery on
+//! a kept-alive connection would wait out the delay.
 
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,6 +24,8 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 
 /// Idle connections kept for later deliveries; more may be open while deliveries run.
 const MAX_IDLE: usize = 256;
@@ -26,6 +37,66 @@ pub(super) struct Conns {
     connect_timeout: Duration,
     idle: Arc<Mutex<Vec<SendRequest<Full<Bytes>>>>>,
 }
+
+/// A TCP connection that acknowledges what it reads at once (see the module docs): after
+/// every read that returned data it sets `TCP_QUICKACK`, which sends the pending
+/// acknowledgement now. Linux clears the flag on its own, hence once per read.
+struct QuickAck(TcpStream);
+
+impl AsyncRead for QuickAck {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.0).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            quick_ack(&self.0);
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for QuickAck {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+/// Acknowledges the data read so far on `stream` now (a no-op where the option does not exist).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn quick_ack(stream: &TcpStream) {
+    // A failure leaves the kernel's delayed acknowledgement in place: slower, still correct.
+    let _ = socket2::SockRef::from(stream).set_tcp_quickack(true);
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn quick_ack(_stream: &TcpStream) {}
 
 /// A connection lent to one exchange; [`Lease::release`] returns it once its answer is read.
 pub(super) struct Lease {
@@ -117,7 +188,7 @@ impl Conns {
         };
         // Deliveries are small request/response exchanges: send each at once.
         let _ = stream.set_nodelay(true);
-        let (sender, conn) = http1::handshake(TokioIo::new(stream))
+        let (sender, conn) = http1::handshake(TokioIo::new(QuickAck(stream)))
             .await
             .map_err(|e| e.to_string())?;
         tokio::spawn(async move {
