@@ -2,9 +2,11 @@
 //!
 //! Each part is probed the way the suites find it (the same environment variables and cache
 //! directories), and reported with what a missing part makes the suites skip. Probing starts
-//! nothing but `--version` commands.
+//! nothing but `--version` commands. How to get a missing part depends on where the kit runs:
+//! in a clone of this repository the hints name its scripts; an installed kit has no scripts,
+//! so its hints name the commands themselves and the kit's own copy of `fixtures/apps`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// One part of the environment.
@@ -17,7 +19,7 @@ pub(crate) struct Part {
     /// What the suites do without it.
     pub without: &'static str,
     /// How to get it.
-    pub get: &'static str,
+    pub get: String,
 }
 
 /// The first line a `--version`-style command prints (stdout, else stderr), if it runs.
@@ -53,8 +55,19 @@ fn existing(path: PathBuf) -> Option<String> {
     path.exists().then(|| path.display().to_string())
 }
 
-/// Probes every part.
-pub(crate) fn probe() -> Vec<Part> {
+/// Probes every part; `root` is the kit's root (a clone, or the unpacked kit of an installed
+/// binary), which the hints point into.
+pub(crate) fn probe(root: &Path) -> Vec<Part> {
+    let clone = root.join("scripts").join("test.sh").is_file();
+    let apps = root.join("fixtures").join("apps");
+    let apps = apps.display();
+    let hint = |in_clone: &str, installed: String| {
+        if clone {
+            in_clone.to_owned()
+        } else {
+            installed
+        }
+    };
     let cache = cache_dir();
     let in_cache = |rel: &str| cache.as_ref().and_then(|c| existing(c.join(rel)));
     let kafka = env_path("PUBSUB_TCK_KAFKA")
@@ -80,55 +93,73 @@ pub(crate) fn probe() -> Vec<Part> {
             name: "redis-server",
             found: version_of("redis-server", &["--version"]),
             without: "every check on the `redis` broker is skipped (unless PUBSUB_TCK_REDIS names a server)",
-            get: "apt-get install redis-server   (`pubsub-tck run --broker redis` does it when it can)",
+            get: "apt-get install redis-server   (`pubsub-tck run --broker redis` does it when it can)".into(),
         },
         Part {
             name: "java",
             found: version_of("java", &["-version"]),
             without: "no private Kafka brokers",
-            get: "apt-get install openjdk-17-jre-headless",
+            get: "apt-get install openjdk-17-jre-headless".into(),
         },
         Part {
             name: "Apache Kafka",
             found: kafka,
             without: "every check on the `kafka` broker is skipped",
-            get: "`pubsub-tck run --broker kafka` fetches it with Maven once (needs java 17 and maven), as does scripts/kafka.sh",
+            get: hint(
+                "`pubsub-tck run --broker kafka` fetches it with Maven once (needs java 17 and maven), as does scripts/kafka.sh",
+                "`pubsub-tck run --broker kafka` fetches it with Maven once (needs java 17 and maven)".into(),
+            ),
         },
         Part {
             name: "Toxiproxy",
             found: toxiproxy,
             without: "nothing: the bundled server is always there",
-            get: "$(bash scripts/toxiproxy.sh) -port 8474 & export TOXIPROXY_URL=http://127.0.0.1:8474",
+            get: hint(
+                "$(bash scripts/toxiproxy.sh) -port 8474 & export TOXIPROXY_URL=http://127.0.0.1:8474",
+                "GOBIN=$HOME/bin go install github.com/Shopify/toxiproxy/v2/cmd/server@v2.12.0 && $HOME/bin/server -port 8474 & export TOXIPROXY_URL=http://127.0.0.1:8474".into(),
+            ),
         },
         Part {
             name: "go",
             found: version_of("go", &["version"]),
             without: "daprd cannot be built (the daprd targets cannot run)",
-            get: "install Go 1.26 from go.dev",
+            get: "install Go 1.26 from go.dev".into(),
         },
         Part {
             name: "daprd",
             found: daprd,
             without: "the daprd targets cannot run",
-            get: "bash scripts/daprd.sh   (or PUBSUB_TCK_DAPRD=/path/to/daprd)",
+            get: hint(
+                "bash scripts/daprd.sh   (or PUBSUB_TCK_DAPRD=/path/to/daprd)",
+                "export PUBSUB_TCK_DAPRD=/path/to/daprd (a clone of pubsub-tck builds daprd 1.18.3 from dapr's Go modules with its daprd script)".into(),
+            ),
         },
         Part {
             name: "Python apps",
             found: python,
-            without: "`apps::fastapi::*` and `apps::orders::*` are skipped",
-            get: "PUBSUB_TCK_PYTHON=<venv>/bin/python with fixtures/apps/python/requirements.txt installed (scripts/test.sh makes one)",
+            without: "`apps::fastapi::*`, `apps::orders::*` and `apps::pygrpc::*` are skipped; `bench apps` cannot run the Python apps",
+            get: hint(
+                "PUBSUB_TCK_PYTHON=<venv>/bin/python with fixtures/apps/python/requirements.txt installed (scripts/test.sh makes one)",
+                format!("python3 -m venv VENV && VENV/bin/pip install -r {apps}/python/requirements.txt && export PUBSUB_TCK_PYTHON=VENV/bin/python"),
+            ),
         },
         Part {
             name: "Node apps",
             found: node,
-            without: "`apps::daprserver::*` and `apps::orders::*` are skipped",
-            get: "PUBSUB_TCK_NODE_PREFIX=<prefix> with fixtures/apps/node/package-lock.json installed (scripts/test.sh makes one)",
+            without: "`apps::daprserver::*` and `apps::orders::*` are skipped; `bench apps` cannot run the express app",
+            get: hint(
+                "PUBSUB_TCK_NODE_PREFIX=<prefix> with fixtures/apps/node/package-lock.json installed (scripts/test.sh makes one)",
+                format!("mkdir -p PREFIX && cp {apps}/node/package.json {apps}/node/package-lock.json PREFIX/ && (cd PREFIX && npm ci) && export PUBSUB_TCK_NODE_PREFIX=PREFIX"),
+            ),
         },
         Part {
             name: "Go apps",
             found: go_apps,
-            without: "`apps::go::*` is skipped",
-            get: "export PUBSUB_TCK_GO_APPS=$(bash scripts/go-apps.sh)   (needs go; a rerun is a build-cache check)",
+            without: "`apps::go::*` is skipped; `bench apps` cannot run the Go SDK app",
+            get: hint(
+                "export PUBSUB_TCK_GO_APPS=$(bash scripts/go-apps.sh)   (needs go; a rerun is a build-cache check)",
+                format!("(cd {apps}/go && go build -o $HOME/bin/tckapps .) && export PUBSUB_TCK_GO_APPS=$HOME/bin/tckapps"),
+            ),
         },
     ]
 }
@@ -170,13 +201,13 @@ mod tests {
                 name: "redis-server",
                 found: Some("Redis server v=7.0.15".into()),
                 without: "w1",
-                get: "g1",
+                get: "g1".into(),
             },
             Part {
                 name: "go",
                 found: None,
                 without: "daprd cannot be built",
-                get: "install Go",
+                get: "install Go".into(),
             },
         ];
         let text = render(&parts);
@@ -194,7 +225,7 @@ mod tests {
 
     #[test]
     fn probe_lists_every_part_once() {
-        let parts = probe();
+        let parts = probe(Path::new("/nonexistent"));
         let mut names: Vec<&str> = parts.iter().map(|p| p.name).collect();
         names.sort_unstable();
         names.dedup();
@@ -211,5 +242,25 @@ mod tests {
                 .any(|p| p.name == "Toxiproxy" && p.found.is_some())
         );
         assert!(cache_dir().is_none_or(|c| c.ends_with("pubsub-tck")));
+    }
+
+    #[test]
+    fn hints_name_scripts_in_a_clone_and_the_kits_files_elsewhere() {
+        let clone = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let go = |parts: Vec<Part>| {
+            parts
+                .into_iter()
+                .find(|p| p.name == "Go apps")
+                .map(|p| p.get)
+                .unwrap_or_default()
+        };
+        assert!(go(probe(&clone)).contains("scripts/go-apps.sh"));
+        let kit = Path::new("/opt/kit");
+        let installed = probe(kit);
+        assert!(
+            installed.iter().all(|p| !p.get.contains("scripts/")),
+            "{installed:?}"
+        );
+        assert!(go(installed).contains("/opt/kit/fixtures/apps/go"));
     }
 }

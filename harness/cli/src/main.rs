@@ -144,7 +144,7 @@ fn main() -> ExitCode {
         Command::Chaos(args) => chaos::chaos(args),
         Command::Bench(args) => bench::bench(*args),
         Command::Init(args) => init_here(&args),
-        Command::Doctor => write_stdout(&doctor::render(&doctor::probe())).map(|()| 0),
+        Command::Doctor => doctor_here(),
         Command::Selfcheck(args) => selfcheck::selfcheck(args),
         Command::Mutant(args) => mutant(args),
     };
@@ -459,6 +459,13 @@ fn compact_utc(now: time::OffsetDateTime) -> String {
         now.minute(),
         now.second()
     )
+}
+
+/// `pubsub-tck doctor`, with hints pointing into the kit this binary runs from.
+fn doctor_here() -> anyhow::Result<u8> {
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let root = find_workspace(&cwd)?;
+    write_stdout(&doctor::render(&doctor::probe(&root))).map(|()| 0)
 }
 
 fn suites_rfc3339(t: time::OffsetDateTime) -> String {
