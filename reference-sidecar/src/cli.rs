@@ -10,13 +10,23 @@ use crate::limits::Limits;
 use crate::runtime::Config;
 use crate::secret::Secret;
 
+/// `--version`: the version and the brokers compiled in (`scripts/build-refsidecar.sh` reads
+/// it to keep a build with Kafka one).
+#[cfg(feature = "kafka")]
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (brokers: in-memory, redis, kafka)"
+);
+#[cfg(not(feature = "kafka"))]
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (brokers: in-memory, redis)");
+
 /// refsidecar: a daprd-compatible pub/sub sidecar.
 ///
 /// Reads Component, Subscription and Resiliency YAML from the resources paths, serves the Dapr
 /// HTTP and gRPC APIs, discovers the app's subscriptions (GET /dapr/subscribe, or
 /// ListTopicSubscriptions for a gRPC app) and delivers CloudEvents to the app. Environment: DAPR_API_TOKEN (API auth), APP_API_TOKEN (sent to the app).
 #[derive(Debug, Parser)]
-#[command(name = "refsidecar", version, about, long_about)]
+#[command(name = "refsidecar", version = VERSION, about, long_about)]
 pub struct Flags {
     /// The app's id: CloudEvent source, scopes, consumer identity.
     #[arg(long, default_value = "")]

@@ -246,7 +246,7 @@ fn run(args: BenchRunArgs) -> anyhow::Result<u8> {
             );
         }
         if !args.no_build {
-            crate::build_target(&target)?;
+            crate::build_target(&target, &[suites_broker])?;
         }
         targets.push(target);
     }

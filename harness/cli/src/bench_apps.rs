@@ -109,7 +109,7 @@ pub(crate) fn apps(args: &AppsArgs) -> anyhow::Result<u8> {
             );
         }
         if !args.no_build {
-            crate::build_target(&env.target)?;
+            crate::build_target(&env.target, &[suites::Broker::InMemory])?;
         }
         envs.push(env);
     }

@@ -102,7 +102,7 @@ pub(crate) fn chaos(args: ChaosArgs) -> anyhow::Result<u8> {
     let run_id = crate::run_id(now, seed);
     let env = RunEnv::new(&settings, root, base.join(&run_id), broker)?;
     if !args.no_build {
-        crate::build_target(&env.target)?;
+        crate::build_target(&env.target, &[broker])?;
     }
     let config = NightlyConfig {
         duration: args.duration,

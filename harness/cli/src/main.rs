@@ -377,7 +377,7 @@ fn run_once(
         for &broker in selection.brokers {
             let mut broker_env = RunEnv::new(&settings, root.to_owned(), run_dir.clone(), broker)?;
             if build && !built {
-                build_target(&broker_env.target)?;
+                build_target(&broker_env.target, selection.brokers)?;
                 built = true;
             }
             if let Some(mode) = args.mutant {
@@ -480,9 +480,10 @@ fn suites_rfc3339(t: time::OffsetDateTime) -> String {
     )
 }
 
-/// Runs the target file's `build` command in the target's root.
-fn build_target(target: &harness::TargetFile) -> anyhow::Result<()> {
-    let Some(cmd) = target.build_command() else {
+/// Runs the target file's `build` command for a run on `brokers` in the target's root.
+fn build_target(target: &harness::TargetFile, brokers: &[suites::Broker]) -> anyhow::Result<()> {
+    let names: Vec<&str> = brokers.iter().map(|b| b.name()).collect();
+    let Some(cmd) = target.build_command_for(&names) else {
         return Ok(());
     };
     let (program, args) = cmd.split_first().context("empty build command")?;

@@ -111,7 +111,7 @@ pub(crate) fn selfcheck(args: SelfcheckArgs) -> anyhow::Result<u8> {
             case.broker,
         )?;
         if !built && !args.no_build {
-            bar.suspend(|| crate::build_target(&env.target))?;
+            bar.suspend(|| crate::build_target(&env.target, &brokers))?;
             built = true;
         }
         if judged.is_empty() {

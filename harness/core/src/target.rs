@@ -16,7 +16,7 @@
 //! ```
 //!
 //! `root` is the directory a relative `command` resolves against, where the `build` command
-//! runs, and the launched sidecar's working directory. It is itself relative to the target
+//! runs (with `{brokers}` the run's brokers), and the launched sidecar's working directory. It is itself relative to the target
 //! file's folder, so a target file and what it names travel together.
 //!
 //! A placeholder is `{` followed by letters, digits, `_` or `-`, then `}`.
@@ -31,6 +31,10 @@ use crate::expect::{ExpectError, Expectations};
 
 /// The default readiness path polled after spawning a sidecar (§8.7: publishing works).
 pub const DEFAULT_READY_PATH: &str = "/v1.0/healthz/outbound";
+
+/// The placeholders a `build` command may use: the run's brokers (see
+/// [`TargetFile::build_command_for`]).
+pub const BUILD_PLACEHOLDERS: &[&str] = &["brokers"];
 
 /// Placeholder names accepted in `args` and `env` values.
 pub const PLACEHOLDERS: &[&str] = &[
@@ -314,6 +318,16 @@ impl TargetFile {
         self.build.as_deref()
     }
 
+    /// The `build` command for a run on `brokers`: `{brokers}` in its arguments becomes their
+    /// names, comma-separated (`in-memory,redis`), so that a build can leave out what the run
+    /// does not need.
+    pub fn build_command_for(&self, brokers: &[&str]) -> Option<Vec<String>> {
+        let names = brokers.join(",");
+        self.build
+            .as_ref()
+            .map(|cmd| cmd.iter().map(|a| a.replace("{brokers}", &names)).collect())
+    }
+
     /// The target's expectations file (checks it is known to fail, and why), if it names one.
     pub fn expectations(&self) -> Option<&Expectations> {
         self.expectations.as_ref()
@@ -532,6 +546,16 @@ fn validate(raw: RawTarget, path: &Path) -> Result<TargetFile, TargetError> {
         }
         None => None,
     };
+    let build = raw.build.filter(|b| !b.is_empty());
+    for (i, arg) in build.iter().flatten().enumerate() {
+        if let Some(placeholder) = placeholders(arg).find(|p| !BUILD_PLACEHOLDERS.contains(p)) {
+            return Err(TargetError::UnknownPlaceholder {
+                path: path.to_owned(),
+                key: format!("build[{i}]"),
+                placeholder: placeholder.to_owned(),
+            });
+        }
+    }
     Ok(TargetFile {
         path: path.to_owned(),
         root,
@@ -539,7 +563,7 @@ fn validate(raw: RawTarget, path: &Path) -> Result<TargetFile, TargetError> {
         mode,
         ready,
         capabilities: raw.capabilities,
-        build: raw.build.filter(|b| !b.is_empty()),
+        build,
         expectations,
     })
 }
@@ -672,6 +696,27 @@ env = { A = "{app_id}-{http_port}", J = '{"k":1}' }
 "#,
             r#"/ws/target/release/refsidecar ["--app-id", "app1", "--app-port", "3000", "--dapr-http-port", "3500", "--dapr-grpc-port", "50001", "-m=9090", "/res/x", "{not a placeholder}"] {"A": "app1-3500", "J": "{\"k\":1}"}"#,
         );
+    }
+
+    #[test]
+    fn build_takes_the_runs_brokers_and_no_launch_placeholder() {
+        let t = load(
+            "name = \"r\"\ncommand = \"s\"\nbuild = [\"bash\", \"b.sh\", \"{brokers}\", \"x{brokers}\"]",
+        )
+        .unwrap();
+        assert_eq!(
+            t.build_command_for(&["in-memory", "kafka"]).unwrap(),
+            ["bash", "b.sh", "in-memory,kafka", "xin-memory,kafka"]
+        );
+        let err = load("name = \"r\"\ncommand = \"s\"\nbuild = [\"make\", \"{http_port}\"]")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "target file /ws/t.toml: unknown placeholder `{http_port}` in `build[1]`"
+        );
+        let t = load("name = \"r\"\ncommand = \"s\"").unwrap();
+        assert!(t.build_command_for(&["redis"]).is_none());
     }
 
     #[test]
