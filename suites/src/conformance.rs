@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex};
 use crate::Broker;
 use crate::containers::ContainerGuard;
 use crate::env::{EnvSettings, RunEnv, broker_unavailable, find_workspace};
+use crate::runner::default_jobs;
 use harness_report::VerdictKind;
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -43,8 +44,23 @@ pub fn main_for(target: impl AsRef<std::path::Path>) -> ExitCode {
     run_suite(Some(target.as_ref().to_owned()))
 }
 
+/// libtest's arguments from the command line. Without `--test-threads` (or
+/// `RUST_TEST_THREADS`), trials run [`default_jobs`] at a time as `pubsub-tck run`'s checks do,
+/// not one per core: most of a trial's time is spent waiting.
+pub fn arguments() -> Arguments {
+    let mut args = Arguments::from_args();
+    if args.test_threads.is_none() {
+        let from_env = std::env::var("RUST_TEST_THREADS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&n: &usize| n > 0);
+        args.test_threads = Some(from_env.unwrap_or_else(default_jobs));
+    }
+    args
+}
+
 fn run_suite(target: Option<std::path::PathBuf>) -> ExitCode {
-    let args = Arguments::from_args();
+    let args = arguments();
     let (settings, envs, _containers) = match setup(target) {
         Ok(v) => v,
         Err(e) => {
@@ -61,23 +77,46 @@ fn run_suite(target: Option<std::path::PathBuf>) -> ExitCode {
             env.seed
         );
     }
+    // One runtime for every trial, as in `pubsub-tck run`: libtest's threads each block on
+    // their trial; a Kafka broker one trial hands back may serve the next (see
+    // `RunEnv::reuse_kafka`), and is stopped at the end.
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Arc::new(rt),
+        Err(e) => {
+            let msg = format!("starting the async runtime: {e}");
+            let trial = Trial::test("setup::runtime", move || Err(Failed::from(msg.clone())));
+            return libtest_mimic::run(&args, vec![trial]).exit_code();
+        }
+    };
     let fail_fast = std::env::var("PUBSUB_TCK_FAIL_FAST").is_ok_and(|v| v == "1");
     let strict = std::env::var("PUBSUB_TCK_STRICT").is_ok_and(|v| v == "1");
     let first_failure: Arc<Mutex<Option<String>>> = Arc::default();
+    // Longest first (`start_rank`), each check on every broker in turn, so that one broker's
+    // heavy trials overlap the others' waits.
+    let unavailable: Vec<_> = envs
+        .iter()
+        .map(|(broker, _)| broker_unavailable(*broker, &settings))
+        .collect();
+    let mut checks = crate::all();
+    checks.sort_by_key(crate::runner::start_rank);
     let mut trials = Vec::new();
-    for (broker, env) in envs {
-        let unavailable = broker_unavailable(broker, &settings);
-        for check in crate::all() {
+    for check in checks {
+        for ((broker, env), unavailable) in envs.iter().zip(&unavailable) {
             let name = format!("{}::{broker}", check.id);
-            let skip = unavailable.clone().or_else(|| check.skip_reason(&env));
+            let skip = unavailable.clone().or_else(|| check.skip_reason(env));
             let env = env.clone();
+            let check = check.clone();
+            let rt = rt.clone();
             let first_failure = first_failure.clone();
             let trial = Trial::test(name.clone(), move || {
                 if fail_fast && let Some(first) = first_failure.lock().ok().and_then(|f| f.clone())
                 {
                     return Err(Failed::from(format!("not run (fail-fast after {first})")));
                 }
-                let result = run(env, check, strict);
+                let result = run(&rt, env, check, strict);
                 if result.is_err()
                     && let Ok(mut f) = first_failure.lock()
                 {
@@ -93,7 +132,9 @@ fn run_suite(target: Option<std::path::PathBuf>) -> ExitCode {
             });
         }
     }
-    libtest_mimic::run(&args, trials).exit_code()
+    let conclusion = libtest_mimic::run(&args, trials);
+    rt.block_on(harness::KafkaServer::stop_idle());
+    conclusion.exit_code()
 }
 
 type Envs = Vec<(Broker, Arc<RunEnv>)>;
@@ -102,6 +143,7 @@ fn setup(
     target: Option<std::path::PathBuf>,
 ) -> Result<(EnvSettings, Envs, Option<ContainerGuard>), String> {
     let mut settings = EnvSettings::from_env().map_err(|e| format!("{e:#}"))?;
+    settings.reuse_kafka = true;
     if settings.target.is_none() {
         settings.target = target;
     }
@@ -144,11 +186,12 @@ fn chain(e: &dyn std::error::Error) -> String {
     msg
 }
 
-fn run(env: Arc<RunEnv>, check: crate::Check, strict: bool) -> Result<(), Failed> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failed::from(e.to_string()))?;
+fn run(
+    rt: &tokio::runtime::Runtime,
+    env: Arc<RunEnv>,
+    check: crate::Check,
+    strict: bool,
+) -> Result<(), Failed> {
     let outcome = rt.block_on(crate::runner::run_one(env, &check));
     let r = outcome.result;
     let details = || {

@@ -47,6 +47,10 @@ pub struct RunEnv {
     /// for the test that proves a taken port ends in a setup error.
     #[doc(hidden)]
     pub broker_port: Option<u16>,
+    /// Whether a trial that did not fault its private Kafka broker hands it, emptied, to a
+    /// later trial instead of stopping it (`harness::broker::KafkaServer::take`): a JVM start
+    /// is most of what a Kafka trial costs. Off, every trial starts its own broker.
+    pub reuse_kafka: bool,
 }
 
 /// The run environment could not be set up.
@@ -119,6 +123,10 @@ pub struct EnvSettings {
     pub containers: Option<Vec<Broker>>,
     /// Requests per campaign of the `robustness` profile; unset: [`DEFAULT_BUDGET`].
     pub budget: Option<u64>,
+    /// Hand each private Kafka broker a trial did not fault on to later trials (see
+    /// [`RunEnv::reuse_kafka`]). Set by front-ends that run every trial on one tokio runtime
+    /// for the life of the process; never read from the environment.
+    pub reuse_kafka: bool,
 }
 
 /// Requests per campaign of the `robustness` profile when no budget is given (CI's size; the
@@ -185,6 +193,7 @@ impl EnvSettings {
             kafka_home: std::env::var_os("PUBSUB_TCK_KAFKA_HOME")
                 .filter(|s| !s.is_empty())
                 .map(PathBuf::from),
+            reuse_kafka: false,
         })
     }
 }
@@ -299,6 +308,7 @@ impl RunEnv {
             toxiproxy_url: settings.toxiproxy_url.clone(),
             budget: settings.budget.unwrap_or(DEFAULT_BUDGET),
             broker_port: None,
+            reuse_kafka: settings.reuse_kafka,
         }))
     }
 }

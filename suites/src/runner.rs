@@ -112,7 +112,7 @@ pub async fn run_one(env: Arc<RunEnv>, check: &Check) -> Outcome {
     let history = trial.history();
     let problem = judge_integrity(problem, &history, &mut trial).await;
     result.observations = trial.observations().to_vec();
-    trial.finish().await;
+    trial.finish(problem.is_none()).await;
     if let Some(p) = problem {
         record_problem(&mut result, p);
     }
@@ -261,29 +261,48 @@ pub enum Event {
     Finished(Box<CheckResult>),
 }
 
-/// Runs `checks` with at most `jobs` at a time, reporting each start and finish on `events`.
-/// Results come back in catalog order.
+/// How many checks run at the same time unless told otherwise (`pubsub-tck run --jobs`, and
+/// the `cargo test` front-ends' `--test-threads`): four per core, between 4 and 32. A check
+/// spends most of its time waiting (for deliveries, redeliveries, windows in which nothing may
+/// arrive); on two cores, 8 at a time keep them about two-thirds busy on every profile and
+/// broker.
+pub fn default_jobs() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    (cores * 4).clamp(4, 32)
+}
+
+/// Runs every `(environment, check)` pair of `work` with at most `jobs` at a time, reporting
+/// each start and finish on `events`. A slow check holds up only its own slot: the next pair
+/// starts as soon as any running one ends. Results come back in the order of `work`.
 pub async fn run_many(
-    env: Arc<RunEnv>,
-    checks: Vec<Check>,
+    work: Vec<(Arc<RunEnv>, Check)>,
     jobs: usize,
     events: tokio::sync::mpsc::UnboundedSender<Event>,
 ) -> Vec<Outcome> {
     use futures::StreamExt as _;
-    futures::stream::iter(checks)
-        .map(|check| {
-            let env = env.clone();
+    let mut done: Vec<(usize, Outcome)> = futures::stream::iter(work.into_iter().enumerate())
+        .map(|(i, (env, check))| {
             let events = events.clone();
             async move {
                 let _ = events.send(Event::Started { id: check.id });
                 let outcome = run_one(env, &check).await;
                 let _ = events.send(Event::Finished(Box::new(outcome.result.clone())));
-                outcome
+                (i, outcome)
             }
         })
-        .buffered(jobs.max(1))
+        .buffer_unordered(jobs.max(1))
         .collect()
-        .await
+        .await;
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, outcome)| outcome).collect()
+}
+
+/// Where a check goes in the order a run starts its checks (sort by it, stably): the
+/// `robustness` campaigns first, the rest in catalog order. The campaigns are the longest
+/// trials by far (tens of seconds), and a run ends no sooner than its last long trial's start
+/// plus its length.
+pub fn start_rank(check: &Check) -> u8 {
+    u8::from(check.profile() != "robustness")
 }
 
 /// The checks a run selects: `profile` must equal the first id segment, `filter` must be a

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use harness::fault::{Fault, Hop, Proc};
 use harness::{
-    ApiResponse, RecordedDelivery, RedisServer, Script, Sidecar, SidecarClient, SidecarOptions,
-    TestApp, TestAppConfig,
+    ApiResponse, KafkaServer, RecordedDelivery, RedisServer, Script, Sidecar, SidecarClient,
+    SidecarOptions, TestApp, TestAppConfig,
 };
 use harness_history::{EventKind, FaultEvent, FaultPhase, History, MessageId, Phase, Publish};
 use serde_json::{Value, json};
@@ -186,6 +186,10 @@ impl Scenario {
 pub struct Cluster {
     /// The trial's private broker process, when the broker has one.
     broker: Option<BrokerServer>,
+    /// Whether `broker` came from, and may go back to, the idle Kafka brokers of the process
+    /// (see [`RunEnv::reuse_kafka`]): cleared once the check gets hold of the broker itself,
+    /// to fault it.
+    broker_reusable: bool,
     app: Option<TestApp>,
     app_config: TestAppConfig,
     app_scripts: Vec<(String, Script)>,
@@ -339,7 +343,11 @@ impl Trial {
                 advertised = Some(p.add(Hop::SidecarToBroker, "127.0.0.1:9").await?);
             }
         }
-        let broker = self.start_broker(&dir, advertised.as_deref()).await?;
+        let broker_reusable =
+            self.env.reuse_kafka && self.env.broker == Broker::Kafka && advertised.is_none();
+        let broker = self
+            .start_broker(&dir, advertised.as_deref(), broker_reusable)
+            .await?;
         let template_path = self.env.workspace_root.join(self.env.broker.template());
         let template = std::fs::read_to_string(&template_path)
             .map_err(|e| Problem::Setup(format!("cannot read {}: {e}", template_path.display())))?;
@@ -445,6 +453,7 @@ impl Trial {
         }
         self.cluster = Some(Cluster {
             broker,
+            broker_reusable,
             app,
             app_config,
             app_scripts: s.scripts,
@@ -457,11 +466,13 @@ impl Trial {
         Ok(Ok(()))
     }
 
-    /// Starts the trial's private broker process, if its broker has one.
+    /// Starts the trial's private broker process, if its broker has one; a `reusable` Kafka
+    /// broker may be one an earlier trial handed back.
     async fn start_broker(
         &self,
         dir: &std::path::Path,
         advertised: Option<&str>,
+        reusable: bool,
     ) -> Result<Option<BrokerServer>, Problem> {
         match self.env.broker {
             Broker::InMemory => Ok(None),
@@ -485,16 +496,17 @@ impl Trial {
                     ));
                 };
                 let name = format!("kafka-{}", self.safe_id());
-                BrokerServer::start_kafka(
-                    home,
-                    &dir.join("kafka"),
-                    &self.log_dir(),
-                    &name,
-                    advertised,
-                )
-                .await
-                .map(Some)
-                .map_err(|e| Problem::setup(&e))
+                let (dir, logs) = (dir.join("kafka"), self.log_dir());
+                if reusable {
+                    return KafkaServer::take(home, &dir, &logs, &name)
+                        .await
+                        .map(|k| Some(BrokerServer::Kafka(k)))
+                        .map_err(|e| Problem::setup(&e));
+                }
+                BrokerServer::start_kafka(home, &dir, &logs, &name, advertised)
+                    .await
+                    .map(Some)
+                    .map_err(|e| Problem::setup(&e))
             }
         }
     }
@@ -517,7 +529,9 @@ impl Trial {
     /// The trial's private broker, for faults (kill, restart); `None` for in-memory or an
     /// external broker.
     pub fn broker_server(&mut self) -> Option<&mut BrokerServer> {
-        self.cluster.as_mut().and_then(|c| c.broker.as_mut())
+        let c = self.cluster.as_mut()?;
+        c.broker_reusable = false;
+        c.broker.as_mut()
     }
 
     async fn new_app(
@@ -987,19 +1001,31 @@ impl Trial {
         }
     }
 
-    /// Stops the sidecar (SIGTERM, then SIGKILL) and the app.
-    pub async fn finish(&mut self) {
+    /// Stops the sidecar (SIGTERM, then SIGKILL) and the app. A reusable Kafka broker goes
+    /// back to the process's idle brokers when `clean` (the check ended without any problem)
+    /// and the sidecar is gone; any other broker is stopped.
+    pub async fn finish(&mut self, clean: bool) {
         if let Some(mut c) = self.cluster.take() {
             // Closed first: an open stream would keep the sidecar's gRPC server busy.
             c.streams.clear();
+            let mut sidecar_gone = false;
             if !c.sidecar.is_attached() {
                 let _ = c.sidecar.terminate(Duration::from_secs(3)).await;
+                sidecar_gone = c
+                    .sidecar
+                    .child_mut()
+                    .is_some_and(|child| child.try_exit_status().is_some());
             }
             if let Some(app) = c.app.take() {
                 app.stop().await;
             }
             if let Some(p) = c.proxies.take() {
                 p.delete().await;
+            }
+            if let (true, true, true, Some(BrokerServer::Kafka(k))) =
+                (c.broker_reusable, clean, sidecar_gone, c.broker.take())
+            {
+                k.hand_back().await;
             }
         }
     }

@@ -12,13 +12,13 @@ use std::sync::Arc;
 
 use harness::mutant::Mode;
 use harness_report::VerdictKind;
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Failed, Trial};
 use suites::Broker;
 use suites::env::{EnvSettings, RunEnv, broker_unavailable, find_workspace};
 use suites::selfcheck::{Case, Judgement};
 
 fn main() -> std::process::ExitCode {
-    let args = Arguments::from_args();
+    let args = suites::conformance::arguments();
     let settings = EnvSettings::from_env().unwrap_or_default();
     let cases = suites::selfcheck::cases();
     let isolation = [

@@ -85,8 +85,8 @@ struct RunArgs {
     /// Broker(s) behind the target's pubsub component: in-memory, redis, kafka, or all (comma-separated).
     #[arg(long, default_value = "in-memory")]
     broker: String,
-    /// Checks run at the same time.
-    #[arg(long, default_value_t = 4)]
+    /// Checks run at the same time (default: four per core, between 4 and 32).
+    #[arg(long, default_value_t = runner::default_jobs())]
     jobs: usize,
     /// Do not run the target file's `build` command first.
     #[arg(long)]
@@ -232,6 +232,8 @@ fn write_stdout(s: &str) -> anyhow::Result<()> {
 
 fn run(args: RunArgs) -> anyhow::Result<u8> {
     let mut settings = EnvSettings::from_env()?;
+    // Every trial of a run runs on the one runtime of `execute`, which stops the idle brokers.
+    settings.reuse_kafka = true;
     if args.seed.is_some() {
         settings.seed = args.seed;
     }
@@ -365,9 +367,8 @@ fn run_once(
     let now = time::OffsetDateTime::now_utc();
     let run_id = run_id(now, seed);
     let run_dir = base.join(&run_id);
-    let mut outcomes = Vec::new();
     let mut names = Vec::new();
-    let mut env = None;
+    let mut envs = Vec::new();
     for target in selection.targets {
         let settings = EnvSettings {
             target: target.clone(),
@@ -389,18 +390,14 @@ fn run_once(
                 broker_env.target.name(),
                 broker_env.target.path().display()
             );
-            outcomes.extend(execute(
-                broker_env.clone(),
-                selection.checks.to_vec(),
-                args.jobs,
-            )?);
-            env = Some(broker_env);
+            envs.push(broker_env);
         }
-        if let Some(e) = &env {
+        if let Some(e) = envs.last() {
             names.push(e.target.name().to_owned());
         }
     }
-    let env = env.context("no broker selected")?;
+    let env = envs.last().cloned().context("no broker selected")?;
+    let outcomes = execute(&envs, selection.checks, args.jobs)?;
 
     let mut report = RunReport::new(
         run_id.clone(),
@@ -506,17 +503,31 @@ fn build_target(target: &harness::TargetFile, brokers: &[suites::Broker]) -> any
     Ok(())
 }
 
-/// Runs the checks on a tokio runtime, with a progress bar fed by runner events.
+/// Runs every check on every environment (a target on a broker) on a tokio runtime, with a
+/// progress bar fed by runner events. The checks start longest first, each on every
+/// environment in turn, so that one broker's heavy trials overlap the others' waits; the
+/// outcomes come back grouped by environment, each group in catalog order.
 fn execute(
-    env: Arc<RunEnv>,
-    checks: Vec<suites::Check>,
+    envs: &[Arc<RunEnv>],
+    checks: &[suites::Check],
     jobs: usize,
 ) -> anyhow::Result<Vec<runner::Outcome>> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let total = checks.len() as u64;
+    // Each pair keeps its place in the report's order: environment, then catalog.
+    let mut indexed: Vec<(usize, &suites::Check)> = checks.iter().enumerate().collect();
+    indexed.sort_by_key(|(_, check)| runner::start_rank(check));
+    let mut order = Vec::new();
+    let mut work = Vec::new();
+    for (c, check) in indexed {
+        for (e, env) in envs.iter().enumerate() {
+            order.push((e, c));
+            work.push((env.clone(), (*check).clone()));
+        }
+    }
+    let total = work.len() as u64;
     rt.block_on(async move {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let bar = ProgressBar::new(total);
@@ -551,9 +562,12 @@ fn execute(
             }
             bar.finish_and_clear();
         });
-        let outcomes = runner::run_many(env, checks, jobs, tx).await;
+        let outcomes = runner::run_many(work, jobs, tx).await;
+        harness::KafkaServer::stop_idle().await;
         let _ = ui.await;
-        Ok(outcomes)
+        let mut grouped: Vec<_> = order.into_iter().zip(outcomes).collect();
+        grouped.sort_by_key(|(key, _)| *key);
+        Ok(grouped.into_iter().map(|(_, o)| o).collect())
     })
 }
 

@@ -767,6 +767,96 @@ fn kafka_properties(port: u16, controller: u16, advertised: &str, data: &Path) -
 /// A random Kafka cluster id: a UUID in base64url without padding, never starting with `-`
 /// (Kafka's own `Uuid.randomUuid` draws again too: the storage tool would read such an id as
 /// an option, one draw in 64, and every Kafka trial of the process would fail).
+/// Brokers that trials handed back clean, for later trials of this process: starting a JVM
+/// costs about 1.5 s of CPU, most of what a Kafka trial costs on a small machine.
+static KAFKA_IDLE: std::sync::Mutex<Vec<KafkaServer>> = std::sync::Mutex::new(Vec::new());
+
+/// At most this many idle brokers are kept; more are stopped.
+const KAFKA_IDLE_MAX: usize = 8;
+
+/// How long emptying a broker for its next trial may take.
+const KAFKA_EMPTY_DEADLINE: Duration = Duration::from_secs(10);
+
+impl KafkaServer {
+    /// A private broker for the trial `name`: one an earlier trial handed back with
+    /// [`KafkaServer::hand_back`] (its log marked where this trial's part begins), else a new
+    /// one from [`KafkaServer::start`]. Call it, `hand_back` and `stop_idle` on one tokio
+    /// runtime that lives as long as the process: a broker's process handle belongs to the
+    /// runtime it was started on.
+    pub async fn take(
+        home: &Path,
+        dir: &Path,
+        log_dir: &Path,
+        name: &str,
+    ) -> Result<KafkaServer, BrokerError> {
+        loop {
+            let idle = KAFKA_IDLE.lock().ok().and_then(|mut v| v.pop());
+            let Some(mut server) = idle else {
+                break;
+            };
+            // One that died while idle is dropped; the next one is tried.
+            if server.unexpected_exit().is_none()
+                && let Some(child) = server.server.child.as_mut()
+            {
+                child.mark_log(&format!("now the broker of {name}"));
+                return Ok(server);
+            }
+        }
+        KafkaServer::start(home, dir, log_dir, name).await
+    }
+
+    /// Hands a private broker back for later trials of this process, once it is empty: every
+    /// topic its trial made is deleted and its metadata lists none (a new topic of the same
+    /// name starts empty, with a new topic id). Consumer groups stay; each trial's app id, and
+    /// so its group, is its own. The caller must have stopped every client of the broker (the
+    /// sidecar), and must not hand back a broker its trial faulted (killed, paused,
+    /// restarted). A broker that cannot be emptied is stopped instead, with a warning.
+    pub async fn hand_back(self) {
+        if !self.is_private() || self.child().is_none_or(|c| c.is_paused()) {
+            return;
+        }
+        if let Err(e) = empty(self.addr()).await {
+            tracing::warn!(addr = %self.addr(), "not reusing a Kafka broker: {e}");
+            return;
+        }
+        if let Ok(mut idle) = KAFKA_IDLE.lock()
+            && idle.len() < KAFKA_IDLE_MAX
+        {
+            idle.push(self);
+        }
+    }
+
+    /// Stops every broker handed back and not taken again: call it once the last trial of the
+    /// process has ended, since brokers run in process groups of their own.
+    pub async fn stop_idle() {
+        let idle = KAFKA_IDLE
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default();
+        for mut server in idle {
+            server.kill().await;
+        }
+    }
+}
+
+/// Deletes every topic of the broker at `addr` and waits until its metadata lists none.
+async fn empty(addr: &str) -> Result<(), String> {
+    let started = Instant::now();
+    loop {
+        let topics = crate::kafka_wire::topics(addr).await?;
+        if topics.is_empty() {
+            return Ok(());
+        }
+        if started.elapsed() >= KAFKA_EMPTY_DEADLINE {
+            return Err(format!(
+                "topics {topics:?} still listed {KAFKA_EMPTY_DEADLINE:?} after their deletion"
+            ));
+        }
+        crate::kafka_wire::delete_topics(addr, &topics, 5_000).await?;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn cluster_id() -> String {
     loop {
         let id = base64::Engine::encode(

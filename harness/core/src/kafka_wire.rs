@@ -1,6 +1,7 @@
 //! Just enough of the Kafka protocol to ask a broker where a consumer group stands: a topic's
 //! partitions (`Metadata` v4), each partition's end offset (`ListOffsets` v1) and the group's
-//! committed offsets (`OffsetFetch` v1). Written by hand like the readiness probe in
+//! committed offsets (`OffsetFetch` v1); and to empty a broker for its next trial: every topic
+//! (`Metadata` v4) and their deletion (`DeleteTopics` v1). Written by hand like the readiness probe in
 //! `broker.rs`: the harness has no Kafka client. These versions are the oldest Kafka 4 still
 //! answers (KIP-896) and have no tagged fields. One broker is assumed (the trial's own), which
 //! is then every partition's leader and the group's coordinator.
@@ -28,6 +29,7 @@ impl PartitionLag {
 const METADATA: i16 = 3;
 const LIST_OFFSETS: i16 = 2;
 const OFFSET_FETCH: i16 = 9;
+const DELETE_TOPICS: i16 = 20;
 const CORRELATION: i32 = 0x7463_6b32;
 
 /// Each partition of `topic` with the committed offset of `group` and the end offset, from the
@@ -63,6 +65,26 @@ pub async fn group_lag(addr: &str, group: &str, topic: &str) -> Result<Vec<Parti
             end: ends.iter().find(|(q, _)| *q == p).map_or(0, |(_, o)| *o),
         })
         .collect())
+}
+
+/// The names of every topic on the broker at `addr` but its internal ones (`__consumer_offsets`).
+pub async fn topics(addr: &str) -> Result<Vec<String>, String> {
+    call(addr, METADATA, 4, &all_topics_body())
+        .await
+        .and_then(|b| parse_topics(&b))
+}
+
+/// Deletes `topics` on the broker at `addr`, waiting up to `timeout_ms` for the controller.
+/// A topic already gone counts as deleted.
+pub async fn delete_topics(addr: &str, topics: &[String], timeout_ms: i32) -> Result<(), String> {
+    let body = call(
+        addr,
+        DELETE_TOPICS,
+        1,
+        &delete_topics_body(topics, timeout_ms),
+    )
+    .await?;
+    parse_delete_topics(&body)
 }
 
 /// Sends one request and returns the response after its correlation id.
@@ -116,6 +138,23 @@ fn metadata_body(topic: &str) -> Vec<u8> {
     b
 }
 
+/// `Metadata` v4: every topic (a null array), no auto-creation.
+fn all_topics_body() -> Vec<u8> {
+    let mut b = (-1i32).to_be_bytes().to_vec();
+    b.push(0);
+    b
+}
+
+/// `DeleteTopics` v1: the names, then the timeout.
+fn delete_topics_body(topics: &[String], timeout_ms: i32) -> Vec<u8> {
+    let mut b = (topics.len() as i32).to_be_bytes().to_vec();
+    for t in topics {
+        string(&mut b, t);
+    }
+    b.extend_from_slice(&timeout_ms.to_be_bytes());
+    b
+}
+
 /// `ListOffsets` v1: replica -1 (a client), the latest offset (-1) of every partition.
 fn list_offsets_body(topic: &str, partitions: &[i32]) -> Vec<u8> {
     let mut b = (-1i32).to_be_bytes().to_vec();
@@ -142,8 +181,16 @@ fn offset_fetch_body(group: &str, topic: &str, partitions: &[i32]) -> Vec<u8> {
     b
 }
 
-/// The partition indexes of `topic` in a `Metadata` v4 response.
-fn parse_partitions(body: &[u8], topic: &str) -> Result<Vec<i32>, String> {
+/// One topic of a `Metadata` v4 response.
+struct TopicMetadata {
+    error: i16,
+    name: String,
+    internal: bool,
+    partitions: Vec<i32>,
+}
+
+/// The topics of a `Metadata` v4 response.
+fn parse_metadata(body: &[u8]) -> Result<Vec<TopicMetadata>, String> {
     let mut r = Reader(body);
     let _throttle = r.i32()?;
     for _ in 0..r.count()? {
@@ -154,10 +201,11 @@ fn parse_partitions(body: &[u8], topic: &str) -> Result<Vec<i32>, String> {
     }
     let _cluster = r.string()?;
     let _controller = r.i32()?;
+    let mut topics = Vec::new();
     for _ in 0..r.count()? {
         let error = r.i16()?;
         let name = r.string()?.unwrap_or_default();
-        let _internal = r.take(1)?;
+        let internal = r.take(1)?[0] != 0;
         let mut partitions = Vec::new();
         for _ in 0..r.count()? {
             let _error = r.i16()?;
@@ -170,14 +218,50 @@ fn parse_partitions(body: &[u8], topic: &str) -> Result<Vec<i32>, String> {
                 r.i32()?;
             }
         }
-        if name == topic {
-            if error != 0 {
-                return Err(format!("topic `{topic}`: Metadata error code {error}"));
-            }
-            return Ok(partitions);
+        topics.push(TopicMetadata {
+            error,
+            name,
+            internal,
+            partitions,
+        });
+    }
+    Ok(topics)
+}
+
+/// The partition indexes of `topic` in a `Metadata` v4 response.
+fn parse_partitions(body: &[u8], topic: &str) -> Result<Vec<i32>, String> {
+    let t = parse_metadata(body)?
+        .into_iter()
+        .find(|t| t.name == topic)
+        .ok_or_else(|| format!("the broker does not list topic `{topic}`"))?;
+    if t.error != 0 {
+        return Err(format!("topic `{topic}`: Metadata error code {}", t.error));
+    }
+    Ok(t.partitions)
+}
+
+/// The names of the topics that are not internal in a `Metadata` v4 response.
+fn parse_topics(body: &[u8]) -> Result<Vec<String>, String> {
+    Ok(parse_metadata(body)?
+        .into_iter()
+        .filter(|t| !t.internal)
+        .map(|t| t.name)
+        .collect())
+}
+
+/// Every topic of a `DeleteTopics` v1 response deleted, or already gone (3,
+/// `UNKNOWN_TOPIC_OR_PARTITION`).
+fn parse_delete_topics(body: &[u8]) -> Result<(), String> {
+    let mut r = Reader(body);
+    let _throttle = r.i32()?;
+    for _ in 0..r.count()? {
+        let name = r.string()?.unwrap_or_default();
+        let error = r.i16()?;
+        if error != 0 && error != 3 {
+            return Err(format!("topic `{name}`: DeleteTopics error code {error}"));
         }
     }
-    Err(format!("the broker does not list topic `{topic}`"))
+    Ok(())
 }
 
 /// `(partition, offset)` pairs of a `ListOffsets` v1 response.
@@ -305,6 +389,38 @@ mod tests {
         assert_eq!(parse_partitions(&b, "orders"), Ok(vec![0, 1]));
         assert!(parse_partitions(&b, "other").is_err());
         assert!(parse_partitions(&b[..b.len() - 3], "orders").is_err());
+    }
+
+    #[test]
+    fn topics_and_their_deletion() {
+        let mut b = 0i32.to_be_bytes().to_vec(); // throttle
+        b.extend_from_slice(&0i32.to_be_bytes()); // no brokers
+        s(&mut b, "cluster");
+        b.extend_from_slice(&1i32.to_be_bytes()); // controller
+        b.extend_from_slice(&2i32.to_be_bytes()); // two topics
+        for (name, internal) in [("__consumer_offsets", 1u8), ("orders", 0)] {
+            b.extend_from_slice(&0i16.to_be_bytes());
+            s(&mut b, name);
+            b.push(internal);
+            b.extend_from_slice(&0i32.to_be_bytes()); // no partitions
+        }
+        assert_eq!(parse_topics(&b), Ok(vec!["orders".to_owned()]));
+        assert!(parse_topics(&b[..b.len() - 2]).is_err());
+
+        assert_eq!(
+            delete_topics_body(&["t".to_owned()], 5),
+            [0, 0, 0, 1, 0, 1, b't', 0, 0, 0, 5]
+        );
+        let reply = |code: i16| {
+            let mut r = 0i32.to_be_bytes().to_vec();
+            r.extend_from_slice(&1i32.to_be_bytes());
+            s(&mut r, "t");
+            r.extend_from_slice(&code.to_be_bytes());
+            r
+        };
+        assert_eq!(parse_delete_topics(&reply(0)), Ok(()));
+        assert_eq!(parse_delete_topics(&reply(3)), Ok(()));
+        assert!(parse_delete_topics(&reply(41)).is_err());
     }
 
     #[test]

@@ -415,6 +415,18 @@ impl Child {
         read_tail(&self.log_path, n_lines).unwrap_or_default()
     }
 
+    /// Appends `--- <line>` to the log, as the spawn banner is written, and makes the log waits
+    /// see only what follows it: a process that serves one trial after another marks where
+    /// each one's part begins.
+    pub fn mark_log(&mut self, line: &str) {
+        if let Ok(mut f) = OpenOptions::new().append(true).open(&self.log_path)
+            && writeln!(f, "--- {line}").is_ok()
+            && let Ok(m) = f.metadata()
+        {
+            self.log_start = m.len();
+        }
+    }
+
     /// The exit status, if the process has exited.
     pub fn try_exit_status(&mut self) -> Option<ExitStatus> {
         if self.exit.is_none() {

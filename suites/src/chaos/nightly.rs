@@ -166,7 +166,7 @@ pub async fn run_nightly(env: Arc<RunEnv>, config: &NightlyConfig, seed: u64) ->
     };
     let history = trial.history();
     result.observations = trial.observations().to_vec();
-    trial.finish().await;
+    trial.finish(false).await;
     if let Err(p) = outcome {
         crate::runner::record_problem(&mut result, p);
     }
