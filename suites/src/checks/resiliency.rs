@@ -96,6 +96,15 @@ pub(crate) fn checks() -> Vec<Check> {
             matching_http_status_codes
         ),
         check!(
+            "core::resiliency::matching_http_status_range",
+            Must,
+            "With matching.httpStatusCodes \"502-504\" both ends of the range are retried and the codes just outside it are not",
+            "daprd pkg/resiliency/retry.go compilePattern and codeRange.matchCode: a range `start-end` holds both ends",
+            POLICIES_DOC,
+            [Need::Launch],
+            matching_http_status_range
+        ),
+        check!(
             "core::resiliency::matching_grpc_status_codes",
             Must,
             "With matching.gRPCStatusCodes \"14\" a gRPC app's UNAVAILABLE is retried and its INTERNAL is not",
@@ -279,6 +288,30 @@ async fn matching_http_status_codes(t: &mut Trial) -> Result<(), Problem> {
     let b = c503.publish(t).await?;
     settle(t, c503, &b, Fate::DeadLettered(3)).await?;
     settle(t, c500, &a, Fate::DeadLettered(1)).await
+}
+
+async fn matching_http_status_range(t: &mut Trial) -> Result<(), Problem> {
+    let lanes = [
+        (Lane("c501"), 501, Fate::DeadLettered(1)),
+        (Lane("c502"), 502, Fate::DeadLettered(3)),
+        (Lane("c504"), 504, Fate::DeadLettered(3)),
+        (Lane("c505"), 505, Fate::DeadLettered(1)),
+    ];
+    let mut scenario = Scenario::new().retry_policy(
+        "policy: constant\n        duration: 20ms\n        maxRetries: 2\n        matching:\n          httpStatusCodes: \"502-504\"",
+    );
+    for (lane, code, _) in lanes {
+        scenario = lane.add(scenario, Script::Http(code));
+    }
+    t.start(scenario).await?;
+    let mut ids = Vec::new();
+    for (lane, _, _) in lanes {
+        ids.push(lane.publish(t).await?);
+    }
+    for ((lane, _, fate), id) in lanes.into_iter().zip(&ids) {
+        settle(t, lane, id, fate).await?;
+    }
+    Ok(())
 }
 
 async fn matching_grpc_status_codes(t: &mut Trial) -> Result<(), Problem> {
