@@ -3,7 +3,9 @@
 //!
 //! After nextest's flaky detection: a check is *flaky* when some runs passed it and others
 //! did not, *failing* when no run passed it, *stable* otherwise. Every non-passing run is
-//! named by its seed, which replays it with `--seed`.
+//! named by its seed, which replays it with `--seed`. A failure the target's expectations file
+//! names counts as a pass, and is listed on its own: an `intermittent` entry (a crash seen in
+//! some runs) is tallied, not hidden.
 //!
 //! Pure: [`RepeatReport::from_runs`] folds finished [`RunReport`]s, [`RepeatReport::markdown`]
 //! renders `repeat.md`; the CLI writes the files.
@@ -45,6 +47,9 @@ pub struct CheckTally {
     pub passed: u32,
     /// Runs that skipped it.
     pub skipped: u32,
+    /// Seeds of the runs that failed it as the expectations file says (counted in `passed`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expected_failures: Vec<u64>,
     /// Runs in which it failed (non-strict included), errored or passed unexpectedly, each
     /// `(seed, verdict, summary)`.
     pub not_passed: Vec<(u64, VerdictKind, String)>,
@@ -97,11 +102,16 @@ impl RepeatReport {
                         target: c.target.clone(),
                         passed: 0,
                         skipped: 0,
+                        expected_failures: Vec::new(),
                         not_passed: Vec::new(),
                     }
                 });
                 match c.verdict {
-                    VerdictKind::Pass | VerdictKind::ExpectedFail => tally.passed += 1,
+                    VerdictKind::Pass => tally.passed += 1,
+                    VerdictKind::ExpectedFail => {
+                        tally.passed += 1;
+                        tally.expected_failures.push(run.seed);
+                    }
                     VerdictKind::Skip => tally.skipped += 1,
                     VerdictKind::Fail
                     | VerdictKind::NonStrict
@@ -153,11 +163,22 @@ impl RepeatReport {
         }
     }
 
-    /// One line: runs passed, flaky and failing checks.
+    /// One line: runs passed, flaky and failing checks, and checks that failed as expected in
+    /// some runs (when any did).
     pub fn headline(&self) -> String {
         let passed = self.runs.iter().filter(|r| r.exit_code == 0).count();
+        let expected = self
+            .checks
+            .iter()
+            .filter(|c| !c.expected_failures.is_empty())
+            .count();
+        let expected = if expected > 0 {
+            format!("; {expected} failed as expected in some runs")
+        } else {
+            String::new()
+        };
         format!(
-            "{passed} of {} runs passed; {} flaky, {} failing of {} checks",
+            "{passed} of {} runs passed; {} flaky, {} failing of {} checks{expected}",
             self.runs.len(),
             self.flaky().count(),
             self.failing().count(),
@@ -182,6 +203,26 @@ impl RepeatReport {
                 r.duration_ms as f64 / 1000.0
             ));
         }
+        let expected: Vec<&CheckTally> = self
+            .checks
+            .iter()
+            .filter(|c| !c.expected_failures.is_empty())
+            .collect();
+        if !expected.is_empty() {
+            s.push_str("\n## Expected failures\n\nFailures the target's expectations file names, counted as passes above.\n\n| check | broker | target | runs | seeds |\n|---|---|---|---|---|\n");
+            for c in expected {
+                let seeds: Vec<String> = c.expected_failures.iter().map(u64::to_string).collect();
+                s.push_str(&format!(
+                    "| `{}` | {} | {} | {}/{} | {} |\n",
+                    c.id,
+                    c.broker.as_deref().unwrap_or("-"),
+                    c.target.as_deref().unwrap_or("-"),
+                    c.expected_failures.len(),
+                    c.decided(),
+                    seeds.join(", ")
+                ));
+            }
+        }
         let bad: Vec<&CheckTally> = self
             .checks
             .iter()
@@ -193,7 +234,7 @@ impl RepeatReport {
             return s;
         }
         s.push_str(
-            "| check | broker | passed | kind | seeds of the other runs |\n|---|---|---|---|---|\n",
+            "| check | broker | target | passed | kind | seeds of the other runs |\n|---|---|---|---|---|---|\n",
         );
         for c in bad {
             let seeds: Vec<String> = c
@@ -256,7 +297,7 @@ mod tests {
         let r = RepeatReport::from_runs("reference", &runs);
         assert_eq!(
             r.headline(),
-            "1 of 3 runs passed; 1 flaky, 1 failing of 4 checks"
+            "1 of 3 runs passed; 1 flaky, 1 failing of 4 checks; 1 failed as expected in some runs"
         );
         let flaky: Vec<&str> = r.flaky().map(|c| c.id.as_str()).collect();
         assert_eq!(flaky, ["b"]);
@@ -273,6 +314,11 @@ mod tests {
             "{md}"
         );
         assert!(!md.contains("| `d` |"), "{md}");
+        assert!(md.contains("| `a` | - | - | 1/3 | 3 |"), "{md}");
+        assert!(
+            md.contains("| check | broker | target | passed | kind |"),
+            "{md}"
+        );
     }
 
     #[test]
