@@ -173,6 +173,15 @@ pub(crate) fn checks() -> Vec<Check> {
             passthrough_defaults
         ),
         check!(
+            "core::cloudevents::passthrough_trace",
+            Must,
+            "A published CloudEvent keeps its own traceid and traceparent; one without a traceid gets the publish's trace as both; metadata.cloudevent.* overrides do not apply to it",
+            "components-contrib pubsub/envelope.go FromCloudEvent (traceid and traceparent set only when traceid is absent); dapr/dapr pkg/runtime/pubsub/cloudevents.go NewCloudEvent (a CloudEvent returns before the overrides are decoded)",
+            CE_DOC,
+            [Need::Launch],
+            passthrough_trace
+        ),
+        check!(
             "core::cloudevents::no_double_wrap",
             Must,
             "A published CloudEvent is not wrapped again: its data arrives as data",
@@ -612,6 +621,51 @@ async fn passthrough_defaults(t: &mut Trial) -> Result<(), Problem> {
             e["time"]
         ),
         [body_line(&d)],
+    )
+}
+
+async fn passthrough_trace(t: &mut Trial) -> Result<(), Problem> {
+    start_orders(t).await?;
+    let overridden = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let query = [("metadata.cloudevent.traceid", overridden)];
+    let own = json!({
+        "specversion": "1.0", "id": "tck-ce-5", "source": "tck", "type": "tck.order",
+        "traceid": "tck-own-trace", "traceparent": "tck-own-parent", "data": {"tck_id": "ptt-1"}
+    });
+    let bare = json!({
+        "specversion": "1.0", "id": "tck-ce-6", "source": "tck", "type": "tck.order",
+        "data": {"tck_id": "ptt-2"}
+    });
+    for ce in [&own, &bare] {
+        let r = t
+            .publish_raw(
+                TOPIC,
+                ce.to_string(),
+                Some("application/cloudevents+json"),
+                &query,
+            )
+            .await?;
+        ensure_eq("publish status", 204, r.status, [response_line(&r)])?;
+    }
+    let d = t.wait_msg(ROUTE, "ptt-1", 1).await?;
+    let e = body_of(&d[0]);
+    attr_eq(&e, "traceid", json!("tck-own-trace"), &d[0])?;
+    attr_eq(&e, "traceparent", json!("tck-own-parent"), &d[0])?;
+    let d = t.wait_msg(ROUTE, "ptt-2", 1).await?;
+    let e = body_of(&d[0]);
+    let traceid = e.get("traceid").cloned().unwrap_or(Value::Null);
+    ensure(
+        traceid.is_string(),
+        format!(
+            "the CloudEvent without a traceid was delivered with traceid {traceid}, not the publish's trace"
+        ),
+        [body_line(&d[0])],
+    )?;
+    attr_eq(&e, "traceparent", traceid.clone(), &d[0])?;
+    ensure(
+        traceid != json!(overridden),
+        "metadata.cloudevent.traceid set the traceid of a published CloudEvent",
+        [body_line(&d[0])],
     )
 }
 
