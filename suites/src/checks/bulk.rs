@@ -78,6 +78,15 @@ pub(crate) fn checks() -> Vec<Check> {
             [Need::Launch, Need::Capability("bulk")],
             entry_metadata_override
         ),
+        check!(
+            "core::bulk::entry_ttl_expiration",
+            Should,
+            "An entry's ttlInSeconds on a component without native TTL adds an expiration to that entry's envelope",
+            "daprd pkg/api/http/http.go bulk publish: ApplyMetadata with each entry's metadata (components-contrib pubsub/envelope.go: expiration = now + ttl)",
+            BULK_DOC,
+            [Need::Launch, Need::Capability("bulk")],
+            entry_ttl_expiration
+        ),
     ]
 }
 
@@ -248,4 +257,20 @@ async fn entry_metadata_override(t: &mut Trial) -> Result<(), Problem> {
         d[0].ce_id.clone(),
         t.evidence(),
     )
+}
+
+async fn entry_ttl_expiration(t: &mut Trial) -> Result<(), Problem> {
+    t.start(Scenario::new().subscribe("orders", "/orders"))
+        .await?;
+    let before = time::OffsetDateTime::now_utc();
+    let body = json!([
+        {"entryId": "x", "event": {"tck_id": "ttl"}, "contentType": "application/json", "metadata": {"ttlInSeconds": "120"}},
+    ]);
+    let r = t
+        .client()
+        .bulk_publish(PUBSUB, "orders", &body, &[])
+        .await?;
+    ensure_eq("bulk status", 204, r.status, [line(&r)])?;
+    let d = t.wait_msg("/orders", "ttl", 1).await?;
+    super::cloudevents::expires_about_120_s_after(&d[0], before)
 }

@@ -770,12 +770,21 @@ async fn ttl_expiration(t: &mut Trial) -> Result<(), Problem> {
         .publish_query(TOPIC, json!({}), &[("metadata.ttlInSeconds", "120")])
         .await?;
     let d = t.wait_msg(ROUTE, &id, 1).await?;
-    let e = body_of(&d[0]);
+    expires_about_120_s_after(&d[0], before)
+}
+
+/// Fails unless the delivered envelope's `expiration` is an RFC 3339 time about 120 s after
+/// `before` (the publish of a message with `ttlInSeconds` 120).
+pub(super) fn expires_about_120_s_after(
+    d: &harness::RecordedDelivery,
+    before: OffsetDateTime,
+) -> Result<(), Problem> {
+    let e = body_of(d);
     let raw = e["expiration"].as_str().unwrap_or("").to_owned();
     let at = OffsetDateTime::parse(&raw, &Rfc3339).map_err(|err| {
         Problem::fail(
             format!("expiration {raw:?} is missing or not RFC 3339"),
-            vec![err.to_string(), body_line(&d[0])],
+            vec![err.to_string(), body_line(d)],
         )
     })?;
     // Second precision may cut up to a second; a minute of margin covers clock reading order.
@@ -784,7 +793,7 @@ async fn ttl_expiration(t: &mut Trial) -> Result<(), Problem> {
     ensure(
         at > low && at < high,
         format!("expiration {raw} is not about 120 s after the publish ({before})"),
-        [body_line(&d[0])],
+        [body_line(d)],
     )
 }
 
