@@ -239,38 +239,39 @@ async fn entry_content_types(t: &mut Trial) -> Result<(), Problem> {
     )
 }
 
-async fn entry_metadata_override(t: &mut Trial) -> Result<(), Problem> {
+/// Subscribes `/orders`, bulk-publishes one JSON entry with data `{"tck_id": tck_id}` and
+/// entry metadata `metadata`, and returns its delivery.
+async fn one_entry(
+    t: &mut Trial,
+    tck_id: &str,
+    metadata: Value,
+) -> Result<harness::RecordedDelivery, Problem> {
     t.start(Scenario::new().subscribe("orders", "/orders"))
         .await?;
     let body = json!([
-        {"entryId": "x", "event": {"tck_id": "meta"}, "contentType": "application/json", "metadata": {"cloudevent.id": "my-entry-id"}},
+        {"entryId": "x", "event": {"tck_id": tck_id}, "contentType": "application/json", "metadata": metadata},
     ]);
     let r = t
         .client()
         .bulk_publish(PUBSUB, "orders", &body, &[])
         .await?;
     ensure_eq("bulk status", 204, r.status, [line(&r)])?;
-    let d = t.wait_msg("/orders", "meta", 1).await?;
+    let mut d = t.wait_msg("/orders", tck_id, 1).await?;
+    Ok(d.swap_remove(0))
+}
+
+async fn entry_metadata_override(t: &mut Trial) -> Result<(), Problem> {
+    let d = one_entry(t, "meta", json!({"cloudevent.id": "my-entry-id"})).await?;
     ensure_eq(
         "CloudEvent id",
         Some("my-entry-id".to_owned()),
-        d[0].ce_id.clone(),
+        d.ce_id,
         t.evidence(),
     )
 }
 
 async fn entry_ttl_expiration(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders"))
-        .await?;
     let before = time::OffsetDateTime::now_utc();
-    let body = json!([
-        {"entryId": "x", "event": {"tck_id": "ttl"}, "contentType": "application/json", "metadata": {"ttlInSeconds": "120"}},
-    ]);
-    let r = t
-        .client()
-        .bulk_publish(PUBSUB, "orders", &body, &[])
-        .await?;
-    ensure_eq("bulk status", 204, r.status, [line(&r)])?;
-    let d = t.wait_msg("/orders", "ttl", 1).await?;
-    super::cloudevents::expires_about_120_s_after(&d[0], before)
+    let d = one_entry(t, "ttl", json!({"ttlInSeconds": "120"})).await?;
+    super::cloudevents::expires_about_120_s_after(&d, before)
 }
