@@ -620,6 +620,11 @@ impl Trial {
         self.cluster().sidecar.app_id().to_owned()
     }
 
+    /// The app port the sidecar was given (`None` for a sidecar without an app).
+    pub fn app_port(&self) -> Option<u16> {
+        self.cluster().sidecar.app_port()
+    }
+
     /// Starts the app of an `app_later` scenario on the port the sidecar was given.
     pub async fn start_app(&mut self) -> Result<(), Problem> {
         let c = self.cluster();

@@ -5,9 +5,11 @@
 //! queue and one consumer task, which keeps order and allows one in-flight delivery per
 //! subscription. The queue is bounded twice, in messages and in body bytes, so a subscriber
 //! that stops consuming holds at most [`QUEUE_BYTES`] of memory. A publish waits for room only
-//! in the queues that are full, after handing the message to every other subscription, and
-//! fails after [`ENQUEUE_TIMEOUT`]: a hung subscriber slows publishes to its own topic for that
-//! long at most and never blocks other topics.
+//! in the queues that are full, after handing the message to every other subscription, and only
+//! while the subscriber makes progress: once nothing has left a full queue for
+//! [`ENQUEUE_TIMEOUT`], publishes to it fail. A hung subscriber therefore slows publishes to its
+//! own topic for that long at most, a burst of them (a bulk publish of 100 000 entries) included,
+//! and never blocks other topics; a slow one gets back-pressure.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +17,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::time::Instant;
 
 use super::{Handler, Message, PublishError};
 
@@ -23,8 +26,9 @@ const QUEUE_DEPTH: usize = 4096;
 /// Body bytes a subscription may have queued (and in delivery) before publishers wait. One
 /// message larger than this is admitted when the queue holds no other bytes.
 pub const QUEUE_BYTES: usize = 64 << 20;
-/// How long a publish waits for room in a full queue before it fails. Shorter than the usual
-/// client timeouts (the harness waits 10 s), so the caller sees the broker's error.
+/// How long a full queue may go without its subscriber taking a message before publishes to it
+/// fail. Shorter than the usual client timeouts (the harness waits 10 s), so the caller sees the
+/// broker's error.
 pub const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The bounds of every subscription queue of one broker.
@@ -69,6 +73,8 @@ struct Queue {
     tx: mpsc::Sender<Queued>,
     /// One permit per body byte queued or in delivery.
     bytes: Arc<Semaphore>,
+    /// When the subscriber last took a message (or the queue was made).
+    last_taken: Arc<std::sync::Mutex<Instant>>,
 }
 
 /// A queued message with the byte permits it holds until its delivery is over.
@@ -106,6 +112,31 @@ impl Queue {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => Err(Full::Wait),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(Full::Closed),
+        }
+    }
+
+    /// When the subscriber last took a message.
+    fn last_taken(&self) -> Instant {
+        *self.last_taken.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits for room as long as the subscriber takes a message at least every `bounds.wait`;
+    /// false when it did not (a hung subscriber). Every publish waiting on one queue shares that
+    /// deadline, so a burst of publishes fails within one wait, not one wait each.
+    async fn wait_for_room(&self, msg: Message, bounds: Bounds) -> bool {
+        let enqueue = self.enqueue(msg, bounds);
+        tokio::pin!(enqueue);
+        loop {
+            let deadline = self.last_taken() + bounds.wait;
+            if tokio::time::timeout_at(deadline, &mut enqueue)
+                .await
+                .is_ok()
+            {
+                return true;
+            }
+            if self.last_taken() + bounds.wait <= Instant::now() {
+                return false;
+            }
         }
     }
 
@@ -177,12 +208,8 @@ impl InMemory {
         if full.is_empty() {
             return Ok(());
         }
-        let deadline = tokio::time::Instant::now() + bounds.wait;
         for q in full {
-            if tokio::time::timeout_at(deadline, q.enqueue(msg.clone(), bounds))
-                .await
-                .is_err()
-            {
+            if !q.wait_for_room(msg.clone(), bounds).await {
                 return Err(PublishError::QueueFull {
                     subscription: q.topic.clone(),
                     depth: bounds.depth,
@@ -201,10 +228,12 @@ impl InMemory {
     ) -> tokio::task::JoinHandle<()> {
         let bounds = self.inner.bounds;
         let (tx, mut rx) = mpsc::channel::<Queued>(bounds.depth);
+        let last_taken = Arc::new(std::sync::Mutex::new(Instant::now()));
         let queue = Arc::new(Queue {
             topic: topic.to_owned(),
             tx,
             bytes: Arc::new(Semaphore::new(bounds.bytes)),
+            last_taken: last_taken.clone(),
         });
         if let Ok(mut topics) = self.inner.topics.write() {
             // Subscriptions that stopped (a closed streaming subscription) leave closed queues.
@@ -223,6 +252,7 @@ impl InMemory {
         }
         tokio::spawn(async move {
             while let Some(Queued { msg, _bytes }) = rx.recv().await {
+                *last_taken.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
                 if handler.handle(msg).await.is_err() {
                     tracing::debug!("in-memory: message nacked and discarded (no redelivery)");
                 }
@@ -288,11 +318,12 @@ mod tests {
         let _healthy = b.subscribe("t", healthy.clone());
         let other = Arc::new(Collect(Mutex::new(vec![])));
         let _other = b.subscribe("u", other.clone());
-        // One message in delivery (hung) and two queued fill the hung subscription.
+        // One message in delivery (hung) and two queued fill the hung subscription. Its
+        // subscriber took the first message after `started`, and nothing since.
+        let started = tokio::time::Instant::now();
         for i in 0..3 {
             b.publish("t", msg(&i.to_string())).await.unwrap();
         }
-        let started = tokio::time::Instant::now();
         let err = b.publish("t", msg("3")).await.unwrap_err().to_string();
         assert!(started.elapsed() >= Duration::from_millis(200));
         assert!(err.contains("queue of subscription t is full"), "{err}");
@@ -309,6 +340,54 @@ mod tests {
         let started = tokio::time::Instant::now();
         b.publish("u", msg("x")).await.unwrap();
         assert!(started.elapsed() < Duration::from_millis(100));
+    }
+
+    #[tokio::test]
+    async fn a_burst_to_a_hung_subscriber_fails_within_one_wait() {
+        // A bulk publish of many entries to a topic whose subscriber hangs: the entries share
+        // one wait (it used to be one wait each, 1 000 waits of 5 s for a 4 MiB bulk).
+        let wait = Duration::from_millis(300);
+        let b = InMemory::with_bounds(1, 1 << 20, wait);
+        let _hung = b.subscribe("t", Arc::new(Hang));
+        let started = tokio::time::Instant::now();
+        b.publish("t", msg("in delivery")).await.unwrap();
+        b.publish("t", msg("queued")).await.unwrap();
+        let burst = (0..20).map(|i| b.publish("t", msg(&i.to_string())));
+        let failed = futures::future::join_all(burst)
+            .await
+            .into_iter()
+            .filter(Result::is_err)
+            .count();
+        assert_eq!(failed, 20);
+        // One publish after another, too: each fails at once once the wait is over.
+        for i in 0..20 {
+            assert!(b.publish("t", msg(&i.to_string())).await.is_err());
+        }
+        let took = started.elapsed();
+        assert!(
+            took >= wait && took < wait * 5,
+            "{took:?} for 40 publishes to a hung subscriber: they should share one {wait:?} wait"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_slow_subscriber_gets_back_pressure_not_errors() {
+        // It takes a message every 50 ms, well within the 300 ms wait: publishes to its full
+        // queue wait for room and all succeed, however long the run.
+        struct Slow(Mutex<usize>);
+        impl Handler for Slow {
+            async fn handle(&self, _msg: Message) -> Result<(), super::super::Nack> {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                *self.0.lock().unwrap() += 1;
+                Ok(())
+            }
+        }
+        let b = InMemory::with_bounds(1, 1 << 20, Duration::from_millis(300));
+        let slow = Arc::new(Slow(Mutex::new(0)));
+        let _slow = b.subscribe("t", slow.clone());
+        for i in 0..12 {
+            b.publish("t", msg(&i.to_string())).await.unwrap();
+        }
     }
 
     #[tokio::test]

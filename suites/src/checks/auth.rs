@@ -158,6 +158,15 @@ pub(crate) fn checks() -> Vec<Check> {
             [Need::Launch],
             components_listed
         ),
+        check!(
+            "core::metadata::app_connection",
+            Should,
+            "The metadata API reports the app connection the sidecar was started with: appConnectionProperties.port and .protocol",
+            "daprd pkg/api/universal/metadata.go and pkg/api/http/metadata.go: appConnectionProperties from the app connection config (--app-port, --app-protocol)",
+            METADATA_DOC,
+            [Need::Launch],
+            app_connection
+        ),
     ]
 }
 
@@ -631,6 +640,29 @@ async fn components_listed(t: &mut Trial) -> Result<(), Problem> {
     ensure(
         found,
         "the pubsub component is not listed with a pubsub.* type",
+        [line(&r)],
+    )
+}
+
+async fn app_connection(t: &mut Trial) -> Result<(), Problem> {
+    t.start(Scenario::new()).await?;
+    let port = t
+        .app_port()
+        .ok_or_else(|| Problem::Setup("the sidecar was started without an app port".into()))?;
+    let r = t.client().metadata().await?;
+    ensure_eq("metadata status", 200, r.status, [line(&r)])?;
+    let body = r.json().unwrap_or(Value::Null);
+    let props = &body["appConnectionProperties"];
+    ensure_eq(
+        "appConnectionProperties.port",
+        json!(port),
+        props["port"].clone(),
+        [line(&r)],
+    )?;
+    ensure_eq(
+        "appConnectionProperties.protocol",
+        json!(t.app_protocol().as_str()),
+        props["protocol"].clone(),
         [line(&r)],
     )
 }

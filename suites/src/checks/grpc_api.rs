@@ -9,6 +9,7 @@ use dapr::dapr::proto::runtime::v1::{
 };
 use serde_json::{Value, json};
 use tonic::Code;
+use tonic::metadata::AsciiMetadataValue;
 
 use crate::catalog::{Check, Need};
 use crate::check;
@@ -121,9 +122,18 @@ pub(crate) fn checks() -> Vec<Check> {
             token_required
         ),
         check!(
+            "core::grpc_api::traceparent_propagated",
+            Must,
+            "PublishEvent's traceparent request metadata becomes the published event's trace: the CloudEvent's traceparent and the delivery's traceparent header",
+            "daprd pkg/diagnostics/grpc_tracing.go SpanContextFromIncomingGRPCMetadata (traceparent when there is no grpc-trace-bin) and pkg/api/grpc/grpc.go PublishEvent (the envelope's trace from the call's span)",
+            PROTO,
+            [Need::Launch, GRPC_API],
+            traceparent_propagated
+        ),
+        check!(
             "core::grpc_api::metadata_lists_subscriptions",
             Should,
-            "GetMetadata reports the app id, the pubsub component and the app's subscription with its routing rules",
+            "GetMetadata reports the app id, the pubsub component, the app connection (port, protocol) and the app's subscription with its routing rules",
             "daprd pkg/api/universal/metadata.go: the same metadata as GET /v1.0/metadata",
             PROTO,
             [Need::Launch, GRPC_API],
@@ -424,6 +434,39 @@ async fn token_required(t: &mut Trial) -> Result<(), Problem> {
     )
 }
 
+async fn traceparent_propagated(t: &mut Trial) -> Result<(), Problem> {
+    t.start(Scenario::new().subscribe("orders", "/orders"))
+        .await?;
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let marker = format!("gtp-{}", t.nonce());
+    let body = json!({"tck_id": marker}).to_string();
+    let api = t.grpc_api()?;
+    let mut req = api.request(request("orders", body.as_bytes(), "application/json"));
+    req.metadata_mut()
+        .insert("traceparent", AsciiMetadataValue::from_static(tp));
+    api.raw().publish_event(req).await.map_err(|s| {
+        Problem::fail(
+            format!("PublishEvent answered {:?}", s.code()),
+            vec![s.message().to_owned()],
+        )
+    })?;
+    let d = t.wait_msg("/orders", &marker, 1).await?;
+    let ce = d[0].body_json.clone().unwrap_or(Value::Null);
+    let line = format!("delivered: {ce}");
+    ensure_eq(
+        "the CloudEvent's traceparent",
+        json!(tp),
+        ce["traceparent"].clone(),
+        [line.clone()],
+    )?;
+    ensure_eq(
+        "delivery traceparent header",
+        Some(tp.to_owned()),
+        d[0].header("traceparent").map(str::to_owned),
+        [format!("headers: {:?}", d[0].headers), line],
+    )
+}
+
 async fn metadata_lists_subscriptions(t: &mut Trial) -> Result<(), Problem> {
     // A v2 entry: one rule, and the default route that the published message takes.
     let rule = r#"event.type == "widget""#;
@@ -444,6 +487,16 @@ async fn metadata_lists_subscriptions(t: &mut Trial) -> Result<(), Problem> {
     })?;
     let evidence = format!("{md:?}");
     ensure_eq("id", t.app_id(), md.id.clone(), [])?;
+    let app = md.app_connection_properties.clone().unwrap_or_default();
+    ensure_eq(
+        "app_connection_properties (port, protocol)",
+        (
+            t.app_port().map(i32::from).unwrap_or_default(),
+            t.app_protocol().as_str().to_owned(),
+        ),
+        (app.port, app.protocol),
+        [evidence.clone()],
+    )?;
     ensure(
         md.registered_components
             .iter()

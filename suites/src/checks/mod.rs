@@ -102,4 +102,6 @@ const OVER_GRPC: &[&str] = &[
     "core::discovery::no_match_not_delivered",
     "core::discovery::no_match_dead_lettered",
     "core::discovery::declarative_v2alpha1",
+    "core::metadata::app_connection",
+    "core::grpc_api::metadata_lists_subscriptions",
 ];
