@@ -187,7 +187,7 @@ pub(crate) fn checks() -> Vec<Check> {
         check!(
             "core::discovery::declarative_first_wins",
             Should,
-            "Of two declarative Subscriptions for one topic, the first loaded wins",
+            "Of two declarative Subscriptions for one topic, the first loaded wins; one for another topic of the same pubsub is kept",
             "daprd pkg/runtime/compstore/subscriptions.go: first declarative per (pubsub, topic)",
             METHODS_DOC,
             [Need::Launch],
@@ -196,7 +196,7 @@ pub(crate) fn checks() -> Vec<Check> {
         check!(
             "core::discovery::programmatic_replaces_declarative",
             Must,
-            "A programmatic subscription replaces a declarative one for the same topic",
+            "A programmatic subscription replaces a declarative one for the same topic, and no declarative one for another topic",
             "daprd tests/integration/suite/daprd/subscriptions/mixed/http/match.go",
             METHODS_DOC,
             [Need::Launch],
@@ -242,6 +242,8 @@ pub(crate) fn checks() -> Vec<Check> {
 }
 
 const TOPIC: &str = "orders";
+/// A second topic of the same pubsub.
+const OTHER_TOPIC: &str = "invoices";
 
 fn response_line(r: &harness::ApiResponse) -> String {
     format!(
@@ -584,23 +586,31 @@ async fn declarative_first_wins(t: &mut Trial) -> Result<(), Problem> {
     t.start(
         Scenario::new()
             .resource(declarative_v1("tck-first", TOPIC, "/first", &[]))
-            .resource(declarative_v1("tck-second", TOPIC, "/second", &[])),
+            .resource(declarative_v1("tck-second", TOPIC, "/second", &[]))
+            .resource(declarative_v1("tck-other", OTHER_TOPIC, "/other", &[])),
     )
     .await?;
     let id = t.publish(TOPIC, json!({})).await?;
     t.wait_msg("/first", &id, 1).await?;
+    let other = t.publish(OTHER_TOPIC, json!({})).await?;
+    t.wait_msg("/other", &other, 1).await?;
     only_on(t, &id, "/first").await
 }
 
 async fn programmatic_replaces_declarative(t: &mut Trial) -> Result<(), Problem> {
     t.start(
         Scenario::new()
+            // Loaded first (by file and by name), so that replacing the first subscription of
+            // the pubsub, whatever its topic, would replace this one.
+            .resource(declarative_v1("tck-another", OTHER_TOPIC, "/other", &[]))
             .resource(declarative_v1("tck-decl", TOPIC, "/decl", &[]))
             .subscribe(TOPIC, "/prog"),
     )
     .await?;
     let id = t.publish(TOPIC, json!({})).await?;
     t.wait_msg("/prog", &id, 1).await?;
+    let other = t.publish(OTHER_TOPIC, json!({})).await?;
+    t.wait_msg("/other", &other, 1).await?;
     only_on(t, &id, "/prog").await
 }
 

@@ -133,7 +133,7 @@ pub(crate) fn checks() -> Vec<Check> {
         check!(
             "core::grpc_api::metadata_lists_subscriptions",
             Should,
-            "GetMetadata reports the app id, the pubsub component, the app connection (port, protocol) and the app's subscription with its routing rules",
+            "GetMetadata reports the app id, the runtime version (also as extended_metadata daprRuntimeVersion), the pubsub component, the app connection (port, protocol) and the app's subscription with its routing rules",
             "daprd pkg/api/universal/metadata.go: the same metadata as GET /v1.0/metadata",
             PROTO,
             [Need::Launch, GRPC_API],
@@ -487,6 +487,12 @@ async fn metadata_lists_subscriptions(t: &mut Trial) -> Result<(), Problem> {
     })?;
     let evidence = format!("{md:?}");
     ensure_eq("id", t.app_id(), md.id.clone(), [])?;
+    ensure(
+        !md.runtime_version.is_empty()
+            && md.extended_metadata.get("daprRuntimeVersion") == Some(&md.runtime_version),
+        "GetMetadata's runtime_version is empty or differs from extended_metadata[daprRuntimeVersion]",
+        [evidence.clone()],
+    )?;
     let app = md.app_connection_properties.clone().unwrap_or_default();
     ensure_eq(
         "app_connection_properties (port, protocol)",
