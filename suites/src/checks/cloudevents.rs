@@ -175,8 +175,8 @@ pub(crate) fn checks() -> Vec<Check> {
         check!(
             "core::cloudevents::passthrough_trace",
             Must,
-            "A published CloudEvent keeps its own traceid and traceparent; one without a traceid gets the publish's trace as both; metadata.cloudevent.* overrides do not apply to it",
-            "components-contrib pubsub/envelope.go FromCloudEvent (traceid and traceparent set only when traceid is absent); dapr/dapr pkg/runtime/pubsub/cloudevents.go NewCloudEvent (a CloudEvent returns before the overrides are decoded)",
+            "A published CloudEvent keeps its own traceid, traceparent and tracestate; one without a traceid gets the publish's trace as both; metadata.cloudevent.* overrides do not apply to it",
+            "components-contrib pubsub/envelope.go FromCloudEvent (traceid and traceparent set only when traceid is absent, tracestate only when it is absent); dapr/dapr pkg/runtime/pubsub/cloudevents.go NewCloudEvent (a CloudEvent returns before the overrides are decoded)",
             CE_DOC,
             [Need::Launch],
             passthrough_trace
@@ -630,7 +630,8 @@ async fn passthrough_trace(t: &mut Trial) -> Result<(), Problem> {
     let query = [("metadata.cloudevent.traceid", overridden)];
     let own = json!({
         "specversion": "1.0", "id": "tck-ce-5", "source": "tck", "type": "tck.order",
-        "traceid": "tck-own-trace", "traceparent": "tck-own-parent", "data": {"tck_id": "ptt-1"}
+        "traceid": "tck-own-trace", "traceparent": "tck-own-parent", "tracestate": "tck=own",
+        "data": {"tck_id": "ptt-1"}
     });
     let bare = json!({
         "specversion": "1.0", "id": "tck-ce-6", "source": "tck", "type": "tck.order",
@@ -651,6 +652,7 @@ async fn passthrough_trace(t: &mut Trial) -> Result<(), Problem> {
     let e = body_of(&d[0]);
     attr_eq(&e, "traceid", json!("tck-own-trace"), &d[0])?;
     attr_eq(&e, "traceparent", json!("tck-own-parent"), &d[0])?;
+    attr_eq(&e, "tracestate", json!("tck=own"), &d[0])?;
     let d = t.wait_msg(ROUTE, "ptt-2", 1).await?;
     let e = body_of(&d[0]);
     let traceid = e.get("traceid").cloned().unwrap_or(Value::Null);
