@@ -105,7 +105,8 @@ impl Scenario {
     }
 
     /// The app closes the connection of its first `n` `GET /dapr/subscribe` calls unanswered
-    /// (an app started with the scenario; one started later answers every call).
+    /// (a gRPC app fails its first `n` `ListTopicSubscriptions` calls with UNAVAILABLE; an app
+    /// started with the scenario; one started later answers every call).
     pub fn drop_subscribe_calls(mut self, n: u32) -> Scenario {
         self.subscribe_drops = n;
         self

@@ -34,8 +34,8 @@ pub(crate) fn checks() -> Vec<Check> {
         check!(
             "core::discovery::subscribe_retried",
             Should,
-            "A GET /dapr/subscribe whose connection the app drops is retried: two dropped calls, then the subscription works",
-            "daprd pkg/runtime/pubsub/subscriptions.go GetSubscriptionsHTTP under the built-in DaprBuiltInInitializationRetries policy (3 retries, from 500 ms)",
+            "A subscription discovery call the app fails is retried (GET /dapr/subscribe whose connection the app drops; over gRPC, ListTopicSubscriptions answering UNAVAILABLE): two failed calls, then the subscription works",
+            "daprd pkg/runtime/pubsub/subscriptions.go GetSubscriptionsHTTP and GetSubscriptionsGRPC under the built-in DaprBuiltInInitializationRetries policy (3 retries, from 500 ms)",
             API_DOC,
             [Need::Launch],
             subscribe_retried
@@ -348,7 +348,7 @@ async fn subscribe_retried(t: &mut Trial) -> Result<(), Problem> {
         .await
         .map_err(|_| {
             Problem::fail(
-                "GET /dapr/subscribe was not called again after the app dropped the connection",
+                "subscription discovery was not called again after the app failed the call",
                 t.app()
                     .subscribe_calls()
                     .iter()

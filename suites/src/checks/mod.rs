@@ -104,4 +104,5 @@ const OVER_GRPC: &[&str] = &[
     "core::discovery::declarative_v2alpha1",
     "core::metadata::app_connection",
     "core::grpc_api::metadata_lists_subscriptions",
+    "core::discovery::subscribe_retried",
 ];

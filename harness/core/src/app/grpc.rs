@@ -181,14 +181,21 @@ impl AppCallback for Callback {
         self.shared
             .recorder
             .record_control(Control::Subscribe, incoming);
-        let (status, body, delay) = {
-            let b = self.shared.behaviour();
+        let (status, body, delay, drop) = {
+            let mut b = self.shared.behaviour();
+            let drop = b.subscribe_drops > 0;
+            b.subscribe_drops = b.subscribe_drops.saturating_sub(1);
             (
                 b.subscribe_status,
                 b.subscribe_body.clone(),
                 b.subscribe_delay,
+                drop,
             )
         };
+        if drop {
+            // gRPC's form of a dropped call: the call fails, as when the app is not ready.
+            return Err(Status::unavailable("the test app dropped this call"));
+        }
         if !delay.is_zero() {
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}

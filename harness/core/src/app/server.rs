@@ -82,7 +82,8 @@ pub(super) struct Behaviour {
     pub(super) subscribe_status: u16,
     pub(super) subscribe_body: Bytes,
     pub(super) subscribe_delay: Duration,
-    /// How many of the next `GET /dapr/subscribe` calls get their connection closed unanswered.
+    /// How many of the next `GET /dapr/subscribe` calls get their connection closed unanswered
+    /// (over gRPC: `ListTopicSubscriptions` calls answered UNAVAILABLE).
     pub(super) subscribe_drops: u32,
     scripts: HashMap<String, Script>,
     default_script: Script,
