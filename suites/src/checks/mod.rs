@@ -12,6 +12,7 @@ mod discovery;
 mod dlq;
 mod durability;
 mod grpc_api;
+mod invoke;
 mod lifecycle;
 mod ordering;
 mod publish;
@@ -34,6 +35,7 @@ pub(crate) fn all() -> Vec<Check> {
         resiliency::checks(),
         dlq::checks(),
         auth::checks(),
+        invoke::checks(),
         bulk::checks(),
         ordering::checks(),
         lifecycle::checks(),

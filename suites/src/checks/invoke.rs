@@ -1,0 +1,73 @@
+//! Service invocation of the sidecar's own app (`/v1.0/invoke/{app-id}/method/{method}`): the
+//! route the tutorial apps use next to pub/sub (the orders flow asks the inventory through it).
+
+use bytes::Bytes;
+
+use crate::catalog::{Check, Need};
+use crate::check;
+use crate::problem::{Problem, ensure_eq};
+use crate::trial::{Scenario, Trial};
+
+const INVOKE_DOC: Option<&str> = Some("https://docs.dapr.io/reference/api/service_invocation_api/");
+
+pub(crate) fn checks() -> Vec<Check> {
+    vec![check!(
+        "core::invoke::own_app",
+        Should,
+        "POST /v1.0/invoke/<own app id>/method/tck/invoke?x=1 reaches the app as POST /tck/invoke?x=1 with the body as sent, and the app's answer comes back",
+        "daprd pkg/api/http/directmessaging.go onDirectMessage and pkg/messaging/direct_messaging.go: the sidecar's own app id is invoked on its own app channel, method path and query kept",
+        INVOKE_DOC,
+        [Need::Launch],
+        own_app
+    )]
+}
+
+async fn own_app(t: &mut Trial) -> Result<(), Problem> {
+    t.start(Scenario::new()).await?;
+    let body = format!(r#"{{"tck_invoke":"{}"}}"#, t.nonce());
+    let r = t
+        .client()
+        .post(
+            &format!("/v1.0/invoke/{}/method/tck/invoke?x=1", t.app_id()),
+            Bytes::from(body.clone()),
+            &[("content-type", "application/json")],
+        )
+        .await?;
+    let answer = format!(
+        "HTTP {} body {}",
+        r.status,
+        String::from_utf8_lossy(&r.body[..r.body.len().min(300)])
+    );
+    let d = t.wait("/tck/invoke", 1).await?;
+    let seen = format!(
+        "the app got {} {}?{} body {}",
+        d[0].method,
+        d[0].path,
+        d[0].query.as_deref().unwrap_or(""),
+        String::from_utf8_lossy(&d[0].body)
+    );
+    ensure_eq(
+        "method, query and body the app got",
+        ("POST".to_owned(), Some("x=1".to_owned()), body),
+        (
+            d[0].method.clone(),
+            d[0].query.clone(),
+            String::from_utf8_lossy(&d[0].body).into_owned(),
+        ),
+        [seen.clone(), answer.clone()],
+    )?;
+    // The app's answer, as the test app recorded it: "<status> <body>".
+    let (status, app_body) = d[0]
+        .answered
+        .split_once(' ')
+        .unwrap_or((d[0].answered.as_str(), ""));
+    ensure_eq(
+        "the invocation's answer (status, body)",
+        (status.to_owned(), app_body.to_owned()),
+        (
+            r.status.to_string(),
+            String::from_utf8_lossy(&r.body).into_owned(),
+        ),
+        [seen, answer],
+    )
+}
