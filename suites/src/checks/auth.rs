@@ -132,6 +132,15 @@ pub(crate) fn checks() -> Vec<Check> {
             healthz_after_app
         ),
         check!(
+            "core::health::appid_query",
+            Should,
+            "/v1.0/healthz?appid=<its own app id> answers 204; with another app id it answers 500 ERR_HEALTH_APPID_NOT_MATCH",
+            "daprd pkg/api/http/healthz.go: an appid query parameter that is not this sidecar's app id is an error (ErrHealthAppIDNotMatch, 500)",
+            HEALTH_DOC,
+            [Need::Launch],
+            healthz_appid_query
+        ),
+        check!(
             "core::health::publish_before_app",
             Must,
             "Publishing works before the app listens, and the message is delivered once it does",
@@ -576,6 +585,36 @@ async fn healthz_after_app(t: &mut Trial) -> Result<(), Problem> {
         .await
         .map_err(|e| Problem::fail(e.to_string(), vec![]))?;
     Ok(())
+}
+
+async fn healthz_appid_query(t: &mut Trial) -> Result<(), Problem> {
+    t.start(Scenario::new().subscribe("orders", "/orders"))
+        .await?;
+    t.sidecar()
+        .wait_healthz(DEADLINE)
+        .await
+        .map_err(|e| Problem::fail(e.to_string(), vec![]))?;
+    let own = t
+        .client()
+        .get(&format!("/v1.0/healthz?appid={}", t.app_id()))
+        .await?;
+    ensure_eq("status with its own app id", 204, own.status, [line(&own)])?;
+    let other = t
+        .client()
+        .get(&format!("/v1.0/healthz?appid={}-other", t.app_id()))
+        .await?;
+    ensure_eq(
+        "status with another app id",
+        500,
+        other.status,
+        [line(&other)],
+    )?;
+    ensure_eq(
+        "errorCode with another app id",
+        json!("ERR_HEALTH_APPID_NOT_MATCH"),
+        other.json().unwrap_or(Value::Null)["errorCode"].clone(),
+        [line(&other)],
+    )
 }
 
 async fn publish_before_app(t: &mut Trial) -> Result<(), Problem> {

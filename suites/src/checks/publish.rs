@@ -53,8 +53,8 @@ pub(crate) fn checks() -> Vec<Check> {
         check!(
             "core::publish::bad_raw_payload",
             Must,
-            "A non-boolean metadata.rawPayload answers 400 ERR_PUBSUB_REQUEST_METADATA",
-            "daprd onPublish: metadata deserialization error",
+            "A non-boolean metadata.rawPayload answers 400 ERR_PUBSUB_REQUEST_METADATA; Go's spellings of false (0, f, False) publish a CloudEvent as usual",
+            "daprd onPublish: metadata deserialization error; the value is read with Go's strconv.ParseBool (components-contrib metadata.IsRawPayload)",
             API_DOC,
             [Need::Launch],
             bad_raw_payload
@@ -325,7 +325,38 @@ async fn bad_raw_payload(t: &mut Trial) -> Result<(), Problem> {
         "ERR_PUBSUB_REQUEST_METADATA".to_owned(),
         code_of(&r),
         [response_line(&r)],
-    )
+    )?;
+    for (i, spelling) in ["0", "f", "False"].into_iter().enumerate() {
+        let id = format!("rpf-{i}");
+        let r = t
+            .publish_raw(
+                "orders",
+                format!(r#"{{"tck_id":"{id}"}}"#),
+                Some("application/json"),
+                &[("metadata.rawPayload", spelling)],
+            )
+            .await?;
+        ensure_eq(
+            &format!("status with rawPayload={spelling}"),
+            204,
+            r.status,
+            [response_line(&r)],
+        )?;
+        let d = t.wait_msg("/orders", &id, 1).await?;
+        ensure(
+            !d[0].raw_payload
+                && d[0]
+                    .body_json
+                    .as_ref()
+                    .is_some_and(|b| b["specversion"].is_string()),
+            format!("rawPayload={spelling} did not publish a CloudEvent"),
+            [format!(
+                "delivered: {}",
+                String::from_utf8_lossy(&d[0].body)
+            )],
+        )?;
+    }
+    Ok(())
 }
 
 async fn malformed_cloudevent_rejected(t: &mut Trial) -> Result<(), Problem> {
