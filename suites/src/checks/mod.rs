@@ -19,6 +19,7 @@ mod publish;
 mod redelivery;
 mod resiliency;
 mod robustness;
+mod state;
 mod status;
 mod streaming;
 
@@ -36,6 +37,7 @@ pub(crate) fn all() -> Vec<Check> {
         dlq::checks(),
         auth::checks(),
         invoke::checks(),
+        state::checks(),
         bulk::checks(),
         ordering::checks(),
         lifecycle::checks(),
