@@ -161,6 +161,31 @@ fn request(topic: &str, data: &[u8], content_type: &str) -> PublishEventRequest 
     }
 }
 
+/// `PublishEvent` with `headers` as the call's gRPC metadata (the trace context, say); any
+/// status but OK is a failure.
+async fn publish_with_headers(
+    t: &Trial,
+    req: PublishEventRequest,
+    headers: &[(&'static str, &'static str)],
+) -> Result<(), Problem> {
+    let api = t.grpc_api()?;
+    let mut call = api.request(req);
+    for (k, v) in headers {
+        call.metadata_mut()
+            .insert(*k, AsciiMetadataValue::from_static(v));
+    }
+    api.raw()
+        .publish_event(call)
+        .await
+        .map(|_| ())
+        .map_err(|s| {
+            Problem::fail(
+                format!("PublishEvent answered {:?}", s.code()),
+                vec![s.message().to_owned()],
+            )
+        })
+}
+
 /// Requires `result` to be the error `code`.
 fn expect_code(what: &str, result: Result<(), tonic::Status>, code: Code) -> Result<(), Problem> {
     match result {
@@ -329,20 +354,9 @@ async fn raw_payload_trace(t: &mut Trial) -> Result<(), Problem> {
     let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let marker = format!("rpt-{}", t.nonce());
     let body = json!({"tck_id": marker}).to_string();
-    let api = t.grpc_api()?;
     let mut r = request("raw", body.as_bytes(), "application/json");
     r.metadata.insert("rawPayload".into(), "true".into());
-    let mut req = api.request(r);
-    req.metadata_mut()
-        .insert("traceparent", AsciiMetadataValue::from_static(tp));
-    req.metadata_mut()
-        .insert("tracestate", AsciiMetadataValue::from_static("tck=raw"));
-    api.raw().publish_event(req).await.map_err(|s| {
-        Problem::fail(
-            format!("PublishEvent answered {:?}", s.code()),
-            vec![s.message().to_owned()],
-        )
-    })?;
+    publish_with_headers(t, r, &[("traceparent", tp), ("tracestate", "tck=raw")]).await?;
     let d = t.wait_msg("/raw", &marker, 1).await?;
     let ce = d[0].body_json.clone().unwrap_or(Value::Null);
     let line = format!("delivered: {ce}");
@@ -486,16 +500,8 @@ async fn traceparent_propagated(t: &mut Trial) -> Result<(), Problem> {
     let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let marker = format!("gtp-{}", t.nonce());
     let body = json!({"tck_id": marker}).to_string();
-    let api = t.grpc_api()?;
-    let mut req = api.request(request("orders", body.as_bytes(), "application/json"));
-    req.metadata_mut()
-        .insert("traceparent", AsciiMetadataValue::from_static(tp));
-    api.raw().publish_event(req).await.map_err(|s| {
-        Problem::fail(
-            format!("PublishEvent answered {:?}", s.code()),
-            vec![s.message().to_owned()],
-        )
-    })?;
+    let r = request("orders", body.as_bytes(), "application/json");
+    publish_with_headers(t, r, &[("traceparent", tp)]).await?;
     let d = t.wait_msg("/orders", &marker, 1).await?;
     let ce = d[0].body_json.clone().unwrap_or(Value::Null);
     let line = format!("delivered: {ce}");

@@ -192,7 +192,8 @@ fn code_of(r: &harness::ApiResponse) -> String {
         .unwrap_or_else(|| format!("(no errorCode; body {})", String::from_utf8_lossy(&r.body)))
 }
 
-fn response_line(r: &harness::ApiResponse) -> String {
+/// An answer in one line for a problem's evidence: status and the first 300 bytes of the body.
+pub(crate) fn response_line(r: &harness::ApiResponse) -> String {
     format!(
         "HTTP {} body {}",
         r.status,

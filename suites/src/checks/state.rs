@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use crate::catalog::{Check, Need};
 use crate::check;
+use crate::checks::publish::response_line as line;
 use crate::problem::{Problem, ensure_eq};
 use crate::trial::{Scenario, Trial};
 
@@ -29,14 +30,6 @@ pub(crate) fn checks() -> Vec<Check> {
 fn store_yaml() -> String {
     format!(
         "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: {STORE}\nspec:\n  type: state.in-memory\n  version: v1\n  metadata: []\n"
-    )
-}
-
-fn line(r: &harness::ApiResponse) -> String {
-    format!(
-        "HTTP {} body {}",
-        r.status,
-        String::from_utf8_lossy(&r.body[..r.body.len().min(300)])
     )
 }
 
