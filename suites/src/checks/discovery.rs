@@ -2,6 +2,8 @@
 //! declarative Subscription resources, precedence, scopes, CEL rules, the metadata API's
 //! subscription list (spec notes §3.1-3.5, §8.8).
 
+use std::time::{Duration, Instant};
+
 use serde_json::{Value, json};
 
 use crate::catalog::{Check, Need};
@@ -39,6 +41,15 @@ pub(crate) fn checks() -> Vec<Check> {
             API_DOC,
             [Need::Launch],
             subscribe_retried
+        ),
+        check!(
+            "core::discovery::subscribe_gives_up",
+            Should,
+            "A subscription discovery call the app always fails is tried in four rounds (the call and 3 retries; an HTTP client's immediate resend of a request on a dropped connection counts in its round), then no more, and the publish API keeps working",
+            "daprd pkg/runtime/pubsub/subscriptions.go GetSubscriptionsHTTP and GetSubscriptionsGRPC under the built-in DaprBuiltInInitializationRetries policy (MaxRetries 3)",
+            API_DOC,
+            [Need::Launch],
+            subscribe_gives_up
         ),
         check!(
             "core::discovery::subscribe_app_id_header",
@@ -358,6 +369,89 @@ async fn subscribe_retried(t: &mut Trial) -> Result<(), Problem> {
         })?;
     let id = t.publish(TOPIC, json!({})).await?;
     t.wait_msg("/orders", &id, 1).await.map(|_| ())
+}
+
+/// How long after the last allowed discovery round a fifth one would have come if the sidecar
+/// kept retrying: the longest wait of either retry schedule (daprd's built-in policy waits at
+/// most 1 s; a doubling schedule from 500 ms would wait 4 s) with room to spare.
+const NO_FIFTH_ROUND: Duration = Duration::from_secs(6);
+
+/// Calls this close to the one before belong to its round: an HTTP client may send a request
+/// again at once when the connection it reused was closed before any answer (Go's net/http does
+/// for a GET, so daprd's first dropped `GET /dapr/subscribe` comes twice, 2 ms apart). The
+/// shortest wait of a retry policy is far longer.
+const SAME_ROUND: u64 = 100_000;
+
+/// Retry rounds among discovery calls made at `at` (microseconds, in arrival order).
+fn rounds(at: &[u64]) -> usize {
+    at.windows(2)
+        .filter(|w| w[1].saturating_sub(w[0]) >= SAME_ROUND)
+        .count()
+        + usize::from(!at.is_empty())
+}
+
+async fn subscribe_gives_up(t: &mut Trial) -> Result<(), Problem> {
+    t.start(
+        Scenario::new()
+            .subscribe(TOPIC, "/orders")
+            .drop_subscribe_calls(1000),
+    )
+    .await?;
+    let times = |t: &Trial| -> Vec<u64> {
+        t.app()
+            .subscribe_calls()
+            .iter()
+            .map(|c| c.at_micros)
+            .collect()
+    };
+    let evidence = |t: &Trial| -> Vec<String> {
+        t.app()
+            .subscribe_calls()
+            .iter()
+            .map(|c| format!("{} {} at {} us", c.method, c.path, c.at_micros))
+            .collect()
+    };
+    // Four rounds: the call and 3 retries.
+    let deadline = Instant::now() + DEADLINE;
+    while rounds(&times(t)) < 4 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let next = times(t).len() + 1;
+        if left.is_zero() || t.app().wait_subscribe_calls(next, left).await.is_err() {
+            return Err(Problem::fail(
+                "fewer than four rounds of discovery calls (the call and 3 retries)",
+                evidence(t),
+            ));
+        }
+    }
+    // Then none: any call in the window either joins the fourth round or fails the check.
+    let until = Instant::now() + NO_FIFTH_ROUND;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        let next = times(t).len() + 1;
+        if left.is_zero() || t.app().wait_subscribe_calls(next, left).await.is_err() {
+            break;
+        }
+        if rounds(&times(t)) > 4 {
+            return Err(Problem::fail(
+                "a fifth round of discovery calls came: the retries did not stop after 3",
+                evidence(t),
+            ));
+        }
+    }
+    let r = t
+        .publish_raw(
+            TOPIC,
+            r#"{"after":"discovery"}"#,
+            Some("application/json"),
+            &[],
+        )
+        .await?;
+    ensure_eq(
+        "status of a publish after discovery failed",
+        204,
+        r.status,
+        [response_line(&r)],
+    )
 }
 
 async fn subscribe_app_id_header(t: &mut Trial) -> Result<(), Problem> {
@@ -752,4 +846,23 @@ async fn metadata_declarative(t: &mut Trial) -> Result<(), Problem> {
         rules_of(&e),
         ev,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rounds;
+
+    #[test]
+    fn an_immediate_resend_joins_its_round() {
+        assert_eq!(rounds(&[]), 0);
+        assert_eq!(rounds(&[361_938]), 1);
+        // daprd 1.18.3 with every GET /dapr/subscribe dropped: a resend 2 ms after the first
+        // call, then three retries.
+        assert_eq!(
+            rounds(&[361_938, 364_156, 1_095_643, 1_690_600, 2_596_701]),
+            4
+        );
+        assert_eq!(rounds(&[0, 99_999, 199_998]), 1);
+        assert_eq!(rounds(&[0, 100_000]), 2);
+    }
 }

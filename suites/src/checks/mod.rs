@@ -109,4 +109,5 @@ const OVER_GRPC: &[&str] = &[
     "core::metadata::app_connection",
     "core::grpc_api::metadata_lists_subscriptions",
     "core::discovery::subscribe_retried",
+    "core::discovery::subscribe_gives_up",
 ];
