@@ -8,7 +8,9 @@
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET]
 #
-# Longer runs, e.g. nightly in CI (corpora grow across runs in the cache directory):
+# Targets run side by side, one per core. Longer runs, e.g. nightly in CI (corpora grow across
+# runs in the cache directory; with FUZZ_JOBS > 1 the targets run one at a time, each with that
+# many libFuzzer jobs):
 #   FUZZ_JOBS=2 scripts/fuzz.sh 1800
 #
 # Everything generated lives outside the clone: the build in
@@ -44,11 +46,14 @@ mkdir -p "$corpora" "$artifacts"
 # One build for every target (release with debug assertions, cargo-fuzz's default).
 cargo +nightly fuzz build --fuzz-dir "$fuzz_dir" >&2
 
-status=0
-for target in $(cargo +nightly fuzz list --fuzz-dir "$fuzz_dir"); do
-  corpus="$corpora/$target"
-  out="$artifacts/$target"
+# One target: its corpus, a run of `seconds`, and one result line in "$out/result" (the line is
+# printed once every target has run, in the order of `cargo fuzz list`).
+fuzz_one() {
+  local target="$1"
+  local corpus="$corpora/$target"
+  local out="$artifacts/$target"
   mkdir -p "$corpus" "$out"
+  rm -f "$out/result"
   # Hand-written seeds (committed) start the corpus; what the fuzzer adds stays in the cache.
   if [ -d "$fuzz_dir/seeds/$target" ]; then
     cp -n "$fuzz_dir/seeds/$target"/* "$corpus"/ 2>/dev/null || true
@@ -59,9 +64,9 @@ for target in $(cargo +nightly fuzz list --fuzz-dir "$fuzz_dir"); do
       cp -n "$f" "$corpus/fixture-$(echo "$f" | tr '/' '-')"
     done
   fi
-  log="$out/last-run.log"
-  started=$SECONDS
-  parallel=()
+  local log="$out/last-run.log"
+  local started=$SECONDS
+  local parallel=()
   [ "$jobs" -gt 1 ] && parallel=(-jobs="$jobs" -workers="$jobs")
   # -max_total_time bounds the run; -timeout turns one input running over 10 s into a crash
   # (a hang); -rss_limit_mb turns runaway memory into one too. It runs in the target's
@@ -69,11 +74,40 @@ for target in $(cargo +nightly fuzz list --fuzz-dir "$fuzz_dir"); do
   if (cd "$out" && cargo +nightly fuzz run --fuzz-dir "$fuzz_dir" "$target" "$corpus" -- \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 "${parallel[@]}" \
     -artifact_prefix="$out/" -print_final_stats=1) >"$log" 2>&1; then
+    local runs
     runs="$(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -Eo '[0-9]+$' | tail -n 1 || true)"
-    echo "fuzz $target: ok, ${runs:-?} inputs in $((SECONDS - started))s (corpus $corpus)"
+    echo "fuzz $target: ok, ${runs:-?} inputs in $((SECONDS - started))s (corpus $corpus)" >"$out/result"
   else
+    local crash
     crash="$(grep -Eo "Test unit written to [^ ]+" "$log" | tail -n 1 | sed 's/Test unit written to //' || true)"
-    echo "fuzz $target: FOUND A CRASH: ${crash:-see $log} (log $log)"
+    echo "fuzz $target: FOUND A CRASH: ${crash:-see $log} (log $log)" >"$out/result"
+  fi
+}
+
+# Targets side by side: one per core unless each runs several jobs of its own (FUZZ_JOBS),
+# since a libFuzzer process keeps one core busy.
+cores="$(nproc 2>/dev/null || echo 1)"
+side_by_side=$((jobs > 1 ? 1 : cores))
+targets=$(cargo +nightly fuzz list --fuzz-dir "$fuzz_dir")
+running=0
+for target in $targets; do
+  if [ "$running" -ge "$side_by_side" ]; then
+    wait -n || true # a failed target shows in its result below
+    running=$((running - 1))
+  fi
+  fuzz_one "$target" &
+  running=$((running + 1))
+done
+wait || true
+
+status=0
+for target in $targets; do
+  result="$artifacts/$target/result"
+  if [ -f "$result" ]; then
+    cat "$result"
+    grep -q ': ok,' "$result" || status=1
+  else
+    echo "fuzz $target: no result (see $artifacts/$target/last-run.log)"
     status=1
   fi
 done

@@ -21,6 +21,21 @@ if [ "$free_gb" -lt "$min_free_gb" ]; then
   echo "scripts/test.sh: ${free_gb} GiB free now" >&2
 fi
 
+#    A cache shared by clones at different paths: cargo names a workspace crate's artifacts by
+#    its path relative to the workspace, so every clone's builds land on the same files, and it
+#    judges them fresh when this clone's sources are older than they are. A clone whose files
+#    predate another clone's build would then run that clone's binaries, with its paths compiled
+#    in (its fixtures, or none once it is deleted) and its code. So when the last clone to run
+#    this command was another one, this clone's Rust sources get a new modification time (their
+#    contents are untouched): cargo then builds this clone's crates again, reusing what it can.
+built_by=target/.built-by-clone
+here="$(pwd -P)"
+if [ -f "$built_by" ] && [ "$(cat "$built_by")" != "$here" ]; then
+  echo "scripts/test.sh: target/ was last built from $(cat "$built_by"); building this clone's crates again" >&2
+  find . -path ./target -prune -o -name '*.rs' -type f -print0 | xargs -0 touch --
+fi
+echo "$here" >"$built_by"
+
 # 1. Toolchain and brokers. The suites start a private redis-server per Redis trial.
 if ! need cargo; then
   echo "scripts/test.sh: cargo is required (install Rust with rustup)" >&2
@@ -52,7 +67,7 @@ fi
 # Kafka: Apache Kafka 3.9 for the private brokers, and refsidecar's `kafka` feature.
 #    scripts/kafka.sh fetches Kafka and its dependencies from Maven Central into a cache directory
 #    outside the repository (once) and prints the Kafka home; the suites and
-#    reference-sidecar/tests/kafka.rs start private brokers from it (Java 17). With
+#    reference-sidecar/tests/sidecar/kafka.rs start private brokers from it (Java 17). With
 #    PUBSUB_TCK_KAFKA set (an external broker) nothing is fetched. KAFKA_FEATURES goes to *both*
 #    cargo commands below: one feature set, so `cargo test --workspace` never relinks
 #    target/release/refsidecar without Kafka (see ARCHITECTURE.md, "Kafka build and binaries").

@@ -512,6 +512,11 @@ fn redis_spec(
             appendonly.to_owned(),
             "--appendfsync".to_owned(),
             "always".to_owned(),
+            // No background rewrite of the append-only file: a trial's file stays small enough,
+            // and a rewrite (a fork that compresses the whole data set) costs CPU that the
+            // other trials on the machine need (the robustness campaigns publish megabytes).
+            "--auto-aof-rewrite-percentage".to_owned(),
+            "0".to_owned(),
             "--dir".to_owned(),
             dir.display().to_string(),
             "--protected-mode".to_owned(),

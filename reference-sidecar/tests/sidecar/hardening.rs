@@ -4,9 +4,6 @@
 //!
 //! Every wait has a deadline; the timeouts under test are short so that the tests are fast.
 
-// clippy's allow-unwrap-in-tests does not cover integration-test directories.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 

@@ -1,9 +1,6 @@
 //! Target files on disk, sidecar launch failures, attach mode and the API client, using the
 //! test app as a stand-in HTTP server (no real sidecar needed).
 
-// `allow-unwrap-in-tests` does not reach helper functions in `tests/` (rust-clippy #13981).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

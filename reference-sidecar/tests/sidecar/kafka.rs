@@ -9,18 +9,13 @@
 //! redelivered to a restarted sidecar of the same group), the component's own retries of a nack,
 //! and metadata errors at start-up. These tests fail (they do not skip) when Kafka or `java` is
 //! not available.
-#![cfg(feature = "kafka")]
-// clippy's allow-unwrap-in-tests does not cover integration-test directories.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::{App, DEADLINE, Sidecar, config, wait_until};
 use base64::Engine as _;
-use common::{App, DEADLINE, Sidecar, config, wait_until};
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::{Value, json};

@@ -1,8 +1,5 @@
 //! The scriptable test app, driven over real HTTP.
 
-// `allow-unwrap-in-tests` does not reach helper functions in `tests/` (rust-clippy #13981).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::Duration;
 
 use bytes::Bytes;

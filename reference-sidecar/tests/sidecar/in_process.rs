@@ -2,9 +2,6 @@
 //! reference sidecar (envelope shape, RETRY counts, DLQ paths, unknown pubsub), plus start-up
 //! errors. Every wait is on an observable condition with a deadline.
 
-// clippy's allow-unwrap-in-tests does not cover integration-test directories.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -1,8 +1,5 @@
 //! The private redis-server: starts, answers, survives kill and restart with its data.
 
-// clippy's allow-unwrap-in-tests does not cover integration-test directories.
-#![allow(clippy::unwrap_used)]
-
 use harness::RedisServer;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 

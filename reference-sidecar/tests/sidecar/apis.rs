@@ -2,9 +2,6 @@
 //! crate's generated client, the state API (in-memory, and Redis against a private
 //! `redis-server`), and self-invocation. Every wait is on an observable condition with a deadline.
 
-// clippy's allow-unwrap-in-tests does not cover integration-test directories.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,8 +1,5 @@
 //! Child-process supervision with `sh -c` children.
 
-// `allow-unwrap-in-tests` does not reach helper functions in `tests/` (rust-clippy #13981).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::PathBuf;
 use std::time::Duration;

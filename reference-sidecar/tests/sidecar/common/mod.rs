@@ -4,7 +4,7 @@
 //!
 //! Every wait is on an observable condition with a deadline.
 
-// Each test binary uses a different part of this module.
+// The Kafka helpers are used only when the `kafka` feature builds the Kafka tests.
 #![allow(dead_code)]
 
 use std::collections::HashMap;

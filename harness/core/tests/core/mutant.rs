@@ -1,8 +1,5 @@
 //! The `tck-mutant` proxy in front of the test app, and its process wrapper with `sh`.
 
-// `allow-unwrap-in-tests` does not reach helper functions in `tests/` (rust-clippy #13981).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::Duration;
 
 use harness::mutant::{ForwardSignal, Mode, MutantConfig, run, serve_proxy};

@@ -7,16 +7,11 @@
 //! and metadata errors at start-up. These tests fail (they do not skip) when `redis-server` is
 //! not installed.
 
-// clippy's allow-unwrap-in-tests does not cover integration-test directories.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
+use crate::common::{App, DEADLINE, RedisServer, Sidecar, config, wait_until};
 use axum::http::StatusCode;
-use common::{App, DEADLINE, RedisServer, Sidecar, config, wait_until};
 use serde_json::{Value, json};
 
 /// A `pubsub.redis` component named `pubsub` on `server`, plus `extra` metadata.
