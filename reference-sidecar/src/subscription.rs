@@ -128,7 +128,8 @@ pub struct Parsed {
 }
 
 /// Parses the body of `GET /dapr/subscribe`. Keys are matched case-insensitively. An empty body
-/// means no subscriptions. Any malformed entry fails the whole reply, as in daprd.
+/// means no subscriptions. A reply or entry of the wrong shape fails the whole reply, as in
+/// daprd; an entry naming no pubsub or topic is only skipped.
 pub fn parse_programmatic(body: &[u8]) -> Result<Parsed, ProgrammaticError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Parsed::default());
@@ -276,8 +277,13 @@ pub fn parse_programmatic(body: &[u8]) -> Result<Parsed, ProgrammaticError> {
                 )));
             }
         };
+        // daprd keeps such an entry, and starts it only on a pubsub of that name: one without a
+        // pubsub or topic never receives anything, and the entries next to it still work.
         if pubsub.is_empty() || topic.is_empty() {
-            return Err(err("pubsubname and topic are required".to_owned()));
+            parsed.warnings.push(format!(
+                "subscription entry {index} names no pubsub or no topic (pubsubname {pubsub:?}, topic {topic:?}); it receives nothing"
+            ));
+            continue;
         }
         let rules = Subscription::build_rules(&rules, default.as_deref(), route.as_deref())
             .map_err(|e| err(e.to_string()))?;
@@ -381,10 +387,14 @@ mod tests {
             e.contains("entry 0") && e.contains("metadata.rawPayload"),
             "{e}"
         );
-        let e = parse_programmatic(br#"[{"topic":"a","route":"/a"}]"#)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("required"), "{e}");
+        // An entry without a pubsub is skipped with a warning; the others stay.
+        let p = parse_programmatic(
+            br#"[{"topic":"a","route":"/a"},{"pubsubname":"ps","topic":"b","route":"/b"}]"#,
+        )
+        .unwrap();
+        assert_eq!(p.subscriptions.len(), 1);
+        assert_eq!(p.subscriptions[0].topic, "b");
+        assert!(p.warnings[0].contains("entry 0"), "{:?}", p.warnings);
         assert!(parse_programmatic(br#"{"a":1}"#).is_err());
     }
 

@@ -124,6 +124,15 @@ pub(crate) fn checks() -> Vec<Check> {
             entry_without_route_dropped
         ),
         check!(
+            "core::discovery::entry_without_pubsub_skipped",
+            Must,
+            "Entries naming no pubsub, or a pubsub that is not loaded, receive nothing and do not break the other entries of the reply",
+            "daprd pkg/runtime/pubsub/subscriptions.go GetSubscriptionsHTTP (entries are not validated) and pkg/runtime/processor/subscriber StartAppSubscriptions (subscriptions start per loaded pubsub)",
+            API_DOC,
+            [Need::Launch],
+            entry_without_pubsub_skipped
+        ),
+        check!(
             "core::discovery::empty_match_catch_all",
             Must,
             "A rule with an empty match is a catch-all that wins when it comes first",
@@ -551,6 +560,21 @@ async fn entry_without_route_dropped(t: &mut Trial) -> Result<(), Problem> {
     t.wait_msg("/orders", &id, 1).await?;
     nowhere(t, &lost).await?;
     nowhere(t, &lost2).await
+}
+
+async fn entry_without_pubsub_skipped(t: &mut Trial) -> Result<(), Problem> {
+    t.start(
+        Scenario::new()
+            .subscription(json!({"topic": "nopubsub", "route": "/nopubsub"}))
+            .subscription(
+                json!({"pubsubname": "tck-not-loaded", "topic": TOPIC, "route": "/elsewhere"}),
+            )
+            .subscribe(TOPIC, "/orders"),
+    )
+    .await?;
+    let id = t.publish(TOPIC, json!({})).await?;
+    t.wait_msg("/orders", &id, 1).await?;
+    only_on(t, &id, "/orders").await
 }
 
 async fn empty_match_catch_all(t: &mut Trial) -> Result<(), Problem> {

@@ -98,7 +98,7 @@ pub(crate) fn checks() -> Vec<Check> {
         check!(
             "core::resiliency::matching_http_status_range",
             Must,
-            "With matching.httpStatusCodes \"502-504,599\" both ends of the range and 599 (the last valid code) are retried, and the codes just outside the range are not",
+            "With matching.httpStatusCodes \"100,502-504,599\" (both ends of the valid codes, and a range) both ends of the range and 599 are retried, and the codes just outside the range are not",
             "daprd pkg/resiliency/retry.go compilePattern and codeRange.matchCode: a range `start-end` holds both ends; HTTP codes run from 100 to 599",
             POLICIES_DOC,
             [Need::Launch],
@@ -299,7 +299,7 @@ async fn matching_http_status_range(t: &mut Trial) -> Result<(), Problem> {
         (Lane("c599"), 599, Fate::DeadLettered(3)),
     ];
     let mut scenario = Scenario::new().retry_policy(
-        "policy: constant\n        duration: 20ms\n        maxRetries: 2\n        matching:\n          httpStatusCodes: \"502-504,599\"",
+        "policy: constant\n        duration: 20ms\n        maxRetries: 2\n        matching:\n          httpStatusCodes: \"100,502-504,599\"",
     );
     for (lane, code, _) in lanes {
         scenario = lane.add(scenario, Script::Http(code));

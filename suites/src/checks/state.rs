@@ -1,5 +1,6 @@
 //! The state API (`/v1.0/state/{store}`), as far as the tutorial apps use it next to pub/sub:
-//! saving items and reading one back (the orders flow keeps its stock this way).
+//! saving items and reading one back (the orders flow keeps its stock this way), and the ETag
+//! that guards a concurrent update.
 
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -9,6 +10,7 @@ use crate::check;
 use crate::checks::publish::response_line as line;
 use crate::problem::{Problem, ensure_eq};
 use crate::trial::{Scenario, Trial};
+use harness::ApiResponse;
 
 const STATE_DOC: Option<&str> = Some("https://docs.dapr.io/reference/api/state_api/");
 
@@ -16,15 +18,26 @@ const STATE_DOC: Option<&str> = Some("https://docs.dapr.io/reference/api/state_a
 const STORE: &str = "tck-store";
 
 pub(crate) fn checks() -> Vec<Check> {
-    vec![check!(
-        "core::state::save_and_get",
-        Should,
-        "POST /v1.0/state/<store> saves items (204) that GET /v1.0/state/<store>/<key> reads back as saved; an item with an empty key answers 400 ERR_MALFORMED_REQUEST",
-        "daprd pkg/api/http/http.go onPostState (\"key\" is a required field: CommonMalformedRequest, 400) and onGetState",
-        STATE_DOC,
-        [Need::Launch],
-        save_and_get
-    )]
+    vec![
+        check!(
+            "core::state::save_and_get",
+            Should,
+            "POST /v1.0/state/<store> saves items (204) that GET /v1.0/state/<store>/<key> reads back as saved; an item with an empty key answers 400 ERR_MALFORMED_REQUEST",
+            "daprd pkg/api/http/http.go onPostState (\"key\" is a required field: CommonMalformedRequest, 400) and onGetState",
+            STATE_DOC,
+            [Need::Launch],
+            save_and_get
+        ),
+        check!(
+            "core::state::etag_mismatch",
+            Should,
+            "The metadata API lists the store's ETAG capability; a read answers the item's ETag header; a save with another ETag answers 409 ERR_STATE_SAVE naming the mismatch and keeps the value; a save with the read ETag answers 204",
+            "daprd pkg/api/http/http.go onGetState (ETag header), onPostState and stateErrorResponse (an ETag mismatch is 409 with the store's error); pkg/api/universal/metadata.go (a component's capabilities); components-contrib state/errors.go (\"possible etag mismatch\") and state/in-memory",
+            STATE_DOC,
+            [Need::Launch],
+            etag_mismatch
+        ),
+    ]
 }
 
 fn store_yaml() -> String {
@@ -33,34 +46,116 @@ fn store_yaml() -> String {
     )
 }
 
+/// Saves `items` (a JSON array) into the store and answers the response.
+async fn save(t: &Trial, items: Value) -> Result<ApiResponse, Problem> {
+    let path = format!("/v1.0/state/{STORE}");
+    let json_ct = [("content-type", "application/json")];
+    Ok(t.client()
+        .post(&path, Bytes::from(items.to_string()), &json_ct)
+        .await?)
+}
+
+/// Reads `key` back: 200, and `expected` as its value. Answers the response (its headers).
+async fn read_back(
+    t: &Trial,
+    key: &str,
+    what: &str,
+    expected: &Value,
+) -> Result<ApiResponse, Problem> {
+    let got = t
+        .client()
+        .get(&format!("/v1.0/state/{STORE}/{key}"))
+        .await?;
+    ensure_eq(
+        &format!("status of a get {what}"),
+        200,
+        got.status,
+        [line(&got)],
+    )?;
+    ensure_eq(
+        &format!("the value read {what}"),
+        expected,
+        &got.json().unwrap_or(Value::Null),
+        [line(&got)],
+    )?;
+    Ok(got)
+}
+
+/// Requires `r` to be an error of `status` with `code` as its `errorCode`.
+fn refused(r: &ApiResponse, what: &str, status: u16, code: &str) -> Result<Value, Problem> {
+    ensure_eq(&format!("status of {what}"), status, r.status, [line(r)])?;
+    let body = r.json().unwrap_or(Value::Null);
+    ensure_eq(
+        &format!("errorCode of {what}"),
+        json!(code),
+        body["errorCode"].clone(),
+        [line(r)],
+    )?;
+    Ok(body)
+}
+
 async fn save_and_get(t: &mut Trial) -> Result<(), Problem> {
     t.start(Scenario::new().resource(store_yaml())).await?;
     let value = json!({"stock": 90, "nonce": t.nonce()});
-    let items = json!([{"key": "item-1", "value": value}]).to_string();
-    let json_ct = [("content-type", "application/json")];
-    let path = format!("/v1.0/state/{STORE}");
-    let r = t.client().post(&path, Bytes::from(items), &json_ct).await?;
+    let r = save(t, json!([{"key": "item-1", "value": value}])).await?;
     ensure_eq("status of a save", 204, r.status, [line(&r)])?;
-    let got = t.client().get(&format!("{path}/item-1")).await?;
-    ensure_eq("status of a get", 200, got.status, [line(&got)])?;
+    read_back(t, "item-1", "back", &value).await?;
+    let r = save(t, json!([{"key": "", "value": 1}])).await?;
+    refused(&r, "a save with an empty key", 400, "ERR_MALFORMED_REQUEST")?;
+    Ok(())
+}
+
+async fn etag_mismatch(t: &mut Trial) -> Result<(), Problem> {
+    t.start(Scenario::new().resource(store_yaml())).await?;
+    let meta = t.client().get("/v1.0/metadata").await?;
+    let components = meta.json().unwrap_or(Value::Null)["components"].clone();
+    let store = components
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == STORE);
+    let lists_etag = store
+        .and_then(|c| c["capabilities"].as_array())
+        .is_some_and(|caps| caps.iter().any(|c| c == "ETAG"));
+    if !lists_etag {
+        return Err(Problem::fail(
+            format!("the metadata API does not list the ETAG capability of {STORE}"),
+            vec![format!("components: {components}")],
+        ));
+    }
+    let first = json!({"stock": 1, "nonce": t.nonce()});
+    let r = save(t, json!([{"key": "item-1", "value": first}])).await?;
+    ensure_eq("status of the first save", 204, r.status, [line(&r)])?;
+    let got = read_back(t, "item-1", "after the first save", &first).await?;
+    let etag = got.header("etag").unwrap_or_default().to_owned();
+    if etag.is_empty() {
+        return Err(Problem::fail(
+            "the read of a saved item has no ETag header",
+            vec![line(&got)],
+        ));
+    }
+    let stale = json!({"key": "item-1", "value": {"stock": 2}, "etag": format!("{etag}-not")});
+    let r = save(t, json!([stale])).await?;
+    let body = refused(&r, "a save with another ETag", 409, "ERR_STATE_SAVE")?;
+    if !body["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("etag mismatch")
+    {
+        return Err(Problem::fail(
+            "the message of a save with another ETag does not name the ETag mismatch",
+            vec![line(&r)],
+        ));
+    }
+    read_back(t, "item-1", "after a refused save", &first).await?;
+    let second = json!({"stock": 3, "nonce": t.nonce()});
+    let r = save(t, json!([{"key": "item-1", "value": second, "etag": etag}])).await?;
     ensure_eq(
-        "the value read back",
-        value,
-        got.json().unwrap_or(Value::Null),
-        [line(&got)],
-    )?;
-    let empty = json!([{"key": "", "value": 1}]).to_string();
-    let r = t.client().post(&path, Bytes::from(empty), &json_ct).await?;
-    ensure_eq(
-        "status of a save with an empty key",
-        400,
+        "status of a save with the read ETag",
+        204,
         r.status,
         [line(&r)],
     )?;
-    ensure_eq(
-        "errorCode of a save with an empty key",
-        json!("ERR_MALFORMED_REQUEST"),
-        r.json().unwrap_or(Value::Null)["errorCode"].clone(),
-        [line(&r)],
-    )
+    read_back(t, "item-1", "after a save with the read ETag", &second).await?;
+    Ok(())
 }
