@@ -214,6 +214,9 @@ pub struct Trial {
     nonce: String,
     started: Instant,
     cluster: Option<Cluster>,
+    /// The test app of a start whose sidecar failed to launch or to become ready (what it was
+    /// asked is evidence).
+    unready_app: Option<TestApp>,
     next_msg: u64,
     history: History,
     observations: Vec<String>,
@@ -234,6 +237,7 @@ impl Trial {
             nonce: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
             started: Instant::now(),
             cluster: None,
+            unready_app: None,
             next_msg: 0,
             history: History::new(),
             observations: Vec::new(),
@@ -433,13 +437,17 @@ impl Trial {
         }
         let mut sidecar = match Sidecar::launch(&self.env.target, opts).await {
             Ok(sidecar) => sidecar,
-            Err(e) => return Ok(Err(e)),
+            Err(e) => {
+                self.unready_app = app;
+                return Ok(Err(e));
+            }
         };
         // A target may answer its outbound readiness before it has loaded its components and
         // exit afterwards (daprd does): an exit here is the launch failing, like one before.
         if app.is_some()
             && let Err(source) = sidecar.wait_healthz(DEADLINE).await
         {
+            self.unready_app = app;
             return Ok(Err(harness::LaunchError::Ready {
                 target: sidecar.target_name().to_owned(),
                 source,
@@ -556,6 +564,12 @@ impl Trial {
         self.cluster
             .as_ref()
             .expect("invariant: a check calls Trial::start before using the cluster")
+    }
+
+    /// The test app of the last start whose sidecar failed to launch or to become ready, if the
+    /// scenario started one with it: what the sidecar asked it is evidence of why.
+    pub fn unready_app(&self) -> Option<&TestApp> {
+        self.unready_app.as_ref()
     }
 
     /// The test app (started).

@@ -10,6 +10,7 @@ use crate::catalog::{Check, Need};
 use crate::check;
 use crate::problem::{Problem, ensure, ensure_eq};
 use crate::trial::{DEADLINE, PUBSUB, QUIET, Scenario, Trial};
+use harness::TestApp;
 
 const API_DOC: Option<&str> = Some("https://docs.dapr.io/reference/api/pubsub_api/");
 const METHODS_DOC: Option<&str> = Some(
@@ -369,11 +370,7 @@ async fn subscribe_retried(t: &mut Trial) -> Result<(), Problem> {
         .map_err(|_| {
             Problem::fail(
                 "subscription discovery was not called again after the app failed the call",
-                t.app()
-                    .subscribe_calls()
-                    .iter()
-                    .map(|c| format!("{} {} at {} us", c.method, c.path, c.at_micros))
-                    .collect(),
+                discovery_calls(t.app()),
             )
         })?;
     let id = t.publish(TOPIC, json!({})).await?;
@@ -399,27 +396,50 @@ fn rounds(at: &[u64]) -> usize {
         + usize::from(!at.is_empty())
 }
 
+/// When `app` received each discovery call, in microseconds.
+fn call_times(app: &TestApp) -> Vec<u64> {
+    app.subscribe_calls().iter().map(|c| c.at_micros).collect()
+}
+
+/// The discovery calls `app` received, one line each, as evidence.
+fn discovery_calls(app: &TestApp) -> Vec<String> {
+    app.subscribe_calls()
+        .iter()
+        .map(|c| format!("{} {} at {} us", c.method, c.path, c.at_micros))
+        .collect()
+}
+
 async fn subscribe_gives_up(t: &mut Trial) -> Result<(), Problem> {
-    t.start(
-        Scenario::new()
-            .subscribe(TOPIC, "/orders")
-            .drop_subscribe_calls(1000),
-    )
-    .await?;
-    let times = |t: &Trial| -> Vec<u64> {
-        t.app()
-            .subscribe_calls()
-            .iter()
-            .map(|c| c.at_micros)
-            .collect()
-    };
-    let evidence = |t: &Trial| -> Vec<String> {
-        t.app()
-            .subscribe_calls()
-            .iter()
-            .map(|c| format!("{} {} at {} us", c.method, c.path, c.at_micros))
-            .collect()
-    };
+    let started = t
+        .start(
+            Scenario::new()
+                .subscribe(TOPIC, "/orders")
+                .drop_subscribe_calls(1000),
+        )
+        .await;
+    if let Err(problem) = started {
+        // A sidecar that retries discovery for ever may never report ready: that is what this
+        // check looks for, so it fails the check rather than its set-up.
+        if let Some(app) = t.unready_app() {
+            let at = call_times(app);
+            if rounds(&at) > 4 {
+                let mut evidence = vec![match &problem {
+                    Problem::Setup(why) | Problem::Fail { summary: why, .. } => why.clone(),
+                }];
+                evidence.extend(discovery_calls(app));
+                return Err(Problem::fail(
+                    format!(
+                        "the sidecar never became ready and called discovery in {} rounds: the retries did not stop after 3",
+                        rounds(&at)
+                    ),
+                    evidence,
+                ));
+            }
+        }
+        return Err(problem);
+    }
+    let times = |t: &Trial| call_times(t.app());
+    let evidence = |t: &Trial| discovery_calls(t.app());
     // Four rounds: the call and 3 retries.
     let deadline = Instant::now() + DEADLINE;
     while rounds(&times(t)) < 4 {

@@ -61,6 +61,15 @@ pub(crate) fn checks() -> Vec<Check> {
             grpc_campaign
         ),
         check!(
+            "robustness::http_api::silent_connection_closed",
+            Should,
+            "A connection to the HTTP API that sends nothing is closed within 20 s, and the API still answers afterwards",
+            "daprd pkg/api/http/server.go: ReadHeaderTimeout 10 s on every HTTP server (a client that sends no request head is cut off); a connection held open for ever by a silent client is a slot lost (slowloris)",
+            Some("https://docs.dapr.io/reference/api/pubsub_api/"),
+            [Need::Launch, Need::Broker(Broker::InMemory)],
+            silent_connection_closed
+        ),
+        check!(
             "robustness::discovery::subscribe_replies",
             Must,
             "Whatever the app answers to /dapr/subscribe, the target becomes ready and answers publishes, or exits; it never hangs",
@@ -262,6 +271,46 @@ async fn grpc_campaign(t: &mut Trial) -> Result<(), Problem> {
         tally.probes, tally.valid
     ));
     Ok(())
+}
+
+/// How long a silent connection may stay open: daprd's header-read timeout (10 s) with room.
+const SILENT_DEADLINE: Duration = Duration::from_secs(20);
+
+async fn silent_connection_closed(t: &mut Trial) -> Result<(), Problem> {
+    use tokio::io::AsyncReadExt as _;
+    t.start(Scenario::new().subscribe(TOPIC, ROUTE)).await?;
+    let port = t
+        .sidecar()
+        .http_port()
+        .ok_or_else(|| Problem::Setup("the target has no HTTP port".into()))?;
+    let mut silent = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let opened = std::time::Instant::now();
+    let mut buf = [0u8; 512];
+    // The end of the stream (or a reset) is the close; bytes before it (an error page) are fine.
+    let closed = tokio::time::timeout(SILENT_DEADLINE, async {
+        loop {
+            match silent.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    if closed.is_err() {
+        return Err(Problem::fail(
+            format!(
+                "a connection that sent nothing was still open after {} s",
+                SILENT_DEADLINE.as_secs()
+            ),
+            vec![format!("connected to 127.0.0.1:{port}, sent no byte")],
+        ));
+    }
+    t.observe(format!(
+        "a silent connection was closed after {} ms",
+        opened.elapsed().as_millis()
+    ));
+    let id = t.publish(TOPIC, json!({"after": "silence"})).await?;
+    t.wait_msg(ROUTE, &id, 1).await.map(|_| ())
 }
 
 /// The HTTP API of the trial's sidecar, over one kept-alive raw connection.
