@@ -343,9 +343,6 @@ pub struct Head {
     /// `traceid`.
     #[serde(default)]
     pub traceid: Option<serde_json::Value>,
-    /// `tracestate`.
-    #[serde(default)]
-    pub tracestate: Option<serde_json::Value>,
 }
 
 impl Head {
@@ -378,14 +375,6 @@ impl Head {
                 .filter(|s| !s.is_empty())
         }
         pick(&self.traceparent).or_else(|| pick(&self.traceid))
-    }
-
-    /// The tracestate to send to the app.
-    pub fn tracestate(&self) -> Option<&str> {
-        self.tracestate
-            .as_ref()
-            .and_then(|v| v.as_str())
-            .filter(|s| !s.is_empty())
     }
 }
 

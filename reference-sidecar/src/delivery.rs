@@ -361,11 +361,8 @@ impl Deliverer {
         if let Ok(v) = HeaderValue::from_str(trace) {
             h.insert(HeaderName::from_static("traceparent"), v);
         }
-        if let Some(state) = head.and_then(Head::tracestate)
-            && let Ok(v) = HeaderValue::from_str(state)
-        {
-            h.insert(HeaderName::from_static("tracestate"), v);
-        }
+        // No `tracestate` header: daprd rebuilds the delivery's span context from the
+        // envelope's traceparent alone, so the tracestate travels in the envelope only.
         h
     }
 }

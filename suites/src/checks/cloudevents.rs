@@ -200,6 +200,15 @@ pub(crate) fn checks() -> Vec<Check> {
             nonstring_trace_delivered
         ),
         check!(
+            "core::cloudevents::tracestate_in_envelope_only",
+            Should,
+            "The publish request's tracestate reaches the subscriber in the envelope's tracestate, not as a tracestate header (daprd quirk)",
+            "daprd pkg/runtime/subscription/postman/http/http.go and grpc/grpc.go: the delivery's span context is rebuilt from the envelope's traceparent alone, so its trace headers carry no tracestate [quirk]",
+            Some("https://docs.dapr.io/operations/observability/tracing/w3c-tracing-overview/"),
+            [Need::Launch],
+            tracestate_in_envelope_only
+        ),
+        check!(
             "core::cloudevents::traceparent_propagated",
             Should,
             "The publish request's traceparent reaches the subscriber as its traceparent header",
@@ -729,6 +738,32 @@ async fn traceparent_propagated(t: &mut Trial) -> Result<(), Problem> {
         "delivery traceparent header",
         Some(tp.to_owned()),
         d[0].header("traceparent").map(str::to_owned),
+        [format!("headers: {:?}", d[0].headers), body_line(&d[0])],
+    )
+}
+
+async fn tracestate_in_envelope_only(t: &mut Trial) -> Result<(), Problem> {
+    start_orders(t).await?;
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let r = t
+        .client()
+        .post(
+            &format!("/v1.0/publish/{PUBSUB}/{TOPIC}"),
+            Bytes::from_static(br#"{"tck_id":"ts-1"}"#),
+            &[
+                ("content-type", "application/json"),
+                ("traceparent", tp),
+                ("tracestate", "tck=1"),
+            ],
+        )
+        .await?;
+    ensure_eq("publish status", 204, r.status, [response_line(&r)])?;
+    let d = t.wait_msg(ROUTE, "ts-1", 1).await?;
+    attr_eq(&body_of(&d[0]), "tracestate", json!("tck=1"), &d[0])?;
+    ensure_eq(
+        "delivery tracestate header",
+        None,
+        d[0].header("tracestate").map(str::to_owned),
         [format!("headers: {:?}", d[0].headers), body_line(&d[0])],
     )
 }
