@@ -392,9 +392,7 @@ pub async fn run(
     #[cfg(feature = "grpc")]
     let grpc_servers = crate::api::grpc::serve(&rt, listeners.grpc, &grpc_slots, &stop_rx);
     #[cfg(not(feature = "grpc"))]
-    if !listeners.grpc.is_empty() {
-        tracing::warn!("built without the `grpc` feature: the gRPC API is not served");
-    }
+    warn_grpc_not_served(&listeners.grpc);
 
     let consumers: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
     let discovery = {
@@ -543,6 +541,14 @@ async fn discover_and_start(
     );
 }
 
+/// A build without the `grpc` feature says so when asked for a gRPC port.
+#[cfg(not(feature = "grpc"))]
+fn warn_grpc_not_served(grpc_listeners: &[TcpListener]) {
+    if !grpc_listeners.is_empty() {
+        tracing::warn!("built without the `grpc` feature: the gRPC API is not served");
+    }
+}
+
 enum Discovery {
     Subscriptions(Vec<Subscription>),
     NoneDeclared,
@@ -550,6 +556,15 @@ enum Discovery {
     Failed,
 }
 
+/// The wait after `wait` between discovery calls, under daprd's built-in initialization retries
+/// (`DaprBuiltInInitializationRetries`: from 500 ms, growing by half, at most 1 s apart, for
+/// HTTP and gRPC apps alike), without their ±50 % jitter.
+fn next_init_wait(wait: Duration) -> Duration {
+    wait.mul_f64(1.5).min(Duration::from_secs(1))
+}
+
+/// `GET /dapr/subscribe` under daprd's built-in initialization retries (3 retries, waits from
+/// [`next_init_wait`]).
 async fn subscribe_call(app: &AppChannel) -> Discovery {
     let mut wait = Duration::from_millis(500);
     let mut tries = 0;
@@ -560,7 +575,7 @@ async fn subscribe_call(app: &AppChannel) -> Discovery {
                 let e = crate::api::error::chain(&e);
                 tracing::warn!("error getting topic list from app, retrying in {wait:?}: {e}");
                 tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(10));
+                wait = next_init_wait(wait);
                 tries += 1;
             }
             Err(e) => {
@@ -599,8 +614,8 @@ async fn subscribe_call(app: &AppChannel) -> Discovery {
     }
 }
 
-/// `ListTopicSubscriptions` under daprd's built-in initialization retries (exponential from
-/// 500 ms, at most 1 s apart, 3 retries). An error after them starts no app subscriptions at
+/// `ListTopicSubscriptions` under daprd's built-in initialization retries (3 retries, waits
+/// from [`next_init_wait`]). An error after them starts no app subscriptions at
 /// all, as daprd's subscriber does.
 #[cfg(feature = "grpc")]
 async fn list_topic_subscriptions(app: &crate::app_channel::grpc::GrpcAppChannel) -> Discovery {
@@ -618,7 +633,7 @@ async fn list_topic_subscriptions(app: &crate::app_channel::grpc::GrpcAppChannel
             Err(e) if tries < 3 => {
                 tracing::warn!("error getting topic list from app, retrying in {wait:?}: {e}");
                 tokio::time::sleep(wait).await;
-                wait = (wait.mul_f64(1.5)).min(Duration::from_secs(1));
+                wait = next_init_wait(wait);
                 tries += 1;
             }
             Err(e) => {

@@ -58,11 +58,8 @@ impl Scopes {
         if self.protected.contains(topic) {
             return listed;
         }
-        match own {
-            None => true,
-            Some(l) if l.is_empty() => true,
-            Some(_) => listed,
-        }
+        // A listed app's list is never empty: `app1=` lists the empty topic (`app_lists`).
+        own.is_none() || listed
     }
 }
 

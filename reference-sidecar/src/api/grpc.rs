@@ -183,6 +183,7 @@ fn metadata_response(rt: &Runtime) -> GetMetadataResponse {
         runtime_version: version.to_owned(),
         actor_runtime: Some(ActorRuntime {
             runtime_status: actor_runtime::ActorRuntimeStatus::Disabled as i32,
+            placement: super::ACTORS_PLACEMENT.to_owned(),
             ..Default::default()
         }),
         ..Default::default()

@@ -194,7 +194,7 @@ async fn metadata(State(rt): State<Arc<Runtime>>) -> Response {
         "components": components,
         "subscriptions": subscriptions,
         "extended": {"daprRuntimeVersion": concat!("refsidecar-", env!("CARGO_PKG_VERSION"))},
-        "actorRuntime": {"runtimeStatus": "DISABLED", "hostReady": false},
+        "actorRuntime": {"runtimeStatus": "DISABLED", "hostReady": false, "placement": super::ACTORS_PLACEMENT},
     });
     if let Some(port) = rt.config.app_port {
         body["appConnectionProperties"] = json!({

@@ -8,4 +8,8 @@ mod http;
 pub(crate) mod serve;
 
 pub use self::error::ApiError;
+
+/// The metadata APIs' actor placement: refsidecar has no actor runtime, which daprd without a
+/// placement service reports as disabled and disconnected.
+const ACTORS_PLACEMENT: &str = "placement: disconnected";
 pub use self::http::router;

@@ -176,6 +176,15 @@ pub(crate) fn checks() -> Vec<Check> {
             [Need::Launch],
             app_connection
         ),
+        check!(
+            "core::metadata::actor_runtime_disabled",
+            Should,
+            "Without a placement service, GET /v1.0/metadata reports actorRuntime as runtimeStatus DISABLED, hostReady false, placement \"placement: disconnected\"",
+            "daprd pkg/actors/actors.go RuntimeStatus (no placement addresses) and pkg/api/http/metadata.go (actorRuntime)",
+            METADATA_DOC,
+            [Need::Launch],
+            actor_runtime_disabled
+        ),
     ]
 }
 
@@ -702,6 +711,19 @@ async fn app_connection(t: &mut Trial) -> Result<(), Problem> {
         "appConnectionProperties.protocol",
         json!(t.app_protocol().as_str()),
         props["protocol"].clone(),
+        [line(&r)],
+    )
+}
+
+async fn actor_runtime_disabled(t: &mut Trial) -> Result<(), Problem> {
+    t.start(Scenario::new()).await?;
+    let r = t.client().metadata().await?;
+    ensure_eq("metadata status", 200, r.status, [line(&r)])?;
+    let body = r.json().unwrap_or(Value::Null);
+    ensure_eq(
+        "actorRuntime",
+        json!({"runtimeStatus": "DISABLED", "hostReady": false, "placement": "placement: disconnected"}),
+        body["actorRuntime"].clone(),
         [line(&r)],
     )
 }

@@ -46,8 +46,8 @@ pub(crate) fn checks() -> Vec<Check> {
         check!(
             "core::discovery::subscribe_gives_up",
             Should,
-            "A subscription discovery call the app always fails is tried in four rounds (the call and 3 retries; an HTTP client's immediate resend of a request on a dropped connection counts in its round), then no more, and the publish API keeps working",
-            "daprd pkg/runtime/pubsub/subscriptions.go GetSubscriptionsHTTP and GetSubscriptionsGRPC under the built-in DaprBuiltInInitializationRetries policy (MaxRetries 3)",
+            "A subscription discovery call the app always fails is tried in four rounds (the call and 3 retries; an HTTP client's immediate resend of a request on a dropped connection counts in its round) that back off (at least 1 s from the first to the last), then no more, and the publish API keeps working",
+            "daprd pkg/runtime/pubsub/subscriptions.go GetSubscriptionsHTTP and GetSubscriptionsGRPC under the built-in DaprBuiltInInitializationRetries policy (pkg/resiliency/resiliency.go: MaxRetries 3, exponential from 500 ms, multiplier 1.5, at most 1 s, randomization 0.5)",
             API_DOC,
             [Need::Launch],
             subscribe_gives_up
@@ -390,10 +390,21 @@ const SAME_ROUND: u64 = 100_000;
 
 /// Retry rounds among discovery calls made at `at` (microseconds, in arrival order).
 fn rounds(at: &[u64]) -> usize {
-    at.windows(2)
-        .filter(|w| w[1].saturating_sub(w[0]) >= SAME_ROUND)
-        .count()
-        + usize::from(!at.is_empty())
+    round_starts(at).len()
+}
+
+/// The shortest time, in microseconds, from the first discovery call to the first of the fourth
+/// round that daprd's built-in initialization retries allow: three waits from 500 ms, growing by
+/// half, each shortened by at most half (250 + 375 + 500 ms).
+const MIN_BACKOFF_SPAN: u64 = 1_000_000;
+
+/// When each round of discovery calls made at `at` began (microseconds, in arrival order).
+fn round_starts(at: &[u64]) -> Vec<u64> {
+    at.iter()
+        .enumerate()
+        .filter(|(i, t)| *i == 0 || t.saturating_sub(at[i - 1]) >= SAME_ROUND)
+        .map(|(_, t)| *t)
+        .collect()
 }
 
 /// When `app` received each discovery call, in microseconds.
@@ -467,6 +478,24 @@ async fn subscribe_gives_up(t: &mut Trial) -> Result<(), Problem> {
         if left.is_zero() || t.app().wait_subscribe_calls(next, left).await.is_err() {
             break;
         }
+    }
+    // The retries back off: daprd waits from 500 ms, growing by half, at most 1 s, each wait
+    // ±50 % (1.1 to 3.4 s over three waits).
+    let at = times(t);
+    let starts = round_starts(&at);
+    let span = starts
+        .last()
+        .unwrap_or(&0)
+        .saturating_sub(*starts.first().unwrap_or(&0));
+    if span < MIN_BACKOFF_SPAN {
+        return Err(Problem::fail(
+            format!(
+                "the four rounds of discovery calls came within {} ms: the retries did not back off (at least {} ms expected)",
+                span / 1000,
+                MIN_BACKOFF_SPAN / 1000
+            ),
+            evidence(t),
+        ));
     }
     let r = t
         .publish_raw(
@@ -895,7 +924,7 @@ async fn metadata_declarative(t: &mut Trial) -> Result<(), Problem> {
 
 #[cfg(test)]
 mod tests {
-    use super::rounds;
+    use super::{MIN_BACKOFF_SPAN, round_starts, rounds};
 
     #[test]
     fn an_immediate_resend_joins_its_round() {
@@ -909,5 +938,15 @@ mod tests {
         );
         assert_eq!(rounds(&[0, 99_999, 199_998]), 1);
         assert_eq!(rounds(&[0, 100_000]), 2);
+    }
+
+    #[test]
+    fn a_round_starts_with_its_first_call() {
+        let daprd = [361_938, 364_156, 1_095_643, 1_690_600, 2_596_701];
+        let starts = round_starts(&daprd);
+        assert_eq!(starts, [361_938, 1_095_643, 1_690_600, 2_596_701]);
+        // daprd's three waits there took 2.2 s.
+        assert!(starts[3] - starts[0] >= MIN_BACKOFF_SPAN);
+        assert!(round_starts(&[]).is_empty());
     }
 }

@@ -4,6 +4,7 @@
 //! Each check needs the capability `api.grpc`. The harness is the gRPC client; what was
 //! published is judged by what the HTTP test app receives.
 
+use dapr::dapr::proto::runtime::v1::actor_runtime::ActorRuntimeStatus;
 use dapr::dapr::proto::runtime::v1::{
     BulkPublishRequest, BulkPublishRequestEntry, PublishEventRequest,
 };
@@ -142,8 +143,8 @@ pub(crate) fn checks() -> Vec<Check> {
         check!(
             "core::grpc_api::metadata_lists_subscriptions",
             Should,
-            "GetMetadata reports the app id, the runtime version (also as extended_metadata daprRuntimeVersion), the pubsub component, the app connection (port, protocol) and the app's subscription with its routing rules",
-            "daprd pkg/api/universal/metadata.go: the same metadata as GET /v1.0/metadata",
+            "GetMetadata reports the app id, the runtime version (also as extended_metadata daprRuntimeVersion), the pubsub component, the app connection (port, protocol), the actor runtime as DISABLED with placement disconnected (no placement service) and the app's subscription with its routing rules",
+            "daprd pkg/api/universal/metadata.go: the same metadata as GET /v1.0/metadata; pkg/actors/actors.go RuntimeStatus (no placement addresses: DISABLED, \"placement: disconnected\")",
             PROTO,
             [Need::Launch, GRPC_API],
             metadata_lists_subscriptions
@@ -553,6 +554,23 @@ async fn metadata_lists_subscriptions(t: &mut Trial) -> Result<(), Problem> {
             t.app_protocol().as_str().to_owned(),
         ),
         (app.port, app.protocol),
+        [evidence.clone()],
+    )?;
+    let actors = md.actor_runtime.clone().unwrap_or_default();
+    ensure_eq(
+        "actor_runtime (runtime_status, placement, host_ready)",
+        (
+            Some(ActorRuntimeStatus::Disabled),
+            "placement: disconnected".to_owned(),
+            false,
+        ),
+        (
+            md.actor_runtime
+                .as_ref()
+                .and_then(|a| ActorRuntimeStatus::try_from(a.runtime_status).ok()),
+            actors.placement,
+            actors.host_ready,
+        ),
         [evidence.clone()],
     )?;
     ensure(
