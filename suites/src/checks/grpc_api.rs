@@ -362,14 +362,8 @@ async fn raw_payload_trace(t: &mut Trial) -> Result<(), Problem> {
     let ce = d[0].body_json.clone().unwrap_or(Value::Null);
     let line = format!("delivered: {ce}");
     ensure_eq("traceid", json!(tp), ce["traceid"].clone(), [line.clone()])?;
-    // daprd drops the tracestate of a gRPC call (its span context keeps none), so an empty
-    // one passes; any other value must be the call's.
-    let state = ce["tracestate"].clone();
-    ensure(
-        state.is_null() || state == json!("") || state == json!("tck=raw"),
-        format!("tracestate {state} is neither absent nor the call's"),
-        [line],
-    )
+    // daprd 1.18.3 loses the call's tracestate (fixtures/targets/daprd.expect.toml).
+    ensure_eq("tracestate", json!("tck=raw"), ce["tracestate"].clone(), [line])
 }
 
 async fn bulk_publish_delivered(t: &mut Trial) -> Result<(), Problem> {
