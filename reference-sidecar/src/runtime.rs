@@ -683,8 +683,8 @@ pub(crate) fn start_stream_subscription(
     subscribe(rt, app, sub, closed)
 }
 
-/// One subscription's consumer on its broker; `None` when the pubsub is not loaded or scopes
-/// forbid the subscription.
+/// One subscription's consumer on its broker; `None` when the pubsub is not loaded, the entry
+/// names no topic (nothing can be published to it), or scopes forbid the subscription.
 fn subscribe(
     rt: &Arc<Runtime>,
     app: App,
@@ -695,6 +695,10 @@ fn subscribe(
         tracing::warn!(pubsub = %sub.pubsub, topic = %sub.topic, "subscription names a pubsub that is not loaded; not started");
         return None;
     };
+    if sub.topic.is_empty() {
+        tracing::warn!(pubsub = %sub.pubsub, "subscription names no topic; not started");
+        return None;
+    }
     if !component
         .scopes
         .allows(&rt.config.app_id, &sub.topic, Operation::Subscribe)

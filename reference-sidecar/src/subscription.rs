@@ -129,7 +129,7 @@ pub struct Parsed {
 
 /// Parses the body of `GET /dapr/subscribe`. Keys are matched case-insensitively. An empty body
 /// means no subscriptions. A reply or entry of the wrong shape fails the whole reply, as in
-/// daprd; an entry naming no pubsub or topic is only skipped.
+/// daprd; an entry naming no pubsub or topic is kept (it receives nothing).
 pub fn parse_programmatic(body: &[u8]) -> Result<Parsed, ProgrammaticError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Parsed::default());
@@ -277,14 +277,8 @@ pub fn parse_programmatic(body: &[u8]) -> Result<Parsed, ProgrammaticError> {
                 )));
             }
         };
-        // daprd keeps such an entry, and starts it only on a pubsub of that name: one without a
-        // pubsub or topic never receives anything, and the entries next to it still work.
-        if pubsub.is_empty() || topic.is_empty() {
-            parsed.warnings.push(format!(
-                "subscription entry {index} names no pubsub or no topic (pubsubname {pubsub:?}, topic {topic:?}); it receives nothing"
-            ));
-            continue;
-        }
+        // An entry without a pubsub or a topic is kept, as daprd keeps it (the metadata API
+        // lists it); starting it (`subscribe` in runtime.rs) says why it receives nothing.
         let rules = Subscription::build_rules(&rules, default.as_deref(), route.as_deref())
             .map_err(|e| err(e.to_string()))?;
         if rules.is_empty() {
@@ -387,14 +381,18 @@ mod tests {
             e.contains("entry 0") && e.contains("metadata.rawPayload"),
             "{e}"
         );
-        // An entry without a pubsub is skipped with a warning; the others stay.
+        // An entry without a pubsub or a topic is kept, as daprd lists it; the others stay.
         let p = parse_programmatic(
-            br#"[{"topic":"a","route":"/a"},{"pubsubname":"ps","topic":"b","route":"/b"}]"#,
+            br#"[{"topic":"a","route":"/a"},{"pubsubname":"ps","route":"/n"},{"pubsubname":"ps","topic":"b","route":"/b"}]"#,
         )
         .unwrap();
-        assert_eq!(p.subscriptions.len(), 1);
-        assert_eq!(p.subscriptions[0].topic, "b");
-        assert!(p.warnings[0].contains("entry 0"), "{:?}", p.warnings);
+        let topics: Vec<_> = p
+            .subscriptions
+            .iter()
+            .map(|s| (s.pubsub.as_str(), s.topic.as_str()))
+            .collect();
+        assert_eq!(topics, [("", "a"), ("ps", ""), ("ps", "b")]);
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
         assert!(parse_programmatic(br#"{"a":1}"#).is_err());
     }
 

@@ -127,11 +127,20 @@ pub(crate) fn checks() -> Vec<Check> {
         check!(
             "core::discovery::entry_without_pubsub_skipped",
             Must,
-            "Entries naming no pubsub, or a pubsub that is not loaded, receive nothing and do not break the other entries of the reply",
+            "Entries naming no pubsub, no topic, or a pubsub that is not loaded, receive nothing and do not break the other entries of the reply",
             "daprd pkg/runtime/pubsub/subscriptions.go GetSubscriptionsHTTP (entries are not validated) and pkg/runtime/processor/subscriber StartAppSubscriptions (subscriptions start per loaded pubsub)",
             API_DOC,
             [Need::Launch],
             entry_without_pubsub_skipped
+        ),
+        check!(
+            "core::discovery::idle_entries_listed",
+            Should,
+            "Entries of a /dapr/subscribe reply naming no pubsub or no topic are kept as given: the metadata API lists them, though they receive nothing",
+            "daprd pkg/runtime/pubsub/subscriptions.go GetSubscriptionsHTTP (entries are not validated) and pkg/api/http/metadata.go (every subscription of the app is listed)",
+            API_DOC,
+            [Need::Launch],
+            idle_entries_listed
         ),
         check!(
             "core::discovery::empty_match_catch_all",
@@ -616,6 +625,7 @@ async fn entry_without_pubsub_skipped(t: &mut Trial) -> Result<(), Problem> {
     t.start(
         Scenario::new()
             .subscription(json!({"topic": "nopubsub", "route": "/nopubsub"}))
+            .subscription(json!({"pubsubname": PUBSUB, "route": "/notopic"}))
             .subscription(
                 json!({"pubsubname": "tck-not-loaded", "topic": TOPIC, "route": "/elsewhere"}),
             )
@@ -625,6 +635,40 @@ async fn entry_without_pubsub_skipped(t: &mut Trial) -> Result<(), Problem> {
     let id = t.publish(TOPIC, json!({})).await?;
     t.wait_msg("/orders", &id, 1).await?;
     only_on(t, &id, "/orders").await
+}
+
+async fn idle_entries_listed(t: &mut Trial) -> Result<(), Problem> {
+    t.start(
+        Scenario::new()
+            .subscription(json!({"topic": "nopubsub", "route": "/nopubsub"}))
+            .subscription(json!({"pubsubname": PUBSUB, "route": "/notopic"}))
+            .subscribe(TOPIC, "/orders"),
+    )
+    .await?;
+    // Discovery is done once the sidecar is ready (as core::discovery::metadata_programmatic
+    // reads it).
+    let r = t.client().metadata().await?;
+    let body = r.json().unwrap_or(Value::Null);
+    let listed = |pubsub: &str, topic: &str| {
+        body["subscriptions"].as_array().is_some_and(|subs| {
+            subs.iter()
+                .any(|s| s["pubsubname"] == json!(pubsub) && s["topic"] == json!(topic))
+        })
+    };
+    let evidence = || vec![format!("subscriptions: {}", body["subscriptions"])];
+    if !listed("", "nopubsub") {
+        return Err(Problem::fail(
+            "the metadata API does not list the entry without a pubsub (topic nopubsub)",
+            evidence(),
+        ));
+    }
+    if !listed(PUBSUB, "") {
+        return Err(Problem::fail(
+            "the metadata API does not list the entry without a topic",
+            evidence(),
+        ));
+    }
+    Ok(())
 }
 
 async fn empty_match_catch_all(t: &mut Trial) -> Result<(), Problem> {

@@ -363,7 +363,12 @@ async fn raw_payload_trace(t: &mut Trial) -> Result<(), Problem> {
     let line = format!("delivered: {ce}");
     ensure_eq("traceid", json!(tp), ce["traceid"].clone(), [line.clone()])?;
     // daprd 1.18.3 loses the call's tracestate (fixtures/targets/daprd.expect.toml).
-    ensure_eq("tracestate", json!("tck=raw"), ce["tracestate"].clone(), [line])
+    ensure_eq(
+        "tracestate",
+        json!("tck=raw"),
+        ce["tracestate"].clone(),
+        [line],
+    )
 }
 
 async fn bulk_publish_delivered(t: &mut Trial) -> Result<(), Problem> {
