@@ -29,10 +29,6 @@ use crate::secret::Secret;
 use crate::state::{KeyPrefix, StateError, StateStore};
 use crate::subscription::{self, Subscription};
 
-/// The longest grace period honoured (a `--dapr-graceful-shutdown-seconds` beyond it would
-/// overflow the clock); a century is as good as forever.
-const MAX_GRACE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-
 /// Everything the sidecar is told at start. Its derived `Debug` is safe to log: the tokens are
 /// [`Secret`]s.
 #[derive(Debug, Clone)]
@@ -407,7 +403,9 @@ pub async fn run(
     // One grace period for everything, as daprd's runner (dapr/kit concurrency.RunnerCloserManager)
     // gives its whole shutdown: deliveries and API requests in flight finish within it, then
     // whatever is left is dropped and `run` returns.
-    let deadline = tokio::time::Instant::now() + config.graceful_shutdown.min(MAX_GRACE);
+    // A grace period too long for the clock (`--dapr-graceful-shutdown-seconds` near u64::MAX)
+    // has no deadline.
+    let deadline = tokio::time::Instant::now().checked_add(config.graceful_shutdown);
     tracing::info!("shutting down: no more publishes; draining in-flight deliveries");
     let _ = stop_tx.send(true);
     discovery.abort();
@@ -419,8 +417,8 @@ pub async fn run(
         .map(|mut c| c.drain(..).collect())
         .unwrap_or_default();
     let aborts: Vec<_> = handles.iter().map(JoinHandle::abort_handle).collect();
-    let drained = tokio::time::timeout_at(deadline, futures::future::join_all(handles)).await;
-    if drained.is_err() {
+    let drained = within(deadline, futures::future::join_all(handles)).await;
+    if drained.is_none() {
         tracing::warn!(grace = ?config.graceful_shutdown, "grace period over: stopping deliveries without acknowledging or dead-lettering");
         let _ = abort_tx.send(true);
         for a in aborts {
@@ -455,9 +453,9 @@ pub async fn run(
         grpc_slots.drained().await;
         result
     };
-    match tokio::time::timeout_at(deadline, api_done).await {
-        Ok(r) => r?,
-        Err(_) => {
+    match within(deadline, api_done).await {
+        Some(r) => r?,
+        None => {
             tracing::warn!(grace = ?config.graceful_shutdown, "grace period over: closing API connections with requests still in flight");
             let _ = abort_tx.send(true);
             for t in api_tasks {
@@ -539,6 +537,17 @@ async fn discover_and_start(
         "dapr initialized. Status: Running. Init Elapsed {}ms",
         rt.started.elapsed().as_millis()
     );
+}
+
+/// `fut`'s output, or `None` when `deadline` came first; without a deadline, `fut`'s output.
+async fn within<T>(
+    deadline: Option<tokio::time::Instant>,
+    fut: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    match deadline {
+        Some(d) => tokio::time::timeout_at(d, fut).await.ok(),
+        None => Some(fut.await),
+    }
 }
 
 /// A build without the `grpc` feature says so when asked for a gRPC port.
