@@ -260,6 +260,15 @@ pub(crate) fn checks() -> Vec<Check> {
             metadata_programmatic
         ),
         check!(
+            "core::discovery::metadata_lists_subscription_metadata",
+            Should,
+            "/v1.0/metadata lists a subscription's metadata as the app gave it",
+            "daprd pkg/api/http/metadata.go: subscriptions (metadata)",
+            METADATA_DOC,
+            [Need::Launch],
+            metadata_lists_subscription_metadata
+        ),
+        check!(
             "core::discovery::metadata_declarative",
             Must,
             "/v1.0/metadata lists a declarative subscription with type DECLARATIVE and its route as the rule path",
@@ -949,6 +958,19 @@ async fn metadata_programmatic(t: &mut Trial) -> Result<(), Problem> {
         ],
         rules_of(&e),
         ev,
+    )
+}
+
+async fn metadata_lists_subscription_metadata(t: &mut Trial) -> Result<(), Problem> {
+    let mut entry = v2_entry(&[], Some("/orders"));
+    entry["metadata"] = json!({"tck-key": "tck-value"});
+    t.start(Scenario::new().subscription(entry)).await?;
+    let e = metadata_entry(t, TOPIC).await?;
+    ensure_eq(
+        "metadata",
+        json!({"tck-key": "tck-value"}),
+        e["metadata"].clone(),
+        [format!("metadata entry: {e}")],
     )
 }
 

@@ -48,6 +48,15 @@ pub(crate) fn checks() -> Vec<Check> {
             sigterm_delivers_accepted
         ),
         check!(
+            "core::lifecycle::sigterm_answers_request_in_flight",
+            Should,
+            "An API request in flight when SIGTERM arrives (a service invocation the app answers after 1 s) is answered before the sidecar exits",
+            "daprd graceful shutdown: the API servers stop accepting and finish the requests in flight within --dapr-graceful-shutdown-seconds (Go's http.Server.Shutdown)",
+            SHUTDOWN_DOC,
+            [Need::Launch],
+            sigterm_answers_request_in_flight
+        ),
+        check!(
             "core::lifecycle::sigterm_exits_in_grace",
             Should,
             "SIGTERM ends the sidecar within its grace period, without SIGKILL",
@@ -125,6 +134,36 @@ async fn sigterm_delivers_accepted(t: &mut Trial) -> Result<(), Problem> {
         t.app().deliveries_on("/dlq").is_empty(),
         "shutdown dead-lettered a healthy message",
         ev,
+    )
+}
+
+async fn sigterm_answers_request_in_flight(t: &mut Trial) -> Result<(), Problem> {
+    let slow = Script::Delay(Duration::from_secs(1), Box::new(Script::Success));
+    t.start(Scenario::new().script("/tck/slow", slow)).await?;
+    let client = t.client();
+    let path = format!("/v1.0/invoke/{}/method/tck/slow", t.app_id());
+    let call = tokio::spawn(async move {
+        client
+            .post(
+                &path,
+                bytes::Bytes::from_static(b"{}"),
+                &[("content-type", "application/json")],
+            )
+            .await
+    });
+    // SIGTERM once the app holds the request.
+    t.wait("/tck/slow", 1).await?;
+    let step = t.sidecar().terminate(DEADLINE).await;
+    let answer = match call.await {
+        Ok(Ok(r)) => format!("HTTP {}", r.status),
+        Ok(Err(e)) => format!("no answer: {e}"),
+        Err(e) => format!("no answer: {e}"),
+    };
+    ensure_eq(
+        "the answer to the request in flight at SIGTERM",
+        "HTTP 200".to_owned(),
+        answer,
+        [format!("shutdown ended by {step:?}")],
     )
 }
 

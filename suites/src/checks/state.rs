@@ -22,8 +22,8 @@ pub(crate) fn checks() -> Vec<Check> {
         check!(
             "core::state::save_and_get",
             Should,
-            "POST /v1.0/state/<store> saves items (204) that GET /v1.0/state/<store>/<key> reads back as saved; an item with an empty key answers 400 ERR_MALFORMED_REQUEST",
-            "daprd pkg/api/http/http.go onPostState (\"key\" is a required field: CommonMalformedRequest, 400) and onGetState",
+            "POST /v1.0/state/<store> saves items (204) that GET /v1.0/state/<store>/<key> reads back as saved; an item with an empty key answers 400 ERR_MALFORMED_REQUEST; DELETE /v1.0/state/<store>/<key> answers 204, and a get then answers 204 without a body",
+            "daprd pkg/api/http/http.go onPostState (\"key\" is a required field: CommonMalformedRequest, 400), onGetState (no item: 204) and onDeleteState (204)",
             STATE_DOC,
             [Need::Launch],
             save_and_get
@@ -102,7 +102,19 @@ async fn save_and_get(t: &mut Trial) -> Result<(), Problem> {
     read_back(t, "item-1", "back", &value).await?;
     let r = save(t, json!([{"key": "", "value": 1}])).await?;
     refused(&r, "a save with an empty key", 400, "ERR_MALFORMED_REQUEST")?;
-    Ok(())
+    let path = format!("/v1.0/state/{STORE}/item-1");
+    let r = t
+        .client()
+        .request(http::Method::DELETE, &path, None, &[])
+        .await?;
+    ensure_eq("status of a delete", 204, r.status, [line(&r)])?;
+    let r = t.client().get(&path).await?;
+    ensure_eq(
+        "status of a get after the delete",
+        (204, String::new()),
+        (r.status, String::from_utf8_lossy(&r.body).into_owned()),
+        [line(&r)],
+    )
 }
 
 async fn etag_mismatch(t: &mut Trial) -> Result<(), Problem> {
