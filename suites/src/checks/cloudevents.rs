@@ -721,44 +721,46 @@ async fn nonstring_trace_delivered(t: &mut Trial) -> Result<(), Problem> {
     Ok(())
 }
 
-async fn traceparent_propagated(t: &mut Trial) -> Result<(), Problem> {
+/// The W3C traceparent the trace checks publish with.
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+/// Starts the orders subscription, publishes `{"tck_id": id}` with [`TRACEPARENT`] and
+/// `extra` headers, and waits for its delivery.
+async fn publish_traced(
+    t: &mut Trial,
+    id: &str,
+    extra: &[(&str, &str)],
+) -> Result<Vec<harness::RecordedDelivery>, Problem> {
     start_orders(t).await?;
-    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut headers = vec![
+        ("content-type", "application/json"),
+        ("traceparent", TRACEPARENT),
+    ];
+    headers.extend_from_slice(extra);
     let r = t
         .client()
         .post(
             &format!("/v1.0/publish/{PUBSUB}/{TOPIC}"),
-            Bytes::from_static(br#"{"tck_id":"tp-1"}"#),
-            &[("content-type", "application/json"), ("traceparent", tp)],
+            Bytes::from(json!({ "tck_id": id }).to_string()),
+            &headers,
         )
         .await?;
     ensure_eq("publish status", 204, r.status, [response_line(&r)])?;
-    let d = t.wait_msg(ROUTE, "tp-1", 1).await?;
+    t.wait_msg(ROUTE, id, 1).await
+}
+
+async fn traceparent_propagated(t: &mut Trial) -> Result<(), Problem> {
+    let d = publish_traced(t, "tp-1", &[]).await?;
     ensure_eq(
         "delivery traceparent header",
-        Some(tp.to_owned()),
+        Some(TRACEPARENT.to_owned()),
         d[0].header("traceparent").map(str::to_owned),
         [format!("headers: {:?}", d[0].headers), body_line(&d[0])],
     )
 }
 
 async fn tracestate_in_envelope_only(t: &mut Trial) -> Result<(), Problem> {
-    start_orders(t).await?;
-    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    let r = t
-        .client()
-        .post(
-            &format!("/v1.0/publish/{PUBSUB}/{TOPIC}"),
-            Bytes::from_static(br#"{"tck_id":"ts-1"}"#),
-            &[
-                ("content-type", "application/json"),
-                ("traceparent", tp),
-                ("tracestate", "tck=1"),
-            ],
-        )
-        .await?;
-    ensure_eq("publish status", 204, r.status, [response_line(&r)])?;
-    let d = t.wait_msg(ROUTE, "ts-1", 1).await?;
+    let d = publish_traced(t, "ts-1", &[("tracestate", "tck=1")]).await?;
     attr_eq(&body_of(&d[0]), "tracestate", json!("tck=1"), &d[0])?;
     ensure_eq(
         "delivery tracestate header",
