@@ -655,11 +655,17 @@ async fn publish_before_app(t: &mut Trial) -> Result<(), Problem> {
     Ok(())
 }
 
-async fn metadata_non_empty(t: &mut Trial) -> Result<(), Problem> {
+/// Starts the sidecar with no subscriptions and reads `GET /v1.0/metadata`: 200, and its body
+/// as JSON (`null` when it is not JSON) with the response for evidence.
+async fn started_metadata(t: &mut Trial) -> Result<(Value, harness::ApiResponse), Problem> {
     t.start(Scenario::new()).await?;
     let r = t.client().metadata().await?;
     ensure_eq("metadata status", 200, r.status, [line(&r)])?;
-    let body = r.json().unwrap_or(Value::Null);
+    Ok((r.json().unwrap_or(Value::Null), r))
+}
+
+async fn metadata_non_empty(t: &mut Trial) -> Result<(), Problem> {
+    let (body, r) = started_metadata(t).await?;
     ensure(
         body["id"].is_string(),
         "the metadata body has no string id",
@@ -677,9 +683,7 @@ async fn metadata_non_empty(t: &mut Trial) -> Result<(), Problem> {
 }
 
 async fn components_listed(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new()).await?;
-    let r = t.client().metadata().await?;
-    let body = r.json().unwrap_or(Value::Null);
+    let (body, r) = started_metadata(t).await?;
     let found = body["components"].as_array().is_some_and(|cs| {
         cs.iter().any(|c| {
             c["name"] == "pubsub" && c["type"].as_str().is_some_and(|t| t.starts_with("pubsub."))
@@ -693,13 +697,10 @@ async fn components_listed(t: &mut Trial) -> Result<(), Problem> {
 }
 
 async fn app_connection(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new()).await?;
+    let (body, r) = started_metadata(t).await?;
     let port = t
         .app_port()
         .ok_or_else(|| Problem::Setup("the sidecar was started without an app port".into()))?;
-    let r = t.client().metadata().await?;
-    ensure_eq("metadata status", 200, r.status, [line(&r)])?;
-    let body = r.json().unwrap_or(Value::Null);
     let props = &body["appConnectionProperties"];
     ensure_eq(
         "appConnectionProperties.port",
@@ -716,10 +717,7 @@ async fn app_connection(t: &mut Trial) -> Result<(), Problem> {
 }
 
 async fn actor_runtime_disabled(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new()).await?;
-    let r = t.client().metadata().await?;
-    ensure_eq("metadata status", 200, r.status, [line(&r)])?;
-    let body = r.json().unwrap_or(Value::Null);
+    let (body, r) = started_metadata(t).await?;
     ensure_eq(
         "actorRuntime",
         json!({"runtimeStatus": "DISABLED", "hostReady": false, "placement": "placement: disconnected"}),
