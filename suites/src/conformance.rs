@@ -48,13 +48,18 @@ pub fn main_for(target: impl AsRef<std::path::Path>) -> ExitCode {
 /// `RUST_TEST_THREADS`), trials run [`default_jobs`] at a time as `pubsub-tck run`'s checks do,
 /// not one per core: most of a trial's time is spent waiting.
 pub fn arguments() -> Arguments {
+    arguments_with(default_jobs())
+}
+
+/// Like [`arguments`], with `jobs` trials at a time unless told otherwise.
+pub fn arguments_with(jobs: usize) -> Arguments {
     let mut args = Arguments::from_args();
     if args.test_threads.is_none() {
         let from_env = std::env::var("RUST_TEST_THREADS")
             .ok()
             .and_then(|v| v.parse().ok())
             .filter(|&n: &usize| n > 0);
-        args.test_threads = Some(from_env.unwrap_or_else(default_jobs));
+        args.test_threads = Some(from_env.unwrap_or(jobs));
     }
     args
 }

@@ -18,7 +18,9 @@ use suites::env::{EnvSettings, RunEnv, broker_unavailable, find_workspace};
 use suites::selfcheck::{Case, Judgement};
 
 fn main() -> std::process::ExitCode {
-    let args = suites::conformance::arguments();
+    // Twice the suites' default: a case mostly waits (for redeliveries, for windows in which
+    // nothing may arrive), and at the default the CPU stays under half busy.
+    let args = suites::conformance::arguments_with(2 * suites::runner::default_jobs());
     let settings = EnvSettings::from_env().unwrap_or_default();
     let cases = suites::selfcheck::cases();
     let isolation = [

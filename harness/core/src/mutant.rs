@@ -1005,17 +1005,19 @@ async fn forward_api(
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, AppUnreachable> {
     let (mut parts, body) = req.into_parts();
-    let body = body.collect().await.map_err(|_| AppUnreachable)?.to_bytes();
-    strip_hop_headers(&mut parts.headers);
     let path_and_query = parts
         .uri
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_owned();
     if proxy.mode == Mode::ResetOnHugeTtl && has_huge_ttl(&path_and_query) {
-        // A service error makes hyper close the connection without an answer.
+        // A service error makes hyper close the connection without an answer. The head names
+        // the TTL, so the body is never read: a client that waits for an early answer before
+        // sending it sees the close at once.
         return Err(AppUnreachable);
     }
+    let body = body.collect().await.map_err(|_| AppUnreachable)?.to_bytes();
+    strip_hop_headers(&mut parts.headers);
     let path_and_query = mutate_api_request(
         proxy.mode,
         &path_and_query,
