@@ -134,7 +134,7 @@ fi
 
 # 2. The binaries the suites launch as black boxes: the reference sidecar and the mutant
 #    wrapper used by the self-check. Release, because that is what users run and measure.
-cargo build --release --locked -p reference-sidecar -p harness --bins "${KAFKA_FEATURES[@]}"
+cargo build --release --locked -p reference-sidecar -p harness-mutant --bins "${KAFKA_FEATURES[@]}"
 
 # 3. The optional brokers-in-containers provider (feature `testcontainers`) needs a Docker engine
 #    to run, which this machine may not have; type-check it so that it keeps building.

@@ -1,7 +1,7 @@
 //! The self-check: the checks must catch broken sidecars.
 //!
 //! Each [`Case`] runs one check against a target behind the `tck-mutant` wrapper in one
-//! [`Mode`] (see `harness::mutant`): a mutant must make the check fail, naming the broken
+//! [`Mode`] (see `harness_mutant`): a mutant must make the check fail, naming the broken
 //! promise; the pass-through mode `none` is the control and must pass the same checks. The
 //! cases run around any launched target, so an implementer proves the checks have teeth on
 //! their own sidecar and broker (`pubsub-tck selfcheck`), as `suites/tests/selfcheck.rs` does
@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use harness::TargetFile;
-use harness::mutant::Mode;
+use harness_mutant::Mode;
 use harness_report::{CheckResult, VerdictKind};
 
 use crate::{Broker, RunEnv};
@@ -342,7 +342,7 @@ impl Judgement {
     }
 }
 
-/// Runs `case` in `env`, whose target is already the mutant (see `harness::mutant::wrap`), and
+/// Runs `case` in `env`, whose target is already the mutant (see `harness_mutant::wrap`), and
 /// judges the result.
 pub async fn judge(env: Arc<RunEnv>, case: &Case) -> Judgement {
     let Some(check) = crate::all().into_iter().find(|c| c.id == case.check) else {

@@ -2,7 +2,7 @@
 //! `suites::selfcheck` (one check against refsidecar, or daprd, behind the `tck-mutant` proxy
 //! that breaks one promise) and requires that the check fails, naming the promise; the `none`
 //! mutant (a pure proxy) is the control and must pass the same checks. The mutant targets are
-//! derived from `fixtures/targets/reference.toml` and `daprd.toml` by `harness::mutant::wrap`,
+//! derived from `fixtures/targets/reference.toml` and `daprd.toml` by `harness_mutant::wrap`,
 //! as `pubsub-tck selfcheck` derives them from an implementer's target file.
 //!
 //! Needs `target/release/refsidecar` and `target/release/tck-mutant` (the README's test
@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use harness::mutant::Mode;
+use harness_mutant::Mode;
 use harness_report::VerdictKind;
 use libtest_mimic::{Failed, Trial};
 use suites::Broker;
@@ -239,7 +239,7 @@ fn env_around(sidecar: Sidecar, broker: Broker, mode: Mode) -> Result<Arc<RunEnv
     let env = RunEnv::new(&settings, root.clone(), run_dir, broker)
         .map_err(|e| Failed::from(format!("{e:#}")))?;
     let wrapper = [root.join("target/release/tck-mutant").display().to_string()];
-    let mutant = harness::mutant::wrap(&env.target, mode, &wrapper)
+    let mutant = harness_mutant::wrap(&env.target, mode, &wrapper)
         .map_err(|e| Failed::from(format!("{e:#}")))?;
     let mut env = Arc::unwrap_or_clone(env);
     env.target = mutant;

@@ -61,7 +61,7 @@ enum Command {
     Selfcheck(selfcheck::SelfcheckArgs),
     /// The wrapper `selfcheck` launches in front of a sidecar (the same as `tck-mutant`).
     #[command(hide = true)]
-    Mutant(harness::mutant::cli::MutantArgs),
+    Mutant(harness_mutant::cli::MutantArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -102,7 +102,7 @@ struct RunArgs {
     /// Run against each target wrapped in this deliberately broken proxy (a mutant mode of
     /// `selfcheck`, such as `never-ack`): how a broken version of the sidecar would fare.
     #[arg(long)]
-    mutant: Option<harness::mutant::Mode>,
+    mutant: Option<harness_mutant::Mode>,
     /// Requests per campaign of the `robustness` profile (default 20000; nightly: 1000000).
     /// Default: $PUBSUB_TCK_BUDGET.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
@@ -158,7 +158,7 @@ fn main() -> ExitCode {
 }
 
 /// Runs the wrapper until its sidecar exits, with the sidecar's exit code.
-fn mutant(args: harness::mutant::cli::MutantArgs) -> anyhow::Result<u8> {
+fn mutant(args: harness_mutant::cli::MutantArgs) -> anyhow::Result<u8> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -170,7 +170,7 @@ fn mutant(args: harness::mutant::cli::MutantArgs) -> anyhow::Result<u8> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let code = rt.block_on(harness::mutant::cli::main_with(args))?;
+    let code = rt.block_on(harness_mutant::cli::main_with(args))?;
     Ok(u8::try_from(code).unwrap_or(1))
 }
 
@@ -430,10 +430,10 @@ fn run_once(
 }
 
 /// `env` with its target behind `pubsub-tck mutant --mode MODE` (this very binary).
-fn mutant_env(env: Arc<RunEnv>, mode: harness::mutant::Mode) -> anyhow::Result<Arc<RunEnv>> {
+fn mutant_env(env: Arc<RunEnv>, mode: harness_mutant::Mode) -> anyhow::Result<Arc<RunEnv>> {
     let exe = std::env::current_exe().context("finding the pubsub-tck binary")?;
     let wrapper = [exe.display().to_string(), "mutant".to_owned()];
-    let mutant = harness::mutant::wrap(&env.target, mode, &wrapper)
+    let mutant = harness_mutant::wrap(&env.target, mode, &wrapper)
         .with_context(|| format!("wrapping target `{}`", env.target.name()))?;
     let mut env = Arc::unwrap_or_clone(env);
     env.target = mutant;

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
-use harness::mutant::Mode;
+use harness_mutant::Mode;
 use indicatif::{ProgressBar, ProgressStyle};
 use suites::env::{EnvSettings, RunEnv, find_workspace};
 use suites::selfcheck::{Case, Judgement};

@@ -4,9 +4,9 @@
 //! ([`target`], [`sidecar`]), supervises child processes ([`proc`], [`ports`]), runs the
 //! in-process scriptable test app that records every delivery ([`app`]) and talks to the
 //! sidecar's HTTP API ([`client`]).
-//! It also holds the logic of the deliberately broken `tck-mutant` sidecar wrapper
-//! ([`mutant`]) used to check that the suites catch real violations, and finds or starts
-//! the Toxiproxy that TCP faults go through ([`fault_proxy`]).
+//! It also finds or starts the Toxiproxy that TCP faults go through ([`fault_proxy`]). The
+//! deliberately broken `tck-mutant` sidecar wrapper is a crate of its own (`harness-mutant`),
+//! built on this one.
 //!
 //! Invariant: nothing here depends on the `reference-sidecar` crate; a sidecar is known
 //! only through its wire API and its target file.
@@ -22,7 +22,6 @@ pub mod fault;
 pub mod fault_proxy;
 pub mod grpc_client;
 pub mod kafka_wire;
-pub mod mutant;
 pub mod ports;
 pub mod proc;
 pub mod raw_http;
@@ -31,7 +30,7 @@ pub mod sidecar;
 pub mod target;
 
 #[cfg(unix)]
-mod unix;
+pub mod unix;
 
 pub use app::{
     AppProtocol, RecordedDelivery, RecordedRequest, Script, StreamError, StreamRequest,

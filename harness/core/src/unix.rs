@@ -8,16 +8,22 @@ use nix::unistd::Pid;
 
 /// The signals the harness sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Sig {
+pub enum Sig {
+    /// SIGTERM.
     Term,
+    /// SIGINT.
     Int,
+    /// SIGKILL.
     Kill,
+    /// SIGSTOP.
     Stop,
+    /// SIGCONT.
     Cont,
 }
 
 impl Sig {
-    pub(crate) fn name(self) -> &'static str {
+    /// The signal's name (`SIGTERM`).
+    pub fn name(self) -> &'static str {
         match self {
             Sig::Term => "SIGTERM",
             Sig::Int => "SIGINT",
@@ -45,11 +51,11 @@ fn pid(raw: u32) -> Result<Pid, nix::Error> {
 }
 
 /// Sends `sig` to the process group led by `pgid`.
-pub(crate) fn signal_group(pgid: u32, sig: Sig) -> Result<(), nix::Error> {
+pub fn signal_group(pgid: u32, sig: Sig) -> Result<(), nix::Error> {
     killpg(pid(pgid)?, sig.to_nix())
 }
 
 /// Sends `sig` to one process.
-pub(crate) fn signal_process(raw: u32, sig: Sig) -> Result<(), nix::Error> {
+pub fn signal_process(raw: u32, sig: Sig) -> Result<(), nix::Error> {
     kill(pid(raw)?, sig.to_nix())
 }

@@ -2,104 +2,14 @@
 //! crate's generated client, the state API (in-memory, and Redis against a private
 //! `redis-server`), and self-invocation. Every wait is on an observable condition with a deadline.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use bytes::Bytes;
 use clap::Parser as _;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use reference_sidecar::{Config, Listeners, run};
+use http_body_util::Full;
+use reference_sidecar::{Listeners, run};
 use serde_json::{Value, json};
-use tokio::sync::{Notify, oneshot};
 
-const DEADLINE: Duration = Duration::from_secs(10);
-
-#[derive(Clone, Default)]
-struct App {
-    deliveries: Arc<Mutex<Vec<Value>>>,
-    notify: Arc<Notify>,
-}
-
-async fn app_handler(
-    State(app): State<App>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    match uri.path() {
-        "/dapr/subscribe" => {
-            axum::Json(json!([{"pubsubname": "pubsub", "topic": "orders", "route": "/orders"}]))
-                .into_response()
-        }
-        "/dapr/config" | "/missing" => (StatusCode::NOT_FOUND, "nope").into_response(),
-        "/orders" => {
-            let ce: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            app.deliveries.lock().unwrap().push(ce);
-            app.notify.notify_waiters();
-            axum::Json(json!({"status": "SUCCESS"})).into_response()
-        }
-        _ => {
-            let header = |k: &str| {
-                headers
-                    .get(k)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-")
-                    .to_owned()
-            };
-            let text = format!(
-                "{method} {} {} token={} custom={} caller={}",
-                uri.path_and_query().map(|p| p.as_str()).unwrap_or(""),
-                String::from_utf8_lossy(&body),
-                header("dapr-api-token"),
-                header("x-custom"),
-                header("dapr-caller-app-id"),
-            );
-            (StatusCode::CREATED, [("x-echo", "yes")], text).into_response()
-        }
-    }
-}
-
-impl App {
-    async fn wait_for(&self, tag: &str) -> Value {
-        let found = tokio::time::timeout(DEADLINE, async {
-            loop {
-                let notified = self.notify.notified();
-                let hit = self
-                    .deliveries
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .find(|ce| ce["data"]["tag"] == tag || ce["data"] == tag)
-                    .cloned();
-                if let Some(ce) = hit {
-                    return ce;
-                }
-                notified.await;
-            }
-        })
-        .await;
-        found.unwrap_or_else(|_| panic!("no delivery tagged {tag} within {DEADLINE:?}"))
-    }
-}
-
-struct Sidecar {
-    app: App,
-    http: String,
-    grpc: String,
-    client: Client<HttpConnector, Full<Bytes>>,
-    stop: Option<oneshot::Sender<()>>,
-    done: tokio::task::JoinHandle<Result<(), reference_sidecar::RunError>>,
-    _dir: tempfile::TempDir,
-}
+use crate::common::{App, config};
 
 const RESOURCES: &str = r#"
 apiVersion: dapr.io/v1alpha1
@@ -119,115 +29,37 @@ spec:
   version: v1
 "#;
 
-async fn start(extra_resources: &str, api_token: Option<&str>, app_token: Option<&str>) -> Sidecar {
-    let app = App::default();
-    let app_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let app_port = app_listener.local_addr().unwrap().port();
-    let router = Router::new().fallback(app_handler).with_state(app.clone());
-    tokio::spawn(async move { axum::serve(app_listener, router).await });
+/// A sidecar with the in-memory pubsub and state store (and `extra_resources`), in front of an
+/// echo app subscribed to `orders`.
+struct Sidecar {
+    app: App,
+    inner: crate::common::Sidecar,
+    _dir: tempfile::TempDir,
+}
 
+async fn start(extra_resources: &str, api_token: Option<&str>, app_token: Option<&str>) -> Sidecar {
+    let (app, port) =
+        App::start_echo(json!([{"pubsubname": "pubsub", "topic": "orders", "route": "/orders"}]))
+            .await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("resources.yaml"),
         format!("{RESOURCES}{extra_resources}"),
     )
     .unwrap();
-    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (http_addr, grpc_addr): (SocketAddr, SocketAddr) =
-        (http.local_addr().unwrap(), grpc.local_addr().unwrap());
-    let config = Config {
-        app_id: "checkout".into(),
-        app_port: Some(app_port),
-        app_channel_address: "127.0.0.1".into(),
-        app_protocol: "http".into(),
-        resources_paths: vec![dir.path().to_owned()],
-        config_file: None,
-        app_max_concurrency: -1,
-        max_body_size: 1 << 20,
-        graceful_shutdown: Duration::from_secs(2),
-        api_token: api_token.map(reference_sidecar::Secret::from),
-        app_api_token: app_token.map(reference_sidecar::Secret::from),
-        listen_addresses: vec!["127.0.0.1".parse().unwrap()],
-        http_port: 0,
-        grpc_port: 0,
-        limits: reference_sidecar::Limits::default(),
-    };
-    let (stop, stopped) = oneshot::channel::<()>();
-    let listeners = Listeners {
-        http: vec![http],
-        grpc: vec![grpc],
-    };
-    let done = tokio::spawn(run(config, listeners, async move {
-        let _ = stopped.await;
-    }));
-    let s = Sidecar {
+    let mut config = config("checkout", Some(port), dir.path());
+    config.api_token = api_token.map(reference_sidecar::Secret::from);
+    config.app_api_token = app_token.map(reference_sidecar::Secret::from);
+    Sidecar {
         app,
-        http: format!("http://{http_addr}"),
-        grpc: format!("http://{grpc_addr}"),
-        client: Client::builder(TokioExecutor::new()).build_http(),
-        stop: Some(stop),
-        done,
+        inner: crate::common::Sidecar::start(config).await,
         _dir: dir,
-    };
-    let ok = tokio::time::timeout(DEADLINE, async {
-        let mut tick = tokio::time::interval(Duration::from_millis(10));
-        loop {
-            tick.tick().await;
-            if s.request("GET", "/v1.0/healthz", &[], "").await.0 == StatusCode::NO_CONTENT {
-                return;
-            }
-        }
-    })
-    .await;
-    assert!(ok.is_ok(), "sidecar not healthy within {DEADLINE:?}");
-    s
+    }
 }
 
 impl Sidecar {
-    async fn request(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: &str,
-    ) -> (StatusCode, HeaderMap, Bytes) {
-        let mut req = hyper::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.http));
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let resp = self
-            .client
-            .request(req.body(Full::new(Bytes::from(body.to_owned()))).unwrap())
-            .await
-            .unwrap();
-        let (parts, body) = resp.into_parts();
-        (
-            parts.status,
-            parts.headers,
-            body.collect().await.unwrap().to_bytes(),
-        )
-    }
-
-    async fn grpc_client(
-        &self,
-    ) -> dapr::dapr::proto::runtime::v1::dapr_client::DaprClient<tonic::transport::Channel> {
-        dapr::dapr::proto::runtime::v1::dapr_client::DaprClient::connect(self.grpc.clone())
-            .await
-            .unwrap()
-    }
-
-    async fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        tokio::time::timeout(DEADLINE, self.done)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+    async fn stop(self) {
+        self.inner.stop().await;
     }
 }
 
@@ -260,7 +92,7 @@ mod grpc {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn publish_metadata_and_unimplemented() {
         let s = start("", None, None).await;
-        let mut c = s.grpc_client().await;
+        let mut c = s.inner.grpc_client().await;
 
         // PublishEvent delivers a daprd-shaped CloudEvent.
         c.publish_event(publish("pubsub", r#"{"tag":"g1"}"#, "application/json"))
@@ -367,7 +199,7 @@ mod grpc {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn api_token_is_enforced() {
         let s = start("", Some("secret"), None).await;
-        let mut c = s.grpc_client().await;
+        let mut c = s.inner.grpc_client().await;
         let err = c
             .get_metadata(GetMetadataRequest::default())
             .await
@@ -398,10 +230,11 @@ mod state {
         let base = format!("/v1.0/state/{store}");
         let ct = [("content-type", "application/json")];
         let (status, _, _) = s
-            .request("POST", &base, &ct, r#"[{"key":"k1","value":{"n":1}}]"#)
+            .inner
+            .send("POST", &base, &ct, r#"[{"key":"k1","value":{"n":1}}]"#)
             .await;
         assert_eq!(status, StatusCode::NO_CONTENT);
-        let (status, headers, body) = s.request("GET", &format!("{base}/k1"), &[], "").await;
+        let (status, headers, body) = s.inner.send("GET", &format!("{base}/k1"), &[], "").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(headers["content-type"], "application/json");
         assert_eq!(&body[..], br#"{"n":1}"#);
@@ -411,7 +244,7 @@ mod state {
         let save = |etag: &str, n: u32| {
             json!([{"key": "k1", "value": {"n": n}, "etag": etag}]).to_string()
         };
-        let (status, _, body) = s.request("POST", &base, &ct, &save(bad_etag, 2)).await;
+        let (status, _, body) = s.inner.send("POST", &base, &ct, &save(bad_etag, 2)).await;
         assert_eq!(
             status,
             StatusCode::CONFLICT,
@@ -419,9 +252,9 @@ mod state {
             String::from_utf8_lossy(&body)
         );
         assert_eq!(error_code(&body), "ERR_STATE_SAVE");
-        let (status, _, _) = s.request("POST", &base, &ct, &save(&etag, 3)).await;
+        let (status, _, _) = s.inner.send("POST", &base, &ct, &save(&etag, 3)).await;
         assert_eq!(status, StatusCode::NO_CONTENT);
-        let (_, headers, body) = s.request("GET", &format!("{base}/k1"), &[], "").await;
+        let (_, headers, body) = s.inner.send("GET", &format!("{base}/k1"), &[], "").await;
         assert_eq!(&body[..], br#"{"n":3}"#);
         let etag2 = headers["etag"].to_str().unwrap().to_owned();
         assert_ne!(etag, etag2);
@@ -430,42 +263,48 @@ mod state {
         // unconditional delete.
         let malformed = hyper::Request::builder()
             .method("DELETE")
-            .uri(format!("{}{base}/k1", s.http))
+            .uri(format!("{}{base}/k1", s.inner.http))
             .header(
                 "if-match",
                 http::HeaderValue::from_bytes(b"\xff\xfe").unwrap(),
             )
             .body(Full::new(Bytes::new()))
             .unwrap();
-        let resp = s.client.request(malformed).await.unwrap();
+        let resp = s.inner.client.request(malformed).await.unwrap();
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-        let (status, _, _) = s.request("GET", &format!("{base}/k1"), &[], "").await;
+        let (status, _, _) = s.inner.send("GET", &format!("{base}/k1"), &[], "").await;
         assert_eq!(
             status,
             StatusCode::OK,
             "the malformed delete deleted nothing"
         );
         let (status, _, body) = s
-            .request("DELETE", &format!("{base}/k1"), &[("if-match", &etag)], "")
+            .inner
+            .send("DELETE", &format!("{base}/k1"), &[("if-match", &etag)], "")
             .await;
         assert_eq!(status, StatusCode::CONFLICT);
         assert_eq!(error_code(&body), "ERR_STATE_DELETE");
         let (status, _, _) = s
-            .request("DELETE", &format!("{base}/k1"), &[("if-match", &etag2)], "")
+            .inner
+            .send("DELETE", &format!("{base}/k1"), &[("if-match", &etag2)], "")
             .await;
         assert_eq!(status, StatusCode::NO_CONTENT);
-        let (status, _, body) = s.request("GET", &format!("{base}/k1"), &[], "").await;
+        let (status, _, body) = s.inner.send("GET", &format!("{base}/k1"), &[], "").await;
         assert_eq!(status, StatusCode::NO_CONTENT);
         assert!(body.is_empty());
 
         // A string value comes back as a JSON string; keys may contain slashes.
         let (status, _, _) = s
-            .request("POST", &base, &ct, r#"[{"key":"a/b","value":"text"}]"#)
+            .inner
+            .send("POST", &base, &ct, r#"[{"key":"a/b","value":"text"}]"#)
             .await;
         assert_eq!(status, StatusCode::NO_CONTENT);
-        let (_, _, body) = s.request("GET", &format!("{base}/a/b"), &[], "").await;
+        let (_, _, body) = s.inner.send("GET", &format!("{base}/a/b"), &[], "").await;
         assert_eq!(&body[..], br#""text""#);
-        let (status, _, _) = s.request("DELETE", &format!("{base}/a/b"), &[], "").await;
+        let (status, _, _) = s
+            .inner
+            .send("DELETE", &format!("{base}/a/b"), &[], "")
+            .await;
         assert_eq!(status, StatusCode::NO_CONTENT);
     }
 
@@ -474,15 +313,18 @@ mod state {
         let s = start("", None, None).await;
         round_trip(&s, "statestore", "not-the-etag").await;
 
-        let (status, _, body) = s.request("GET", "/v1.0/state/nope/k", &[], "").await;
+        let (status, _, body) = s.inner.send("GET", "/v1.0/state/nope/k", &[], "").await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(error_code(&body), "ERR_STATE_STORE_NOT_FOUND");
-        let (status, _, body) = s.request("POST", "/v1.0/state/statestore", &[], "{").await;
+        let (status, _, body) = s
+            .inner
+            .send("POST", "/v1.0/state/statestore", &[], "{")
+            .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(error_code(&body), "ERR_MALFORMED_REQUEST");
 
         // The metadata API lists the state store.
-        let (_, _, body) = s.request("GET", "/v1.0/metadata", &[], "").await;
+        let (_, _, body) = s.inner.send("GET", "/v1.0/metadata", &[], "").await;
         let md: Value = serde_json::from_slice(&body).unwrap();
         let types: Vec<_> = md["components"]
             .as_array()
@@ -494,74 +336,19 @@ mod state {
         s.stop().await;
     }
 
-    /// A private redis-server on a free loopback port in its own directory; killed on drop.
-    struct RedisServer {
-        port: u16,
-        _child: tokio::process::Child,
-        _dir: tempfile::TempDir,
-    }
-
-    async fn redis_server() -> RedisServer {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = tokio::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--dir"])
-            .arg(dir.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("redis-server must be installed for this test");
-        let ready = tokio::time::timeout(DEADLINE, async {
-            let mut tick = tokio::time::interval(Duration::from_millis(20));
-            loop {
-                tick.tick().await;
-                if ping(port).await {
-                    return;
-                }
-            }
-        })
-        .await;
-        assert!(
-            ready.is_ok(),
-            "redis-server on {port} did not answer PING within {DEADLINE:?}"
-        );
-        RedisServer {
-            port,
-            _child: child,
-            _dir: dir,
-        }
-    }
-
-    async fn ping(port: u16) -> bool {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let Ok(mut conn) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
-            return false;
-        };
-        if conn.write_all(b"PING\r\n").await.is_err() {
-            return false;
-        }
-        let mut buf = [0u8; 7];
-        conn.read_exact(&mut buf).await.is_ok() && &buf == b"+PONG\r\n"
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn redis() {
-        let redis = redis_server().await;
+        let redis = crate::common::RedisServer::start().await;
         let component = format!(
             "---\napiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: redisstore\nspec:\n  type: state.redis\n  version: v1\n  metadata:\n  - name: redisHost\n    value: 127.0.0.1:{}\n",
-            redis.port
+            redis.port()
         );
         let s = start(&component, None, None).await;
         round_trip(&s, "redisstore", "999").await;
         // Redis ETags are versions: a non-number is an invalid ETag (400).
         let (status, _, body) = s
-            .request(
+            .inner
+            .send(
                 "POST",
                 "/v1.0/state/redisstore",
                 &[],
@@ -614,7 +401,8 @@ mod invoke {
         let s = start("", Some("api-secret"), Some("app-secret")).await;
         let token = ("dapr-api-token", "api-secret");
         let (status, headers, body) = s
-            .request(
+            .inner
+            .send(
                 "PUT",
                 "/v1.0/invoke/checkout/method/echo/a?x=1",
                 &[token, ("x-custom", "c1")],
@@ -630,13 +418,15 @@ mod invoke {
         );
         // The app's 404 passes through.
         let (status, _, body) = s
-            .request("GET", "/v1.0/invoke/checkout/method/missing", &[token], "")
+            .inner
+            .send("GET", "/v1.0/invoke/checkout/method/missing", &[token], "")
             .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(&body[..], b"nope");
         // The dapr-app-id header form.
         let (status, _, body) = s
-            .request(
+            .inner
+            .send(
                 "DELETE",
                 "/things/7",
                 &[token, ("dapr-app-id", "checkout")],
@@ -648,7 +438,8 @@ mod invoke {
 
         // Another app id needs name resolution, which this sidecar does not have.
         let (status, _, body) = s
-            .request("POST", "/v1.0/invoke/inventory/method/x", &[token], "")
+            .inner
+            .send("POST", "/v1.0/invoke/inventory/method/x", &[token], "")
             .await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         let err: Value = serde_json::from_slice(&body).unwrap();
@@ -660,11 +451,12 @@ mod invoke {
         );
         // Without the API token: 401 before anything is forwarded.
         let (status, _, _) = s
-            .request("GET", "/v1.0/invoke/checkout/method/echo", &[], "")
+            .inner
+            .send("GET", "/v1.0/invoke/checkout/method/echo", &[], "")
             .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         // Other unmatched paths keep daprd's 404.
-        let (status, _, body) = s.request("GET", "/v1.0/nothing", &[token], "").await;
+        let (status, _, body) = s.inner.send("GET", "/v1.0/nothing", &[token], "").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(error_code(&body), "ERR_DIRECT_INVOKE");
         s.stop().await;

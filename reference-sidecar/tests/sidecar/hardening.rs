@@ -13,12 +13,12 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use reference_sidecar::Limits;
 use reference_sidecar::app_channel::{AppChannel, ChannelSettings, InitError};
-use reference_sidecar::{Config, Limits, Listeners, RunError, run};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+
+use crate::common::config;
 
 const DEADLINE: Duration = Duration::from_secs(10);
 const SHORT: Duration = Duration::from_millis(300);
@@ -65,10 +65,11 @@ fn limits() -> Limits {
     }
 }
 
+/// A sidecar with the in-memory pubsub, `limits`, a 64 KiB body cap and `grace` to shut down,
+/// in front of [`app`].
 struct Sidecar {
+    inner: crate::common::Sidecar,
     addr: SocketAddr,
-    stop: oneshot::Sender<()>,
-    done: JoinHandle<Result<(), RunError>>,
     _dir: tempfile::TempDir,
 }
 
@@ -80,45 +81,16 @@ async fn start(grace: Duration, limits: Limits) -> Sidecar {
         "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: pubsub\nspec:\n  type: pubsub.in-memory\n  version: v1\n",
     )
     .unwrap();
-    let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = http.local_addr().unwrap();
-    let config = Config {
-        app_id: "checkout".into(),
-        app_port: Some(app_port),
-        app_channel_address: "127.0.0.1".into(),
-        app_protocol: "http".into(),
-        resources_paths: vec![dir.path().to_owned()],
-        config_file: None,
-        app_max_concurrency: -1,
-        max_body_size: CAP,
-        graceful_shutdown: grace,
-        api_token: None,
-        app_api_token: None,
-        listen_addresses: vec!["127.0.0.1".parse().unwrap()],
-        http_port: 0,
-        grpc_port: 0,
-        limits,
-    };
-    let (stop, stopped) = oneshot::channel::<()>();
-    let listeners = Listeners {
-        http: vec![http],
-        ..Listeners::default()
-    };
-    let done = tokio::spawn(run(config, listeners, async move {
-        let _ = stopped.await;
-    }));
-    let s = Sidecar {
-        addr,
-        stop,
-        done,
+    let mut config = config("checkout", Some(app_port), dir.path());
+    config.max_body_size = CAP;
+    config.graceful_shutdown = grace;
+    config.limits = limits;
+    let inner = crate::common::Sidecar::start(config).await;
+    Sidecar {
+        addr: inner.addr,
+        inner,
         _dir: dir,
-    };
-    let started = Instant::now();
-    while get(&s, "/v1.0/healthz").await.0 != 204 {
-        assert!(started.elapsed() < DEADLINE, "sidecar not healthy");
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    s
 }
 
 /// GET on a fresh connection: status and body.
@@ -224,12 +196,7 @@ async fn shutdown_drops_requests_still_in_flight_after_the_grace_period() {
         .await
         .expect("the invocation reached the app");
     let started = Instant::now();
-    let _ = s.stop.send(());
-    tokio::time::timeout(DEADLINE, s.done)
-        .await
-        .expect("run returns after the grace period")
-        .unwrap()
-        .unwrap();
+    s.inner.stop().await; // `run` returns `Ok` within the deadline
     let took = started.elapsed();
     assert!(
         took >= grace && took < grace + Duration::from_secs(1),

@@ -1,7 +1,8 @@
-//! API tokens, health endpoints and the metadata API (spec notes §8.7, §8.8, §9).
+//! API tokens (spec notes §8.7).
 
-use serde_json::{Value, json};
+use serde_json::json;
 
+use super::line;
 use crate::catalog::{Check, Need};
 use crate::check;
 use crate::problem::{Problem, ensure, ensure_eq};
@@ -9,8 +10,6 @@ use crate::trial::{DEADLINE, Scenario, Trial};
 
 const TOKEN_DOC: Option<&str> = Some("https://docs.dapr.io/operations/security/api-token/");
 const APP_TOKEN_DOC: Option<&str> = Some("https://docs.dapr.io/operations/security/app-api-token/");
-const HEALTH_DOC: Option<&str> = Some("https://docs.dapr.io/reference/api/health_api/");
-const METADATA_DOC: Option<&str> = Some("https://docs.dapr.io/reference/api/metadata_api/");
 
 pub(crate) fn checks() -> Vec<Check> {
     vec![
@@ -113,88 +112,7 @@ pub(crate) fn checks() -> Vec<Check> {
             [Need::Launch],
             api_token_not_forwarded
         ),
-        check!(
-            "core::health::outbound_before_app",
-            Must,
-            "/v1.0/healthz/outbound answers 204 while the app is not listening, /v1.0/healthz does not",
-            "daprd pkg/api/http/healthz.go: outbound readiness precedes app readiness",
-            HEALTH_DOC,
-            [Need::Launch],
-            outbound_before_app
-        ),
-        check!(
-            "core::health::healthz_after_app",
-            Must,
-            "/v1.0/healthz answers 204 once the app listens and subscriptions are discovered",
-            "daprd healthz.go: ready after app channel and subscriptions",
-            HEALTH_DOC,
-            [Need::Launch],
-            healthz_after_app
-        ),
-        check!(
-            "core::health::appid_query",
-            Should,
-            "/v1.0/healthz?appid=<its own app id> answers 204; with another app id it answers 500 ERR_HEALTH_APPID_NOT_MATCH",
-            "daprd pkg/api/http/healthz.go: an appid query parameter that is not this sidecar's app id is an error (ErrHealthAppIDNotMatch, 500)",
-            HEALTH_DOC,
-            [Need::Launch],
-            healthz_appid_query
-        ),
-        check!(
-            "core::health::publish_before_app",
-            Must,
-            "Publishing works before the app listens, and the message is delivered once it does",
-            "daprd runtime.go: API servers start before waiting for the app port",
-            HEALTH_DOC,
-            [Need::Launch],
-            publish_before_app
-        ),
-        check!(
-            "core::metadata::non_empty",
-            Must,
-            "GET /v1.0/metadata answers 200 with a JSON body naming the app id",
-            "daprd pkg/api/http/metadata.go; JS SDK requires a non-empty body",
-            METADATA_DOC,
-            [],
-            metadata_non_empty
-        ),
-        check!(
-            "core::metadata::components_listed",
-            Must,
-            "The metadata API lists the pubsub component with its type",
-            "daprd metadata API: components[{name, type, version}]",
-            METADATA_DOC,
-            [Need::Launch],
-            components_listed
-        ),
-        check!(
-            "core::metadata::app_connection",
-            Should,
-            "The metadata API reports the app connection the sidecar was started with: appConnectionProperties.port and .protocol",
-            "daprd pkg/api/universal/metadata.go and pkg/api/http/metadata.go: appConnectionProperties from the app connection config (--app-port, --app-protocol)",
-            METADATA_DOC,
-            [Need::Launch],
-            app_connection
-        ),
-        check!(
-            "core::metadata::actor_runtime_disabled",
-            Should,
-            "Without a placement service, GET /v1.0/metadata reports actorRuntime as runtimeStatus DISABLED, hostReady false, placement \"placement: disconnected\"",
-            "daprd pkg/actors/actors.go RuntimeStatus (no placement addresses) and pkg/api/http/metadata.go (actorRuntime)",
-            METADATA_DOC,
-            [Need::Launch],
-            actor_runtime_disabled
-        ),
     ]
-}
-
-fn line(r: &harness::ApiResponse) -> String {
-    format!(
-        "HTTP {} {:?} body {}",
-        r.status,
-        r.header("content-type"),
-        String::from_utf8_lossy(&r.body[..r.body.len().min(200)])
-    )
 }
 
 /// A client with no token (or another one) against the trial's sidecar.
@@ -564,164 +482,5 @@ async fn api_token_not_forwarded(t: &mut Trial) -> Result<(), Problem> {
         leaked.is_none(),
         "the caller's API token reached the app",
         [format!("dapr-api-token: {leaked:?}")],
-    )
-}
-
-async fn outbound_before_app(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().app_later().subscribe("orders", "/orders"))
-        .await?;
-    let out = t.client().healthz_outbound().await?;
-    ensure_eq(
-        "/v1.0/healthz/outbound before the app listens",
-        204,
-        out.status,
-        [line(&out)],
-    )?;
-    let full = t.client().healthz().await?;
-    ensure(
-        full.status != 204,
-        "/v1.0/healthz answered 204 before the app listened",
-        [line(&full)],
-    )
-}
-
-async fn healthz_after_app(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().app_later().subscribe("orders", "/orders"))
-        .await?;
-    t.start_app().await?;
-    t.sidecar()
-        .wait_healthz(DEADLINE)
-        .await
-        .map_err(|e| Problem::fail(e.to_string(), vec![]))?;
-    Ok(())
-}
-
-async fn healthz_appid_query(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders"))
-        .await?;
-    t.sidecar()
-        .wait_healthz(DEADLINE)
-        .await
-        .map_err(|e| Problem::fail(e.to_string(), vec![]))?;
-    let own = t
-        .client()
-        .get(&format!("/v1.0/healthz?appid={}", t.app_id()))
-        .await?;
-    ensure_eq("status with its own app id", 204, own.status, [line(&own)])?;
-    let other = t
-        .client()
-        .get(&format!("/v1.0/healthz?appid={}-other", t.app_id()))
-        .await?;
-    ensure_eq(
-        "status with another app id",
-        500,
-        other.status,
-        [line(&other)],
-    )?;
-    ensure_eq(
-        "errorCode with another app id",
-        json!("ERR_HEALTH_APPID_NOT_MATCH"),
-        other.json().unwrap_or(Value::Null)["errorCode"].clone(),
-        [line(&other)],
-    )
-}
-
-async fn publish_before_app(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().app_later().subscribe("orders", "/orders"))
-        .await?;
-    let r = t
-        .publish_raw(
-            "orders",
-            r#"{"tck_id":"early"}"#,
-            Some("application/json"),
-            &[],
-        )
-        .await?;
-    ensure_eq(
-        "status of a publish before the app listens",
-        204,
-        r.status,
-        [line(&r)],
-    )?;
-    t.start_app().await?;
-    // The early message may or may not be kept by an in-memory broker with no subscriber yet;
-    // what must hold is that publishing worked early and delivery works once the app is up.
-    t.sidecar()
-        .wait_healthz(DEADLINE)
-        .await
-        .map_err(|e| Problem::fail(e.to_string(), vec![]))?;
-    let id = t.publish("orders", json!({"after": "app up"})).await?;
-    t.wait_msg("/orders", &id, 1).await?;
-    Ok(())
-}
-
-/// Starts the sidecar with no subscriptions and reads `GET /v1.0/metadata`: 200, and its body
-/// as JSON (`null` when it is not JSON) with the response for evidence.
-async fn started_metadata(t: &mut Trial) -> Result<(Value, harness::ApiResponse), Problem> {
-    t.start(Scenario::new()).await?;
-    let r = t.client().metadata().await?;
-    ensure_eq("metadata status", 200, r.status, [line(&r)])?;
-    Ok((r.json().unwrap_or(Value::Null), r))
-}
-
-async fn metadata_non_empty(t: &mut Trial) -> Result<(), Problem> {
-    let (body, r) = started_metadata(t).await?;
-    ensure(
-        body["id"].is_string(),
-        "the metadata body has no string id",
-        [line(&r)],
-    )?;
-    if !t.env().target.is_attach() {
-        ensure_eq(
-            "metadata id",
-            json!(t.app_id()),
-            body["id"].clone(),
-            [line(&r)],
-        )?;
-    }
-    Ok(())
-}
-
-async fn components_listed(t: &mut Trial) -> Result<(), Problem> {
-    let (body, r) = started_metadata(t).await?;
-    let found = body["components"].as_array().is_some_and(|cs| {
-        cs.iter().any(|c| {
-            c["name"] == "pubsub" && c["type"].as_str().is_some_and(|t| t.starts_with("pubsub."))
-        })
-    });
-    ensure(
-        found,
-        "the pubsub component is not listed with a pubsub.* type",
-        [line(&r)],
-    )
-}
-
-async fn app_connection(t: &mut Trial) -> Result<(), Problem> {
-    let (body, r) = started_metadata(t).await?;
-    let port = t
-        .app_port()
-        .ok_or_else(|| Problem::Setup("the sidecar was started without an app port".into()))?;
-    let props = &body["appConnectionProperties"];
-    ensure_eq(
-        "appConnectionProperties.port",
-        json!(port),
-        props["port"].clone(),
-        [line(&r)],
-    )?;
-    ensure_eq(
-        "appConnectionProperties.protocol",
-        json!(t.app_protocol().as_str()),
-        props["protocol"].clone(),
-        [line(&r)],
-    )
-}
-
-async fn actor_runtime_disabled(t: &mut Trial) -> Result<(), Problem> {
-    let (body, r) = started_metadata(t).await?;
-    ensure_eq(
-        "actorRuntime",
-        json!({"runtimeStatus": "DISABLED", "hostReady": false, "placement": "placement: disconnected"}),
-        body["actorRuntime"].clone(),
-        [line(&r)],
     )
 }

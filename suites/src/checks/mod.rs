@@ -12,8 +12,10 @@ mod discovery;
 mod dlq;
 mod durability;
 mod grpc_api;
+mod health;
 mod invoke;
 mod lifecycle;
+mod metadata;
 mod ordering;
 mod publish;
 mod redelivery;
@@ -36,6 +38,8 @@ pub(crate) fn all() -> Vec<Check> {
         resiliency::checks(),
         dlq::checks(),
         auth::checks(),
+        health::checks(),
+        metadata::checks(),
         invoke::checks(),
         state::checks(),
         bulk::checks(),
@@ -111,3 +115,13 @@ const OVER_GRPC: &[&str] = &[
     "core::discovery::subscribe_retried",
     "core::discovery::subscribe_gives_up",
 ];
+
+/// One line for evidence: an answer's status, content type and the start of its body.
+fn line(r: &harness::ApiResponse) -> String {
+    format!(
+        "HTTP {} {:?} body {}",
+        r.status,
+        r.header("content-type"),
+        String::from_utf8_lossy(&r.body[..r.body.len().min(200)])
+    )
+}

@@ -2,7 +2,6 @@
 //!
 //! - `app`: the scriptable test app over HTTP;
 //! - `broker`: the private redis-server;
-//! - `mutant`: the `tck-mutant` proxy and its process wrapper;
 //! - `proc`: child-process supervision;
 //! - `sidecar`: target files, launch failures, attach mode and the API client.
 
@@ -11,6 +10,5 @@
 
 mod app;
 mod broker;
-mod mutant;
 mod proc;
 mod sidecar;

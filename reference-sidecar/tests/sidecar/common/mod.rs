@@ -1,6 +1,6 @@
-//! Helpers for in-process tests that need more than one sidecar or a real broker: a scripted
-//! app, a sidecar running on its own tokio runtime (so a test can crash it without a graceful
-//! shutdown), and a private `redis-server` on a loopback port with its own directory.
+//! Helpers the in-process tests share: a scripted app, a sidecar running on its own tokio
+//! runtime (so a test can crash it without a graceful shutdown), and a private `redis-server`
+//! on a loopback port with its own directory.
 //!
 //! Every wait is on an observable condition with a deadline.
 
@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -59,11 +59,19 @@ pub(crate) struct Delivery {
 }
 
 /// A scripted app. Its `/dapr/subscribe` answer is fixed at creation; deliveries behave by the
-/// event's `data.mode`: `ok` (default), `retry` (always RETRY), `hang-first` (the first attempt
-/// of each event id never gets an answer, later ones succeed). `/dlq` always succeeds.
+/// event's `data.mode`: `ok` (default), `retry` (always RETRY), `retry2` (RETRY on the first
+/// two attempts of each event id), `drop` (DROP), `404` (a 404 status), `hang-first` (the first
+/// attempt of each event id never gets an answer, later ones succeed). `/dlq` always succeeds.
+///
+/// [`App::start_echo`] makes an app for service invocation too: a path that no subscription
+/// routes to answers 201 with a line echoing the request (method, path and query, body, and the
+/// `dapr-api-token`, `x-custom` and `dapr-caller-app-id` headers), except `/missing` (404).
 #[derive(Clone)]
 pub(crate) struct App {
     subscriptions: Value,
+    /// With [`App::start_echo`], the paths deliveries arrive on; `None` for every path.
+    routes: Option<Vec<String>>,
+    subscribe_calls: Arc<Mutex<u32>>,
     deliveries: Arc<Mutex<Vec<Delivery>>>,
     attempts: Arc<Mutex<HashMap<String, u32>>>,
     notify: Arc<Notify>,
@@ -72,8 +80,26 @@ pub(crate) struct App {
 impl App {
     /// Serves the app on a loopback port of the current runtime; returns it and the port.
     pub(crate) async fn start(subscriptions: Value) -> (App, u16) {
+        App::serve(subscriptions, None).await
+    }
+
+    /// Like [`App::start`], answering paths no subscription routes to as an echo.
+    pub(crate) async fn start_echo(subscriptions: Value) -> (App, u16) {
+        let routes = subscriptions
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["route"].as_str().map(str::to_owned))
+            .chain(["/dlq".to_owned()])
+            .collect();
+        App::serve(subscriptions, Some(routes)).await
+    }
+
+    async fn serve(subscriptions: Value, routes: Option<Vec<String>>) -> (App, u16) {
         let app = App {
             subscriptions,
+            routes,
+            subscribe_calls: Arc::default(),
             deliveries: Arc::default(),
             attempts: Arc::default(),
             notify: Arc::default(),
@@ -93,6 +119,44 @@ impl App {
             .iter()
             .filter(|d| d.path == path && d.ce["data"]["tag"] == tag)
             .count()
+    }
+
+    /// How many times the sidecar asked `/dapr/subscribe`.
+    pub(crate) fn subscribe_calls(&self) -> u32 {
+        *self.subscribe_calls.lock().unwrap()
+    }
+
+    /// The first delivery on `path` whose `data.tag` is `tag`.
+    pub(crate) fn first(&self, path: &str, tag: &str) -> Delivery {
+        self.deliveries
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|d| d.path == path && d.ce["data"]["tag"] == tag)
+            .cloned()
+            .unwrap_or_else(|| panic!("no delivery of {tag} on {path}"))
+    }
+
+    /// Waits for the first delivery, on any path, whose `data.tag` (or `data`) is `tag`.
+    pub(crate) async fn wait_for(&self, tag: &str) -> Value {
+        let found = tokio::time::timeout(DEADLINE, async {
+            loop {
+                let notified = self.notify.notified();
+                let hit = self
+                    .deliveries
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .find(|d| d.ce["data"]["tag"] == tag || d.ce["data"] == tag)
+                    .map(|d| d.ce.clone());
+                if let Some(ce) = hit {
+                    return ce;
+                }
+                notified.await;
+            }
+        })
+        .await;
+        found.unwrap_or_else(|_| panic!("no delivery tagged {tag} within {DEADLINE:?}"))
     }
 
     /// Every delivery on `path`, in arrival order.
@@ -132,16 +196,23 @@ impl App {
 
 async fn app_handler(
     State(app): State<App>,
+    method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let path = uri.path().to_owned();
     if path == "/dapr/subscribe" {
+        *app.subscribe_calls.lock().unwrap() += 1;
         return axum::Json(app.subscriptions.clone()).into_response();
     }
     if path == "/dapr/config" {
         return StatusCode::NOT_FOUND.into_response();
+    }
+    if let Some(routes) = &app.routes
+        && !routes.contains(&path)
+    {
+        return echo(&method, &uri, &headers, &body);
     }
     let ce: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let mode = ce["data"]["mode"].as_str().unwrap_or("ok").to_owned();
@@ -163,9 +234,35 @@ async fn app_handler(
     }
     match mode.as_str() {
         "retry" => axum::Json(json!({"status": "RETRY"})).into_response(),
+        "retry2" if attempt <= 2 => axum::Json(json!({"status": "RETRY"})).into_response(),
+        "drop" => axum::Json(json!({"status": "DROP"})).into_response(),
+        "404" => StatusCode::NOT_FOUND.into_response(),
         "hang-first" if attempt == 1 => std::future::pending().await,
         _ => axum::Json(json!({"status": "SUCCESS"})).into_response(),
     }
+}
+
+/// The echo app's answer to a request no subscription routes.
+fn echo(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Response {
+    if uri.path() == "/missing" {
+        return (StatusCode::NOT_FOUND, "nope").into_response();
+    }
+    let header = |k: &str| {
+        headers
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .to_owned()
+    };
+    let text = format!(
+        "{method} {} {} token={} custom={} caller={}",
+        uri.path_and_query().map(|p| p.as_str()).unwrap_or(""),
+        String::from_utf8_lossy(body),
+        header("dapr-api-token"),
+        header("x-custom"),
+        header("dapr-caller-app-id"),
+    );
+    (StatusCode::CREATED, [("x-echo", "yes")], text).into_response()
 }
 
 /// A sidecar configuration for tests: loopback only, one resources directory.
@@ -192,8 +289,12 @@ pub(crate) fn config(app_id: &str, app_port: Option<u16>, resources: &Path) -> C
 /// A sidecar on its own runtime: [`Sidecar::crash`] drops every task at once, as a killed
 /// process would, with no graceful shutdown and no acknowledgements.
 pub(crate) struct Sidecar {
+    /// The HTTP API's address.
+    pub(crate) addr: SocketAddr,
     pub(crate) http: String,
-    client: Client<HttpConnector, Full<Bytes>>,
+    /// The gRPC API's URL.
+    pub(crate) grpc: String,
+    pub(crate) client: Client<HttpConnector, Full<Bytes>>,
     runtime: Option<tokio::runtime::Runtime>,
     stop: Option<oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<Result<(), RunError>>>,
@@ -205,6 +306,9 @@ impl Sidecar {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
+        let grpc = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        grpc.set_nonblocking(true).unwrap();
+        let grpc_addr: SocketAddr = grpc.local_addr().unwrap();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -212,10 +316,9 @@ impl Sidecar {
             .unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let done = runtime.spawn(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             let listeners = Listeners {
-                http: vec![listener],
-                ..Listeners::default()
+                http: vec![tokio::net::TcpListener::from_std(listener).unwrap()],
+                grpc: vec![tokio::net::TcpListener::from_std(grpc).unwrap()],
             };
             run(config, listeners, async move {
                 let _ = stopped.await;
@@ -223,7 +326,9 @@ impl Sidecar {
             .await
         });
         let s = Sidecar {
+            addr,
             http: format!("http://{addr}"),
+            grpc: format!("http://{grpc_addr}"),
             client: Client::builder(TokioExecutor::new()).build_http(),
             runtime: Some(runtime),
             stop: Some(stop),
@@ -233,6 +338,7 @@ impl Sidecar {
         s
     }
 
+    /// One request to the HTTP API, with a content type or none.
     pub(crate) async fn request(
         &self,
         method: &str,
@@ -240,19 +346,45 @@ impl Sidecar {
         ct: Option<&str>,
         body: &str,
     ) -> (StatusCode, Bytes) {
+        let ct = ct.map(|ct| ("content-type", ct));
+        let (status, _, body) = self.send(method, path, ct.as_slice(), body).await;
+        (status, body)
+    }
+
+    /// One request to the HTTP API with `headers`; the answer's status, headers and body.
+    pub(crate) async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (StatusCode, HeaderMap, Bytes) {
         let mut req = hyper::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.http));
-        if let Some(ct) = ct {
-            req = req.header("content-type", ct);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
         }
         let resp = self
             .client
             .request(req.body(Full::new(Bytes::from(body.to_owned()))).unwrap())
             .await
             .unwrap();
-        let status = resp.status();
-        (status, resp.into_body().collect().await.unwrap().to_bytes())
+        let (parts, body) = resp.into_parts();
+        (
+            parts.status,
+            parts.headers,
+            body.collect().await.unwrap().to_bytes(),
+        )
+    }
+
+    /// A client of the gRPC API (the `dapr` crate's generated one).
+    pub(crate) async fn grpc_client(
+        &self,
+    ) -> dapr::dapr::proto::runtime::v1::dapr_client::DaprClient<tonic::transport::Channel> {
+        dapr::dapr::proto::runtime::v1::dapr_client::DaprClient::connect(self.grpc.clone())
+            .await
+            .unwrap()
     }
 
     /// Publishes JSON to `pubsub`/`topic` (the path may carry `?metadata.*`).
@@ -356,6 +488,11 @@ impl RedisServer {
         };
         server.spawn().await;
         server
+    }
+
+    /// Its port.
+    pub(crate) fn port(&self) -> u16 {
+        self.port
     }
 
     /// `127.0.0.1:<port>`.

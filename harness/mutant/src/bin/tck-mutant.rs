@@ -2,12 +2,12 @@
 //!
 //! Usage: `tck-mutant --mode MODE --app-port P [--api-port A --sidecar-http-port S] -- <sidecar
 //! command and args...>`.
-//! See `harness::mutant` for the modes; the installed `pubsub-tck mutant` is the same wrapper.
+//! See the `harness_mutant` crate for the modes; the installed `pubsub-tck mutant` is the same wrapper.
 
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use harness::mutant::cli::{MutantArgs, main_with};
+use harness_mutant::cli::{MutantArgs, main_with};
 
 #[tokio::main]
 async fn main() -> ExitCode {

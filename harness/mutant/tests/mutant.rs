@@ -1,9 +1,12 @@
 //! The `tck-mutant` proxy in front of the test app, and its process wrapper with `sh`.
 
+// `allow-unwrap-in-tests` does not reach helper functions in `tests/` (rust-clippy #13981).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
-use harness::mutant::{ForwardSignal, Mode, MutantConfig, run, serve_proxy};
 use harness::{Script, TestApp, TestAppConfig};
+use harness_mutant::{ForwardSignal, Mode, MutantConfig, run, serve_proxy};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;

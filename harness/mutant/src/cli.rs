@@ -69,9 +69,9 @@ pub async fn main_with(args: MutantArgs) -> anyhow::Result<i32> {
             .zip(args.sidecar_http_port)
             .map(|(listen, sidecar)| ApiPorts { listen, sidecar }),
         app_protocol: if args.app_protocol == "grpc" {
-            crate::AppProtocol::Grpc
+            harness::AppProtocol::Grpc
         } else {
-            crate::AppProtocol::Http
+            harness::AppProtocol::Http
         },
     };
     Ok(run(listener, config, rx).await?)

@@ -16,7 +16,7 @@
 //! S; the app side is then a pure pass-through.
 //!
 //! With `--app-protocol grpc` the app-side proxy is a gRPC one (the `AppCallback` service; see
-//! `mutant/grpc.rs`), breaking the same rules in gRPC's terms.
+//! `grpc.rs`), breaking the same rules in gRPC's terms.
 //!
 //! The broker mode [`Mode::NeverAck`] copies the `--resources-path` directory with every
 //! `redisHost` pointed at a Redis-protocol proxy of the wrapper, which answers `XACK` itself
@@ -24,6 +24,8 @@
 //! entry as pending. The rewrite is textual (a `value:` line after `name: redisHost`), which
 //! the kit's component templates satisfy. The resources mode [`Mode::ScopesIgnored`] copies
 //! the directory the same way, without the topic-scoping metadata entries.
+
+#![warn(missing_docs)]
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -44,7 +46,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-use crate::unix::{Sig, signal_process};
+use harness::unix::{Sig, signal_process};
 
 pub mod cli;
 mod grpc;
@@ -188,12 +190,12 @@ pub enum ApiSide {
 /// through the app's port, so no mode breaks them) and, unless the mode proxies a gRPC app,
 /// no `app.grpc`.
 pub fn wrap(
-    target: &crate::TargetFile,
+    target: &harness::TargetFile,
     mode: Mode,
     wrapper: &[String],
-) -> Result<crate::TargetFile, crate::target::TargetError> {
+) -> Result<harness::TargetFile, harness::target::TargetError> {
     let needs =
-        |key: &'static str, reason: &'static str| crate::target::TargetError::InvalidValue {
+        |key: &'static str, reason: &'static str| harness::target::TargetError::InvalidValue {
             path: target.path().to_owned(),
             key,
             reason,
@@ -358,7 +360,7 @@ pub struct MutantConfig {
     /// For API modes: the port clients call, and the port the sidecar's HTTP API runs on.
     pub api: Option<ApiPorts>,
     /// The protocol between the sidecar and the app, and so of the app-side proxy.
-    pub app_protocol: crate::AppProtocol,
+    pub app_protocol: harness::AppProtocol,
 }
 
 /// The two ports of an API mode.
@@ -481,10 +483,10 @@ pub async fn run(
         config.mode
     };
     let proxy = match config.app_protocol {
-        crate::AppProtocol::Http => {
+        harness::AppProtocol::Http => {
             tokio::spawn(serve_proxy(listener, app_mode, config.app_port, stop_rx))
         }
-        crate::AppProtocol::Grpc => tokio::spawn(grpc::serve_proxy(
+        harness::AppProtocol::Grpc => tokio::spawn(grpc::serve_proxy(
             listener,
             app_mode,
             config.app_port,
@@ -915,8 +917,8 @@ async fn never_ack_connection(client: tokio::net::TcpStream, server: tokio::net:
             }
             buf.extend_from_slice(&chunk[..n]);
             let mut start = 0;
-            while let Ok(Some((value, end))) = crate::resp::decode(&buf, start) {
-                let owed = match crate::resp::command_name(&value) {
+            while let Ok(Some((value, end))) = harness::resp::decode(&buf, start) {
+                let owed = match harness::resp::command_name(&value) {
                     Some((name, args)) if name == "XACK" => {
                         // XACK key group id...: the number of ids it would acknowledge.
                         Owed::Local(format!(":{}\r\n", args.saturating_sub(2)).into_bytes())
@@ -933,7 +935,7 @@ async fn never_ack_connection(client: tokio::net::TcpStream, server: tokio::net:
                 }
                 start = end;
             }
-            if crate::resp::decode(&buf, start).is_err() {
+            if harness::resp::decode(&buf, start).is_err() {
                 return; // not RESP: drop the connection
             }
             buf.drain(..start);
@@ -946,7 +948,7 @@ async fn never_ack_connection(client: tokio::net::TcpStream, server: tokio::net:
             let bytes = match owed {
                 Owed::Local(bytes) => bytes,
                 Owed::Server => loop {
-                    match crate::resp::decode(&buf, 0) {
+                    match harness::resp::decode(&buf, 0) {
                         Ok(Some((_, end))) => break buf.drain(..end).collect::<Vec<u8>>(),
                         Ok(None) => {}
                         Err(_) => return,
@@ -1133,11 +1135,11 @@ args = ["--app-port", "{app_port}", "--app-protocol", "{app_protocol}",
         "--resources-path", "{resources_dir}"]
 capabilities = ["bulk", "app.grpc", "streaming", "pubsub.redis"]
 "#;
-        let target = crate::TargetFile::parse(text, Path::new("/work/mine.toml"))
+        let target = harness::TargetFile::parse(text, Path::new("/work/mine.toml"))
             .map_err(|e| e.to_string())?;
         let t =
             wrap(&target, mode, &s(&["/bin/pubsub-tck", "mutant"])).map_err(|e| e.to_string())?;
-        let vars = crate::target::LaunchVars {
+        let vars = harness::target::LaunchVars {
             app_id: "a".to_owned(),
             app_port: 1,
             http_port: 2,
@@ -1186,14 +1188,14 @@ capabilities = ["bulk", "app.grpc", "streaming", "pubsub.redis"]
 
     #[test]
     fn a_target_without_app_port_or_attached_cannot_be_wrapped() {
-        let bad = crate::TargetFile::parse(
+        let bad = harness::TargetFile::parse(
             "name = \"x\"\ncommand = \"/opt/s\"\nargs = [\"--port\", \"{app_port}\"]\n",
             Path::new("/w/x.toml"),
         )
         .unwrap();
         let e = wrap(&bad, Mode::None, &s(&["w"])).unwrap_err().to_string();
         assert!(e.contains("x.toml"), "{e}");
-        let attached = crate::TargetFile::parse(
+        let attached = harness::TargetFile::parse(
             "name = \"y\"\nurl = \"http://127.0.0.1:3500\"\n",
             Path::new("/w/y.toml"),
         )
