@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
-use super::{Mode, stopping};
+use super::{Mode, ack_before_deliver_delay, stopping};
 
 const SUCCESS: i32 = 0;
 const RETRY: i32 = 1;
@@ -104,8 +104,7 @@ impl AppCallback for Proxy {
                 return success();
             }
             Mode::AckBeforeDeliver => {
-                // The delay varies with the delivery number so that deliveries overtake each other.
-                let delay = std::time::Duration::from_millis(n * 7 % 23);
+                let delay = ack_before_deliver_delay(n);
                 let out = onward(&request, event);
                 let mut app = self.app.clone();
                 tokio::spawn(async move {

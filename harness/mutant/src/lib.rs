@@ -620,6 +620,16 @@ fn strip_hop_headers(headers: &mut HeaderMap) {
     headers.remove("keep-alive");
 }
 
+/// How long `ack-before-deliver` holds delivery number `n` (from 1) after answering SUCCESS.
+///
+/// The base leaves the sidecar time to pass the early acknowledgement on to its broker before
+/// the app sees the message, even on a loaded machine, so a check that kills the sidecar once
+/// the app has the message sees the loss the mutant stands for. The varying part lets
+/// deliveries overtake each other.
+pub fn ack_before_deliver_delay(n: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(250 + n * 7 % 23)
+}
+
 /// Applies the request-side mutation to a delivery body.
 pub fn mutate_delivery_body(mode: Mode, body: Bytes) -> Bytes {
     if mode != Mode::StripSpecversion {
@@ -691,8 +701,7 @@ async fn forward(
             }
             Mode::DeliverTwice => copies = 2,
             Mode::AckBeforeDeliver => {
-                // The delay varies with the delivery number so that deliveries overtake each other.
-                let delay = std::time::Duration::from_millis(n * 7 % 23);
+                let delay = ack_before_deliver_delay(n);
                 let mut out = Request::new(Full::new(body.clone()));
                 *out.method_mut() = parts.method.clone();
                 *out.uri_mut() = uri.clone();
