@@ -3,7 +3,7 @@
 # directory outside the repository, and prints the path of the binary as the last line on
 # stdout. Idempotent: a cached binary is reused without touching Go. Go's module and build caches
 # stay where `go env` puts them. The binary is the real server the contract suite
-# (harness/toxiproxy/tests/contract.rs) runs against with TOXIPROXY_URL; see README.md
+# (blocks/toxiproxy/tests/contract.rs) runs against with TOXIPROXY_URL; see README.md
 # ("Fault proxy (Toxiproxy)").
 set -euo pipefail
 

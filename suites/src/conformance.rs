@@ -26,10 +26,10 @@
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
-use crate::Broker;
-use crate::containers::ContainerGuard;
-use crate::env::{EnvSettings, RunEnv, broker_unavailable, find_workspace};
-use crate::runner::default_jobs;
+use harness_engine::Broker;
+use harness_engine::containers::ContainerGuard;
+use harness_engine::env::{EnvSettings, RunEnv, broker_unavailable, find_workspace};
+use harness_engine::runner::default_jobs;
 use harness_report::VerdictKind;
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -106,7 +106,7 @@ fn run_suite(target: Option<std::path::PathBuf>) -> ExitCode {
         .map(|(broker, _)| broker_unavailable(*broker, &settings))
         .collect();
     let mut checks = crate::all();
-    checks.sort_by_key(crate::runner::start_rank);
+    checks.sort_by_key(harness_engine::runner::start_rank);
     let mut trials = Vec::new();
     for check in checks {
         for ((broker, env), unavailable) in envs.iter().zip(&unavailable) {
@@ -156,24 +156,34 @@ fn setup(
     let containers = if Arguments::from_args().list {
         None
     } else {
-        Some(crate::containers::start_blocking(&mut settings).map_err(|e| chain(&e))?)
+        Some(harness_engine::containers::start_blocking(&mut settings).map_err(|e| chain(&e))?)
     };
     let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
     let root = find_workspace(&cwd).map_err(|e| e.to_string())?;
     let base = settings
         .report_dir
         .clone()
-        .unwrap_or_else(|| crate::env::reports_base(&root, &cwd).join("cargo-test"));
+        .unwrap_or_else(|| harness_engine::env::reports_base(&root, &cwd).join("cargo-test"));
     // One seed for every broker, so that a replay covers them all.
-    settings.seed = Some(settings.seed.unwrap_or_else(crate::env::random_seed));
+    settings.seed = Some(
+        settings
+            .seed
+            .unwrap_or_else(harness_engine::env::random_seed),
+    );
     let brokers = settings
         .brokers
         .clone()
         .unwrap_or_else(|| Broker::ALL.to_vec());
     let mut envs = Vec::new();
     for broker in brokers {
-        let env = RunEnv::new(&settings, root.clone(), base.join(broker.name()), broker)
-            .map_err(|e| chain(&e))?;
+        let env = RunEnv::new(
+            &settings,
+            &crate::catalog::ids(),
+            root.clone(),
+            base.join(broker.name()),
+            broker,
+        )
+        .map_err(|e| chain(&e))?;
         envs.push((broker, env));
     }
     Ok((settings, envs, containers))
@@ -197,7 +207,7 @@ fn run(
     check: crate::Check,
     strict: bool,
 ) -> Result<(), Failed> {
-    let outcome = rt.block_on(crate::runner::run_one(env, &check));
+    let outcome = rt.block_on(harness_engine::runner::run_one(env, &check));
     let r = outcome.result;
     let details = || {
         let mut s = r.summary.clone().unwrap_or_default();

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use harness_report::{CheckResult, Section, VerdictKind};
 
-use crate::broker::{Broker, Promise};
+use harness_engine::broker::{Broker, Promise};
 
 /// One row: a guarantee, the checks that observe it, and the promise that declares it.
 struct Row {
@@ -171,7 +171,10 @@ pub fn section(results: &[CheckResult]) -> Option<Section> {
                 None => "contract",
             };
             md.push_str(&format!(" {} | {declared} |", seen.replace('|', "\\|")));
-            html.push_str(&format!("<td>{}</td><td>{declared}</td>", html_text(&seen)));
+            html.push_str(&format!(
+                "<td>{}</td><td>{declared}</td>",
+                harness_report::text::xml(&seen)
+            ));
         }
         let names = row.checks.join(", ");
         md.push_str(&format!(" `{names}` |\n"));
@@ -183,13 +186,6 @@ pub fn section(results: &[CheckResult]) -> Option<Section> {
         markdown: md,
         html,
     })
-}
-
-/// Escapes text for an HTML table cell.
-pub(crate) fn html_text(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 #[cfg(test)]

@@ -1,33 +1,20 @@
-//! The pubsub-tck checks and the machinery to run them against a target.
+//! The pubsub-tck checks: the catalog, the check bodies, and the front-ends over them.
 //!
-//! A [`catalog::Check`] is one promise of the Dapr pub/sub contract: an id
-//! (`profile::area::name`), a title, the clause it enforces, a level (MUST/SHOULD) and a
-//! profile. Its body drives a [`trial::Trial`]: it starts a scenario (resources, a scripted
-//! test app, the target sidecar), publishes, waits for observable conditions and returns
-//! `Ok(())` or a [`problem::Problem`] with evidence. [`runner`] turns checks into report
-//! results for both `cargo test` (libtest-mimic) and the `pubsub-tck` command.
+//! A [`Check`] is one promise of the Dapr pub/sub contract: an id (`profile::area::name`), a
+//! title, the clause it enforces, a level (MUST/SHOULD) and a profile. Its body, one async fn
+//! in `checks/<area>.rs`, drives a [`harness_engine::trial::Trial`]. [`catalog::all`] lists
+//! every check; [`conformance`] runs them as libtest-mimic trials for `cargo test`;
+//! [`selfcheck`] runs them against deliberately broken sidecars; [`cross_broker`] is the
+//! matrix of one check's verdicts over several brokers. Running a check is the engine's
+//! (`harness-engine`); this crate only says what each check does and asserts.
 //!
 //! Nothing here knows the reference sidecar: a target is its wire API and its target file.
 
-pub mod app_rates;
-pub mod apps;
-pub mod broker;
 pub mod catalog;
-pub mod chaos;
 mod checks;
 pub mod conformance;
-pub mod containers;
 pub mod cross_broker;
-pub mod env;
-pub mod kit;
-pub mod problem;
 mod robustness;
-pub mod runner;
-pub mod schema;
 pub mod selfcheck;
-pub mod trial;
 
-pub use broker::Broker;
 pub use catalog::{AppProtocol, Check, Need, all};
-pub use env::RunEnv;
-pub use problem::Problem;

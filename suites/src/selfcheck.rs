@@ -13,7 +13,7 @@ use harness::TargetFile;
 use harness_mutant::Mode;
 use harness_report::{CheckResult, VerdictKind};
 
-use crate::{Broker, RunEnv};
+use harness_engine::{Broker, RunEnv};
 
 /// One check against one mutant on one broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -348,7 +348,7 @@ pub async fn judge(env: Arc<RunEnv>, case: &Case) -> Judgement {
     let Some(check) = crate::all().into_iter().find(|c| c.id == case.check) else {
         return Judgement::Error(format!("no check {} in the catalog", case.check));
     };
-    let r = crate::runner::run_one(env, &check).await.result;
+    let r = harness_engine::runner::run_one(env, &check).await.result;
     judge_result(case, &r)
 }
 

@@ -10,17 +10,17 @@
 
 use std::sync::Arc;
 
+use harness_engine::Broker;
+use harness_engine::env::{EnvSettings, RunEnv, broker_unavailable, find_workspace};
 use harness_mutant::Mode;
 use harness_report::VerdictKind;
 use libtest_mimic::{Failed, Trial};
-use suites::Broker;
-use suites::env::{EnvSettings, RunEnv, broker_unavailable, find_workspace};
 use suites::selfcheck::{Case, Judgement};
 
 fn main() -> std::process::ExitCode {
     // Twice the suites' default: a case mostly waits (for redeliveries, for windows in which
     // nothing may arrive), and at the default the CPU stays under half busy.
-    let args = suites::conformance::arguments_with(2 * suites::runner::default_jobs());
+    let args = suites::conformance::arguments_with(2 * harness_engine::runner::default_jobs());
     let settings = EnvSettings::from_env().unwrap_or_default();
     let cases = suites::selfcheck::cases();
     let isolation = [
@@ -155,7 +155,7 @@ async fn run_check(env: Arc<RunEnv>, id: &str) -> Result<harness_report::CheckRe
         .into_iter()
         .find(|c| c.id == id)
         .ok_or_else(|| Failed::from(format!("no check {id} in the catalog")))?;
-    Ok(suites::runner::run_one(env, &check).await.result)
+    Ok(harness_engine::runner::run_one(env, &check).await.result)
 }
 
 /// One Redis command in RESP, answered with anything but an error.
@@ -236,8 +236,14 @@ fn env_around(sidecar: Sidecar, broker: Broker, mode: Mode) -> Result<Arc<RunEnv
     let run_dir = root
         .join("reports/cargo-test/selfcheck")
         .join(format!("{}{mode}", sidecar.prefix().replace("::", "-")));
-    let env = RunEnv::new(&settings, root.clone(), run_dir, broker)
-        .map_err(|e| Failed::from(format!("{e:#}")))?;
+    let env = RunEnv::new(
+        &settings,
+        &suites::catalog::ids(),
+        root.clone(),
+        run_dir,
+        broker,
+    )
+    .map_err(|e| Failed::from(format!("{e:#}")))?;
     let wrapper = [root.join("target/release/tck-mutant").display().to_string()];
     let mutant = harness_mutant::wrap(&env.target, mode, &wrapper)
         .map_err(|e| Failed::from(format!("{e:#}")))?;

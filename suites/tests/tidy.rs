@@ -125,7 +125,7 @@ fn component_templates_render() {
 
 #[test]
 fn cloudevents_schema_loads() {
-    suites::schema::CloudEventSchema::load(&root()).unwrap();
+    harness_engine::schema::CloudEventSchema::load(&root()).unwrap();
 }
 
 /// `.unwrap()` in library code (before any `#[cfg(test)]`) is a panic path on bad input.
@@ -134,12 +134,12 @@ fn no_unwrap_in_library_code() {
     let mut offenders = Vec::new();
     for dir in [
         "reference-sidecar/src",
-        "harness/history/src",
-        "harness/check/src",
-        "harness/report/src",
-        "harness/core/src",
-        "harness/toxiproxy/src",
-        "harness/bench/src",
+        "data/history/src",
+        "data/checkers/src",
+        "data/report/src",
+        "blocks/harness/src",
+        "blocks/toxiproxy/src",
+        "engine/bench/src",
     ] {
         let mut files = Vec::new();
         files_under(&root().join(dir), "rs", &mut files);
@@ -176,21 +176,135 @@ fn ci_runs_the_readme_test_command() {
     );
 }
 
+/// The kit's crates, top to bottom: each tier's folder and the crates in it. A crate may depend
+/// on crates of its own tier or of tiers below, never above (ARCHITECTURE.md, "Layout").
+const TIERS: &[&str] = &["cli", "suites", "engine", "blocks", "data"];
+
+/// Every manifest of the kit (not refsidecar's), with the index of its tier in [`TIERS`].
+fn kit_manifests() -> Vec<(usize, PathBuf)> {
+    let root = root();
+    let mut manifests = Vec::new();
+    for (tier, folder) in TIERS.iter().enumerate() {
+        let dir = root.join(folder);
+        if dir.join("Cargo.toml").is_file() {
+            manifests.push((tier, dir.join("Cargo.toml")));
+            continue;
+        }
+        for entry in std::fs::read_dir(&dir).expect("a tier's folder is readable") {
+            let crate_dir = entry.expect("a directory entry").path();
+            if crate_dir.join("Cargo.toml").is_file() {
+                manifests.push((tier, crate_dir.join("Cargo.toml")));
+            }
+        }
+    }
+    manifests
+}
+
+/// The package name a manifest declares.
+fn package_name(manifest: &str) -> String {
+    manifest
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("name = "))
+        .expect("a manifest names its package")
+        .trim_matches('"')
+        .to_owned()
+}
+
+/// The dependencies a manifest names in its `[dependencies]` table (not dev- or build-).
+fn dependencies(manifest: &str) -> Vec<String> {
+    let mut in_deps = false;
+    let mut deps = Vec::new();
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_deps = line == "[dependencies]";
+        } else if in_deps
+            && let Some((name, _)) = line.split_once('=')
+            && !name.trim().starts_with('#')
+        {
+            deps.push(name.trim().to_owned());
+        }
+    }
+    deps
+}
+
+/// The folders show the dependency graph: the binary, the checks, the engines, the building
+/// blocks, pure data, and no crate depends on one in a folder above its own.
+#[test]
+fn no_crate_depends_on_a_crate_above_it() {
+    let manifests: Vec<(usize, String)> = kit_manifests()
+        .into_iter()
+        .map(|(tier, m)| {
+            (
+                tier,
+                std::fs::read_to_string(m).expect("a readable manifest"),
+            )
+        })
+        .collect();
+    assert!(manifests.len() >= 10, "every crate of the kit is found");
+    let tier_of: std::collections::BTreeMap<String, usize> = manifests
+        .iter()
+        .map(|(tier, text)| (package_name(text), *tier))
+        .collect();
+    let mut offenders = Vec::new();
+    for (tier, text) in &manifests {
+        for dep in dependencies(text) {
+            if let Some(dep_tier) = tier_of.get(&dep)
+                && dep_tier < tier
+            {
+                offenders.push(format!(
+                    "{} ({}) depends on {dep} ({})",
+                    package_name(text),
+                    TIERS[*tier],
+                    TIERS[*dep_tier]
+                ));
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "upward dependencies: {offenders:?}");
+}
+
+/// Every crate uses every dependency it names: its name (with `_` for `-`) appears in the
+/// crate's sources or build script.
+#[test]
+fn every_dependency_is_used() {
+    let root = root();
+    let mut manifests: Vec<PathBuf> = kit_manifests().into_iter().map(|(_, m)| m).collect();
+    manifests.push(root.join("reference-sidecar/Cargo.toml"));
+    let mut unused = Vec::new();
+    for manifest in manifests {
+        let text = std::fs::read_to_string(&manifest).expect("a readable manifest");
+        let dir = manifest.parent().expect("a manifest has a folder");
+        let mut sources = Vec::new();
+        files_under(&dir.join("src"), "rs", &mut sources);
+        sources.push(dir.join("build.rs"));
+        let code: String = sources
+            .iter()
+            .filter_map(|f| std::fs::read_to_string(f).ok())
+            .collect();
+        for dep in dependencies(&text) {
+            let name = dep.replace('-', "_");
+            if !code.contains(&format!("{name}::")) && !code.contains(&format!("use {name}")) {
+                unused.push(format!("{}: {dep}", manifest.display()));
+            }
+        }
+    }
+    assert!(
+        unused.is_empty(),
+        "dependencies no source names: {unused:?}"
+    );
+}
+
 /// ARCHITECTURE.md's invariant: the harness and the suites know a target only through its wire
 /// API and its target file, never through the reference sidecar's code.
 #[test]
 fn harness_and_suites_never_depend_on_the_reference_sidecar() {
     let root = root();
-    let mut manifests = vec![root.join("suites/Cargo.toml")];
-    for entry in std::fs::read_dir(root.join("harness")).expect("harness/ is readable") {
-        let dir = entry.expect("a directory entry").path();
-        if dir.join("Cargo.toml").is_file() {
-            manifests.push(dir.join("Cargo.toml"));
-        }
-    }
+    let manifests: Vec<PathBuf> = kit_manifests().into_iter().map(|(_, m)| m).collect();
     let mut sources = Vec::new();
-    files_under(&root.join("suites"), "rs", &mut sources);
-    files_under(&root.join("harness"), "rs", &mut sources);
+    for folder in TIERS {
+        files_under(&root.join(folder), "rs", &mut sources);
+    }
     let offenders: Vec<String> = manifests
         .iter()
         .filter(|m| {

@@ -21,12 +21,12 @@
 
 use serde_json::{Value, json};
 
-use crate::apps::{AppSpec, AppsWorld, Ready, Runtime, poll};
-use crate::broker::Broker;
 use crate::catalog::{Check, Need};
 use crate::check;
-use crate::problem::Problem;
-use crate::trial::{DEADLINE, QUIET, Trial};
+use harness_engine::apps::{AppSpec, AppsWorld, Ready, Runtime, poll};
+use harness_engine::broker::Broker;
+use harness_engine::problem::Problem;
+use harness_engine::trial::{DEADLINE, QUIET, Trial};
 
 const PY_SDK: Option<&str> =
     Some("https://docs.dapr.io/developing-applications/sdks/python/python-client/");

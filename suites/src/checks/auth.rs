@@ -5,8 +5,8 @@ use serde_json::json;
 use super::line;
 use crate::catalog::{Check, Need};
 use crate::check;
-use crate::problem::{Problem, ensure, ensure_eq};
-use crate::trial::{DEADLINE, Scenario, Trial};
+use harness_engine::problem::{Problem, ensure, ensure_eq};
+use harness_engine::trial::{DEADLINE, Scenario, Trial};
 
 const TOKEN_DOC: Option<&str> = Some("https://docs.dapr.io/operations/security/api-token/");
 const APP_TOKEN_DOC: Option<&str> = Some("https://docs.dapr.io/operations/security/app-api-token/");
@@ -256,14 +256,14 @@ async fn grpc_surface(api: &harness::GrpcApiClient) -> Vec<(&'static str, Option
     };
     let mut raw = api.raw();
     let publish = pb::PublishEventRequest {
-        pubsub_name: crate::trial::PUBSUB.into(),
+        pubsub_name: harness_engine::trial::PUBSUB.into(),
         topic: "orders".into(),
         data: br#"{"tck_id":"anon-grpc-publish"}"#.to_vec(),
         data_content_type: "application/json".into(),
         metadata: Default::default(),
     };
     let bulk = pb::BulkPublishRequest {
-        pubsub_name: crate::trial::PUBSUB.into(),
+        pubsub_name: harness_engine::trial::PUBSUB.into(),
         topic: "orders".into(),
         entries: vec![pb::BulkPublishRequestEntry {
             entry_id: "1".into(),
@@ -277,7 +277,7 @@ async fn grpc_surface(api: &harness::GrpcApiClient) -> Vec<(&'static str, Option
         subscribe_topic_events_request_type: Some(
             pb::subscribe_topic_events_request_alpha1::SubscribeTopicEventsRequestType::InitialRequest(
                 pb::SubscribeTopicEventsRequestInitialAlpha1 {
-                    pubsub_name: crate::trial::PUBSUB.into(),
+                    pubsub_name: harness_engine::trial::PUBSUB.into(),
                     topic: "orders".into(),
                     ..Default::default()
                 },

@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 
 use crate::catalog::{Check, Need};
 use crate::check;
-use crate::problem::{Problem, ensure, ensure_eq};
-use crate::trial::{PUBSUB, Scenario, Trial};
+use harness_engine::problem::{Problem, ensure, ensure_eq};
+use harness_engine::trial::{PUBSUB, Scenario, Trial};
 
 const BULK_DOC: Option<&str> =
     Some("https://docs.dapr.io/developing-applications/building-blocks/pubsub/pubsub-bulk/");

@@ -16,12 +16,12 @@ use std::time::Duration;
 
 use harness::fault::{Fault, Hop, Proc, Stream, ToxicKind as Toxic};
 
-use crate::broker::{Broker, Promise};
 use crate::catalog::{Check, Need};
-use crate::chaos::nemesis::Window;
-use crate::chaos::trial::{Experiment, hops_of, run, scenario};
-use crate::problem::Problem;
-use crate::trial::Trial;
+use harness_engine::broker::{Broker, Promise};
+use harness_engine::chaos::nemesis::Window;
+use harness_engine::chaos::trial::{Experiment, hops_of, run, scenario};
+use harness_engine::problem::Problem;
+use harness_engine::trial::Trial;
 
 const CLAUSE_URL: Option<&str> =
     Some("https://docs.dapr.io/developing-applications/building-blocks/pubsub/pubsub-overview/");

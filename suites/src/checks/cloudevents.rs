@@ -10,9 +10,9 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::catalog::{Check, Need};
 use crate::check;
-use crate::problem::{Problem, ensure, ensure_eq};
-use crate::schema::CloudEventSchema;
-use crate::trial::{PUBSUB, Scenario, Trial};
+use harness_engine::problem::{Problem, ensure, ensure_eq};
+use harness_engine::schema::CloudEventSchema;
+use harness_engine::trial::{PUBSUB, Scenario, Trial};
 
 const CE_DOC: Option<&str> =
     Some("https://docs.dapr.io/developing-applications/building-blocks/pubsub/pubsub-cloudevents/");

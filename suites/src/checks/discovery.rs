@@ -8,9 +8,9 @@ use serde_json::{Value, json};
 
 use crate::catalog::{Check, Need};
 use crate::check;
-use crate::problem::{Problem, ensure, ensure_eq};
-use crate::trial::{DEADLINE, PUBSUB, QUIET, Scenario, Trial};
 use harness::TestApp;
+use harness_engine::problem::{Problem, ensure, ensure_eq};
+use harness_engine::trial::{DEADLINE, PUBSUB, QUIET, Scenario, Trial};
 
 const API_DOC: Option<&str> = Some("https://docs.dapr.io/reference/api/pubsub_api/");
 const METHODS_DOC: Option<&str> = Some(

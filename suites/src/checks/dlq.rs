@@ -8,16 +8,16 @@
 use base64::Engine;
 use bytes::Bytes;
 use harness::Script;
-use harness_check::{dlq, redelivery};
+use harness_checkers::{dlq, redelivery};
 use harness_history::MessageId;
 use serde_json::{Value, json};
 
 use super::status::{Fate, Lane, RETRIES, settle};
-use crate::broker::Promise;
 use crate::catalog::{Check, Need};
 use crate::check;
-use crate::problem::{Problem, ensure, ensure_eq, verdict};
-use crate::trial::{PUBSUB, Scenario, Trial, delivery_lines};
+use harness_engine::broker::Promise;
+use harness_engine::problem::{Problem, ensure, ensure_eq, verdict};
+use harness_engine::trial::{PUBSUB, Scenario, Trial, delivery_lines};
 
 const DLQ_DOC: Option<&str> =
     Some("https://docs.dapr.io/developing-applications/building-blocks/pubsub/pubsub-deadletter/");

@@ -4,14 +4,14 @@
 //! after restarts" reports (dapr/dapr#7549, #7799; components-contrib#4174, #4208).
 
 use harness::Script;
-use harness_check::{delivery, ordering};
+use harness_checkers::{delivery, ordering};
 use serde_json::json;
 
-use crate::broker::Promise;
 use crate::catalog::{Check, Need};
 use crate::check;
-use crate::problem::{Problem, verdict};
-use crate::trial::{DEADLINE, Scenario, Trial};
+use harness_engine::broker::Promise;
+use harness_engine::problem::{Problem, verdict};
+use harness_engine::trial::{DEADLINE, Scenario, Trial};
 
 const REDIS_DOC: Option<&str> = Some(
     "https://docs.dapr.io/reference/components-reference/supported-pubsub/setup-redis-pubsub/",

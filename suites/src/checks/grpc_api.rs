@@ -14,8 +14,8 @@ use tonic::metadata::AsciiMetadataValue;
 
 use crate::catalog::{Check, Need};
 use crate::check;
-use crate::problem::{Problem, ensure, ensure_eq};
-use crate::trial::{PUBSUB, Scenario, Trial};
+use harness_engine::problem::{Problem, ensure, ensure_eq};
+use harness_engine::trial::{PUBSUB, Scenario, Trial};
 
 const GRPC_API: Need = Need::Capability("api.grpc");
 const PROTO: Option<&str> =

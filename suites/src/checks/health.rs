@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 use super::line;
 use crate::catalog::{Check, Need};
 use crate::check;
-use crate::problem::{Problem, ensure, ensure_eq};
-use crate::trial::{DEADLINE, Scenario, Trial};
+use harness_engine::problem::{Problem, ensure, ensure_eq};
+use harness_engine::trial::{DEADLINE, Scenario, Trial};
 
 const HEALTH_DOC: Option<&str> = Some("https://docs.dapr.io/reference/api/health_api/");
 

@@ -5,8 +5,8 @@ use bytes::Bytes;
 
 use crate::catalog::{Check, Need};
 use crate::check;
-use crate::problem::{Problem, ensure_eq};
-use crate::trial::{Scenario, Trial};
+use harness_engine::problem::{Problem, ensure_eq};
+use harness_engine::trial::{Scenario, Trial};
 
 const INVOKE_DOC: Option<&str> = Some("https://docs.dapr.io/reference/api/service_invocation_api/");
 

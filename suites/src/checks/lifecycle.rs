@@ -7,11 +7,11 @@ use std::time::Duration;
 use harness::{Script, ShutdownStep};
 use serde_json::json;
 
-use crate::broker::Promise;
 use crate::catalog::{Check, Need};
 use crate::check;
-use crate::problem::{Problem, ensure, ensure_eq};
-use crate::trial::{DEADLINE, Scenario, Trial};
+use harness_engine::broker::Promise;
+use harness_engine::problem::{Problem, ensure, ensure_eq};
+use harness_engine::trial::{DEADLINE, Scenario, Trial};
 
 const COMPONENT_DOC: Option<&str> =
     Some("https://docs.dapr.io/operations/components/component-schema/");

@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 use super::line;
 use crate::catalog::{Check, Need};
 use crate::check;
-use crate::problem::{Problem, ensure, ensure_eq};
-use crate::trial::{Scenario, Trial};
+use harness_engine::problem::{Problem, ensure, ensure_eq};
+use harness_engine::trial::{Scenario, Trial};
 
 const METADATA_DOC: Option<&str> = Some("https://docs.dapr.io/reference/api/metadata_api/");
 

@@ -2,14 +2,14 @@
 //! subscription FIFO with one in-flight delivery, and no loss or duplicates.
 
 use harness::Script;
-use harness_check::{delivery, ordering};
+use harness_checkers::{delivery, ordering};
 use serde_json::json;
 
-use crate::broker::Promise;
 use crate::catalog::{Check, Need};
 use crate::check;
-use crate::problem::{Problem, ensure, verdict};
-use crate::trial::{Scenario, Trial};
+use harness_engine::broker::Promise;
+use harness_engine::problem::{Problem, ensure, verdict};
+use harness_engine::trial::{Scenario, Trial};
 
 const ORDER_DOC: Option<&str> =
     Some("https://docs.dapr.io/reference/components-reference/supported-pubsub/setup-inmemory/");

@@ -4,11 +4,11 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use crate::broker::Promise;
 use crate::catalog::{Check, Need};
 use crate::check;
-use crate::problem::{Problem, ensure, ensure_eq};
-use crate::trial::{Scenario, Trial};
+use harness_engine::broker::Promise;
+use harness_engine::problem::{Problem, ensure, ensure_eq};
+use harness_engine::trial::{Scenario, Trial};
 
 const API_DOC: Option<&str> = Some("https://docs.dapr.io/reference/api/pubsub_api/");
 
@@ -455,7 +455,13 @@ async fn oversized_body_rejected(t: &mut Trial) -> Result<(), Problem> {
     // Closing the connection early is a rejection too; only a 2xx answer is a failure.
     match t
         .client()
-        .publish(crate::trial::PUBSUB, "orders", big, Some("text/plain"), &[])
+        .publish(
+            harness_engine::trial::PUBSUB,
+            "orders",
+            big,
+            Some("text/plain"),
+            &[],
+        )
         .await
     {
         Ok(r) => ensure(
@@ -472,7 +478,7 @@ async fn oversized_body_rejected(t: &mut Trial) -> Result<(), Problem> {
     let fresh = harness::SidecarClient::new(t.client().base_url().to_owned(), None)?;
     let r = fresh
         .publish(
-            crate::trial::PUBSUB,
+            harness_engine::trial::PUBSUB,
             "orders",
             Bytes::from_static(br#"{"tck_id":"after"}"#),
             Some("application/json"),
@@ -597,7 +603,7 @@ async fn subscription_scopes_filter(t: &mut Trial) -> Result<(), Problem> {
     ensure(
         leaked.is_empty(),
         format!("{denied} on a topic outside subscriptionScopes was delivered"),
-        crate::trial::delivery_lines(&leaked),
+        harness_engine::trial::delivery_lines(&leaked),
     )
 }
 

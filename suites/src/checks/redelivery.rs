@@ -5,14 +5,14 @@
 use std::collections::BTreeSet;
 
 use harness::Script;
-use harness_check::redelivery;
+use harness_checkers::redelivery;
 use harness_history::MessageId;
 
 use super::status::{Fate, Lane, settle};
 use crate::catalog::{Check, Need};
 use crate::check;
-use crate::problem::{Problem, ensure, ensure_eq, verdict};
-use crate::trial::{Scenario, Trial, delivery_lines};
+use harness_engine::problem::{Problem, ensure, ensure_eq, verdict};
+use harness_engine::trial::{Scenario, Trial, delivery_lines};
 
 const RESILIENCY_DOC: Option<&str> =
     Some("https://docs.dapr.io/operations/resiliency/policies/#retries");

@@ -8,15 +8,15 @@
 use std::time::Duration;
 
 use harness::Script;
-use harness_check::redelivery::Backoff;
-use harness_check::{dlq, redelivery};
+use harness_checkers::redelivery::Backoff;
+use harness_checkers::{dlq, redelivery};
 use harness_history::MessageId;
 
 use super::status::{Fate, Lane, settle};
 use crate::catalog::{Check, Need};
 use crate::check;
-use crate::problem::{Problem, ensure, verdict};
-use crate::trial::{PUBSUB, Scenario, Trial, delivery_lines};
+use harness_engine::problem::{Problem, ensure, verdict};
+use harness_engine::trial::{PUBSUB, Scenario, Trial, delivery_lines};
 
 const POLICIES_DOC: Option<&str> = Some("https://docs.dapr.io/operations/resiliency/policies/");
 const TARGETS_DOC: Option<&str> = Some("https://docs.dapr.io/operations/resiliency/targets/");

@@ -12,15 +12,15 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::broker::Broker;
 use crate::catalog::{Check, Need};
 use crate::check;
-use crate::problem::Problem;
 use crate::robustness::campaign::{self, Target};
 use crate::robustness::grpc::{self, GrpcProbe};
 use crate::robustness::http::{HttpContext, HttpProbe, probes};
 use crate::robustness::startup;
-use crate::trial::{DEADLINE, PUBSUB, Scenario, Trial};
+use harness_engine::broker::Broker;
+use harness_engine::problem::Problem;
+use harness_engine::trial::{DEADLINE, PUBSUB, Scenario, Trial};
 
 /// Valid publishes go here, and only they: waiting for them reads no junk.
 const TOPIC: &str = "orders";

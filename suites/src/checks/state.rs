@@ -8,9 +8,9 @@ use serde_json::{Value, json};
 use crate::catalog::{Check, Need};
 use crate::check;
 use crate::checks::publish::response_line as line;
-use crate::problem::{Problem, ensure_eq};
-use crate::trial::{Scenario, Trial};
 use harness::ApiResponse;
+use harness_engine::problem::{Problem, ensure_eq};
+use harness_engine::trial::{Scenario, Trial};
 
 const STATE_DOC: Option<&str> = Some("https://docs.dapr.io/reference/api/state_api/");
 

@@ -10,15 +10,15 @@
 
 use bytes::Bytes;
 use harness::Script;
-use harness_check::{Verdict, dlq, redelivery};
+use harness_checkers::{Verdict, dlq, redelivery};
 use harness_history::MessageId;
 use serde_json::json;
 
-use crate::broker::Broker;
 use crate::catalog::{Check, Need};
 use crate::check;
-use crate::problem::{Problem, verdict};
-use crate::trial::{Scenario, Trial};
+use harness_engine::broker::Broker;
+use harness_engine::problem::{Problem, verdict};
+use harness_engine::trial::{Scenario, Trial};
 
 const API_DOC: Option<&str> =
     Some("https://docs.dapr.io/reference/api/pubsub_api/#expected-http-response-from-the-app");
@@ -370,7 +370,7 @@ async fn grpc_unimplemented_acknowledged(t: &mut Trial) -> Result<(), Problem> {
 fn redelivery_window(broker: Broker) -> std::time::Duration {
     match broker {
         Broker::Redis => std::time::Duration::from_millis(2_000 + 500 + 1_000),
-        Broker::InMemory | Broker::Kafka => crate::trial::QUIET,
+        Broker::InMemory | Broker::Kafka => harness_engine::trial::QUIET,
     }
 }
 
@@ -407,7 +407,7 @@ async fn acknowledged_after_outcome(t: &mut Trial) -> Result<(), Problem> {
         && let Some(addr) = t.broker_addr()
     {
         let group = t.app_id();
-        let deadline = tokio::time::Instant::now() + crate::trial::DEADLINE;
+        let deadline = tokio::time::Instant::now() + harness_engine::trial::DEADLINE;
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(50));
         loop {
             tick.tick().await;
@@ -427,7 +427,7 @@ async fn acknowledged_after_outcome(t: &mut Trial) -> Result<(), Problem> {
                 return Err(Problem::Fail {
                     summary: format!(
                         "{pending} entries of stream `orders` are still pending (never acknowledged) in consumer group `{group}` {:?} after every message was handled",
-                        crate::trial::DEADLINE
+                        harness_engine::trial::DEADLINE
                     ),
                     evidence: t.evidence(),
                 });
@@ -440,7 +440,7 @@ async fn acknowledged_after_outcome(t: &mut Trial) -> Result<(), Problem> {
         && let Some(addr) = t.broker_addr()
     {
         let group = t.app_id();
-        let deadline = tokio::time::Instant::now() + crate::trial::DEADLINE;
+        let deadline = tokio::time::Instant::now() + harness_engine::trial::DEADLINE;
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
         loop {
             tick.tick().await;
@@ -471,7 +471,7 @@ async fn acknowledged_after_outcome(t: &mut Trial) -> Result<(), Problem> {
                 return Err(Problem::fail(
                     format!(
                         "consumer group `{group}` has not committed past every handled record of topic `orders` {:?} after they were handled",
-                        crate::trial::DEADLINE
+                        harness_engine::trial::DEADLINE
                     ),
                     behind,
                 ));

@@ -8,15 +8,15 @@
 use std::time::{Duration, Instant};
 
 use harness::Script;
-use harness_check::{dlq, redelivery};
+use harness_checkers::{dlq, redelivery};
 use harness_history::MessageId;
 use serde_json::json;
 
-use crate::broker::Broker;
 use crate::catalog::{Check, Need};
 use crate::check;
-use crate::problem::{Problem, ensure, ensure_eq, verdict};
-use crate::trial::{DEADLINE, PUBSUB, QUIET, Scenario, Trial};
+use harness_engine::broker::Broker;
+use harness_engine::problem::{Problem, ensure, ensure_eq, verdict};
+use harness_engine::trial::{DEADLINE, PUBSUB, QUIET, Scenario, Trial};
 
 const STREAMING: Need = Need::Capability("streaming");
 const DOC: Option<&str> = Some(
@@ -130,7 +130,7 @@ async fn delivered_once(t: &mut Trial) -> Result<(), Problem> {
     tokio::time::sleep(QUIET).await;
     let h = t.history();
     let route = t.stream(s).route().to_owned();
-    let mut v = harness_check::Verdict::Valid;
+    let mut v = harness_checkers::Verdict::Valid;
     for id in &ids {
         v = v.and(redelivery::attempts(&h, &MessageId::new(id), &route, 1).verdict());
     }

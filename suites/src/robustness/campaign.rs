@@ -9,7 +9,7 @@
 use proptest::strategy::{BoxedStrategy, Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
-use crate::problem::Problem;
+use harness_engine::problem::Problem;
 
 /// One valid publish every this many probes.
 pub(crate) const VALID_EVERY: u64 = 100;

@@ -1,0 +1,319 @@
+//! The chaos timeline as a self-contained SVG: fault windows shaded over the publish and
+//! delivery rates (top) and the end-to-end latency (bottom).
+//!
+//! Pure: a [`Timeline`] in, a string out, no fonts or scripts. Text is escaped.
+
+use std::fmt::Write as _;
+
+use harness_checkers::faults::Timeline;
+use harness_report::text::xml as esc;
+
+const WIDTH: f64 = 960.0;
+const PANEL: f64 = 170.0;
+const LEFT: f64 = 64.0;
+const RIGHT: f64 = 16.0;
+const TOP: f64 = 44.0;
+const GAP: f64 = 44.0;
+
+/// Reads one latency series out of a bucket.
+type Pick = fn(&harness_checkers::faults::Bucket) -> Option<u64>;
+
+/// Fill colours of fault windows, cycled by kind.
+const SHADES: [&str; 6] = [
+    "#f4a58255",
+    "#92c5de55",
+    "#f7d16855",
+    "#b2abd255",
+    "#a6dba055",
+    "#fdb86355",
+];
+
+/// A round axis maximum at or above `v` (1, 2 or 5 × a power of ten).
+fn nice_max(v: f64) -> f64 {
+    if v <= 0.0 || !v.is_finite() {
+        return 1.0;
+    }
+    let p = 10f64.powf(v.log10().floor());
+    for m in [1.0, 2.0, 5.0, 10.0] {
+        if v <= m * p {
+            return m * p;
+        }
+    }
+    10.0 * p
+}
+
+/// Renders `t`; `title` goes above the plot.
+pub fn render(t: &Timeline, title: &str) -> String {
+    let height = TOP + 2.0 * PANEL + GAP + 40.0;
+    let plot_w = WIDTH - LEFT - RIGHT;
+    let end_us = t
+        .buckets
+        .last()
+        .map_or(t.bucket, |b| b.start + t.bucket)
+        .max(1);
+    let x = |us: u64| LEFT + plot_w * (us as f64 / end_us as f64);
+    let per_sec = 1_000_000.0 / t.bucket as f64;
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" font-family="sans-serif" font-size="11">"#
+    );
+    let _ = write!(
+        out,
+        r##"<rect width="100%" height="100%" fill="#ffffff"/><text x="{LEFT}" y="16" font-size="13" font-weight="bold">{}</text>"##,
+        esc(title)
+    );
+    let top1 = TOP;
+    let top2 = TOP + PANEL + GAP;
+
+    // Fault windows, shaded across both panels, labelled at the top.
+    let mut kinds: Vec<&str> = Vec::new();
+    for w in &t.windows {
+        let i = kinds.iter().position(|k| *k == w.kind).unwrap_or_else(|| {
+            kinds.push(&w.kind);
+            kinds.len() - 1
+        });
+        let shade = SHADES[i % SHADES.len()];
+        let x0 = x(w.start);
+        let x1 = x(w.stop.unwrap_or(end_us)).max(x0 + 1.0);
+        for top in [top1, top2] {
+            let _ = write!(
+                out,
+                r#"<rect x="{x0:.1}" y="{top}" width="{:.1}" height="{PANEL}" fill="{shade}"><title>{}</title></rect>"#,
+                x1 - x0,
+                esc(&format!(
+                    "{} on {}",
+                    w.kind,
+                    w.detail.as_deref().unwrap_or("-")
+                ))
+            );
+        }
+        let _ = write!(
+            out,
+            r##"<text x="{:.1}" y="{:.1}" font-size="9" fill="#333">{}</text>"##,
+            x0 + 2.0,
+            top1 + 10.0,
+            esc(&w.kind)
+        );
+    }
+
+    // Top panel: rates per second.
+    let rate_max = nice_max(
+        t.buckets
+            .iter()
+            .map(|b| f64::from(b.acknowledged.max(b.delivered).max(b.failed)) * per_sec)
+            .fold(0.0, f64::max),
+    );
+    axes(&mut out, top1, rate_max, "msg/s");
+    let y1 = |v: f64| top1 + PANEL - PANEL * (v / rate_max).min(1.0);
+    for b in &t.buckets {
+        if b.redelivered > 0 {
+            let h = PANEL * (f64::from(b.redelivered) * per_sec / rate_max).min(1.0);
+            let _ = write!(
+                out,
+                r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{h:.1}" fill="#d6604d"/>"##,
+                x(b.start),
+                top1 + PANEL - h,
+                (x(b.start + t.bucket) - x(b.start)).max(1.0)
+            );
+        }
+    }
+    let series = |f: &dyn Fn(&harness_checkers::faults::Bucket) -> f64| -> String {
+        t.buckets
+            .iter()
+            .map(|b| format!("{:.1},{:.1}", x(b.start + t.bucket / 2), y1(f(b))))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let _ = write!(
+        out,
+        r##"<polyline fill="none" stroke="#2166ac" stroke-width="1.5" points="{}"/>"##,
+        series(&|b| f64::from(b.acknowledged) * per_sec)
+    );
+    let _ = write!(
+        out,
+        r##"<polyline fill="none" stroke="#1b7837" stroke-width="1.5" points="{}"/>"##,
+        series(&|b| f64::from(b.delivered) * per_sec)
+    );
+    let _ = write!(
+        out,
+        r##"<polyline fill="none" stroke="#999999" stroke-width="1" stroke-dasharray="3,2" points="{}"/>"##,
+        series(&|b| f64::from(b.failed) * per_sec)
+    );
+    legend(
+        &mut out,
+        top1,
+        &[
+            ("#2166ac", "acknowledged publishes"),
+            ("#1b7837", "first deliveries"),
+            ("#d6604d", "redeliveries"),
+            ("#999999", "failed / unknown publishes"),
+        ],
+    );
+
+    // Bottom panel: end-to-end latency (publish invoked → first delivery).
+    let lat_max_ms = nice_max(
+        t.buckets
+            .iter()
+            .filter_map(|b| b.max_latency)
+            .map(|us| us as f64 / 1000.0)
+            .fold(0.0, f64::max),
+    );
+    axes(&mut out, top2, lat_max_ms, "e2e ms");
+    let y2 = |ms: f64| top2 + PANEL - PANEL * (ms / lat_max_ms).min(1.0);
+    let pickers: [(&str, Pick); 2] = [
+        ("#762a83", |b| b.max_latency),
+        ("#1b7837", |b| b.p50_latency),
+    ];
+    for (colour, pick) in pickers {
+        // A bucket without deliveries has no latency: the line breaks there instead of
+        // drawing a ramp across the gap.
+        let mut d = String::new();
+        let mut pen_down = false;
+        for b in &t.buckets {
+            match pick(b) {
+                Some(us) => {
+                    let _ = write!(
+                        d,
+                        "{}{:.1},{:.1} ",
+                        if pen_down { "L" } else { "M" },
+                        x(b.start + t.bucket / 2),
+                        y2(us as f64 / 1000.0)
+                    );
+                    pen_down = true;
+                }
+                None => pen_down = false,
+            }
+        }
+        let _ = write!(
+            out,
+            r#"<path fill="none" stroke="{colour}" stroke-width="1.5" d="{}"/>"#,
+            d.trim_end()
+        );
+    }
+    legend(
+        &mut out,
+        top2,
+        &[("#762a83", "max latency"), ("#1b7837", "median latency")],
+    );
+
+    // Time axis.
+    let secs = end_us as f64 / 1e6;
+    let step = nice_max(secs / 10.0);
+    let mut s = 0.0;
+    while s <= secs + 1e-9 {
+        let xs = LEFT + plot_w * (s / secs);
+        let _ = write!(
+            out,
+            r##"<line x1="{xs:.1}" y1="{:.1}" x2="{xs:.1}" y2="{:.1}" stroke="#888"/><text x="{xs:.1}" y="{:.1}" text-anchor="middle">{s:.0} s</text>"##,
+            top2 + PANEL,
+            top2 + PANEL + 4.0,
+            top2 + PANEL + 16.0
+        );
+        s += step;
+    }
+    out.push_str("</svg>");
+    out
+}
+
+fn axes(out: &mut String, top: f64, max: f64, unit: &str) {
+    let bottom = top + PANEL;
+    let _ = write!(
+        out,
+        r##"<line x1="{LEFT}" y1="{top}" x2="{LEFT}" y2="{bottom}" stroke="#444"/><line x1="{LEFT}" y1="{bottom}" x2="{:.1}" y2="{bottom}" stroke="#444"/>"##,
+        WIDTH - RIGHT
+    );
+    for frac in [0.0, 0.5, 1.0] {
+        let y = bottom - PANEL * frac;
+        let _ = write!(
+            out,
+            r##"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
+            LEFT - 4.0,
+            y + 4.0,
+            trim(max * frac)
+        );
+    }
+    let _ = write!(
+        out,
+        r#"<text x="12" y="{:.1}" transform="rotate(-90 12 {:.1})" text-anchor="middle">{}</text>"#,
+        top + PANEL / 2.0,
+        top + PANEL / 2.0,
+        esc(unit)
+    );
+}
+
+fn trim(v: f64) -> String {
+    if (v - v.round()).abs() < 1e-9 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// One row of legend items just above a panel.
+fn legend(out: &mut String, top: f64, items: &[(&str, &str)]) {
+    let mut xl = LEFT;
+    let yl = top - 6.0;
+    for (colour, label) in items {
+        let _ = write!(
+            out,
+            r#"<rect x="{xl:.1}" y="{:.1}" width="10" height="3" fill="{colour}"/><text x="{:.1}" y="{yl:.1}">{}</text>"#,
+            yl - 4.0,
+            xl + 14.0,
+            esc(label)
+        );
+        xl += 24.0 + 6.5 * label.len() as f64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use harness_checkers::faults::{Bucket, FaultWindow};
+
+    use super::*;
+
+    fn timeline() -> Timeline {
+        Timeline {
+            bucket: 500_000,
+            buckets: (0..8)
+                .map(|i| Bucket {
+                    start: i * 500_000,
+                    acknowledged: 20,
+                    failed: u32::from(i == 3),
+                    delivered: if i == 3 { 0 } else { 20 },
+                    redelivered: u32::from(i == 4) * 5,
+                    max_latency: Some(2_000 + i * 1_000),
+                    p50_latency: Some(1_000),
+                })
+                .collect(),
+            windows: vec![FaultWindow {
+                kind: "down".into(),
+                detail: Some("sidecar-app <x>".into()),
+                start: 1_500_000,
+                stop: Some(2_000_000),
+            }],
+        }
+    }
+
+    #[test]
+    fn renders_windows_series_and_escapes_text() {
+        let svg = render(&timeline(), "run <1>");
+        assert!(svg.starts_with("<svg ") && svg.ends_with("</svg>"));
+        assert!(svg.contains("run &lt;1&gt;"));
+        assert!(svg.contains("<title>down on sidecar-app &lt;x&gt;</title>"));
+        // The window starts at 1.5 s of 4 s: 37.5 % into the plot.
+        let x0 = LEFT + (WIDTH - LEFT - RIGHT) * 0.375;
+        assert!(svg.contains(&format!("x=\"{x0:.1}\"")), "{svg}");
+        assert_eq!(svg.matches("<polyline").count(), 3);
+        assert_eq!(svg.matches("<path").count(), 2);
+        assert!(svg.contains("fill=\"#d6604d\""), "redeliveries drawn");
+    }
+
+    #[test]
+    fn axis_maxima_are_round() {
+        assert_eq!(nice_max(0.0), 1.0);
+        assert_eq!(nice_max(37.0), 50.0);
+        assert_eq!(nice_max(80.0), 100.0);
+        assert_eq!(nice_max(0.013), 0.02);
+    }
+}
