@@ -7,9 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use harness_bench::report::markdown::{ms, rate as fmt_rate};
 use harness_bench::report::model::{self, BenchReport};
-use harness_bench::{BenchConfig, Broker, Event, Protocol, SearchConfig};
+use harness_bench::{BenchConfig, Broker, Protocol, SearchConfig};
 use harness_engine::env::{EnvSettings, find_workspace};
-use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -85,18 +84,6 @@ struct BenchRunArgs {
     /// Publish API: http or grpc.
     #[arg(long, default_value = "http")]
     protocol: String,
-    /// Seed of every random choice. Default: $PUBSUB_TCK_SEED or random; printed at the start.
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Directory of bench runs. Default: reports/bench ($PUBSUB_TCK_REPORT_DIR/bench when set).
-    #[arg(long)]
-    report_dir: Option<PathBuf>,
-    /// Do not run the target file's `build` command first.
-    #[arg(long)]
-    no_build: bool,
-    /// Fail on a missing broker instead of installing it (as `pubsub-tck run`).
-    #[arg(long)]
-    no_install: bool,
     /// Search the maximum sustainable rate instead of measuring the given rates.
     #[arg(long)]
     find_max: bool,
@@ -118,6 +105,8 @@ struct BenchRunArgs {
     /// Skip the no-op HTTP and direct-broker baselines.
     #[arg(long)]
     no_baselines: bool,
+    #[command(flatten)]
+    common: crate::Common,
 }
 
 /// Where bench runs go: `--report-dir`, else `$PUBSUB_TCK_REPORT_DIR/bench`, else
@@ -215,9 +204,7 @@ fn run(args: BenchRunArgs) -> anyhow::Result<u8> {
     }
     let cwd = std::env::current_dir().context("reading the current directory")?;
     let root = find_workspace(&cwd)?;
-    let suites_broker = harness_engine::Broker::parse(broker.name())
-        .context("the bench broker names match the suites' broker names")?;
-    crate::provision::ensure(&[suites_broker], &mut settings, !args.no_install)?;
+    crate::provision::ensure(&[broker], &mut settings, !args.common.no_install)?;
     let paths: Vec<Option<&std::path::Path>> = if args.target.is_empty() {
         vec![settings.target.as_deref()]
     } else {
@@ -228,11 +215,11 @@ fn run(args: BenchRunArgs) -> anyhow::Result<u8> {
         let target_path = harness_engine::env::target_path(path, &root)?;
         let target = harness::TargetFile::load(&target_path)
             .with_context(|| format!("loading target file {}", target_path.display()))?;
-        if broker != Broker::InMemory && !target.has_capability(suites_broker.component_type()) {
+        if broker != Broker::InMemory && !target.has_capability(broker.component_type()) {
             bail!(
                 "target `{}` does not declare the capability {:?} in {}",
                 target.name(),
-                suites_broker.component_type(),
+                broker.component_type(),
                 target_path.display()
             );
         }
@@ -245,18 +232,19 @@ fn run(args: BenchRunArgs) -> anyhow::Result<u8> {
                 target.name()
             );
         }
-        if !args.no_build {
-            crate::build_target(&target, &[suites_broker])?;
+        if !args.common.no_build {
+            crate::build_target(&target, &[broker])?;
         }
         targets.push(target);
     }
     let seed = args
+        .common
         .seed
         .or(settings.seed)
         .unwrap_or_else(harness_engine::env::random_seed);
     let now = time::OffsetDateTime::now_utc();
     let run_id = crate::run_id(now, seed);
-    let base = reports_dir(args.report_dir.as_deref(), &settings, &root, &cwd);
+    let base = reports_dir(args.common.report_dir.as_deref(), &settings, &root, &cwd);
     let run_dir = base.join(&run_id);
     let searching = args.find_max;
     let duration = args
@@ -323,75 +311,14 @@ fn run(args: BenchRunArgs) -> anyhow::Result<u8> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let report = rt.block_on(async {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let ui = tokio::spawn(console(rx));
-        let result = harness_bench::run(&config, info, &tx).await;
-        drop(tx);
-        let _ = ui.await;
-        result
-    })?;
+    let console = crate::console::Console::start();
+    let report = rt.block_on(harness_bench::run(&config, info, console.events()));
+    console.finish();
+    let report = report?;
     let dir = harness_bench::report::store::write_run(&base, &run_dir, &report)
         .with_context(|| format!("writing reports under {}", base.display()))?;
     print_summary(&report, &dir, started.elapsed())?;
     Ok(report.exit_code())
-}
-
-/// Draws a progress bar per phase and a line per finished phase.
-async fn console(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>) {
-    let style =
-        ProgressStyle::with_template("{spinner} {msg:<32} {bar:30} {pos}/{len} [{elapsed}]")
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
-    let mut bar: Option<ProgressBar> = None;
-    let line = |bar: &Option<ProgressBar>, text: String| match bar {
-        Some(b) => b.println(text),
-        None => eprintln!("{text}"),
-    };
-    while let Some(ev) = rx.recv().await {
-        match ev {
-            Event::Setup(text) => line(&bar, format!("  {text}")),
-            Event::PhaseStarted {
-                label, rate, total, ..
-            } => {
-                if let Some(b) = bar.take() {
-                    b.finish_and_clear();
-                }
-                let b = ProgressBar::new(total).with_style(style.clone());
-                b.set_message(format!("{label} @ {}/s", fmt_rate(rate)));
-                bar = Some(b);
-            }
-            Event::Progress { done, .. } => {
-                if let Some(b) = &bar {
-                    b.set_position(done);
-                }
-            }
-            Event::PhaseFinished { label, summary } => {
-                if let Some(b) = bar.take() {
-                    b.finish_and_clear();
-                }
-                if !label.ends_with("warm-up") {
-                    eprintln!("  {label}: {summary}");
-                }
-            }
-            Event::SearchStep {
-                step,
-                rate,
-                passed,
-                reason,
-            } => line(
-                &bar,
-                format!(
-                    "  step {step}: {}/s {}: {reason}",
-                    fmt_rate(rate),
-                    if passed { "PASS" } else { "FAIL" }
-                ),
-            ),
-            Event::Note(text) => line(&bar, format!("  note: {text}")),
-        }
-    }
-    if let Some(b) = bar.take() {
-        b.finish_and_clear();
-    }
 }
 
 fn print_summary(report: &BenchReport, dir: &Path, took: Duration) -> anyhow::Result<()> {
@@ -512,7 +439,11 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert!(parse_duration("fast").is_err());
         assert!(parse_duration("3 days").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("s").is_err());
     }
 }

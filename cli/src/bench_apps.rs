@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use harness_engine::app_rates::{self, Measured, RateApp};
 use harness_engine::env::{EnvSettings, RunEnv, find_workspace};
-use indicatif::{ProgressBar, ProgressStyle};
+use harness_report::event::{Event, emit};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct AppsArgs {
@@ -128,16 +128,28 @@ pub(crate) fn apps(args: &AppsArgs) -> anyhow::Result<u8> {
         app_rates::WARM_UP,
         args.in_flight
     );
-    let bar = ProgressBar::new((apps.len() * envs.len()) as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let console = crate::console::Console::start();
+    let events = console.events();
+    let stage = "measurements".to_owned();
+    emit(
+        events,
+        Event::Stage {
+            label: stage.clone(),
+            total: (apps.len() * envs.len()) as u64,
+            unit: "apps",
+        },
+    );
     let mut cells = Vec::new();
     for app in &apps {
         for env in &envs {
-            bar.set_message(format!("{} via {}", app.name, env.target.name()));
+            emit(
+                events,
+                Event::Progress {
+                    done: cells.len() as u64,
+                    current: Some(format!("{} via {}", app.name, env.target.name())),
+                },
+            );
             let r = rt.block_on(app_rates::measure(
                 env,
                 app,
@@ -145,7 +157,6 @@ pub(crate) fn apps(args: &AppsArgs) -> anyhow::Result<u8> {
                 args.in_flight,
                 args.deadline,
             ));
-            bar.inc(1);
             let (measured, error) = match r {
                 Ok(m) => (Some(m), None),
                 Err(harness_engine::Problem::Setup(msg)) => (None, Some(msg)),
@@ -161,7 +172,14 @@ pub(crate) fn apps(args: &AppsArgs) -> anyhow::Result<u8> {
             });
         }
     }
-    bar.finish_and_clear();
+    emit(
+        events,
+        Event::StageFinished {
+            label: stage,
+            summary: None,
+        },
+    );
+    console.finish();
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     let md = markdown(&apps, &names, &cells, args);
     std::fs::write(run_dir.join("apps.md"), &md)?;

@@ -10,19 +10,14 @@ use harness_engine::Broker;
 use harness_engine::chaos::nightly::{self, NightlyConfig};
 use harness_engine::env::{EnvSettings, RunEnv, find_workspace};
 use harness_report::RunReport;
-use indicatif::{ProgressBar, ProgressStyle};
 
 /// Flags of `pubsub-tck chaos`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ChaosArgs {
     /// Length of the load, faults included, such as `60s` or `10m` (the backlog drain comes
     /// on top).
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = crate::bench::parse_duration)]
     duration: Duration,
-    /// Seed of the fault schedule and every other random choice; the same seed replays the
-    /// same schedule. Default: $PUBSUB_TCK_SEED or random.
-    #[arg(long)]
-    seed: Option<u64>,
     /// Target file (TOML). Default: $PUBSUB_TCK_TARGET, else fixtures/targets/reference.toml.
     #[arg(long)]
     target: Option<PathBuf>,
@@ -40,33 +35,8 @@ pub(crate) struct ChaosArgs {
     /// Ordering keys (one publishing lane each).
     #[arg(long, default_value_t = 4)]
     keys: u32,
-    /// Base directory of chaos reports. Default: $PUBSUB_TCK_REPORT_DIR/chaos, else
-    /// reports/chaos.
-    #[arg(long)]
-    report_dir: Option<PathBuf>,
-    /// Do not run the target file's `build` command first.
-    #[arg(long)]
-    no_build: bool,
-    /// Fail on a missing broker instead of installing it (as `pubsub-tck run`).
-    #[arg(long)]
-    no_install: bool,
-}
-
-/// `90s`, `2m`, `1h`, `500ms` or bare seconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration such as 60s, 10m or 500ms"))?;
-    match unit {
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "ms" => Ok(Duration::from_millis(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
-    }
+    #[command(flatten)]
+    common: crate::Common,
 }
 
 pub(crate) fn chaos(args: ChaosArgs) -> anyhow::Result<u8> {
@@ -74,8 +44,8 @@ pub(crate) fn chaos(args: ChaosArgs) -> anyhow::Result<u8> {
     if args.target.is_some() {
         settings.target = args.target.clone();
     }
-    if args.seed.is_some() {
-        settings.seed = args.seed;
+    if args.common.seed.is_some() {
+        settings.seed = args.common.seed;
     }
     let seed = settings
         .seed
@@ -94,8 +64,9 @@ pub(crate) fn chaos(args: ChaosArgs) -> anyhow::Result<u8> {
         bail!("--rate must be at least 1");
     }
     let _containers = harness_engine::containers::start_blocking(&mut settings)?;
-    crate::provision::ensure(&[broker], &mut settings, !args.no_install)?;
+    crate::provision::ensure(&[broker], &mut settings, !args.common.no_install)?;
     let base = args
+        .common
         .report_dir
         .clone()
         .or_else(|| settings.report_dir.as_ref().map(|d| d.join("chaos")))
@@ -109,7 +80,7 @@ pub(crate) fn chaos(args: ChaosArgs) -> anyhow::Result<u8> {
         base.join(&run_id),
         broker,
     )?;
-    if !args.no_build {
+    if !args.common.no_build {
         crate::build_target(&env.target, &[broker])?;
     }
     let config = NightlyConfig {
@@ -145,36 +116,14 @@ pub(crate) fn chaos(args: ChaosArgs) -> anyhow::Result<u8> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let outcome = rt.block_on(async {
-        let bar = ProgressBar::new(args.duration.as_secs().max(1));
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} s {wide_msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar.set_message("load and faults");
-        let ticker = {
-            let bar = bar.clone();
-            let total = args.duration;
-            tokio::spawn(async move {
-                // Display only: the bar follows the clock, nothing waits on it.
-                let mut tick = tokio::time::interval(Duration::from_millis(250));
-                loop {
-                    tick.tick().await;
-                    let e = started.elapsed();
-                    bar.set_position(e.as_secs().min(total.as_secs()));
-                    if e > total {
-                        bar.set_message("draining the backlog and judging");
-                    }
-                }
-            })
-        };
-        let outcome = nightly::run_nightly(env.clone(), &config, seed).await;
-        ticker.abort();
-        bar.finish_and_clear();
-        outcome
-    });
+    let console = crate::console::Console::start();
+    let outcome = rt.block_on(nightly::run_nightly(
+        env.clone(),
+        &config,
+        seed,
+        console.events(),
+    ));
+    console.finish();
 
     let mut report = RunReport::new(
         run_id,
@@ -207,19 +156,4 @@ pub(crate) fn chaos(args: ChaosArgs) -> anyhow::Result<u8> {
         .with_context(|| format!("refreshing {}", base.join("latest").display()))?;
     crate::print_summary(&report, &dir)?;
     Ok(u8::try_from(report.exit_code()).unwrap_or(2))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
-        assert!(parse_duration("5 parsecs").is_err());
-        assert!(parse_duration("s").is_err());
-    }
 }

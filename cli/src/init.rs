@@ -141,11 +141,42 @@ capabilities = []
 
 # Checks this sidecar is known to fail, each with its reason (see the file).
 expectations = "{name}.expect.toml"
-"#,
+
+# What the sidecar promises on each broker, with the component configured as in the kit's
+# component templates (`pubsub-tck run` writes them); a check that needs a promise the sidecar
+# does not make on a broker is skipped there. These are what daprd's components make (a broker
+# left out makes them too). Known names:
+{known}
+[promises]
+{promises}"#,
         name_q = quote(name),
         args = args,
         command_q = quote(command),
+        known = known_promises(),
+        promises = default_promises(),
     )
+}
+
+/// One comment line per promise: its name and what it means.
+fn known_promises() -> String {
+    harness::Promise::ALL
+        .iter()
+        .map(|p| format!("#   {:<27} {}\n", p.name(), p.describe()))
+        .collect()
+}
+
+/// The `[promises]` entries: every broker's defaults.
+fn default_promises() -> String {
+    harness::Broker::ALL
+        .iter()
+        .map(|&b| {
+            let names: Vec<String> = harness::promise::defaults(b)
+                .iter()
+                .map(|p| format!("\"{p}\""))
+                .collect();
+            format!("{} = [{}]\n", b.name(), names.join(", "))
+        })
+        .collect()
 }
 
 /// The text of `NAME.expect.toml`.
@@ -191,6 +222,16 @@ mod tests {
             text.contains(&format!("command = \"{}/bin/sidecar\"", dir.display())),
             "{text}"
         );
+        // Every broker's promises are written out, as its defaults, and every promise named.
+        for b in harness::Broker::ALL {
+            assert_eq!(t.promises(b), harness::promise::defaults(b), "{b}");
+        }
+        for p in harness::Promise::ALL {
+            assert!(
+                text.contains(&format!("#   {}", p.name())),
+                "{p} is not explained"
+            );
+        }
         // Every placeholder the harness knows is explained in the file.
         for p in harness::target::PLACEHOLDERS {
             assert!(

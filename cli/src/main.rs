@@ -10,6 +10,7 @@
 mod bench;
 mod bench_apps;
 mod chaos;
+mod console;
 mod doctor;
 mod init;
 mod provision;
@@ -23,9 +24,8 @@ use std::time::Instant;
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use harness_engine::env::{EnvSettings, RunEnv, find_workspace};
-use harness_engine::runner::{self, Event};
+use harness_engine::runner;
 use harness_report::{RunReport, VerdictKind};
-use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -76,25 +76,12 @@ struct RunArgs {
     /// Only checks whose id contains this text.
     #[arg(long)]
     filter: Option<String>,
-    /// Base directory of run reports. Default: $PUBSUB_TCK_REPORT_DIR, else reports/.
-    #[arg(long)]
-    report_dir: Option<PathBuf>,
-    /// Seed of every random choice; printed in every report. Default: $PUBSUB_TCK_SEED or random.
-    #[arg(long)]
-    seed: Option<u64>,
     /// Broker(s) behind the target's pubsub component: in-memory, redis, kafka, or all (comma-separated).
     #[arg(long, default_value = "in-memory")]
     broker: String,
     /// Checks run at the same time (default: four per core, between 4 and 32).
     #[arg(long, default_value_t = runner::default_jobs())]
     jobs: usize,
-    /// Do not run the target file's `build` command first.
-    #[arg(long)]
-    no_build: bool,
-    /// Fail on a missing broker instead of installing it (redis-server with apt-get, Apache
-    /// Kafka fetched with Maven into the cache directory).
-    #[arg(long)]
-    no_install: bool,
     /// Run the selection this many times, each with a fresh seed (the first is `--seed`, if
     /// given), and report each check's pass rate and the seeds of its non-passing runs.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
@@ -107,6 +94,8 @@ struct RunArgs {
     /// Default: $PUBSUB_TCK_BUDGET.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     budget: Option<u64>,
+    #[command(flatten)]
+    common: crate::Common,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -234,14 +223,14 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     let mut settings = EnvSettings::from_env()?;
     // Every trial of a run runs on the one runtime of `execute`, which stops the idle brokers.
     settings.reuse_kafka = true;
-    if args.seed.is_some() {
-        settings.seed = args.seed;
+    if args.common.seed.is_some() {
+        settings.seed = args.common.seed;
     }
     if args.budget.is_some() {
         settings.budget = args.budget;
     }
-    if args.report_dir.is_some() {
-        settings.report_dir = args.report_dir.clone();
+    if args.common.report_dir.is_some() {
+        settings.report_dir = args.common.report_dir.clone();
     }
     let cwd = std::env::current_dir().context("reading the current directory")?;
     let root = find_workspace(&cwd)?;
@@ -266,7 +255,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     // the run's reports are written.
     let _containers = harness_engine::containers::start_blocking(&mut settings)?;
     // Every broker is found or installed before anything runs, so a missing one costs no run.
-    provision::ensure(&brokers, &mut settings, !args.no_install)?;
+    provision::ensure(&brokers, &mut settings, !args.common.no_install)?;
     // No --target: the environment's target or the default (`None`), as for one run.
     let targets: Vec<Option<PathBuf>> = if args.target.is_empty() {
         vec![settings.target.clone()]
@@ -287,7 +276,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
             eprintln!("pubsub-tck: run {} of {}, seed {seed}", i + 1, args.repeat);
         }
         settings.seed = Some(seed);
-        let build = i == 0 && !args.no_build;
+        let build = i == 0 && !args.common.no_build;
         let selection = Selection {
             targets: &targets,
             brokers: &brokers,
@@ -345,6 +334,25 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     ));
     write_stdout(&out)?;
     Ok(u8::try_from(repeat.exit_code()).unwrap_or(2))
+}
+
+/// The flags every command that runs a target shares.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct Common {
+    /// Seed of every random choice; printed in every report. Default: $PUBSUB_TCK_SEED or random.
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+    /// Where the reports go. Default: $PUBSUB_TCK_REPORT_DIR, else reports/ (`bench` and `chaos`
+    /// write into a folder of that name in it).
+    #[arg(long)]
+    pub(crate) report_dir: Option<PathBuf>,
+    /// Do not run the target file's `build` command first.
+    #[arg(long)]
+    pub(crate) no_build: bool,
+    /// Fail on a missing broker instead of installing it (redis-server with apt-get, Apache
+    /// Kafka fetched with Maven into the cache directory).
+    #[arg(long)]
+    pub(crate) no_install: bool,
 }
 
 /// What one run covers: every check on every broker of every target.
@@ -429,7 +437,7 @@ fn run_once(
     if let Some(section) = harness_report::matrix::section(&report.checks) {
         report.extra_sections.push(section);
     }
-    if let Some(section) = suites::cross_broker::section(&report.checks) {
+    if let Some(section) = suites::cross_broker::section(&report.checks, &env.target) {
         report.extra_sections.push(section);
     }
     let dir = harness_report::store::write_run(base, &report, &histories)
@@ -538,48 +546,16 @@ fn execute(
             work.push((env.clone(), (*check).clone()));
         }
     }
-    let total = work.len() as u64;
-    rt.block_on(async move {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let bar = ProgressBar::new(total);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {wide_msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        let ui = tokio::spawn(async move {
-            while let Some(ev) = rx.recv().await {
-                match ev {
-                    Event::Started { id } => bar.set_message(id.to_owned()),
-                    Event::Finished(r) => {
-                        bar.inc(1);
-                        let tag = match r.verdict {
-                            VerdictKind::Fail => Some("FAIL"),
-                            VerdictKind::Error => Some("ERROR"),
-                            VerdictKind::NonStrict => Some("non-strict"),
-                            VerdictKind::UnexpectedPass => Some("UNEXP.PASS"),
-                            _ => None,
-                        };
-                        if let Some(tag) = tag {
-                            bar.println(format!(
-                                "{tag:>10} {}: {}",
-                                r.id,
-                                r.summary.as_deref().unwrap_or("")
-                            ));
-                        }
-                    }
-                }
-            }
-            bar.finish_and_clear();
-        });
-        let outcomes = runner::run_many(work, jobs, tx).await;
+    let console = console::Console::start();
+    let outcomes = rt.block_on(async {
+        let outcomes = runner::run_many(work, jobs, console.events()).await;
         harness::KafkaServer::stop_idle().await;
-        let _ = ui.await;
-        let mut grouped: Vec<_> = order.into_iter().zip(outcomes).collect();
-        grouped.sort_by_key(|(key, _)| *key);
-        Ok(grouped.into_iter().map(|(_, o)| o).collect())
-    })
+        outcomes
+    });
+    console.finish();
+    let mut grouped: Vec<_> = order.into_iter().zip(outcomes).collect();
+    grouped.sort_by_key(|(key, _)| *key);
+    Ok(grouped.into_iter().map(|(_, o)| o).collect())
 }
 
 fn print_summary(report: &RunReport, dir: &std::path::Path) -> anyhow::Result<()> {

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, bail};
 use harness_engine::env::{EnvSettings, RunEnv, find_workspace};
 use harness_mutant::Mode;
-use indicatif::{ProgressBar, ProgressStyle};
+use harness_report::event::{Event, emit};
 use suites::selfcheck::{Case, Judgement};
 
 /// Flags of `pubsub-tck selfcheck`.
@@ -30,24 +30,14 @@ pub(crate) struct SelfcheckArgs {
     /// Only cases whose check id contains this text.
     #[arg(long)]
     filter: Option<String>,
-    /// Seed of every random choice. Default: $PUBSUB_TCK_SEED or random.
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Base directory of reports. Default: $PUBSUB_TCK_REPORT_DIR, else reports/.
-    #[arg(long)]
-    report_dir: Option<PathBuf>,
-    /// Do not run the target file's `build` command first.
-    #[arg(long)]
-    no_build: bool,
-    /// Fail on a missing broker instead of installing it (as `pubsub-tck run`).
-    #[arg(long)]
-    no_install: bool,
+    #[command(flatten)]
+    common: crate::Common,
 }
 
 pub(crate) fn selfcheck(args: SelfcheckArgs) -> anyhow::Result<u8> {
     let mut settings = EnvSettings::from_env()?;
-    if args.seed.is_some() {
-        settings.seed = args.seed;
+    if args.common.seed.is_some() {
+        settings.seed = args.common.seed;
     }
     if args.target.is_some() {
         settings.target = args.target.clone();
@@ -82,52 +72,62 @@ pub(crate) fn selfcheck(args: SelfcheckArgs) -> anyhow::Result<u8> {
     let cwd = std::env::current_dir().context("reading the current directory")?;
     let root = find_workspace(&cwd)?;
     let base = args
+        .common
         .report_dir
         .clone()
         .or_else(|| settings.report_dir.clone())
         .unwrap_or_else(|| harness_engine::env::reports_base(&root, &cwd));
-    crate::provision::ensure(&brokers, &mut settings, !args.no_install)?;
+    crate::provision::ensure(&brokers, &mut settings, !args.common.no_install)?;
     let run_dir = base.join(format!(
         "{}-selfcheck",
         crate::run_id(time::OffsetDateTime::now_utc(), seed)
     ));
 
-    let mut built = false;
-    let bar = ProgressBar::new(cases.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {wide_msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let mut judged = Vec::new();
-    for case in &cases {
-        let env = RunEnv::new(
+    let env_of = |case: &Case| {
+        RunEnv::new(
             &settings,
             &suites::catalog::ids(),
             root.clone(),
             run_dir.join(case.mode.as_str()),
             case.broker,
-        )?;
-        if !built && !args.no_build {
-            bar.suspend(|| crate::build_target(&env.target, &brokers))?;
-            built = true;
+        )
+    };
+    if let Some(first) = cases.first() {
+        let env = env_of(first)?;
+        if !args.common.no_build {
+            crate::build_target(&env.target, &brokers)?;
         }
-        if judged.is_empty() {
-            bar.suspend(|| {
-                eprintln!(
-                    "pubsub-tck: selfcheck: {} cases around target `{}` ({}), seed {seed}",
-                    cases.len(),
-                    env.target.name(),
-                    env.target.path().display()
-                );
-            });
-        }
-        bar.set_message(case.name());
+        eprintln!(
+            "pubsub-tck: selfcheck: {} cases around target `{}` ({}), seed {seed}",
+            cases.len(),
+            env.target.name(),
+            env.target.path().display()
+        );
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let console = crate::console::Console::start();
+    let events = console.events();
+    emit(
+        events,
+        Event::Stage {
+            label: "self-check".to_owned(),
+            total: cases.len() as u64,
+            unit: "cases",
+        },
+    );
+    let mut judged = Vec::new();
+    for case in &cases {
+        emit(
+            events,
+            Event::Progress {
+                done: judged.len() as u64,
+                current: Some(case.name()),
+            },
+        );
+        let env = env_of(case)?;
         let judgement = match suites::selfcheck::not_observable(&env.target, case) {
             Some(why) => Judgement::Skipped(why),
             None => rt.block_on(suites::selfcheck::judge(
@@ -135,12 +135,18 @@ pub(crate) fn selfcheck(args: SelfcheckArgs) -> anyhow::Result<u8> {
                 case,
             )),
         };
-        // Printed through the bar, so a log without a terminal has every line too.
-        bar.suspend(|| eprintln!("{}", line(case, &judgement)));
-        bar.inc(1);
+        // A line per case, so a log without a terminal has every one.
+        emit(events, Event::Line(line(case, &judgement)));
         judged.push((*case, judgement));
     }
-    bar.finish_and_clear();
+    emit(
+        events,
+        Event::StageFinished {
+            label: "self-check".to_owned(),
+            summary: None,
+        },
+    );
+    console.finish();
 
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     let md = markdown(&judged, seed);

@@ -1,5 +1,5 @@
 //! The cross-broker table: for each broker of a run, the guarantees observed (from the
-//! verdicts of the checks that test them) next to the promises the broker declares.
+//! verdicts of the checks that test them) next to the promises the target declares there.
 
 use std::collections::BTreeMap;
 
@@ -129,8 +129,9 @@ fn verdict_word(
     }
 }
 
-/// The section, or `None` when the run covered a single broker.
-pub fn section(results: &[CheckResult]) -> Option<Section> {
+/// The section, or `None` when the run covered a single broker; `target` declares what is
+/// promised on each broker.
+pub fn section(results: &[CheckResult], target: &harness::TargetFile) -> Option<Section> {
     let mut brokers: Vec<Broker> = results
         .iter()
         .filter_map(|r| r.broker.as_deref().and_then(Broker::parse))
@@ -145,10 +146,10 @@ pub fn section(results: &[CheckResult]) -> Option<Section> {
         .filter_map(|r| r.broker.as_deref().map(|b| ((r.id.as_str(), b), r)))
         .collect();
     let mut md = String::from(
-        "Observed on this run (verdicts of the checks named), and what each broker declares.\n\n| guarantee |",
+        "Observed on this run (verdicts of the checks named), and what the target declares on each broker.\n\n| guarantee |",
     );
     let mut html = String::from(
-        "<p>Observed on this run (verdicts of the checks named), and what each broker declares.</p><table><thead><tr><th>guarantee</th>",
+        "<p>Observed on this run (verdicts of the checks named), and what the target declares on each broker.</p><table><thead><tr><th>guarantee</th>",
     );
     for b in &brokers {
         md.push_str(&format!(" {b} observed | {b} declared |"));
@@ -166,7 +167,7 @@ pub fn section(results: &[CheckResult]) -> Option<Section> {
         for b in &brokers {
             let seen = observed(&index, b.name(), row.checks);
             let declared = match row.promise {
-                Some(p) if b.keeps(p) => "yes",
+                Some(p) if target.keeps(*b, p) => "yes",
                 Some(_) => "no",
                 None => "contract",
             };
@@ -193,6 +194,15 @@ mod tests {
     use super::*;
     use harness_report::Level;
 
+    /// A target that declares no promises: every broker makes its defaults.
+    fn target() -> harness::TargetFile {
+        harness::TargetFile::parse(
+            "name = \"t\"\nurl = \"http://127.0.0.1:3500\"",
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap()
+    }
+
     fn result(id: &str, broker: &str, verdict: VerdictKind) -> CheckResult {
         CheckResult {
             id: id.into(),
@@ -216,30 +226,36 @@ mod tests {
     #[test]
     fn table_per_broker() {
         assert!(
-            section(&[result(
-                "core::ordering::fifo_single_publisher",
-                "in-memory",
-                VerdictKind::Pass
-            )])
+            section(
+                &[result(
+                    "core::ordering::fifo_single_publisher",
+                    "in-memory",
+                    VerdictKind::Pass
+                )],
+                &target()
+            )
             .is_none()
         );
-        let s = section(&[
-            result(
-                "core::ordering::fifo_single_publisher",
-                "in-memory",
-                VerdictKind::Pass,
-            ),
-            result(
-                "core::ordering::fifo_single_publisher",
-                "redis",
-                VerdictKind::Skip,
-            ),
-            result(
-                "core::delivery::no_loss_no_duplicates",
-                "redis",
-                VerdictKind::Fail,
-            ),
-        ])
+        let s = section(
+            &[
+                result(
+                    "core::ordering::fifo_single_publisher",
+                    "in-memory",
+                    VerdictKind::Pass,
+                ),
+                result(
+                    "core::ordering::fifo_single_publisher",
+                    "redis",
+                    VerdictKind::Skip,
+                ),
+                result(
+                    "core::delivery::no_loss_no_duplicates",
+                    "redis",
+                    VerdictKind::Fail,
+                ),
+            ],
+            &target(),
+        )
         .unwrap();
         assert!(
             s.markdown
@@ -266,14 +282,17 @@ mod tests {
                 VerdictKind::Pass,
             )
         };
-        let s = section(&[
-            result(
-                "core::ordering::keyed_order_report",
-                "in-memory",
-                VerdictKind::Pass,
-            ),
-            measured,
-        ])
+        let s = section(
+            &[
+                result(
+                    "core::ordering::keyed_order_report",
+                    "in-memory",
+                    VerdictKind::Pass,
+                ),
+                measured,
+            ],
+            &target(),
+        )
         .unwrap();
         assert!(
             s.markdown

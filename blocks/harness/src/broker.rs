@@ -9,8 +9,8 @@
 //! started with. An answer from someone else is a setup error naming the port and the
 //! stranger ([`BrokerError::Foreign`]). A child that exits because its port was taken after
 //! the reservation is started again on a fresh port.
-//! Which component YAML points at a broker is the suites' business, and so is where Kafka comes
-//! from (`PUBSUB_TCK_KAFKA_HOME`, which scripts/kafka.sh fills and scripts/test.sh sets).
+//! [`Broker`] names the kinds; which component YAML points at a broker is the engine's
+//! business, and so is where Kafka comes from (`PUBSUB_TCK_KAFKA_HOME`, which scripts/kafka.sh fills and scripts/test.sh sets).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -29,6 +29,72 @@ const PROBE_INTERVAL: Duration = Duration::from_millis(20);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Launches on fresh ports when the child could not bind the one it was given.
 const PORT_RACE_ATTEMPTS: usize = 3;
+
+/// A kind of broker a run can put behind the target's `pubsub` component. Swapping brokers
+/// changes only the component YAML (`fixtures/components/<name>.yaml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Broker {
+    /// `pubsub.in-memory`: inside the sidecar process.
+    InMemory,
+    /// `pubsub.redis`: Redis Streams on a private `redis-server` per trial.
+    Redis,
+    /// `pubsub.kafka`: a private Apache Kafka broker (KRaft, log on disk) per trial.
+    Kafka,
+}
+
+impl Broker {
+    /// Every broker, in report order.
+    pub const ALL: [Broker; 3] = [Broker::InMemory, Broker::Redis, Broker::Kafka];
+
+    /// The name used in test names, reports, target files and `--broker`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Broker::InMemory => "in-memory",
+            Broker::Redis => "redis",
+            Broker::Kafka => "kafka",
+        }
+    }
+
+    /// Parses a `--broker` / `PUBSUB_TCK_BROKERS` item.
+    pub fn parse(s: &str) -> Option<Broker> {
+        Broker::ALL.into_iter().find(|b| b.name() == s.trim())
+    }
+
+    /// The component type; a target runs checks on a broker other than in-memory only when
+    /// its target file lists this type among its capabilities.
+    pub fn component_type(self) -> &'static str {
+        match self {
+            Broker::InMemory => "pubsub.in-memory",
+            Broker::Redis => "pubsub.redis",
+            Broker::Kafka => "pubsub.kafka",
+        }
+    }
+
+    /// The component template, relative to the workspace root.
+    pub fn template(self) -> String {
+        format!("fixtures/components/{}.yaml", self.name())
+    }
+}
+
+impl std::fmt::Display for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Parses a comma-separated broker list; `all` means every broker.
+pub fn parse_list(s: &str) -> Result<Vec<Broker>, String> {
+    if s.trim() == "all" {
+        return Ok(Broker::ALL.to_vec());
+    }
+    s.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            Broker::parse(p)
+                .ok_or_else(|| format!("unknown broker {p:?} (in-memory, redis, kafka or all)"))
+        })
+        .collect()
+}
 
 /// A broker could not be brought up.
 #[derive(Debug, thiserror::Error)]
@@ -159,10 +225,14 @@ enum Answer {
 }
 
 /// A broker process the harness owns, or an external one given by address: the part every
-/// broker shares (address, child, readiness with identity, kill, pause, restart).
+/// broker shares (address, child, readiness with identity, kill, pause, restart). A
+/// [`RedisServer`] and a [`KafkaServer`] are each one of these (they dereference to it) plus
+/// what only that kind of broker does.
 #[derive(Debug)]
-struct Server {
+pub struct BrokerProcess {
     what: &'static str,
+    /// What to check when the process cannot be started.
+    hint: &'static str,
     addr: String,
     port: u16,
     identity: Identity,
@@ -171,18 +241,18 @@ struct Server {
     child: Option<Child>,
 }
 
-impl Server {
+impl BrokerProcess {
     /// Reserves `ports` ports, spawns `spec(ports)` holding them (the first is the one clients
     /// use), and waits until the probe reaches the child. A child that exits because a port was
     /// taken is launched again on fresh ports.
     async fn start(
         what: &'static str,
-        hint: &str,
+        hint: &'static str,
         identity: impl Fn(u16) -> Identity,
         ports: usize,
         deadline: Duration,
         mut spec: impl FnMut(&[u16]) -> Result<ProcessSpec, BrokerError>,
-    ) -> Result<Server, BrokerError> {
+    ) -> Result<BrokerProcess, BrokerError> {
         let mut attempt = 1;
         loop {
             let reserved =
@@ -197,8 +267,9 @@ impl Server {
                     hint: hint.to_owned(),
                     source,
                 })?;
-            let mut server = Server {
+            let mut server = BrokerProcess {
                 what,
+                hint,
                 addr: format!("127.0.0.1:{port}"),
                 port,
                 identity: identity(port),
@@ -223,9 +294,15 @@ impl Server {
         }
     }
 
-    fn external(what: &'static str, addr: String, identity: Identity) -> Server {
-        Server {
+    fn external(
+        what: &'static str,
+        hint: &'static str,
+        addr: String,
+        identity: Identity,
+    ) -> BrokerProcess {
+        BrokerProcess {
             what,
+            hint,
             port: port_of(&addr),
             addr,
             identity,
@@ -234,8 +311,19 @@ impl Server {
         }
     }
 
-    /// Probes until the child answers, it exits, or `deadline` passes.
-    async fn wait_ready(&mut self, deadline: Duration) -> Result<(), BrokerError> {
+    /// `host:port`, as component metadata wants it.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The process, unless external.
+    pub fn child(&self) -> Option<&Child> {
+        self.child.as_ref()
+    }
+
+    /// Probes until the broker answers as the process the harness started, it exits, or
+    /// `deadline` passes.
+    pub async fn wait_ready(&mut self, deadline: Duration) -> Result<(), BrokerError> {
         let started = Instant::now();
         let mut tick = tokio::time::interval(PROBE_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -321,37 +409,52 @@ impl Server {
             .unwrap_or_else(|_| Answer::Nothing(format!("no answer within {PROBE_TIMEOUT:?}")))
     }
 
-    fn is_private(&self) -> bool {
+    /// Whether the harness owns the process (so it can kill and restart it).
+    pub fn is_private(&self) -> bool {
         self.child.is_some()
     }
 
-    async fn kill(&mut self) {
+    /// SIGKILLs the broker (a crash: what it had not written is lost).
+    pub async fn kill(&mut self) {
         if let Some(c) = self.child.as_mut() {
             let _ = c.kill().await;
         }
     }
 
-    fn pause(&mut self) -> Result<(), SignalError> {
+    /// SIGSTOPs the broker (a hung broker: connections stay open, nothing answers). A no-op
+    /// on an external broker; callers check [`Self::is_private`].
+    pub fn pause(&mut self) -> Result<(), SignalError> {
         self.child.as_mut().map_or(Ok(()), Child::pause)
     }
 
-    fn resume(&mut self) -> Result<(), SignalError> {
+    /// SIGCONTs a paused broker.
+    pub fn resume(&mut self) -> Result<(), SignalError> {
         self.child.as_mut().map_or(Ok(()), Child::resume)
     }
 
-    async fn restart(&mut self, hint: &str) -> Result<(), BrokerError> {
+    /// Starts it again on the same port and directory, and waits until it answers.
+    pub async fn restart(&mut self) -> Result<(), BrokerError> {
         if let Some(c) = self.child.as_mut() {
             c.restart().await.map_err(|source| BrokerError::Spawn {
                 what: self.what,
-                hint: hint.to_owned(),
+                hint: self.hint.to_owned(),
                 source,
             })?;
         }
         self.wait_ready(self.deadline).await
     }
 
-    fn unexpected_exit(&mut self) -> Option<(std::process::ExitStatus, String)> {
+    /// How the broker exited, with the end of its log, if it exited although the harness
+    /// never stopped it.
+    pub fn unexpected_exit(&mut self) -> Option<(std::process::ExitStatus, String)> {
         self.child.as_mut()?.unexpected_exit()
+    }
+
+    /// The process's log name, or the address of an external broker.
+    pub fn name(&self) -> String {
+        self.child
+            .as_ref()
+            .map_or_else(|| self.addr.clone(), |c| c.name().to_owned())
     }
 }
 
@@ -361,54 +464,21 @@ fn bind_failed(log: &str) -> bool {
     log.contains("address already in use") || log.contains("addrinuse")
 }
 
-/// Forwards the shared operations of [`Server`] as the public API of a broker type.
-macro_rules! server_api {
-    ($hint:expr) => {
-        /// `host:port`, as component metadata wants it.
-        pub fn addr(&self) -> &str {
-            &self.server.addr
+/// A broker type is its [`BrokerProcess`] plus what only that kind of broker does.
+macro_rules! deref_to_process {
+    ($t:ty) => {
+        impl std::ops::Deref for $t {
+            type Target = BrokerProcess;
+
+            fn deref(&self) -> &BrokerProcess {
+                &self.server
+            }
         }
 
-        /// Whether the harness owns the process (so it can kill and restart it).
-        pub fn is_private(&self) -> bool {
-            self.server.is_private()
-        }
-
-        /// The process, unless external.
-        pub fn child(&self) -> Option<&Child> {
-            self.server.child.as_ref()
-        }
-
-        /// Probes until the broker answers as the process the harness started.
-        pub async fn wait_ready(&mut self, deadline: Duration) -> Result<(), BrokerError> {
-            self.server.wait_ready(deadline).await
-        }
-
-        /// SIGKILLs the broker (a crash: what it had not written is lost).
-        pub async fn kill(&mut self) {
-            self.server.kill().await
-        }
-
-        /// SIGSTOPs the broker (a hung broker: connections stay open, nothing answers). A
-        /// no-op on an external broker; callers check [`Self::is_private`].
-        pub fn pause(&mut self) -> Result<(), SignalError> {
-            self.server.pause()
-        }
-
-        /// SIGCONTs a paused broker.
-        pub fn resume(&mut self) -> Result<(), SignalError> {
-            self.server.resume()
-        }
-
-        /// Starts it again on the same port and directory, and waits until it answers.
-        pub async fn restart(&mut self) -> Result<(), BrokerError> {
-            self.server.restart($hint).await
-        }
-
-        /// How the broker exited, with the end of its log, if it exited although the harness
-        /// never stopped it.
-        pub fn unexpected_exit(&mut self) -> Option<(std::process::ExitStatus, String)> {
-            self.server.unexpected_exit()
+        impl std::ops::DerefMut for $t {
+            fn deref_mut(&mut self) -> &mut BrokerProcess {
+                &mut self.server
+            }
         }
     };
 }
@@ -418,8 +488,10 @@ const REDIS_HINT: &str = "is redis-server installed? the README's test command i
 /// A private redis-server, or an external one given by address.
 #[derive(Debug)]
 pub struct RedisServer {
-    server: Server,
+    server: BrokerProcess,
 }
+
+deref_to_process!(RedisServer);
 
 impl RedisServer {
     /// Starts `redis-server` on a free loopback port with data in `dir` (append-only file on,
@@ -437,7 +509,7 @@ impl RedisServer {
     ) -> Result<RedisServer, BrokerError> {
         std::fs::create_dir_all(dir).map_err(|e| BrokerError::Dir(dir.to_owned(), e))?;
         let spec = |ports: &[u16]| Ok(redis_spec(ports[0], dir, log_dir, name, durability));
-        let server = Server::start(
+        let server = BrokerProcess::start(
             "redis-server",
             REDIS_HINT,
             |_| Identity::RedisPid,
@@ -466,8 +538,9 @@ impl RedisServer {
                 hint: REDIS_HINT.to_owned(),
                 source,
             })?;
-        let mut server = Server {
+        let mut server = BrokerProcess {
             what: "redis-server",
+            hint: REDIS_HINT,
             addr: format!("127.0.0.1:{port}"),
             port,
             identity: Identity::RedisPid,
@@ -482,11 +555,14 @@ impl RedisServer {
     /// not available.
     pub fn external(addr: impl Into<String>) -> RedisServer {
         RedisServer {
-            server: Server::external("redis-server", addr.into(), Identity::RedisPid),
+            server: BrokerProcess::external(
+                "redis-server",
+                REDIS_HINT,
+                addr.into(),
+                Identity::RedisPid,
+            ),
         }
     }
-
-    server_api!(REDIS_HINT);
 }
 
 fn redis_spec(
@@ -603,12 +679,14 @@ struct KafkaTemplate {
 #[derive(Debug)]
 pub struct KafkaServer {
     // Declared first, so dropped first: the broker is killed before its log is removed.
-    server: Server,
+    server: BrokerProcess,
     /// The broker's log directory, in a temporary directory of its own rather than the trial's
     /// report directory: the KRaft metadata log preallocates 20 MiB of sparse index files that
     /// any copy of a report would write out. Removed when the server is dropped.
     _data: Option<tempfile::TempDir>,
 }
+
+deref_to_process!(KafkaServer);
 
 impl KafkaServer {
     /// Starts a broker from the Kafka home `home` (`lib/` and `log4j.properties`, as
@@ -669,7 +747,7 @@ impl KafkaServer {
             cluster: cluster.clone(),
             advertised: advertised_for(port),
         };
-        let server = Server::start(
+        let server = BrokerProcess::start(
             "kafka broker",
             KAFKA_HINT,
             identity,
@@ -689,8 +767,9 @@ impl KafkaServer {
     pub fn external(addr: impl Into<String>) -> KafkaServer {
         KafkaServer {
             _data: None,
-            server: Server::external(
+            server: BrokerProcess::external(
                 "kafka broker",
+                KAFKA_HINT,
                 addr.into(),
                 Identity::KafkaBroker {
                     cluster: String::new(),
@@ -699,8 +778,6 @@ impl KafkaServer {
             ),
         }
     }
-
-    server_api!(KAFKA_HINT);
 }
 
 /// A JVM running `main` from the Kafka classpath, small and quick to start: a fixed small heap,
@@ -1044,6 +1121,16 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn broker_lists() {
+        assert_eq!(parse_list("all").unwrap(), Broker::ALL.to_vec());
+        assert_eq!(
+            parse_list("redis, in-memory").unwrap(),
+            vec![Broker::Redis, Broker::InMemory]
+        );
+        assert!(parse_list("kafkaesque").is_err());
+    }
 
     #[test]
     fn metadata_request_frame() {

@@ -24,6 +24,7 @@ pub mod grpc_client;
 pub mod kafka_wire;
 pub mod ports;
 pub mod proc;
+pub mod promise;
 pub mod raw_http;
 pub mod resp;
 pub mod sidecar;
@@ -36,12 +37,13 @@ pub use app::{
     AppProtocol, RecordedDelivery, RecordedRequest, Script, StreamError, StreamRequest,
     StreamSubscriber, TestApp, TestAppConfig, TestAppError, WaitError,
 };
-pub use broker::{BrokerError, Durability, KafkaServer, RedisServer};
+pub use broker::{Broker, BrokerError, BrokerProcess, Durability, KafkaServer, RedisServer};
 pub use client::{ApiResponse, ClientError, SidecarClient};
 pub use expect::{ExpectError, Expectation, Expectations};
 pub use fault_proxy::{FaultProxy, FaultProxyError};
 pub use grpc_client::{GrpcApiClient, GrpcClientError};
 pub use ports::{PortError, PortLease, PortReservation};
 pub use proc::{Child, ProcessSpec, ReadyError, ShutdownStep, SignalError, SpawnError, StateError};
+pub use promise::Promise;
 pub use sidecar::{LaunchError, Sidecar, SidecarOptions};
 pub use target::{CommandLine, LaunchVars, TargetError, TargetFile};

@@ -12,6 +12,8 @@
 //! env = { }                               # optional
 //! ready = "/v1.0/healthz/outbound"        # optional; this is the default
 //! capabilities = ["bulk"]                 # optional
+//! [promises]                              # optional; a broker not named makes its defaults
+//! redis = ["survives-sidecar-crash", "backlog-for-new-subscriber"]
 //! # attach mode instead of command/args:  url = "http://127.0.0.1:3500"
 //! ```
 //!
@@ -27,7 +29,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::broker::Broker;
 use crate::expect::{ExpectError, Expectations};
+use crate::promise::{self, Promise};
 
 /// The default readiness path polled after spawning a sidecar (§8.7: publishing works).
 pub const DEFAULT_READY_PATH: &str = "/v1.0/healthz/outbound";
@@ -63,6 +67,7 @@ const KEYS: &[&str] = &[
     "build",
     "expectations",
     "root",
+    "promises",
 ];
 
 /// Why a target file could not be loaded or expanded.
@@ -149,6 +154,14 @@ pub enum TargetError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// `[promises]` names a broker or a promise that does not exist.
+    #[error("target file {}: {problem}", path.display())]
+    Promises {
+        /// The target file.
+        path: PathBuf,
+        /// The unknown name, and the names that exist.
+        problem: String,
+    },
     /// [`TargetFile::command_line`] was called on an attach-mode target.
     #[error("target `{name}` attaches to a running sidecar and has no command line")]
     Attached {
@@ -175,6 +188,8 @@ struct RawTarget {
     build: Option<Vec<String>>,
     expectations: Option<String>,
     root: Option<String>,
+    #[serde(default)]
+    promises: BTreeMap<String, Vec<String>>,
 }
 
 /// How the sidecar is reached.
@@ -201,6 +216,9 @@ pub struct TargetFile {
     capabilities: Vec<String>,
     build: Option<Vec<String>>,
     expectations: Option<Expectations>,
+    /// The promises the file declares, per broker; a broker it does not name makes its
+    /// defaults ([`crate::promise::defaults`]).
+    promises: BTreeMap<Broker, Vec<Promise>>,
 }
 
 /// An expanded command line: the program, its arguments and the extra environment.
@@ -336,6 +354,19 @@ impl TargetFile {
     /// Whether the target claims `capability`.
     pub fn has_capability(&self, capability: &str) -> bool {
         self.capabilities.iter().any(|c| c == capability)
+    }
+
+    /// What the target promises on `broker`: its `[promises]` list for it, else the broker's
+    /// defaults.
+    pub fn promises(&self, broker: Broker) -> &[Promise] {
+        self.promises
+            .get(&broker)
+            .map_or_else(|| promise::defaults(broker), Vec::as_slice)
+    }
+
+    /// Whether the target makes `promise` on `broker`.
+    pub fn keeps(&self, broker: Broker, promise: Promise) -> bool {
+        self.promises(broker).contains(&promise)
     }
 
     /// This target behind a wrapper program: the wrapped target launches
@@ -556,6 +587,7 @@ fn validate(raw: RawTarget, path: &Path) -> Result<TargetFile, TargetError> {
             });
         }
     }
+    let promises = promises_of(raw.promises, path)?;
     Ok(TargetFile {
         path: path.to_owned(),
         root,
@@ -565,7 +597,42 @@ fn validate(raw: RawTarget, path: &Path) -> Result<TargetFile, TargetError> {
         capabilities: raw.capabilities,
         build,
         expectations,
+        promises,
     })
+}
+
+/// The `[promises]` table, every broker and promise name checked.
+fn promises_of(
+    raw: BTreeMap<String, Vec<String>>,
+    path: &Path,
+) -> Result<BTreeMap<Broker, Vec<Promise>>, TargetError> {
+    let err = |problem: String| TargetError::Promises {
+        path: path.to_owned(),
+        problem,
+    };
+    let mut promises = BTreeMap::new();
+    for (broker, names) in raw {
+        let Some(b) = Broker::parse(&broker) else {
+            let known: Vec<_> = Broker::ALL.iter().map(|b| b.name()).collect();
+            return Err(err(format!(
+                "`promises.{broker}`: no such broker (expected one of {})",
+                known.join(", ")
+            )));
+        };
+        let mut list = Vec::new();
+        for name in names {
+            let Some(p) = Promise::parse(&name) else {
+                let known: Vec<_> = Promise::ALL.iter().map(|p| p.name()).collect();
+                return Err(err(format!(
+                    "`promises.{broker}`: unknown promise {name:?} (expected any of {})",
+                    known.join(", ")
+                )));
+            };
+            list.push(p);
+        }
+        promises.insert(b, list);
+    }
+    Ok(promises)
 }
 
 fn resolve_program(command: &str, root: &Path) -> PathBuf {
@@ -753,7 +820,7 @@ env = { A = "{app_id}-{http_port}", J = '{"k":1}' }
     fn rejects_bad_files() {
         check(
             "name = \"r\"\ncomand = \"x\"",
-            "error: target file /ws/t.toml: unknown key `comand` (expected one of name, command, args, env, ready, capabilities, url, build, expectations, root)",
+            "error: target file /ws/t.toml: unknown key `comand` (expected one of name, command, args, env, ready, capabilities, url, build, expectations, root, promises)",
         );
         check(
             "name = \"r\"\ncommand = \"x\"\nargs = [\"a\", \"{app-port}\"]",
@@ -783,6 +850,27 @@ env = { A = "{app_id}-{http_port}", J = '{"k":1}' }
             "name = \"r\"\ncommand = 3",
             "error: invalid target file /ws/t.toml",
         );
+    }
+
+    #[test]
+    fn promises_default_per_broker_and_are_checked() {
+        let t =
+            load("name = \"a\"\nurl = \"http://127.0.0.1:3500\"\n[promises]\nredis = [\"fifo\"]")
+                .unwrap();
+        assert_eq!(t.promises(Broker::Redis), &[Promise::Fifo]);
+        assert!(!t.keeps(Broker::Redis, Promise::SurvivesSidecarCrash));
+        assert_eq!(t.promises(Broker::Kafka), promise::defaults(Broker::Kafka));
+        let e = load("name = \"a\"\nurl = \"http://x\"\n[promises]\nredis = [\"fast\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown promise \"fast\"") && e.contains("fifo"),
+            "{e}"
+        );
+        let e = load("name = \"a\"\nurl = \"http://x\"\n[promises]\nrabbit = []")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`promises.rabbit`: no such broker"), "{e}");
     }
 
     #[test]

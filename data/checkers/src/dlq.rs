@@ -177,17 +177,7 @@ mod tests {
     }
 
     fn render(v: Verdict) -> String {
-        match v {
-            Verdict::Valid => "valid".to_owned(),
-            Verdict::Unknown { reason } => format!("unknown: {reason}"),
-            Verdict::Invalid { evidence } => {
-                format!(
-                    "invalid: {} [{}]",
-                    evidence.summary,
-                    evidence.items.join(" | ")
-                )
-            }
-        }
+        v.to_string()
     }
 
     /// `expected` of `None` means [`none`].

@@ -249,17 +249,7 @@ mod tests {
     use super::*;
 
     fn render(v: Verdict) -> String {
-        match v {
-            Verdict::Valid => "valid".to_owned(),
-            Verdict::Unknown { reason } => format!("unknown: {reason}"),
-            Verdict::Invalid { evidence } => {
-                format!(
-                    "invalid: {} [{}]",
-                    evidence.summary,
-                    evidence.items.join(" | ")
-                )
-            }
-        }
+        v.to_string()
     }
 
     fn check(times_ms: &[f64], backoff: Backoff, tolerance: f64, expect: &str) {

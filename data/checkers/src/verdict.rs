@@ -63,6 +63,22 @@ pub enum Verdict {
     },
 }
 
+/// One line: `valid`, `unknown: <reason>`, or `invalid: <summary> [<item> | <item>...]`.
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Verdict::Valid => f.write_str("valid"),
+            Verdict::Unknown { reason } => write!(f, "unknown: {reason}"),
+            Verdict::Invalid { evidence } => write!(
+                f,
+                "invalid: {} [{}]",
+                evidence.summary,
+                evidence.items.join(" | ")
+            ),
+        }
+    }
+}
+
 impl Verdict {
     /// An invalid verdict with capped evidence.
     #[must_use]
@@ -197,18 +213,7 @@ mod tests {
     use super::*;
 
     fn check(actual: Verdict, expect: &str) {
-        let rendered = match &actual {
-            Verdict::Valid => "valid".to_owned(),
-            Verdict::Unknown { reason } => format!("unknown: {reason}"),
-            Verdict::Invalid { evidence } => {
-                format!(
-                    "invalid: {} [{}]",
-                    evidence.summary,
-                    evidence.items.join(" | ")
-                )
-            }
-        };
-        assert_eq!(rendered, expect);
+        assert_eq!(actual.to_string(), expect);
     }
 
     fn bad(summary: &str, n: usize) -> Verdict {

@@ -8,6 +8,8 @@
 //! refreshes `latest`. [`matrix`] renders the check × target section of a
 //! run over several targets; [`repeat`] tallies a selection run several times
 //! (`--repeat`): pass rates, flaky checks and the seeds that replay them.
+//! [`event`] is the stream every engine sends its progress on, and [`text::xml`] the one
+//! HTML and SVG escaper of the workspace.
 //!
 //! It does not own judging (`harness-checkers`), running trials, or clocks:
 //! writers never read the time, so the same report always renders to the
@@ -15,6 +17,7 @@
 
 #![warn(missing_docs)]
 
+pub mod event;
 pub mod html;
 pub mod json;
 pub mod junit;

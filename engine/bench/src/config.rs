@@ -8,45 +8,8 @@ use std::time::Duration;
 
 use harness::TargetFile;
 
-/// The broker behind the sidecar's `pubsub` component.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Broker {
-    /// `pubsub.in-memory`, inside the sidecar.
-    InMemory,
-    /// `pubsub.redis` (Redis Streams).
-    Redis,
-    /// `pubsub.kafka`.
-    Kafka,
-}
-
-impl Broker {
-    /// The name used by `--broker` and in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Broker::InMemory => "in-memory",
-            Broker::Redis => "redis",
-            Broker::Kafka => "kafka",
-        }
-    }
-
-    /// Parses a `--broker` value.
-    pub fn parse(s: &str) -> Option<Broker> {
-        [Broker::InMemory, Broker::Redis, Broker::Kafka]
-            .into_iter()
-            .find(|b| b.name() == s.trim())
-    }
-
-    /// The component template, relative to the workspace root.
-    pub fn template(self) -> String {
-        format!("fixtures/components/{}.yaml", self.name())
-    }
-}
-
-impl std::fmt::Display for Broker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// The broker behind the sidecar's `pubsub` component (the kinds every engine shares).
+pub use harness::Broker;
 
 /// The API the load generator publishes through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

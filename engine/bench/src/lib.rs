@@ -39,14 +39,13 @@
 //! Nothing here depends on the reference sidecar: a target is its wire API and its target file.
 //! The run directory and report formats are in [`report`]; everything that renders (Markdown,
 //! SVG, HTML) and every decision (statistics, rate search, comparison) is synchronous and pure.
-//! This crate never prints: progress goes out as [`Event`]s.
+//! This crate never prints: progress goes out as [`Event`]s, the stream every engine shares.
 
 #![warn(missing_docs)]
 
 pub mod compare;
 pub mod config;
 mod direct;
-pub mod event;
 mod load;
 pub mod payload;
 pub mod procstat;
@@ -59,7 +58,6 @@ pub mod search;
 pub mod stats;
 
 pub use config::{BenchConfig, Broker, Protocol, SearchConfig};
-pub use event::Event;
-pub use event::Events;
+pub use harness_report::event::{Event, Events};
 pub use report::model::BenchReport;
 pub use run::{BenchError, RunInfo, one_line, run};

@@ -24,11 +24,11 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::sync::{Mutex, mpsc};
 
-use crate::event::{Event, Events, emit};
 use crate::payload::PayloadMaker;
 use crate::receiver::PUBSUB;
 use crate::record::{Outcome, PhaseRecorder};
 use crate::schedule::{Schedule, publisher_of};
+use harness_report::event::{Event, Events, emit};
 
 /// How the generator publishes one message.
 pub(crate) enum Transport {
@@ -294,7 +294,7 @@ pub(crate) async fn drive(
                     &events,
                     Event::Progress {
                         done: rec.completed(),
-                        total: count,
+                        current: None,
                     },
                 );
             }
@@ -308,7 +308,7 @@ pub(crate) async fn drive(
         events,
         Event::Progress {
             done: rec.completed(),
-            total: count,
+            current: None,
         },
     );
     // Every worker has ended, so every sender is gone and the thread has returned (or is
@@ -360,7 +360,7 @@ mod tests {
             offset: 1,
             timeout: Duration::from_secs(5),
         };
-        let (tx, _rx) = mpsc::unbounded_channel();
+        let (tx, _rx) = std::sync::mpsc::channel();
         let payloads = Arc::new(PayloadMaker::new(100, 1));
         let rec = drive(&transport, &plan, &payloads, |_| {}, &tx)
             .await
@@ -396,7 +396,7 @@ mod tests {
             offset: 0,
             timeout: Duration::from_secs(1),
         };
-        let (tx, _rx) = mpsc::unbounded_channel();
+        let (tx, _rx) = std::sync::mpsc::channel();
         let payloads = Arc::new(PayloadMaker::new(100, 1));
         let err = drive(&transport, &plan, &payloads, |_| {}, &tx)
             .await

@@ -11,7 +11,6 @@ use harness::{Durability, KafkaServer, RedisServer, Sidecar, SidecarOptions};
 
 use crate::config::{BenchConfig, Broker, Protocol};
 use crate::direct;
-use crate::event::{Event, Events, emit};
 use crate::load::{self, Plan, Transport};
 use crate::payload::{MAX_PHASE, PayloadMaker};
 use crate::procstat::Sampler;
@@ -24,6 +23,7 @@ use crate::report::model::{
 use crate::schedule::Schedule;
 use crate::search::{Next, Search, judge};
 use crate::stats::{self, Delivery};
+use harness_report::event::{Event, Events, emit};
 
 /// How long the sidecar may take to report `/v1.0/healthz` (app reached, subscriptions up).
 const HEALTHZ_DEADLINE: Duration = Duration::from_secs(30);
@@ -186,7 +186,7 @@ pub async fn run(
         stop_all(launched, broker_process).await;
         return Err(e);
     }
-    emit(events, Event::Setup("sidecars ready".to_owned()));
+    emit(events, Event::Line(format!("  {}", "sidecars ready")));
 
     let mut ctx = Ctx {
         config,
@@ -261,7 +261,7 @@ pub async fn run(
     let mut notes = std::mem::take(&mut ctx.notes);
     notes.append(&mut report.notes);
     report.notes = notes;
-    emit(events, Event::Setup("stopping the targets".to_owned()));
+    emit(events, Event::Line(format!("  {}", "stopping the targets")));
     stop_all(launched, broker_process).await;
     outcome?;
     report.duration_ms = started.elapsed().as_millis() as u64;
@@ -302,7 +302,7 @@ async fn launch(
     .map_err(BenchError::App)?;
     emit(
         events,
-        Event::Setup(format!("launching target `{}`", target.name())),
+        Event::Line(format!("  launching target `{}`", target.name())),
     );
     let mut opts = SidecarOptions::new(resources, logs);
     opts.app_port = Some(app.addr().port());
@@ -364,7 +364,10 @@ async fn start_broker(
             if let Some(addr) = &config.redis {
                 return Ok((None, addr.clone()));
             }
-            emit(events, Event::Setup("starting redis-server".to_owned()));
+            emit(
+                events,
+                Event::Line(format!("  {}", "starting redis-server")),
+            );
             // No persistence: the benchmark measures the sidecar, not the disk.
             let r =
                 RedisServer::start_with(&dir.join("redis"), logs, "redis-bench", Durability::None)
@@ -380,7 +383,10 @@ async fn start_broker(
             let Some(home) = &config.kafka_home else {
                 return Err(BenchError::NoKafka);
             };
-            emit(events, Event::Setup("starting Apache Kafka".to_owned()));
+            emit(
+                events,
+                Event::Line(format!("  {}", "starting Apache Kafka")),
+            );
             let k = KafkaServer::start(home, &dir.join("kafka"), logs, "kafka-bench")
                 .await
                 .map_err(err)?;
@@ -489,11 +495,10 @@ impl Ctx<'_> {
         let schedule = Schedule::new(rate, duration);
         emit(
             self.events,
-            Event::PhaseStarted {
-                label: label.to_owned(),
-                rate,
+            Event::Stage {
+                label: format!("{label} @ {}/s", crate::report::markdown::rate(rate)),
                 total: schedule.count(),
-                duration,
+                unit: "msgs",
             },
         );
         let plan = Plan {
@@ -565,13 +570,13 @@ impl Ctx<'_> {
         result.resources = stats::merge_resources(&resources);
         emit(
             self.events,
-            Event::PhaseFinished {
+            Event::StageFinished {
                 label: label.to_owned(),
-                summary: one_line(&result),
+                summary: (!label.ends_with("warm-up")).then(|| one_line(&result)),
             },
         );
         if let Some(note) = noise_note(label, &result) {
-            emit(self.events, Event::Note(note.clone()));
+            emit(self.events, Event::Line(format!("  note: {note}")));
             self.notes.push(note);
         }
         result
@@ -704,7 +709,7 @@ async fn measure_rates(
         let direct = direct::start(config.broker, broker_addr, ctx.phases.clone(), &tag).await;
         if let Err(reason) = &direct {
             let note = format!("direct {} baseline unavailable: {reason}", config.broker);
-            emit(ctx.events, Event::Note(note.clone()));
+            emit(ctx.events, Event::Line(format!("  note: {note}")));
             report.notes.push(note);
         }
         (Some(noop), Some(direct))
@@ -938,12 +943,12 @@ async fn find_max(
         }
         emit(
             ctx.events,
-            Event::SearchStep {
-                step: steps.len() + 1,
-                rate,
-                passed,
-                reason: reason.clone(),
-            },
+            Event::Line(format!(
+                "  step {}: {}/s {}: {reason}",
+                steps.len() + 1,
+                crate::report::markdown::rate(rate),
+                if passed { "PASS" } else { "FAIL" }
+            )),
         );
         steps.push(SearchStep {
             rate,

@@ -69,7 +69,7 @@ async fn a_short_run_against_the_reference_sidecar() {
         started_at: "2025-01-01T00:00:00Z".into(),
         tool_version: "test".into(),
     };
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, rx) = std::sync::mpsc::channel();
     let started = Instant::now();
     let report = harness_bench::run(&config, info, &tx).await.unwrap();
     assert!(
@@ -79,8 +79,8 @@ async fn a_short_run_against_the_reference_sidecar() {
     );
     drop(tx);
     let mut phases = Vec::new();
-    while let Some(ev) = rx.recv().await {
-        if let harness_bench::Event::PhaseFinished { label, .. } = ev {
+    for ev in rx.try_iter() {
+        if let harness_bench::Event::StageFinished { label, .. } = ev {
             phases.push(label);
         }
     }
@@ -146,12 +146,12 @@ async fn two_targets_share_a_broker_and_are_compared() {
         started_at: "2025-01-01T00:00:00Z".into(),
         tool_version: "test".into(),
     };
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, rx) = std::sync::mpsc::channel();
     let report = harness_bench::run(&config, info, &tx).await.unwrap();
     drop(tx);
     let mut phases = Vec::new();
-    while let Some(ev) = rx.recv().await {
-        if let harness_bench::Event::PhaseFinished { label, .. } = ev {
+    for ev in rx.try_iter() {
+        if let harness_bench::Event::StageFinished { label, .. } = ev {
             phases.push(label);
         }
     }

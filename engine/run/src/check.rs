@@ -113,9 +113,10 @@ impl Check {
                         target.name()
                     ));
                 }
-                Need::Promise(p) if !broker.keeps(*p) => {
+                Need::Promise(p) if !target.keeps(broker, *p) => {
                     return Some(format!(
-                        "broker `{broker}` does not promise {}",
+                        "target `{}` does not promise {} on broker `{broker}` (`{p}` is not in its promises)",
+                        target.name(),
                         p.describe()
                     ));
                 }

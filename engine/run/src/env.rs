@@ -266,6 +266,12 @@ fn check_expectations(
 }
 
 impl RunEnv {
+    /// Whether the target promises `promise` on this run's broker (its target file's
+    /// `[promises]`, else the broker's defaults).
+    pub fn keeps(&self, promise: crate::broker::Promise) -> bool {
+        self.target.keeps(self.broker, promise)
+    }
+
     /// The variable that made this run's broker external, if it is: the trial cannot kill or
     /// restart it.
     pub fn external_broker(&self) -> Option<&'static str> {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use futures::FutureExt as _;
 use harness_checkers::Verdict;
 use harness_history::History;
+use harness_report::event::{Event, Events, emit};
 use harness_report::{CheckResult, Level, VerdictKind};
 
 use crate::check::Check;
@@ -249,18 +250,6 @@ pub fn record_problem(result: &mut CheckResult, problem: Problem) {
     }
 }
 
-/// What happens during a run, in order; the only interface from the runner to any output.
-#[derive(Debug)]
-pub enum Event {
-    /// A check started.
-    Started {
-        /// Its id.
-        id: &'static str,
-    },
-    /// A check finished.
-    Finished(Box<CheckResult>),
-}
-
 /// How many checks run at the same time unless told otherwise (`pubsub-tck run --jobs`, and
 /// the `cargo test` front-ends' `--test-threads`): four per core, between 4 and 32. A check
 /// spends most of its time waiting (for deliveries, redeliveries, windows in which nothing may
@@ -271,28 +260,58 @@ pub fn default_jobs() -> usize {
     (cores * 4).clamp(4, 32)
 }
 
-/// Runs every `(environment, check)` pair of `work` with at most `jobs` at a time, reporting
-/// each start and finish on `events`. A slow check holds up only its own slot: the next pair
-/// starts as soon as any running one ends. Results come back in the order of `work`.
+/// Runs every `(environment, check)` pair of `work` with at most `jobs` at a time, as one
+/// stage of `events` (progress at each start, each result as it finishes). A slow check holds
+/// up only its own slot: the next pair starts as soon as any running one ends. Results come
+/// back in the order of `work`.
 pub async fn run_many(
     work: Vec<(Arc<RunEnv>, Check)>,
     jobs: usize,
-    events: tokio::sync::mpsc::UnboundedSender<Event>,
+    events: &Events,
 ) -> Vec<Outcome> {
     use futures::StreamExt as _;
+    let stage = "checks".to_owned();
+    emit(
+        events,
+        Event::Stage {
+            label: stage.clone(),
+            total: work.len() as u64,
+            unit: "checks",
+        },
+    );
+    let finished = std::sync::atomic::AtomicU64::new(0);
+    let finished = &finished;
     let mut done: Vec<(usize, Outcome)> = futures::stream::iter(work.into_iter().enumerate())
-        .map(|(i, (env, check))| {
-            let events = events.clone();
-            async move {
-                let _ = events.send(Event::Started { id: check.id });
-                let outcome = run_one(env, &check).await;
-                let _ = events.send(Event::Finished(Box::new(outcome.result.clone())));
-                (i, outcome)
-            }
+        .map(|(i, (env, check))| async move {
+            emit(
+                events,
+                Event::Progress {
+                    done: finished.load(std::sync::atomic::Ordering::Relaxed),
+                    current: Some(check.id.to_owned()),
+                },
+            );
+            let outcome = run_one(env, &check).await;
+            let n = finished.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            emit(events, Event::Finished(Box::new(outcome.result.clone())));
+            emit(
+                events,
+                Event::Progress {
+                    done: n,
+                    current: None,
+                },
+            );
+            (i, outcome)
         })
         .buffer_unordered(jobs.max(1))
         .collect()
         .await;
+    emit(
+        events,
+        Event::StageFinished {
+            label: stage,
+            summary: None,
+        },
+    );
     done.sort_by_key(|(i, _)| *i);
     done.into_iter().map(|(_, outcome)| outcome).collect()
 }

@@ -1,6 +1,6 @@
 //! The API listeners: accepting connections under a cap, the first-byte and header-read
 //! timeouts, graceful shutdown of each connection, and the warning for an API exposed beyond
-//! loopback without a token. The routes are `http.rs`'s and `grpc.rs`'s business.
+//! loopback without a token. The routes are the business of `http/` and `grpc.rs`.
 //!
 //! Each API has a fixed number of connection slots (`Limits::max_http_connections`,
 //! `max_grpc_connections`): the accept loop takes a slot before it accepts, so at the cap

@@ -47,8 +47,8 @@ use rdkafka::util::Timeout;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::redis::{Lookup, bad};
-use super::{BrokerError, Handler, Message, PublishError, is_generic_key};
+use super::metadata::{Lookup, bad};
+use super::{BrokerError, Closing, Handler, Message, PublishError, is_generic_key};
 
 /// How often stored offsets are committed: sarama's default auto-commit interval.
 const COMMIT_INTERVAL_MS: &str = "1000";
@@ -360,7 +360,7 @@ impl Kafka {
     /// Produces one record and waits for the broker's acknowledgement.
     ///
     /// Publishing still works after [`close`](Self::close), for dead-letter copies from
-    /// draining handlers (see `redis.rs`).
+    /// draining handlers (see `redis/consumer.rs`).
     pub(crate) async fn publish(&self, topic: &str, msg: Message) -> Result<(), PublishError> {
         self.inner
             .ensure_topic(topic)
@@ -394,7 +394,7 @@ impl Kafka {
         let sub = Subscription {
             inner: self.inner.clone(),
             topic: topic.to_owned(),
-            closing: self.inner.closing.subscribe(),
+            closing: Closing::new(&self.inner.closing),
         };
         tokio::spawn(sub.run(handler))
     }
@@ -471,29 +471,12 @@ fn message_of(rec: &OwnedMessage) -> Message {
 struct Subscription {
     inner: Arc<Inner>,
     topic: String,
-    closing: watch::Receiver<bool>,
+    closing: Closing,
 }
 
 impl Subscription {
     fn settings(&self) -> &Settings {
         &self.inner.settings
-    }
-
-    fn is_closing(&self) -> bool {
-        *self.closing.borrow()
-    }
-
-    async fn closed(&self) {
-        let mut closing = self.closing.clone();
-        let _ = closing.wait_for(|c| *c).await;
-    }
-
-    /// Sleeps; false if the broker started closing meanwhile.
-    async fn sleep(&self, d: Duration) -> bool {
-        tokio::select! {
-            _ = self.closed() => false,
-            _ = tokio::time::sleep(d) => true,
-        }
     }
 
     async fn run<H: Handler>(self, handler: Arc<H>) {
@@ -503,7 +486,7 @@ impl Subscription {
         loop {
             let next = tokio::select! {
                 biased;
-                _ = self.closed() => None,
+                _ = self.closing.closed() => None,
                 r = consumer.recv() => Some(r.map(|m| m.detach())),
             };
             let rec = match next {
@@ -511,7 +494,11 @@ impl Subscription {
                 Some(Ok(rec)) => rec,
                 Some(Err(e)) => {
                     tracing::warn!(topic = %self.topic, "kafka: consume error: {e}");
-                    if !self.sleep(self.settings().consume_retry_interval).await {
+                    if !self
+                        .closing
+                        .sleep(self.settings().consume_retry_interval)
+                        .await
+                    {
                         break;
                     }
                     continue;
@@ -531,14 +518,14 @@ impl Subscription {
     async fn join(&self) -> Option<StreamConsumer> {
         let mut wait = Duration::from_millis(100);
         loop {
-            if self.is_closing() {
+            if self.closing.is_closing() {
                 return None;
             }
             match self.try_join().await {
                 Ok(c) => return Some(c),
                 Err(e) => {
                     tracing::warn!(topic = %self.topic, group = %self.settings().consumer_group, "kafka: cannot subscribe, retrying in {wait:?}: {e}");
-                    if !self.sleep(wait).await {
+                    if !self.closing.sleep(wait).await {
                         return None;
                     }
                     wait = (wait * 2).min(Duration::from_secs(5));
@@ -564,7 +551,7 @@ impl Subscription {
             if handler.handle(msg.clone()).await.is_ok() {
                 return true;
             }
-            if self.is_closing() {
+            if self.closing.is_closing() {
                 return false;
             }
             let exhausted = !s.consume_retry || s.max_retries.is_some_and(|max| retries >= max);
@@ -574,7 +561,7 @@ impl Subscription {
             }
             retries += 1;
             tracing::warn!(topic = %self.topic, partition = rec.partition(), offset = rec.offset(), "kafka: handler failed; component retry {retries} in {:?}", s.backoff);
-            if !self.sleep(s.backoff).await {
+            if !self.closing.sleep(s.backoff).await {
                 return false;
             }
         }

@@ -9,6 +9,7 @@
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod memory;
+mod metadata;
 pub mod redis;
 
 use std::collections::BTreeMap;
@@ -31,6 +32,37 @@ pub struct Message {
 /// The handler refused the message; what happens next is the broker's rule.
 #[derive(Debug)]
 pub struct Nack;
+
+/// A consumer's view of its component closing, which every consumer loop of the Redis and
+/// Kafka components checks between steps.
+#[derive(Clone)]
+pub(crate) struct Closing(tokio::sync::watch::Receiver<bool>);
+
+impl Closing {
+    /// Watches `closing`, which the component sets once when it closes.
+    pub(crate) fn new(closing: &tokio::sync::watch::Sender<bool>) -> Closing {
+        Closing(closing.subscribe())
+    }
+
+    /// Whether the component has started closing.
+    pub(crate) fn is_closing(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves when the component starts closing.
+    pub(crate) async fn closed(&self) {
+        let mut closing = self.0.clone();
+        let _ = closing.wait_for(|c| *c).await;
+    }
+
+    /// Sleeps for `d`; false if the component started closing meanwhile.
+    pub(crate) async fn sleep(&self, d: std::time::Duration) -> bool {
+        tokio::select! {
+            _ = self.closed() => false,
+            _ = tokio::time::sleep(d) => true,
+        }
+    }
+}
 
 /// Consumes messages for one subscription.
 pub trait Handler: Send + Sync + 'static {

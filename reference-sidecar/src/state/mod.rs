@@ -1,6 +1,6 @@
 //! State stores: the subset of daprd's state API that apps next to a pub/sub flow use (save,
 //! get and delete of single keys, with ETags). Components of type `state.*` become a
-//! [`StateStore`]; the HTTP API in `api/http.rs` maps store errors to daprd's codes.
+//! [`StateStore`]; the HTTP API in `api/http/state.rs` maps store errors to daprd's codes.
 //!
 //! The set of stores is a closed enum, like the brokers. Not here: transactions, bulk get,
 //! queries, TTL and consistency options.

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
+use super::{line, rejected};
 use crate::catalog::{Check, Need};
 use crate::check;
 use harness_engine::problem::{Problem, ensure, ensure_eq};
@@ -90,14 +91,6 @@ pub(crate) fn checks() -> Vec<Check> {
     ]
 }
 
-fn line(r: &harness::ApiResponse) -> String {
-    format!(
-        "HTTP {} body {}",
-        r.status,
-        String::from_utf8_lossy(&r.body[..r.body.len().min(300)])
-    )
-}
-
 async fn all_entries_delivered(t: &mut Trial) -> Result<(), Problem> {
     t.start(Scenario::new().subscribe("orders", "/orders"))
         .await?;
@@ -131,13 +124,7 @@ async fn expect_events_ser(t: &mut Trial, body: Value) -> Result<(), Problem> {
         .client()
         .bulk_publish(PUBSUB, "orders", &body, &[])
         .await?;
-    ensure_eq("bulk status", 400, r.status, [line(&r)])?;
-    ensure_eq(
-        "errorCode",
-        Some("ERR_PUBSUB_EVENTS_SER".to_owned()),
-        r.error_code(),
-        [line(&r)],
-    )
+    rejected(&r, 400, "ERR_PUBSUB_EVENTS_SER")
 }
 
 async fn missing_entry_id(t: &mut Trial) -> Result<(), Problem> {
@@ -173,13 +160,7 @@ async fn not_an_array(t: &mut Trial) -> Result<(), Problem> {
             &[("content-type", "application/json")],
         )
         .await?;
-    ensure_eq("bulk status", 400, r.status, [line(&r)])?;
-    ensure_eq(
-        "errorCode",
-        Some("ERR_PUBSUB_EVENTS_SER".to_owned()),
-        r.error_code(),
-        [line(&r)],
-    )
+    rejected(&r, 400, "ERR_PUBSUB_EVENTS_SER")
 }
 
 async fn unknown_pubsub(t: &mut Trial) -> Result<(), Problem> {
@@ -189,13 +170,7 @@ async fn unknown_pubsub(t: &mut Trial) -> Result<(), Problem> {
         .client()
         .bulk_publish("no-such-pubsub", "orders", &body, &[])
         .await?;
-    ensure_eq("bulk status", 404, r.status, [line(&r)])?;
-    ensure_eq(
-        "errorCode",
-        Some("ERR_PUBSUB_NOT_FOUND".to_owned()),
-        r.error_code(),
-        [line(&r)],
-    )
+    rejected(&r, 404, "ERR_PUBSUB_NOT_FOUND")
 }
 
 async fn entry_content_types(t: &mut Trial) -> Result<(), Problem> {

@@ -18,8 +18,8 @@ use harness::fault::{Fault, Hop, Proc, Stream, ToxicKind as Toxic};
 
 use crate::catalog::{Check, Need};
 use harness_engine::broker::{Broker, Promise};
+use harness_engine::chaos::experiment::{Experiment, hops_of, run, scenario};
 use harness_engine::chaos::nemesis::Window;
-use harness_engine::chaos::trial::{Experiment, hops_of, run, scenario};
 use harness_engine::problem::Problem;
 use harness_engine::trial::Trial;
 

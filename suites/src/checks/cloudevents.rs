@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::line;
 use crate::catalog::{Check, Need};
 use crate::check;
 use harness_engine::problem::{Problem, ensure, ensure_eq};
@@ -268,14 +269,6 @@ pub(crate) fn checks() -> Vec<Check> {
 const TOPIC: &str = "orders";
 const ROUTE: &str = "/orders";
 
-fn response_line(r: &harness::ApiResponse) -> String {
-    format!(
-        "HTTP {} body {}",
-        r.status,
-        String::from_utf8_lossy(&r.body[..r.body.len().min(300)])
-    )
-}
-
 fn body_line(d: &harness::RecordedDelivery) -> String {
     format!(
         "delivered body: {}",
@@ -304,7 +297,7 @@ async fn publish_one(
     query: &[(&str, &str)],
 ) -> Result<harness::RecordedDelivery, Problem> {
     let r = t.publish_raw(TOPIC, body, content_type, query).await?;
-    ensure_eq("publish status", 204, r.status, [response_line(&r)])?;
+    ensure_eq("publish status", 204, r.status, [line(&r)])?;
     let d = t.wait(ROUTE, 1).await?;
     Ok(d[0].clone())
 }
@@ -337,7 +330,7 @@ async fn schema_valid(t: &mut Trial) -> Result<(), Problem> {
         let r = t
             .publish_raw(TOPIC, Bytes::copy_from_slice(body), ct, &[])
             .await?;
-        ensure_eq("publish status", 204, r.status, [response_line(&r)])?;
+        ensure_eq("publish status", 204, r.status, [line(&r)])?;
     }
     let ds = t.wait(ROUTE, bodies.len()).await?;
     for d in &ds {
@@ -655,7 +648,7 @@ async fn passthrough_trace(t: &mut Trial) -> Result<(), Problem> {
                 &query,
             )
             .await?;
-        ensure_eq("publish status", 204, r.status, [response_line(&r)])?;
+        ensure_eq("publish status", 204, r.status, [line(&r)])?;
     }
     let d = t.wait_msg(ROUTE, "ptt-1", 1).await?;
     let e = body_of(&d[0]);
@@ -713,7 +706,7 @@ async fn nonstring_trace_delivered(t: &mut Trial) -> Result<(), Problem> {
             &[],
         )
         .await?;
-    ensure_eq("publish status", 204, r.status, [response_line(&r)])?;
+    ensure_eq("publish status", 204, r.status, [line(&r)])?;
     t.wait_msg(ROUTE, "nt-1", 1).await?;
     // The sidecar must still work afterwards.
     let id = t.publish(TOPIC, json!({})).await?;
@@ -745,7 +738,7 @@ async fn publish_traced(
             &headers,
         )
         .await?;
-    ensure_eq("publish status", 204, r.status, [response_line(&r)])?;
+    ensure_eq("publish status", 204, r.status, [line(&r)])?;
     t.wait_msg(ROUTE, id, 1).await
 }
 
@@ -854,7 +847,7 @@ async fn raw_payload_roundtrip(t: &mut Trial) -> Result<(), Problem> {
                 &[("metadata.rawPayload", "true")],
             )
             .await?;
-        ensure_eq("publish status", 204, r.status, [response_line(&r)])?;
+        ensure_eq("publish status", 204, r.status, [line(&r)])?;
     }
     let delivered = t.wait(ROUTE, 2).await?;
     let mut decoded = Vec::new();

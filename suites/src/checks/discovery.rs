@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use super::line;
 use crate::catalog::{Check, Need};
 use crate::check;
 use harness::TestApp;
-use harness_engine::problem::{Problem, ensure, ensure_eq};
+use harness_engine::problem::{Problem, ensure_eq};
 use harness_engine::trial::{DEADLINE, PUBSUB, QUIET, Scenario, Trial};
 
 const API_DOC: Option<&str> = Some("https://docs.dapr.io/reference/api/pubsub_api/");
@@ -283,14 +284,8 @@ pub(crate) fn checks() -> Vec<Check> {
 const TOPIC: &str = "orders";
 /// A second topic of the same pubsub.
 const OTHER_TOPIC: &str = "invoices";
-
-fn response_line(r: &harness::ApiResponse) -> String {
-    format!(
-        "HTTP {} body {}",
-        r.status,
-        String::from_utf8_lossy(&r.body[..r.body.len().min(600)])
-    )
-}
+/// The CEL rule the routing checks match events of type `widget` with.
+const WIDGET: &str = r#"event.type == "widget""#;
 
 /// A v2 entry for `orders`: `rules` as (match, path), then an optional default.
 fn v2_entry(rules: &[(&str, &str)], default: Option<&str>) -> Value {
@@ -305,42 +300,103 @@ fn v2_entry(rules: &[(&str, &str)], default: Option<&str>) -> Value {
     json!({"pubsubname": PUBSUB, "topic": TOPIC, "routes": routes})
 }
 
-/// Publishes a message to `orders` whose CloudEvent `type` is `ce_type`.
-async fn publish_typed(t: &mut Trial, ce_type: &str) -> Result<String, Problem> {
-    t.publish_query(TOPIC, json!({}), &[("metadata.cloudevent.type", ce_type)])
-        .await
-}
-
 /// Observation window over every route: what the app has seen once [`QUIET`] has passed.
 async fn quiet_all(t: &Trial) -> Vec<harness::RecordedDelivery> {
     t.app().observe_quiet(None, QUIET).await
 }
 
-/// After an observation window, requires that message `id` was seen exactly once in all, on
-/// `route`.
-async fn only_on(t: &Trial, id: &str, route: &str) -> Result<(), Problem> {
-    let all = quiet_all(t).await;
-    let paths: Vec<&str> = all
-        .iter()
-        .filter(|d| d.tck_id.as_deref() == Some(id))
-        .map(|d| d.path.as_str())
-        .collect();
-    ensure_eq(
-        &format!("routes that received {id}"),
-        vec![route],
-        paths,
-        t.evidence(),
-    )
+/// One row of a routing table: a message to publish and the one route it must reach, or
+/// `None` for none.
+struct Row {
+    topic: &'static str,
+    /// A CloudEvent `type` to publish the message with (`metadata.cloudevent.type`).
+    ce_type: Option<&'static str>,
+    data: Value,
+    route: Option<&'static str>,
 }
 
-/// After an observation window, requires that message `id` reached no route.
-async fn nowhere(t: &Trial, id: &str) -> Result<(), Problem> {
+/// `{}` to `orders`, which must reach `route` alone.
+fn to(route: &'static str) -> Row {
+    on(TOPIC, Some(route))
+}
+
+/// `{}` to `topic`, which must reach `route` alone (or, with `None`, no route).
+fn on(topic: &'static str, route: Option<&'static str>) -> Row {
+    Row {
+        topic,
+        ce_type: None,
+        data: json!({}),
+        route,
+    }
+}
+
+/// An event of CloudEvent type `ce_type` to `orders`, which must reach `route` alone.
+fn typed(ce_type: &'static str, route: Option<&'static str>) -> Row {
+    Row {
+        ce_type: Some(ce_type),
+        ..on(TOPIC, route)
+    }
+}
+
+/// `data` to `orders`, which must reach `route` alone.
+fn data(data: Value, route: &'static str) -> Row {
+    Row { data, ..to(route) }
+}
+
+/// A routing promise as a table: with `scenario` up, every row is published in order; each
+/// message with a route arrives there, and after one observation window every message was
+/// seen exactly once, on its route, or nowhere.
+async fn routed(t: &mut Trial, scenario: Scenario, rows: Vec<Row>) -> Result<(), Problem> {
+    t.start(scenario).await?;
+    let mut published = Vec::new();
+    for row in rows {
+        let id = match row.ce_type {
+            Some(ce_type) => {
+                t.publish_query(
+                    row.topic,
+                    row.data,
+                    &[("metadata.cloudevent.type", ce_type)],
+                )
+                .await?
+            }
+            None => t.publish(row.topic, row.data).await?,
+        };
+        published.push((id, row.route));
+    }
+    for (id, route) in &published {
+        if let Some(route) = route {
+            t.wait_msg(route, id, 1).await?;
+        }
+    }
     let all = quiet_all(t).await;
-    ensure(
-        !all.iter().any(|d| d.tck_id.as_deref() == Some(id)),
-        format!("message {id} was delivered although it should reach no route"),
-        t.evidence(),
-    )
+    for (id, route) in &published {
+        let paths: Vec<&str> = all
+            .iter()
+            .filter(|d| d.tck_id.as_deref() == Some(id.as_str()))
+            .map(|d| d.path.as_str())
+            .collect();
+        ensure_eq(
+            &format!("routes that received {id}"),
+            route.iter().copied().collect::<Vec<_>>(),
+            paths,
+            t.evidence(),
+        )?;
+    }
+    Ok(())
+}
+
+/// A v2 subscription entry on `orders` alone, as a scenario.
+fn v2(rules: &[(&str, &str)], default: Option<&str>) -> Scenario {
+    Scenario::new().subscription(v2_entry(rules, default))
+}
+
+/// The same, dead-lettering to `poison`, which `/dlq` subscribes to.
+fn v2_dead_lettered(rules: &[(&str, &str)]) -> Scenario {
+    let mut entry = v2_entry(rules, None);
+    entry["deadLetterTopic"] = json!("poison");
+    Scenario::new()
+        .subscription(entry)
+        .subscribe("poison", "/dlq")
 }
 
 fn declarative_v1(name: &str, topic: &str, route: &str, scopes: &[&str]) -> String {
@@ -527,7 +583,7 @@ async fn subscribe_gives_up(t: &mut Trial) -> Result<(), Problem> {
         "status of a publish after discovery failed",
         204,
         r.status,
-        [response_line(&r)],
+        [line(&r)],
     )
 }
 
@@ -543,107 +599,70 @@ async fn subscribe_app_id_header(t: &mut Trial) -> Result<(), Problem> {
 }
 
 async fn v1_route(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe(TOPIC, "/v1-orders"))
-        .await?;
-    let id = t.publish(TOPIC, json!({})).await?;
-    t.wait_msg("/v1-orders", &id, 1).await?;
-    only_on(t, &id, "/v1-orders").await
+    let scenario = Scenario::new().subscribe(TOPIC, "/v1-orders");
+    routed(t, scenario, vec![to("/v1-orders")]).await
 }
 
 async fn rules_first_match_wins(t: &mut Trial) -> Result<(), Problem> {
-    let entry = v2_entry(
-        &[
-            (r#"event.type == "widget""#, "/widgets"),
-            (
-                r#"event.type == "widget" || event.type == "gadget""#,
-                "/gadgets",
-            ),
-        ],
+    let widget_or_gadget = r#"event.type == "widget" || event.type == "gadget""#;
+    let scenario = v2(
+        &[(WIDGET, "/widgets"), (widget_or_gadget, "/gadgets")],
         Some("/orders"),
     );
-    t.start(Scenario::new().subscription(entry)).await?;
-    let widget = publish_typed(t, "widget").await?;
-    let gadget = publish_typed(t, "gadget").await?;
-    t.wait_msg("/widgets", &widget, 1).await?;
-    t.wait_msg("/gadgets", &gadget, 1).await?;
-    only_on(t, &widget, "/widgets").await?;
-    only_on(t, &gadget, "/gadgets").await
+    let rows = vec![
+        typed("widget", Some("/widgets")),
+        typed("gadget", Some("/gadgets")),
+    ];
+    routed(t, scenario, rows).await
 }
 
 async fn rules_default(t: &mut Trial) -> Result<(), Problem> {
-    let entry = v2_entry(
-        &[(r#"event.type == "widget""#, "/widgets")],
-        Some("/fallback"),
-    );
-    t.start(Scenario::new().subscription(entry)).await?;
-    let other = publish_typed(t, "something.else").await?;
-    t.wait_msg("/fallback", &other, 1).await?;
-    only_on(t, &other, "/fallback").await
+    let scenario = v2(&[(WIDGET, "/widgets")], Some("/fallback"));
+    routed(
+        t,
+        scenario,
+        vec![typed("something.else", Some("/fallback"))],
+    )
+    .await
 }
 
 async fn default_wins_over_route(t: &mut Trial) -> Result<(), Problem> {
     let mut entry = v2_entry(&[], Some("/from-default"));
     entry["route"] = json!("/from-route");
-    t.start(Scenario::new().subscription(entry)).await?;
-    let id = t.publish(TOPIC, json!({})).await?;
-    t.wait_msg("/from-default", &id, 1).await?;
-    only_on(t, &id, "/from-default").await
+    let scenario = Scenario::new().subscription(entry);
+    routed(t, scenario, vec![to("/from-default")]).await
 }
 
 async fn case_insensitive_keys(t: &mut Trial) -> Result<(), Problem> {
-    t.start(
-        Scenario::new()
-            .subscription(json!({"pubsubName": PUBSUB, "Topic": TOPIC, "Route": "/orders"})),
-    )
-    .await?;
-    let id = t.publish(TOPIC, json!({})).await?;
-    t.wait_msg("/orders", &id, 1).await?;
-    Ok(())
+    let scenario = Scenario::new()
+        .subscription(json!({"pubsubName": PUBSUB, "Topic": TOPIC, "Route": "/orders"}));
+    routed(t, scenario, vec![to("/orders")]).await
 }
 
 async fn route_path_cleaned(t: &mut Trial) -> Result<(), Problem> {
-    t.start(
-        Scenario::new()
-            .subscription(json!({"pubsubname": PUBSUB, "topic": TOPIC, "route": "orders"})),
-    )
-    .await?;
-    let id = t.publish(TOPIC, json!({})).await?;
-    t.wait_msg("/orders", &id, 1).await?;
-    only_on(t, &id, "/orders").await
+    let scenario = Scenario::new()
+        .subscription(json!({"pubsubname": PUBSUB, "topic": TOPIC, "route": "orders"}));
+    routed(t, scenario, vec![to("/orders")]).await
 }
 
 async fn entry_without_route_dropped(t: &mut Trial) -> Result<(), Problem> {
-    t.start(
-        Scenario::new()
-            .subscription(json!({"pubsubname": PUBSUB, "topic": "noroute"}))
-            .subscription(
-                json!({"pubsubname": PUBSUB, "topic": "noroute2", "routes": {"rules": []}}),
-            )
-            .subscribe(TOPIC, "/orders"),
-    )
-    .await?;
-    let lost = t.publish("noroute", json!({})).await?;
-    let lost2 = t.publish("noroute2", json!({})).await?;
-    let id = t.publish(TOPIC, json!({})).await?;
-    t.wait_msg("/orders", &id, 1).await?;
-    nowhere(t, &lost).await?;
-    nowhere(t, &lost2).await
+    let scenario = Scenario::new()
+        .subscription(json!({"pubsubname": PUBSUB, "topic": "noroute"}))
+        .subscription(json!({"pubsubname": PUBSUB, "topic": "noroute2", "routes": {"rules": []}}))
+        .subscribe(TOPIC, "/orders");
+    let rows = vec![on("noroute", None), on("noroute2", None), to("/orders")];
+    routed(t, scenario, rows).await
 }
 
 async fn entry_without_pubsub_skipped(t: &mut Trial) -> Result<(), Problem> {
-    t.start(
-        Scenario::new()
-            .subscription(json!({"topic": "nopubsub", "route": "/nopubsub"}))
-            .subscription(json!({"pubsubname": PUBSUB, "route": "/notopic"}))
-            .subscription(
-                json!({"pubsubname": "tck-not-loaded", "topic": TOPIC, "route": "/elsewhere"}),
-            )
-            .subscribe(TOPIC, "/orders"),
-    )
-    .await?;
-    let id = t.publish(TOPIC, json!({})).await?;
-    t.wait_msg("/orders", &id, 1).await?;
-    only_on(t, &id, "/orders").await
+    let scenario = Scenario::new()
+        .subscription(json!({"topic": "nopubsub", "route": "/nopubsub"}))
+        .subscription(json!({"pubsubname": PUBSUB, "route": "/notopic"}))
+        .subscription(
+            json!({"pubsubname": "tck-not-loaded", "topic": TOPIC, "route": "/elsewhere"}),
+        )
+        .subscribe(TOPIC, "/orders");
+    routed(t, scenario, vec![to("/orders")]).await
 }
 
 async fn idle_entries_listed(t: &mut Trial) -> Result<(), Problem> {
@@ -681,77 +700,41 @@ async fn idle_entries_listed(t: &mut Trial) -> Result<(), Problem> {
 }
 
 async fn empty_match_catch_all(t: &mut Trial) -> Result<(), Problem> {
-    let entry = v2_entry(
-        &[("", "/all"), (r#"event.type == "widget""#, "/widgets")],
-        Some("/fallback"),
-    );
-    t.start(Scenario::new().subscription(entry)).await?;
-    let widget = publish_typed(t, "widget").await?;
-    let other = publish_typed(t, "other").await?;
-    t.wait_msg("/all", &widget, 1).await?;
-    t.wait_msg("/all", &other, 1).await?;
-    only_on(t, &widget, "/all").await?;
-    only_on(t, &other, "/all").await
+    let scenario = v2(&[("", "/all"), (WIDGET, "/widgets")], Some("/fallback"));
+    let rows = vec![typed("widget", Some("/all")), typed("other", Some("/all"))];
+    routed(t, scenario, rows).await
 }
 
 async fn cel_numeric_double(t: &mut Trial) -> Result<(), Problem> {
-    let entry = v2_entry(&[("event.data.amount > 100.0", "/big")], Some("/small"));
-    t.start(Scenario::new().subscription(entry)).await?;
-    let big = t.publish(TOPIC, json!({"amount": 150})).await?;
-    let small = t.publish(TOPIC, json!({"amount": 50})).await?;
-    let fractional = t.publish(TOPIC, json!({"amount": 100.5})).await?;
-    t.wait_msg("/big", &big, 1).await?;
-    t.wait_msg("/small", &small, 1).await?;
-    t.wait_msg("/big", &fractional, 1).await?;
-    only_on(t, &big, "/big").await?;
-    only_on(t, &small, "/small").await?;
-    only_on(t, &fractional, "/big").await
+    let scenario = v2(&[("event.data.amount > 100.0", "/big")], Some("/small"));
+    let rows = vec![
+        data(json!({"amount": 150}), "/big"),
+        data(json!({"amount": 50}), "/small"),
+        data(json!({"amount": 100.5}), "/big"),
+    ];
+    routed(t, scenario, rows).await
 }
 
 async fn cel_error_dead_lettered(t: &mut Trial) -> Result<(), Problem> {
-    let mut entry = v2_entry(&[("event.data.missing == 1.0", "/orders")], None);
-    entry["deadLetterTopic"] = json!("poison");
-    t.start(
-        Scenario::new()
-            .subscription(entry)
-            .subscribe("poison", "/dlq"),
-    )
-    .await?;
-    let id = t.publish(TOPIC, json!({"present": 1})).await?;
-    t.wait_msg("/dlq", &id, 1).await?;
-    only_on(t, &id, "/dlq").await
+    let scenario = v2_dead_lettered(&[("event.data.missing == 1.0", "/orders")]);
+    routed(t, scenario, vec![data(json!({"present": 1}), "/dlq")]).await
 }
 
 async fn no_match_not_delivered(t: &mut Trial) -> Result<(), Problem> {
-    let entry = v2_entry(&[(r#"event.type == "widget""#, "/widgets")], None);
-    t.start(Scenario::new().subscription(entry)).await?;
-    let unmatched = publish_typed(t, "gadget").await?;
-    let widget = publish_typed(t, "widget").await?;
     // The widget proves the subscription runs; the unmatched message was published first.
-    t.wait_msg("/widgets", &widget, 1).await?;
-    nowhere(t, &unmatched).await
+    let scenario = v2(&[(WIDGET, "/widgets")], None);
+    let rows = vec![typed("gadget", None), typed("widget", Some("/widgets"))];
+    routed(t, scenario, rows).await
 }
 
 async fn no_match_dead_lettered(t: &mut Trial) -> Result<(), Problem> {
-    let mut entry = v2_entry(&[(r#"event.type == "widget""#, "/widgets")], None);
-    entry["deadLetterTopic"] = json!("poison");
-    t.start(
-        Scenario::new()
-            .subscription(entry)
-            .subscribe("poison", "/dlq"),
-    )
-    .await?;
-    let unmatched = publish_typed(t, "gadget").await?;
-    t.wait_msg("/dlq", &unmatched, 1).await?;
-    only_on(t, &unmatched, "/dlq").await
+    let scenario = v2_dead_lettered(&[(WIDGET, "/widgets")]);
+    routed(t, scenario, vec![typed("gadget", Some("/dlq"))]).await
 }
 
 async fn declarative_v1alpha1(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().resource(declarative_v1("tck-decl-v1", TOPIC, "/decl", &[])))
-        .await?;
-    let id = t.publish(TOPIC, json!({})).await?;
-    t.wait_msg("/decl", &id, 1).await?;
-    only_on(t, &id, "/decl").await
+    let scenario = Scenario::new().resource(declarative_v1("tck-decl-v1", TOPIC, "/decl", &[]));
+    routed(t, scenario, vec![to("/decl")]).await
 }
 
 async fn declarative_v2alpha1(t: &mut Trial) -> Result<(), Problem> {
@@ -770,69 +753,58 @@ spec:
     default: /orders
 "#
     );
-    t.start(Scenario::new().resource(yaml)).await?;
-    let widget = publish_typed(t, "widget").await?;
-    let other = publish_typed(t, "other").await?;
-    t.wait_msg("/widgets", &widget, 1).await?;
-    t.wait_msg("/orders", &other, 1).await?;
-    only_on(t, &widget, "/widgets").await?;
-    only_on(t, &other, "/orders").await
+    let rows = vec![
+        typed("widget", Some("/widgets")),
+        typed("other", Some("/orders")),
+    ];
+    routed(t, Scenario::new().resource(yaml), rows).await
 }
 
 async fn declarative_scopes(t: &mut Trial) -> Result<(), Problem> {
-    t.start(
-        Scenario::new()
-            .app_id("tck-scoped-app")
-            .resource(declarative_v1(
-                "tck-hidden",
-                "hidden",
-                "/hidden",
-                &["another-app"],
-            ))
-            .resource(declarative_v1(
-                "tck-visible",
-                "visible",
-                "/visible",
-                &["tck-scoped-app"],
-            )),
-    )
-    .await?;
-    let hidden = t.publish("hidden", json!({})).await?;
-    let visible = t.publish("visible", json!({})).await?;
-    t.wait_msg("/visible", &visible, 1).await?;
-    nowhere(t, &hidden).await
+    let scenario = Scenario::new()
+        .app_id("tck-scoped-app")
+        .resource(declarative_v1(
+            "tck-hidden",
+            "hidden",
+            "/hidden",
+            &["another-app"],
+        ))
+        .resource(declarative_v1(
+            "tck-visible",
+            "visible",
+            "/visible",
+            &["tck-scoped-app"],
+        ));
+    let rows = vec![on("hidden", None), on("visible", Some("/visible"))];
+    routed(t, scenario, rows).await
 }
 
 async fn declarative_first_wins(t: &mut Trial) -> Result<(), Problem> {
-    t.start(
-        Scenario::new()
-            .resource(declarative_v1("tck-first", TOPIC, "/first", &[]))
-            .resource(declarative_v1("tck-second", TOPIC, "/second", &[]))
-            .resource(declarative_v1("tck-other", OTHER_TOPIC, "/other", &[])),
+    let scenario = Scenario::new()
+        .resource(declarative_v1("tck-first", TOPIC, "/first", &[]))
+        .resource(declarative_v1("tck-second", TOPIC, "/second", &[]))
+        .resource(declarative_v1("tck-other", OTHER_TOPIC, "/other", &[]));
+    routed(
+        t,
+        scenario,
+        vec![to("/first"), on(OTHER_TOPIC, Some("/other"))],
     )
-    .await?;
-    let id = t.publish(TOPIC, json!({})).await?;
-    t.wait_msg("/first", &id, 1).await?;
-    let other = t.publish(OTHER_TOPIC, json!({})).await?;
-    t.wait_msg("/other", &other, 1).await?;
-    only_on(t, &id, "/first").await
+    .await
 }
 
 async fn programmatic_replaces_declarative(t: &mut Trial) -> Result<(), Problem> {
-    t.start(
-        Scenario::new()
-            // Loaded first (by file and by name), so that replacing the first subscription of
-            // the pubsub, whatever its topic, would replace this one.
-            .resource(declarative_v1("tck-another", OTHER_TOPIC, "/other", &[]))
-            .resource(declarative_v1("tck-decl", TOPIC, "/decl", &[]))
-            .subscribe(TOPIC, "/prog"),
+    let scenario = Scenario::new()
+        // Loaded first (by file and by name), so that replacing the first subscription of the
+        // pubsub, whatever its topic, would replace this one.
+        .resource(declarative_v1("tck-another", OTHER_TOPIC, "/other", &[]))
+        .resource(declarative_v1("tck-decl", TOPIC, "/decl", &[]))
+        .subscribe(TOPIC, "/prog");
+    routed(
+        t,
+        scenario,
+        vec![to("/prog"), on(OTHER_TOPIC, Some("/other"))],
     )
-    .await?;
-    let id = t.publish(TOPIC, json!({})).await?;
-    t.wait_msg("/prog", &id, 1).await?;
-    let other = t.publish(OTHER_TOPIC, json!({})).await?;
-    t.wait_msg("/other", &other, 1).await?;
-    only_on(t, &id, "/prog").await
+    .await
 }
 
 async fn slow_app_subscribes_once(t: &mut Trial) -> Result<(), Problem> {
@@ -846,7 +818,7 @@ async fn slow_app_subscribes_once(t: &mut Trial) -> Result<(), Problem> {
         "status of a publish before the app listens",
         204,
         r.status,
-        [response_line(&r)],
+        [line(&r)],
     )?;
     t.start_app().await?;
     t.app().wait_subscribe_calls(1, DEADLINE).await?;
@@ -881,19 +853,14 @@ async fn malformed_reply_publish_ok(t: &mut Trial) -> Result<(), Problem> {
         "publish status after a malformed /dapr/subscribe reply",
         204,
         r.status,
-        [response_line(&r)],
+        [line(&r)],
     )
 }
 
 /// The metadata API's subscription entry for `topic`.
 async fn metadata_entry(t: &Trial, topic: &str) -> Result<Value, Problem> {
     let r = t.client().metadata().await?;
-    ensure_eq(
-        "GET /v1.0/metadata status",
-        200,
-        r.status,
-        [response_line(&r)],
-    )?;
+    ensure_eq("GET /v1.0/metadata status", 200, r.status, [line(&r)])?;
     let body = r.json().unwrap_or(Value::Null);
     body["subscriptions"]
         .as_array()
@@ -902,7 +869,7 @@ async fn metadata_entry(t: &Trial, topic: &str) -> Result<Value, Problem> {
         .ok_or_else(|| {
             Problem::fail(
                 format!("/v1.0/metadata lists no subscription for topic {topic}"),
-                vec![response_line(&r)],
+                vec![line(&r)],
             )
         })
 }
@@ -926,8 +893,7 @@ fn rules_of(entry: &Value) -> Vec<(String, String)> {
 }
 
 async fn metadata_programmatic(t: &mut Trial) -> Result<(), Problem> {
-    let rule = r#"event.type == "widget""#;
-    let mut entry = v2_entry(&[(rule, "/widgets")], Some("/orders"));
+    let mut entry = v2_entry(&[(WIDGET, "/widgets")], Some("/orders"));
     entry["deadLetterTopic"] = json!("poison");
     t.start(
         Scenario::new()
@@ -953,7 +919,7 @@ async fn metadata_programmatic(t: &mut Trial) -> Result<(), Problem> {
     ensure_eq(
         "rules (match, path)",
         vec![
-            (rule.to_owned(), "/widgets".to_owned()),
+            (WIDGET.to_owned(), "/widgets".to_owned()),
             (String::new(), "/orders".to_owned()),
         ],
         rules_of(&e),

@@ -2,6 +2,7 @@
 //! the order below.
 
 use crate::catalog::Check;
+use harness_engine::problem::{Problem, ensure_eq};
 
 mod apps;
 mod auth;
@@ -117,6 +118,19 @@ const OVER_GRPC: &[&str] = &[
 ];
 
 /// One line for evidence: an answer's status, content type and the start of its body.
+/// Requires answer `r` to be an error with `status` and the `errorCode` `code`.
+fn rejected(r: &harness::ApiResponse, status: u16, code: &str) -> Result<(), Problem> {
+    ensure_eq("status", status, r.status, [line(r)])?;
+    ensure_eq(
+        "errorCode",
+        Some(code.to_owned()),
+        r.error_code(),
+        [line(r)],
+    )
+}
+
+/// An answer in one line for a problem's evidence: status, content type and the first 200
+/// bytes of the body.
 fn line(r: &harness::ApiResponse) -> String {
     format!(
         "HTTP {} {:?} body {}",

@@ -305,7 +305,7 @@ async fn keyed_order(t: &mut Trial, k: Keyed) -> Result<(), Problem> {
 }
 
 async fn keyed_order_report(t: &mut Trial) -> Result<(), Problem> {
-    let order_promised = t.env().broker.keeps(Promise::FifoPerPartitionKey);
+    let order_promised = t.env().keeps(Promise::FifoPerPartitionKey);
     keyed_order(
         t,
         Keyed {
@@ -318,7 +318,7 @@ async fn keyed_order_report(t: &mut Trial) -> Result<(), Problem> {
 }
 
 async fn keyed_order_under_retry(t: &mut Trial) -> Result<(), Problem> {
-    let order_promised = t.env().broker.keeps(Promise::FifoPerPartitionKey);
+    let order_promised = t.env().keeps(Promise::FifoPerPartitionKey);
     keyed_order(
         t,
         Keyed {

@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 
+use super::{line, rejected};
 use crate::catalog::{Check, Need};
 use crate::check;
 use harness_engine::broker::Promise;
@@ -127,7 +128,7 @@ pub(crate) fn checks() -> Vec<Check> {
         check!(
             "core::publish::allowed_topics_forbidden",
             Must,
-            "A topic outside allowedTopics answers 403 and an allowed one 204",
+            "A topic outside allowedTopics answers 403 ERR_PUBSUB_FORBIDDEN and an allowed one 204",
             "daprd pkg/scopes: allowedTopics",
             Some(
                 "https://docs.dapr.io/developing-applications/building-blocks/pubsub/pubsub-scopes/"
@@ -192,18 +193,29 @@ fn code_of(r: &harness::ApiResponse) -> String {
         .unwrap_or_else(|| format!("(no errorCode; body {})", String::from_utf8_lossy(&r.body)))
 }
 
-/// An answer in one line for a problem's evidence: status and the first 300 bytes of the body.
-pub(crate) fn response_line(r: &harness::ApiResponse) -> String {
-    format!(
-        "HTTP {} body {}",
-        r.status,
-        String::from_utf8_lossy(&r.body[..r.body.len().min(300)])
-    )
-}
-
 /// Starts a plain scenario unless the target is attached (then the attached sidecar is used).
 async fn start_plain(t: &mut Trial) -> Result<(), Problem> {
     t.start(Scenario::new()).await
+}
+
+/// Starts a plain scenario and publishes `{}` to `orders` of a pubsub that does not exist,
+/// with the query parameters `query`.
+async fn publish_to_unknown_pubsub(
+    t: &mut Trial,
+    query: &[(&str, &str)],
+) -> Result<harness::ApiResponse, Problem> {
+    start_plain(t).await?;
+    let r = t
+        .client()
+        .publish(
+            "no-such-pubsub",
+            "orders",
+            Bytes::from_static(b"{}"),
+            Some("application/json"),
+            query,
+        )
+        .await?;
+    Ok(r)
 }
 
 async fn json_accepted(t: &mut Trial) -> Result<(), Problem> {
@@ -212,73 +224,33 @@ async fn json_accepted(t: &mut Trial) -> Result<(), Problem> {
     let r = t
         .publish_raw("orders", r#"{"orderId":1}"#, Some("application/json"), &[])
         .await?;
-    ensure_eq("status", 204, r.status, [response_line(&r)])?;
-    ensure(
-        r.body.is_empty(),
-        "the 204 answer has a body",
-        [response_line(&r)],
-    )
+    ensure_eq("status", 204, r.status, [line(&r)])?;
+    ensure(r.body.is_empty(), "the 204 answer has a body", [line(&r)])
 }
 
 async fn unknown_pubsub(t: &mut Trial) -> Result<(), Problem> {
-    start_plain(t).await?;
-    let r = t
-        .client()
-        .publish(
-            "no-such-pubsub",
-            "orders",
-            Bytes::from_static(b"{}"),
-            Some("application/json"),
-            &[],
-        )
-        .await?;
-    ensure_eq("status", 404, r.status, [response_line(&r)])?;
-    ensure_eq(
-        "errorCode",
-        "ERR_PUBSUB_NOT_FOUND".to_owned(),
-        code_of(&r),
-        [response_line(&r)],
-    )
+    let r = publish_to_unknown_pubsub(t, &[]).await?;
+    rejected(&r, 404, "ERR_PUBSUB_NOT_FOUND")
 }
 
 async fn error_body_json(t: &mut Trial) -> Result<(), Problem> {
-    start_plain(t).await?;
-    let r = t
-        .client()
-        .publish(
-            "no-such-pubsub",
-            "orders",
-            Bytes::from_static(b"{}"),
-            Some("application/json"),
-            &[],
-        )
-        .await?;
+    let r = publish_to_unknown_pubsub(t, &[]).await?;
     let ct = r.header("content-type").unwrap_or("").to_owned();
     ensure(
         ct.starts_with("application/json"),
         format!("error Content-Type is {ct:?}, not application/json"),
-        [response_line(&r)],
+        [line(&r)],
     )?;
     let body = r.json().unwrap_or(Value::Null);
     ensure(
         body["errorCode"].is_string() && body["message"].is_string(),
         "the error body lacks a string errorCode and message",
-        [response_line(&r)],
+        [line(&r)],
     )
 }
 
 async fn error_details(t: &mut Trial) -> Result<(), Problem> {
-    start_plain(t).await?;
-    let r = t
-        .client()
-        .publish(
-            "no-such-pubsub",
-            "orders",
-            Bytes::from_static(b"{}"),
-            Some("application/json"),
-            &[("metadata.tckkey", "tck-value")],
-        )
-        .await?;
+    let r = publish_to_unknown_pubsub(t, &[("metadata.tckkey", "tck-value")]).await?;
     let body = r.json().unwrap_or(Value::Null);
     let info = body["details"].as_array().and_then(|d| {
         d.iter().find(|x| {
@@ -288,29 +260,26 @@ async fn error_details(t: &mut Trial) -> Result<(), Problem> {
         })
     });
     let Some(info) = info else {
-        return Err(Problem::fail(
-            "no ErrorInfo in details",
-            vec![response_line(&r)],
-        ));
+        return Err(Problem::fail("no ErrorInfo in details", vec![line(&r)]));
     };
     ensure_eq(
         "ErrorInfo.reason",
         json!("DAPR_PUBSUB_NOT_FOUND"),
         info["reason"].clone(),
-        [response_line(&r)],
+        [line(&r)],
     )?;
     ensure_eq(
         "ErrorInfo.domain",
         json!("dapr.io"),
         info["domain"].clone(),
-        [response_line(&r)],
+        [line(&r)],
     )?;
     // daprd passes the request's metadata (prefix stripped) as the ErrorInfo's metadata.
     ensure_eq(
         "ErrorInfo.metadata.tckkey",
         json!("tck-value"),
         info["metadata"]["tckkey"].clone(),
-        [response_line(&r)],
+        [line(&r)],
     )
 }
 
@@ -320,13 +289,7 @@ async fn bad_raw_payload(t: &mut Trial) -> Result<(), Problem> {
     let r = t
         .publish_raw("orders", "x", None, &[("metadata.rawPayload", "maybe")])
         .await?;
-    ensure_eq("status", 400, r.status, [response_line(&r)])?;
-    ensure_eq(
-        "errorCode",
-        "ERR_PUBSUB_REQUEST_METADATA".to_owned(),
-        code_of(&r),
-        [response_line(&r)],
-    )?;
+    rejected(&r, 400, "ERR_PUBSUB_REQUEST_METADATA")?;
     for (i, spelling) in ["0", "f", "False"].into_iter().enumerate() {
         let id = format!("rpf-{i}");
         let r = t
@@ -341,7 +304,7 @@ async fn bad_raw_payload(t: &mut Trial) -> Result<(), Problem> {
             &format!("status with rawPayload={spelling}"),
             204,
             r.status,
-            [response_line(&r)],
+            [line(&r)],
         )?;
         let d = t.wait_msg("/orders", &id, 1).await?;
         ensure(
@@ -368,7 +331,7 @@ async fn malformed_cloudevent_rejected(t: &mut Trial) -> Result<(), Problem> {
         let r = t
             .publish_raw("orders", body, Some("application/cloudevents+json"), &[])
             .await?;
-        ev.push(format!("body {body:?}: {}", response_line(&r)));
+        ev.push(format!("body {body:?}: {}", line(&r)));
         ensure(
             !r.is_success(),
             format!("body {body:?} was accepted"),
@@ -394,7 +357,7 @@ async fn malformed_cloudevent_500(t: &mut Trial) -> Result<(), Problem> {
     let r = t
         .publish_raw("orders", "[1]", Some("application/cloudevents+json"), &[])
         .await?;
-    ensure_eq("status", 500, r.status, [response_line(&r)])
+    ensure_eq("status", 500, r.status, [line(&r)])
 }
 
 async fn topic_with_slashes(t: &mut Trial) -> Result<(), Problem> {
@@ -421,7 +384,7 @@ async fn put_method(t: &mut Trial) -> Result<(), Problem> {
             &[("content-type", "application/json")],
         )
         .await?;
-    ensure_eq("status", 204, r.status, [response_line(&r)])?;
+    ensure_eq("status", 204, r.status, [line(&r)])?;
     t.wait_msg("/orders", "put-1", 1).await?;
     Ok(())
 }
@@ -438,12 +401,7 @@ async fn missing_topic_404(t: &mut Trial) -> Result<(), Problem> {
                 &[],
             )
             .await?;
-        ensure_eq(
-            &format!("status of POST {path}"),
-            404,
-            r.status,
-            [response_line(&r)],
-        )?;
+        ensure_eq(&format!("status of POST {path}"), 404, r.status, [line(&r)])?;
     }
     Ok(())
 }
@@ -467,7 +425,7 @@ async fn oversized_body_rejected(t: &mut Trial) -> Result<(), Problem> {
         Ok(r) => ensure(
             !r.is_success(),
             "a 5 MiB body was accepted (default limit 4Mi)",
-            [response_line(&r)],
+            [line(&r)],
         )?,
         Err(harness::ClientError::Timeout { .. }) => {
             return Err(Problem::fail("the oversized publish hung", vec![]));
@@ -489,101 +447,72 @@ async fn oversized_body_rejected(t: &mut Trial) -> Result<(), Problem> {
         "status of a normal publish after the oversized one",
         204,
         r.status,
-        [response_line(&r)],
+        [line(&r)],
     )?;
     t.wait_msg("/orders", "after", 1).await?;
     let seen = t.quiet("/orders").await;
     ensure_eq("deliveries on /orders", 1, seen.len(), t.evidence())
 }
 
-async fn publishing_scopes_forbidden(t: &mut Trial) -> Result<(), Problem> {
+/// A topic-scoping rule of the component's metadata as a table row: with `key: value` on the
+/// component (and the app id `scoped`), a publish to `denied` answers 403 with
+/// `ERR_PUBSUB_FORBIDDEN` and a publish to `allowed` answers 204.
+async fn forbidden(
+    t: &mut Trial,
+    (key, value): (&str, &str),
+    denied: &str,
+    allowed: &str,
+) -> Result<(), Problem> {
     t.start(
         Scenario::new()
             .app_id("scoped")
-            .component_metadata("publishingScopes", "scoped=allowed")
-            .subscribe("allowed", "/a"),
+            .component_metadata(key, value)
+            .subscribe(allowed, "/a"),
     )
     .await?;
     let r = t
-        .publish_raw("denied", "{}", Some("application/json"), &[])
+        .publish_raw(denied, "{}", Some("application/json"), &[])
         .await?;
+    let rule = format!("{key}: {value}");
     ensure_eq(
-        "status for a denied topic",
+        &format!("status of a publish to {denied} ({rule})"),
         403,
         r.status,
-        [response_line(&r)],
+        [line(&r)],
     )?;
     ensure_eq(
         "errorCode",
         "ERR_PUBSUB_FORBIDDEN".to_owned(),
         code_of(&r),
-        [response_line(&r)],
+        [line(&r)],
     )?;
     let r = t
-        .publish_raw("allowed", "{}", Some("application/json"), &[])
+        .publish_raw(allowed, "{}", Some("application/json"), &[])
         .await?;
     ensure_eq(
-        "status for an allowed topic",
+        &format!("status of a publish to {allowed} ({rule})"),
         204,
         r.status,
-        [response_line(&r)],
+        [line(&r)],
     )
+}
+
+async fn publishing_scopes_forbidden(t: &mut Trial) -> Result<(), Problem> {
+    forbidden(
+        t,
+        ("publishingScopes", "scoped=allowed"),
+        "denied",
+        "allowed",
+    )
+    .await
 }
 
 async fn allowed_topics_forbidden(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().component_metadata("allowedTopics", "ok1,ok2"))
-        .await?;
-    let r = t
-        .publish_raw("other", "{}", Some("application/json"), &[])
-        .await?;
-    ensure_eq(
-        "status for a topic outside allowedTopics",
-        403,
-        r.status,
-        [response_line(&r)],
-    )?;
-    let r = t
-        .publish_raw("ok2", "{}", Some("application/json"), &[])
-        .await?;
-    ensure_eq(
-        "status for an allowed topic",
-        204,
-        r.status,
-        [response_line(&r)],
-    )
+    forbidden(t, ("allowedTopics", "ok1,ok2"), "other", "ok2").await
 }
 
 async fn protected_topics_forbidden(t: &mut Trial) -> Result<(), Problem> {
-    t.start(
-        Scenario::new()
-            .app_id("scoped")
-            .component_metadata("protectedTopics", "secret"),
-    )
-    .await?;
-    let r = t
-        .publish_raw("secret", "{}", Some("application/json"), &[])
-        .await?;
-    ensure_eq(
-        "status for a protected topic",
-        403,
-        r.status,
-        [response_line(&r)],
-    )?;
-    ensure_eq(
-        "errorCode",
-        "ERR_PUBSUB_FORBIDDEN".to_owned(),
-        code_of(&r),
-        [response_line(&r)],
-    )?;
-    let r = t
-        .publish_raw("open", "{}", Some("application/json"), &[])
-        .await?;
-    ensure_eq(
-        "status for an unprotected topic",
-        204,
-        r.status,
-        [response_line(&r)],
-    )
+    forbidden(t, ("protectedTopics", "secret"), "secret", "open").await
 }
 
 async fn subscription_scopes_filter(t: &mut Trial) -> Result<(), Problem> {
@@ -613,7 +542,7 @@ async fn empty_json_body(t: &mut Trial) -> Result<(), Problem> {
     let r = t
         .publish_raw("orders", "", Some("application/json"), &[])
         .await?;
-    ensure_eq("status", 204, r.status, [response_line(&r)])?;
+    ensure_eq("status", 204, r.status, [line(&r)])?;
     let d = t.wait("/orders", 1).await?;
     let data = d[0]
         .body_json

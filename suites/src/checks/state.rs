@@ -5,9 +5,9 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 
+use super::line;
 use crate::catalog::{Check, Need};
 use crate::check;
-use crate::checks::publish::response_line as line;
 use harness::ApiResponse;
 use harness_engine::problem::{Problem, ensure_eq};
 use harness_engine::trial::{Scenario, Trial};

@@ -5,9 +5,9 @@
 //! fault is [`crate::trial::Trial::inject`]; the judgement is the usual checkers over the
 //! trial's history plus [`harness_checkers::faults`] for per-window metrics.
 
+pub mod experiment;
 pub mod load;
 pub mod nemesis;
 pub mod nightly;
 pub mod proxies;
 pub mod svg;
-pub mod trial;

@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 use harness::fault::{FaultKind, Hop, Proc};
 use harness_checkers::faults;
 use harness_history::History;
+use harness_report::event::{Event, Events, emit};
 use harness_report::{CheckResult, Level, Section, VerdictKind};
 
 use crate::broker::{Broker, Promise};
+use crate::chaos::experiment::{Experiment, ROUTE, describe_window, hops_of, run, scenario};
 use crate::chaos::nemesis::{self, NemesisConfig, Window};
-use crate::chaos::trial::{Experiment, ROUTE, describe_window, hops_of, run, scenario};
 use crate::env::RunEnv;
 use crate::trial::Trial;
 
@@ -72,8 +73,8 @@ pub fn nemesis_config(env: &RunEnv, config: &NightlyConfig) -> NemesisConfig {
         .iter()
         .copied()
         .filter(|k| match k {
-            FaultKind::Kill(Proc::Sidecar) => broker.keeps(Promise::SurvivesSidecarCrash),
-            FaultKind::Kill(Proc::Broker) => broker.keeps(Promise::SurvivesBrokerRestart),
+            FaultKind::Kill(Proc::Sidecar) => env.keeps(Promise::SurvivesSidecarCrash),
+            FaultKind::Kill(Proc::Broker) => env.keeps(Promise::SurvivesBrokerRestart),
             FaultKind::Pause(Proc::App) => false,
             _ => true,
         })
@@ -119,9 +120,67 @@ pub fn unusable(env: &RunEnv, config: &NightlyConfig) -> Vec<(FaultKind, String)
         .collect()
 }
 
-/// Runs the nightly experiment with `seed`.
-pub async fn run_nightly(env: Arc<RunEnv>, config: &NightlyConfig, seed: u64) -> NightlyOutcome {
+/// Runs the nightly experiment with `seed`, as one stage of `events` counted in seconds of
+/// load (then the drain and the judgement).
+pub async fn run_nightly(
+    env: Arc<RunEnv>,
+    config: &NightlyConfig,
+    seed: u64,
+    events: &Events,
+) -> NightlyOutcome {
     let started = Instant::now();
+    let stage = "load and faults".to_owned();
+    emit(
+        events,
+        Event::Stage {
+            label: stage.clone(),
+            total: config.duration.as_secs().max(1),
+            unit: "s",
+        },
+    );
+    let ticker = {
+        let events = events.clone();
+        let total = config.duration;
+        tokio::spawn(async move {
+            // Display only: the progress follows the clock, nothing waits on it.
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            let mut draining = false;
+            loop {
+                tick.tick().await;
+                let e = started.elapsed();
+                let current = (e > total && !draining).then(|| {
+                    draining = true;
+                    "draining the backlog and judging".to_owned()
+                });
+                emit(
+                    &events,
+                    Event::Progress {
+                        done: e.as_secs().min(total.as_secs()),
+                        current,
+                    },
+                );
+            }
+        })
+    };
+    let outcome = experiment_with_seed(env, config, seed, started).await;
+    ticker.abort();
+    emit(
+        events,
+        Event::StageFinished {
+            label: stage,
+            summary: None,
+        },
+    );
+    outcome
+}
+
+/// The experiment itself: bring-up, load under the seeded nemesis, drain, judgement, report.
+async fn experiment_with_seed(
+    env: Arc<RunEnv>,
+    config: &NightlyConfig,
+    seed: u64,
+    started: Instant,
+) -> NightlyOutcome {
     let nemesis = nemesis_config(&env, config);
     let schedule = nemesis::schedule(seed, &nemesis);
     let mut result = CheckResult {

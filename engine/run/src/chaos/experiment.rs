@@ -214,7 +214,7 @@ fn judge(t: &mut Trial, windows: &[Window]) -> Result<(), Problem> {
     let publishes_clean = h
         .publishes()
         .all(|(_, p)| matches!(p.phase, Phase::Invoke | Phase::Ok));
-    let promised = t.env().broker.keeps(Promise::FifoPerPartitionKey)
+    let promised = t.env().keeps(Promise::FifoPerPartitionKey)
         && !windows
             .iter()
             .any(|w| w.fault.hop() == Some(Hop::AppToSidecar));
