@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use harness_bench::report::markdown::{ms, rate as fmt_rate};
-use harness_bench::report::model::{self, BenchReport};
 use harness_bench::{BenchConfig, Broker, Protocol, SearchConfig};
 use harness_engine::env::{EnvSettings, find_workspace};
+use harness_report::bench::markdown::{ms, rate as fmt_rate};
+use harness_report::bench::model::{self, BenchReport};
 
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -315,7 +315,7 @@ fn run(args: BenchRunArgs) -> anyhow::Result<u8> {
     let report = rt.block_on(harness_bench::run(&config, info, console.events()));
     console.finish();
     let report = report?;
-    let dir = harness_bench::report::store::write_run(&base, &run_dir, &report)
+    let dir = harness_report::bench::store::write_run(&base, &run_dir, &report)
         .with_context(|| format!("writing reports under {}", base.display()))?;
     print_summary(&report, &dir, started.elapsed())?;
     Ok(report.exit_code())

@@ -5,7 +5,7 @@
 //! within the noise of a loopback round trip, and a p99 going from 40 ms to 44 ms is +4 ms but
 //! within 10%. Pure: the caller reads the files and prints the table.
 
-use crate::report::model::{BenchReport, PhaseResult, RateResult};
+use harness_report::bench::model::{BenchReport, PhaseResult, RateResult};
 
 /// Which direction is worse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -395,11 +395,11 @@ pub fn render(c: &Comparison, threshold_pct: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::test_support::sample_report;
+    use harness_report::bench::test_support::sample_report;
 
     #[test]
     fn one_target_of_a_run_compares_with_another() {
-        let r = crate::report::test_support::two_target_report();
+        let r = harness_report::bench::test_support::two_target_report();
         let a = select(&r, None).unwrap();
         let b = select(&r, Some("daprd")).unwrap();
         assert_eq!(b.target, "daprd");

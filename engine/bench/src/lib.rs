@@ -37,7 +37,7 @@
 //! # Boundaries
 //!
 //! Nothing here depends on the reference sidecar: a target is its wire API and its target file.
-//! The run directory and report formats are in [`report`]; everything that renders (Markdown,
+//! The run directory and report formats are `harness_report::bench`; everything that renders (Markdown,
 //! SVG, HTML) and every decision (statistics, rate search, comparison) is synchronous and pure.
 //! This crate never prints: progress goes out as [`Event`]s, the stream every engine shares.
 
@@ -51,13 +51,12 @@ pub mod payload;
 pub mod procstat;
 mod receiver;
 pub mod record;
-pub mod report;
 mod run;
 pub mod schedule;
 pub mod search;
 pub mod stats;
 
 pub use config::{BenchConfig, Broker, Protocol, SearchConfig};
+pub use harness_report::bench::model::BenchReport;
 pub use harness_report::event::{Event, Events};
-pub use report::model::BenchReport;
 pub use run::{BenchError, RunInfo, one_line, run};

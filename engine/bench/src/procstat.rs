@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::report::model::Resources;
+use harness_report::bench::model::Resources;
 
 /// Clock ticks per second in `/proc/<pid>/stat` (`USER_HZ`).
 const TICKS_PER_SECOND: f64 = 100.0;

@@ -16,13 +16,13 @@ use crate::payload::{MAX_PHASE, PayloadMaker};
 use crate::procstat::Sampler;
 use crate::receiver::{self, Mode, PUBSUB, Phases, Server, TOPIC};
 use crate::record::{Outcome, PhaseData};
-use crate::report::model::{
-    Baseline, BenchReport, FORMAT_VERSION, Machine, Params, PhaseResult, RateResult, Resources,
-    SearchReport, SearchStep, TargetResult, TargetSearch,
-};
 use crate::schedule::Schedule;
 use crate::search::{Next, Search, judge};
 use crate::stats::{self, Delivery};
+use harness_report::bench::model::{
+    Baseline, BenchReport, FORMAT_VERSION, Machine, Params, PhaseResult, RateResult, Resources,
+    SearchReport, SearchStep, TargetResult, TargetSearch,
+};
 use harness_report::event::{Event, Events, emit};
 
 /// How long the sidecar may take to report `/v1.0/healthz` (app reached, subscriptions up).
@@ -496,7 +496,10 @@ impl Ctx<'_> {
         emit(
             self.events,
             Event::Stage {
-                label: format!("{label} @ {}/s", crate::report::markdown::rate(rate)),
+                label: format!(
+                    "{label} @ {}/s",
+                    harness_report::bench::markdown::rate(rate)
+                ),
                 total: schedule.count(),
                 unit: "msgs",
             },
@@ -626,7 +629,7 @@ impl Ctx<'_> {
 
 /// One line of numbers for the console.
 pub fn one_line(r: &PhaseResult) -> String {
-    use crate::report::markdown::ms;
+    use harness_report::bench::markdown::ms;
     let mut s = format!("achieved {:.1}/s", r.achieved_rate);
     if let Some(p) = r.publish {
         s.push_str(&format!(
@@ -669,8 +672,8 @@ fn noise_note(label: &str, r: &PhaseResult) -> Option<String> {
     (d.p99_ms > NOISY_SEND_DELAY_MS).then(|| {
         format!(
             "{} msg/s, {label}: the generator sent late (send delay p99 {} ms > {NOISY_SEND_DELAY_MS} ms): the machine was busy or the connections saturated, so this phase's tail is not the target's alone",
-            crate::report::markdown::rate(r.rate),
-            crate::report::markdown::ms(d.p99_ms)
+            harness_report::bench::markdown::rate(r.rate),
+            harness_report::bench::markdown::ms(d.p99_ms)
         )
     })
 }
@@ -678,7 +681,7 @@ fn noise_note(label: &str, r: &PhaseResult) -> Option<String> {
 /// Why a sidecar phase failed the run.
 fn failures_of(rate: f64, r: &PhaseResult, max_error_rate: f64) -> Vec<String> {
     let mut out = Vec::new();
-    let at = crate::report::markdown::rate(rate);
+    let at = harness_report::bench::markdown::rate(rate);
     if let Some(lost) = r.lost.filter(|&l| l > 0) {
         out.push(format!(
             "{at} msg/s: {lost} accepted messages were not delivered within the drain window"
@@ -819,7 +822,7 @@ async fn measure_rates(
                     if let Some(lost) = result.lost.filter(|&l| l > 0) {
                         report.notes.push(format!(
                             "{} msg/s: the direct {} baseline lost {lost} messages",
-                            crate::report::markdown::rate(rate),
+                            harness_report::bench::markdown::rate(rate),
                             config.broker
                         ));
                     }
@@ -843,7 +846,7 @@ async fn measure_rates(
                 .map(|(t, r)| TargetResult {
                     target: t.label.clone(),
                     overhead: overhead_of(&r),
-                    vs_first: stats::ratios(&r, &side),
+                    vs_first: harness_report::bench::model::Ratios::between(&r, &side),
                     sidecar: r,
                 })
                 .collect();
@@ -922,7 +925,7 @@ async fn find_max(
                 String::new()
             },
             steps.len() + 1,
-            crate::report::markdown::rate(rate)
+            harness_report::bench::markdown::rate(rate)
         );
         let result = ctx
             .measured(
@@ -946,7 +949,7 @@ async fn find_max(
             Event::Line(format!(
                 "  step {}: {}/s {}: {reason}",
                 steps.len() + 1,
-                crate::report::markdown::rate(rate),
+                harness_report::bench::markdown::rate(rate),
                 if passed { "PASS" } else { "FAIL" }
             )),
         );
@@ -989,7 +992,7 @@ mod tests {
 
     #[test]
     fn lost_messages_and_errors_fail_the_rate() {
-        let mut r = crate::report::test_support::phase(1.0, true);
+        let mut r = harness_report::bench::test_support::phase(1.0, true);
         assert!(failures_of(1000.0, &r, 0.001).is_empty());
         r.lost = Some(2);
         r.error_rate = 0.01;
@@ -1005,7 +1008,7 @@ mod tests {
 
     #[test]
     fn a_late_generator_is_noted() {
-        let mut r = crate::report::test_support::phase(1.0, true);
+        let mut r = harness_report::bench::test_support::phase(1.0, true);
         assert_eq!(noise_note("sidecar", &r), None);
         if let Some(d) = r.send_delay.as_mut() {
             d.p99_ms = 2.5;

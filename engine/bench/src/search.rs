@@ -8,7 +8,7 @@
 //! [`Search::next`] are pure. A step that fails while the generator itself sent late (a busy
 //! machine) is measured once more before it counts (`run.rs`).
 
-use crate::report::model::PhaseResult;
+use harness_report::bench::model::PhaseResult;
 
 /// The search stops when the lowest failing rate is within this fraction of the highest
 /// passing one.
@@ -49,7 +49,7 @@ pub fn judge(result: &PhaseResult, bound_ms: f64, max_error_rate: f64) -> (bool,
         why.push(format!("{lost} lost"));
     }
     if why.is_empty() {
-        let p99 = |s: Option<crate::report::model::LatencySummary>| {
+        let p99 = |s: Option<harness_report::bench::model::LatencySummary>| {
             s.map_or("-".to_owned(), |s| format!("{:.3} ms", s.p99_ms))
         };
         (
@@ -131,7 +131,7 @@ impl Search {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::model::LatencySummary;
+    use harness_report::bench::model::LatencySummary;
 
     fn check(
         start: f64,

@@ -8,8 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use harness_bench::report::model::{self, Baseline, LatencySummary};
 use harness_bench::{BenchConfig, Broker, Protocol, RunInfo};
+use harness_report::bench::model::{self, Baseline, LatencySummary};
 
 fn workspace_root() -> PathBuf {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).to_owned()
@@ -118,7 +118,7 @@ async fn a_short_run_against_the_reference_sidecar() {
     assert!(r.overhead.publish_p50_ms.is_some());
     assert!(r.overhead.e2e_p99_ratio.is_some());
 
-    let dir = harness_bench::report::store::write_run(base.path(), &run_dir, &report).unwrap();
+    let dir = harness_report::bench::store::write_run(base.path(), &run_dir, &report).unwrap();
     let json = std::fs::read_to_string(dir.join("results.json")).unwrap();
     assert_eq!(model::parse(&json).unwrap(), report);
     let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
@@ -182,7 +182,7 @@ async fn two_targets_share_a_broker_and_are_compared() {
     );
     assert!(vs.rss.is_some_and(|v| v > 0.0), "{vs:?}");
 
-    let dir = harness_bench::report::store::write_run(base.path(), &run_dir, &report).unwrap();
+    let dir = harness_report::bench::store::write_run(base.path(), &run_dir, &report).unwrap();
     let json = std::fs::read_to_string(dir.join("results.json")).unwrap();
     assert_eq!(model::parse(&json).unwrap(), report);
     let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();

@@ -10,4 +10,3 @@ pub mod load;
 pub mod nemesis;
 pub mod nightly;
 pub mod proxies;
-pub mod svg;

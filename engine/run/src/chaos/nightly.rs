@@ -237,7 +237,7 @@ async fn experiment_with_seed(
         env.target.name(),
         env.broker
     );
-    let timeline_svg = crate::chaos::svg::render(&timeline, &title);
+    let timeline_svg = harness_report::timeline::render(&timeline, &title);
     let metrics = faults::window_metrics(&history, &routes);
     let section = section(&metrics, &timeline_svg, seed);
     NightlyOutcome {

@@ -32,7 +32,7 @@ fn spectrum(scale: f64) -> Vec<SpectrumPoint> {
     .collect()
 }
 
-pub(crate) fn phase(scale: f64, delivered: bool) -> PhaseResult {
+pub fn phase(scale: f64, delivered: bool) -> PhaseResult {
     PhaseResult {
         rate: 1000.0,
         duration_ms: 2000,
@@ -77,7 +77,7 @@ pub(crate) fn phase(scale: f64, delivered: bool) -> PhaseResult {
 }
 
 /// [`sample_report`] with a second target, `daprd`, three times slower with twice the CPU.
-pub(crate) fn two_target_report() -> BenchReport {
+pub fn two_target_report() -> BenchReport {
     let mut r = sample_report();
     r.other_targets = vec!["daprd".into()];
     for rr in &mut r.rates {
@@ -86,7 +86,7 @@ pub(crate) fn two_target_report() -> BenchReport {
             mcpu_mean: x.mcpu_mean * 2.0,
             ..x
         });
-        let vs_first = crate::stats::ratios(&sidecar, &rr.sidecar);
+        let vs_first = super::model::Ratios::between(&sidecar, &rr.sidecar);
         rr.others.push(super::model::TargetResult {
             target: "daprd".into(),
             sidecar,
@@ -97,7 +97,7 @@ pub(crate) fn two_target_report() -> BenchReport {
     r
 }
 
-pub(crate) fn sample_report() -> BenchReport {
+pub fn sample_report() -> BenchReport {
     BenchReport {
         format_version: FORMAT_VERSION,
         run_id: "20250101T000000Z-7".into(),

@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 
 use super::model::SpectrumPoint;
-use harness_report::text::xml as esc;
+use crate::text::xml as esc;
 
 const WIDTH: f64 = 640.0;
 const HEIGHT: f64 = 300.0;

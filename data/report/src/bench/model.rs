@@ -148,6 +148,35 @@ pub struct Ratios {
     pub rss: Option<f64>,
 }
 
+impl Ratios {
+    /// `other`'s figures divided by `first`'s.
+    pub fn between(other: &PhaseResult, first: &PhaseResult) -> Ratios {
+        let div = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if b > 0.0 && a.is_finite() && b.is_finite() => Some(a / b),
+            _ => None,
+        };
+        let quantiles = |a: Option<LatencySummary>, b: Option<LatencySummary>| {
+            let pick = |s: LatencySummary| [s.p50_ms, s.p90_ms, s.p99_ms, s.p999_ms];
+            let (a, b) = (a.map(pick), b.map(pick));
+            std::array::from_fn(|i| div(a.map(|a| a[i]), b.map(|b| b[i])))
+        };
+        let cpu_per_msg = |r: &PhaseResult| {
+            r.resources
+                .filter(|_| r.achieved_rate > 0.0)
+                .map(|x| x.mcpu_mean / r.achieved_rate)
+        };
+        Ratios {
+            publish: quantiles(other.publish, first.publish),
+            e2e: quantiles(other.e2e, first.e2e),
+            cpu_per_msg: div(cpu_per_msg(other), cpu_per_msg(first)),
+            rss: div(
+                other.resources.map(|x| x.rss_mb_max),
+                first.resources.map(|x| x.rss_mb_max),
+            ),
+        }
+    }
+}
+
 /// The maximum-rate search of one more target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TargetSearch {
@@ -358,4 +387,45 @@ pub fn render(report: &BenchReport) -> String {
     });
     s.push('\n');
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::test_support::phase;
+
+    #[test]
+    fn ratios_divide_the_other_target_by_the_first() {
+        let mut first = phase(1.0, true);
+        let mut other = first.clone();
+        if let (Some(a), Some(b)) = (other.publish.as_mut(), first.publish.as_mut()) {
+            a.p50_ms = 3.0;
+            b.p50_ms = 1.5;
+            a.p999_ms = 1.0;
+            b.p999_ms = 0.0;
+        }
+        first.resources = Some(Resources {
+            mcpu_mean: 200.0,
+            mcpu_max: 300.0,
+            rss_mb_mean: 10.0,
+            rss_mb_max: 20.0,
+            samples: 5,
+        });
+        other.resources = Some(Resources {
+            mcpu_mean: 600.0,
+            rss_mb_max: 50.0,
+            ..first.resources.unwrap()
+        });
+        other.achieved_rate = 1000.0;
+        first.achieved_rate = 500.0;
+        let r = Ratios::between(&other, &first);
+        assert_eq!(r.publish[0], Some(2.0));
+        // A zero on the first target's side has no ratio.
+        assert_eq!(r.publish[3], None);
+        // 0.6 mCPU per message against 0.4.
+        assert!((r.cpu_per_msg.unwrap() - 1.5).abs() < 1e-9, "{r:?}");
+        assert_eq!(r.rss, Some(2.5));
+        other.e2e = None;
+        assert_eq!(Ratios::between(&other, &first).e2e, [None; 4]);
+    }
 }

@@ -446,8 +446,8 @@ pub fn render(r: &BenchReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::model::{SearchReport, SearchStep};
-    use crate::report::test_support::{phase, sample_report};
+    use crate::bench::model::{SearchReport, SearchStep};
+    use crate::bench::test_support::{phase, sample_report};
 
     #[test]
     fn formats_numbers() {
@@ -481,7 +481,7 @@ mod tests {
 
     #[test]
     fn several_targets_are_side_by_side_with_their_ratios() {
-        let md = render(&crate::report::test_support::two_target_report());
+        let md = render(&crate::bench::test_support::two_target_report());
         assert!(
             md.starts_with("# pubsub-tck bench: `reference` vs `daprd` on `in-memory` over http\n"),
             "{md}"

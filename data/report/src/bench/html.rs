@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use super::markdown::{HEADERS, TARGET_HEADERS, ms, rate, row_cells, target_rows};
 use super::model::{Baseline, BenchReport, RateResult};
 use super::svg::{self, Chart, Series};
-use harness_report::text::xml as esc;
+use crate::text::xml as esc;
 
 /// The charts of one rate; `first` names the first target (lines are per target when the
 /// run had several).
@@ -252,7 +252,7 @@ th,td{{border:1px solid #ccc;padding:3px 6px;text-align:right}}th{{background:#f
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::test_support::sample_report;
+    use crate::bench::test_support::sample_report;
 
     #[test]
     fn the_page_is_self_contained() {
@@ -269,7 +269,7 @@ mod tests {
 
     #[test]
     fn several_targets_get_a_line_each() {
-        let r = crate::report::test_support::two_target_report();
+        let r = crate::bench::test_support::two_target_report();
         let c = charts(&r.rates[0], &r.target);
         let labels: Vec<&str> = c[0].series.iter().map(|s| s.label.as_str()).collect();
         assert_eq!(

@@ -15,14 +15,14 @@ pub fn write_run(base_dir: &Path, run_dir: &Path, report: &BenchReport) -> io::R
     std::fs::write(run_dir.join("results.json"), model::render(report))?;
     std::fs::write(run_dir.join("summary.md"), markdown::render(report))?;
     std::fs::write(run_dir.join("report.html"), html::render(report))?;
-    harness_report::store::refresh_latest(base_dir, run_dir)?;
+    crate::store::refresh_latest(base_dir, run_dir)?;
     Ok(run_dir.to_owned())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::test_support::sample_report;
+    use crate::bench::test_support::sample_report;
 
     #[test]
     fn writes_reports_and_latest() {

@@ -5,8 +5,8 @@
 
 use std::fmt::Write as _;
 
+use crate::text::xml as esc;
 use harness_checkers::faults::Timeline;
-use harness_report::text::xml as esc;
 
 const WIDTH: f64 = 960.0;
 const PANEL: f64 = 170.0;
