@@ -303,7 +303,7 @@ fn run(args: BenchRunArgs) -> anyhow::Result<u8> {
     );
     let info = harness_bench::RunInfo {
         run_id,
-        started_at: crate::suites_rfc3339(now),
+        started_at: crate::rfc3339_seconds(now),
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

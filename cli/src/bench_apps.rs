@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use harness_engine::app_rates::{self, Measured, RateApp};
 use harness_engine::env::{EnvSettings, RunEnv, find_workspace};
-use harness_report::event::{Event, emit};
+use harness_report::event::{RunEvent, emit};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct AppsArgs {
@@ -134,7 +134,7 @@ pub(crate) fn apps(args: &AppsArgs) -> anyhow::Result<u8> {
     let stage = "measurements".to_owned();
     emit(
         events,
-        Event::Stage {
+        RunEvent::Stage {
             label: stage.clone(),
             total: (apps.len() * envs.len()) as u64,
             unit: "apps",
@@ -145,7 +145,7 @@ pub(crate) fn apps(args: &AppsArgs) -> anyhow::Result<u8> {
         for env in &envs {
             emit(
                 events,
-                Event::Progress {
+                RunEvent::Progress {
                     done: cells.len() as u64,
                     current: Some(format!("{} via {}", app.name, env.target.name())),
                 },
@@ -174,7 +174,7 @@ pub(crate) fn apps(args: &AppsArgs) -> anyhow::Result<u8> {
     }
     emit(
         events,
-        Event::StageFinished {
+        RunEvent::StageFinished {
             label: stage,
             summary: None,
         },

@@ -129,7 +129,7 @@ pub(crate) fn chaos(args: ChaosArgs) -> anyhow::Result<u8> {
         run_id,
         env!("CARGO_PKG_VERSION"),
         env.target.name(),
-        crate::suites_rfc3339(now),
+        crate::rfc3339_seconds(now),
         seed,
     );
     report.target_file = Some(env.target.path().display().to_string());

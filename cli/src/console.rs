@@ -6,12 +6,12 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use harness_report::VerdictKind;
-use harness_report::event::{Event, Events};
+use harness_report::event::{RunEvent, RunEvents};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// The reporter, on a thread of its own.
 pub(crate) struct Console {
-    events: Events,
+    events: RunEvents,
     thread: JoinHandle<()>,
 }
 
@@ -24,7 +24,7 @@ impl Console {
     }
 
     /// Where an engine sends its events.
-    pub(crate) fn events(&self) -> &Events {
+    pub(crate) fn events(&self) -> &RunEvents {
         &self.events
     }
 
@@ -47,19 +47,21 @@ fn tag(verdict: VerdictKind) -> Option<&'static str> {
 }
 
 /// Draws events until every sender is gone (other engines' clones included).
-fn draw(rx: &mpsc::Receiver<Event>) {
+fn draw(rx: &mpsc::Receiver<RunEvent>) {
     let style = ProgressStyle::with_template(
         "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {prefix} {wide_msg}",
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar());
     let mut bar: Option<ProgressBar> = None;
+    // Printed around the bar rather than through it: `ProgressBar::println` prints nothing
+    // when stderr is not a terminal, and a CI log must have every line too.
     let line = |bar: &Option<ProgressBar>, text: String| match bar {
-        Some(b) => b.println(text),
+        Some(b) => b.suspend(|| eprintln!("{text}")),
         None => eprintln!("{text}"),
     };
     while let Ok(event) = rx.recv() {
         match event {
-            Event::Stage { label, total, unit } => {
+            RunEvent::Stage { label, total, unit } => {
                 if let Some(b) = bar.take() {
                     b.finish_and_clear();
                 }
@@ -68,7 +70,7 @@ fn draw(rx: &mpsc::Receiver<Event>) {
                 b.set_message(label);
                 bar = Some(b);
             }
-            Event::Progress { done, current } => {
+            RunEvent::Progress { done, current } => {
                 if let Some(b) = &bar {
                     b.set_position(done);
                     if let Some(current) = current {
@@ -76,7 +78,7 @@ fn draw(rx: &mpsc::Receiver<Event>) {
                     }
                 }
             }
-            Event::StageFinished { label, summary } => {
+            RunEvent::StageFinished { label, summary } => {
                 if let Some(b) = bar.take() {
                     b.finish_and_clear();
                 }
@@ -84,7 +86,7 @@ fn draw(rx: &mpsc::Receiver<Event>) {
                     eprintln!("  {label}: {summary}");
                 }
             }
-            Event::Finished(r) => {
+            RunEvent::Finished(r) => {
                 if let Some(tag) = tag(r.verdict) {
                     line(
                         &bar,
@@ -92,7 +94,7 @@ fn draw(rx: &mpsc::Receiver<Event>) {
                     );
                 }
             }
-            Event::Line(text) => line(&bar, text),
+            RunEvent::Line(text) => line(&bar, text),
         }
     }
     if let Some(b) = bar.take() {

@@ -419,7 +419,7 @@ fn run_once(
         run_id.clone(),
         env!("CARGO_PKG_VERSION"),
         names.join(" + "),
-        suites_rfc3339(now),
+        rfc3339_seconds(now),
         seed,
     );
     report.target_file = Some(env.target.path().display().to_string());
@@ -481,7 +481,8 @@ fn doctor_here() -> anyhow::Result<u8> {
     write_stdout(&doctor::render(&doctor::probe(&root))).map(|()| 0)
 }
 
-fn suites_rfc3339(t: time::OffsetDateTime) -> String {
+/// `t` as RFC 3339 in UTC to the second (`2026-12-07T16:30:00Z`), as every report stamps its start.
+fn rfc3339_seconds(t: time::OffsetDateTime) -> String {
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
         t.year(),

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, bail};
 use harness_engine::env::{EnvSettings, RunEnv, find_workspace};
 use harness_mutant::Mode;
-use harness_report::event::{Event, emit};
+use harness_report::event::{RunEvent, emit};
 use suites::selfcheck::{Case, Judgement};
 
 /// Flags of `pubsub-tck selfcheck`.
@@ -112,7 +112,7 @@ pub(crate) fn selfcheck(args: SelfcheckArgs) -> anyhow::Result<u8> {
     let events = console.events();
     emit(
         events,
-        Event::Stage {
+        RunEvent::Stage {
             label: "self-check".to_owned(),
             total: cases.len() as u64,
             unit: "cases",
@@ -122,7 +122,7 @@ pub(crate) fn selfcheck(args: SelfcheckArgs) -> anyhow::Result<u8> {
     for case in &cases {
         emit(
             events,
-            Event::Progress {
+            RunEvent::Progress {
                 done: judged.len() as u64,
                 current: Some(case.name()),
             },
@@ -136,12 +136,12 @@ pub(crate) fn selfcheck(args: SelfcheckArgs) -> anyhow::Result<u8> {
             )),
         };
         // A line per case, so a log without a terminal has every one.
-        emit(events, Event::Line(line(case, &judgement)));
+        emit(events, RunEvent::Line(line(case, &judgement)));
         judged.push((*case, judgement));
     }
     emit(
         events,
-        Event::StageFinished {
+        RunEvent::StageFinished {
             label: "self-check".to_owned(),
             summary: None,
         },

@@ -11,7 +11,7 @@ use crate::CheckResult;
 
 /// One thing that happened.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Event {
+pub enum RunEvent {
     /// A stage of `total` steps began (`unit` says what a step is: `checks`, `s`, `msgs`); it
     /// ends the stage before it.
     Stage {
@@ -32,7 +32,7 @@ pub enum Event {
     },
     /// The current stage ended; `summary`, when given, stays on screen under its label.
     StageFinished {
-        /// The stage's label, as in [`Event::Stage`].
+        /// The stage's label, as in [`RunEvent::Stage`].
         label: String,
         /// One line of numbers, or nothing worth keeping (a warm-up).
         summary: Option<String>,
@@ -44,9 +44,9 @@ pub enum Event {
 }
 
 /// Where events go.
-pub type Events = std::sync::mpsc::Sender<Event>;
+pub type RunEvents = std::sync::mpsc::Sender<RunEvent>;
 
 /// Sends `event`; a receiver that is gone means nobody is listening, which is fine.
-pub fn emit(events: &Events, event: Event) {
+pub fn emit(events: &RunEvents, event: RunEvent) {
     let _ = events.send(event);
 }

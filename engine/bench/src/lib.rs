@@ -39,7 +39,7 @@
 //! Nothing here depends on the reference sidecar: a target is its wire API and its target file.
 //! The run directory and report formats are `harness_report::bench`; everything that renders (Markdown,
 //! SVG, HTML) and every decision (statistics, rate search, comparison) is synchronous and pure.
-//! This crate never prints: progress goes out as [`Event`]s, the stream every engine shares.
+//! This crate never prints: progress goes out as [`RunEvent`]s, the stream every engine shares.
 
 #![warn(missing_docs)]
 
@@ -58,5 +58,5 @@ pub mod stats;
 
 pub use config::{BenchConfig, Broker, Protocol, SearchConfig};
 pub use harness_report::bench::model::BenchReport;
-pub use harness_report::event::{Event, Events};
+pub use harness_report::event::{RunEvent, RunEvents};
 pub use run::{BenchError, RunInfo, one_line, run};

@@ -28,7 +28,7 @@ use crate::payload::PayloadMaker;
 use crate::receiver::PUBSUB;
 use crate::record::{Outcome, PhaseRecorder};
 use crate::schedule::{Schedule, publisher_of};
-use harness_report::event::{Event, Events, emit};
+use harness_report::event::{RunEvent, RunEvents, emit};
 
 /// How the generator publishes one message.
 pub(crate) enum Transport {
@@ -230,7 +230,7 @@ pub(crate) async fn drive(
     plan: &Plan,
     payloads: &Arc<PayloadMaker>,
     register: impl FnOnce(&Arc<PhaseRecorder>),
-    events: &Events,
+    events: &RunEvents,
 ) -> Result<Arc<PhaseRecorder>, String> {
     let publishers = plan.publishers.max(1);
     let mut conns = Vec::with_capacity(publishers * plan.connections.max(1));
@@ -292,7 +292,7 @@ pub(crate) async fn drive(
                 tick.tick().await;
                 emit(
                     &events,
-                    Event::Progress {
+                    RunEvent::Progress {
                         done: rec.completed(),
                         current: None,
                     },
@@ -306,7 +306,7 @@ pub(crate) async fn drive(
     progress.abort();
     emit(
         events,
-        Event::Progress {
+        RunEvent::Progress {
             done: rec.completed(),
             current: None,
         },

@@ -23,7 +23,7 @@ use harness_report::bench::model::{
     Baseline, BenchReport, FORMAT_VERSION, Machine, Params, PhaseResult, RateResult, Resources,
     SearchReport, SearchStep, TargetResult, TargetSearch,
 };
-use harness_report::event::{Event, Events, emit};
+use harness_report::event::{RunEvent, RunEvents, emit};
 
 /// How long the sidecar may take to report `/v1.0/healthz` (app reached, subscriptions up).
 const HEALTHZ_DEADLINE: Duration = Duration::from_secs(30);
@@ -126,7 +126,7 @@ enum BrokerProcess {
 pub async fn run(
     config: &BenchConfig,
     info: RunInfo,
-    events: &Events,
+    events: &RunEvents,
 ) -> Result<BenchReport, BenchError> {
     let started = Instant::now();
     if config.rates.is_empty() || config.rates.iter().any(|r| !(r.is_finite() && *r > 0.0)) {
@@ -186,7 +186,7 @@ pub async fn run(
         stop_all(launched, broker_process).await;
         return Err(e);
     }
-    emit(events, Event::Line(format!("  {}", "sidecars ready")));
+    emit(events, RunEvent::Line(format!("  {}", "sidecars ready")));
 
     let mut ctx = Ctx {
         config,
@@ -261,7 +261,10 @@ pub async fn run(
     let mut notes = std::mem::take(&mut ctx.notes);
     notes.append(&mut report.notes);
     report.notes = notes;
-    emit(events, Event::Line(format!("  {}", "stopping the targets")));
+    emit(
+        events,
+        RunEvent::Line(format!("  {}", "stopping the targets")),
+    );
     stop_all(launched, broker_process).await;
     outcome?;
     report.duration_ms = started.elapsed().as_millis() as u64;
@@ -292,7 +295,7 @@ async fn launch(
     phases: &Arc<Phases>,
     topic: &str,
     (resources, logs): (&Path, &Path),
-    events: &Events,
+    events: &RunEvents,
 ) -> Result<Launched, BenchError> {
     let app = Server::start(Mode::App {
         phases: phases.clone(),
@@ -302,7 +305,7 @@ async fn launch(
     .map_err(BenchError::App)?;
     emit(
         events,
-        Event::Line(format!("  launching target `{}`", target.name())),
+        RunEvent::Line(format!("  launching target `{}`", target.name())),
     );
     let mut opts = SidecarOptions::new(resources, logs);
     opts.app_port = Some(app.addr().port());
@@ -351,7 +354,7 @@ async fn stop_all(launched: Vec<Launched>, broker: Option<BrokerProcess>) {
 async fn start_broker(
     config: &BenchConfig,
     logs: &Path,
-    events: &Events,
+    events: &RunEvents,
 ) -> Result<(Option<BrokerProcess>, String), BenchError> {
     let dir = config.work_dir.join("broker");
     let err = |source| BenchError::Broker {
@@ -366,7 +369,7 @@ async fn start_broker(
             }
             emit(
                 events,
-                Event::Line(format!("  {}", "starting redis-server")),
+                RunEvent::Line(format!("  {}", "starting redis-server")),
             );
             // No persistence: the benchmark measures the sidecar, not the disk.
             let r =
@@ -385,7 +388,7 @@ async fn start_broker(
             };
             emit(
                 events,
-                Event::Line(format!("  {}", "starting Apache Kafka")),
+                RunEvent::Line(format!("  {}", "starting Apache Kafka")),
             );
             let k = KafkaServer::start(home, &dir.join("kafka"), logs, "kafka-bench")
                 .await
@@ -460,7 +463,7 @@ fn machine() -> Machine {
 struct Ctx<'a> {
     config: &'a BenchConfig,
     phases: Arc<Phases>,
-    events: &'a Events,
+    events: &'a RunEvents,
     next_phase: u16,
     payloads: Arc<PayloadMaker>,
     offset: u64,
@@ -495,7 +498,7 @@ impl Ctx<'_> {
         let schedule = Schedule::new(rate, duration);
         emit(
             self.events,
-            Event::Stage {
+            RunEvent::Stage {
                 label: format!(
                     "{label} @ {}/s",
                     harness_report::bench::markdown::rate(rate)
@@ -573,13 +576,13 @@ impl Ctx<'_> {
         result.resources = stats::merge_resources(&resources);
         emit(
             self.events,
-            Event::StageFinished {
+            RunEvent::StageFinished {
                 label: label.to_owned(),
                 summary: (!label.ends_with("warm-up")).then(|| one_line(&result)),
             },
         );
         if let Some(note) = noise_note(label, &result) {
-            emit(self.events, Event::Line(format!("  note: {note}")));
+            emit(self.events, RunEvent::Line(format!("  note: {note}")));
             self.notes.push(note);
         }
         result
@@ -712,7 +715,7 @@ async fn measure_rates(
         let direct = direct::start(config.broker, broker_addr, ctx.phases.clone(), &tag).await;
         if let Err(reason) = &direct {
             let note = format!("direct {} baseline unavailable: {reason}", config.broker);
-            emit(ctx.events, Event::Line(format!("  note: {note}")));
+            emit(ctx.events, RunEvent::Line(format!("  note: {note}")));
             report.notes.push(note);
         }
         (Some(noop), Some(direct))
@@ -946,7 +949,7 @@ async fn find_max(
         }
         emit(
             ctx.events,
-            Event::Line(format!(
+            RunEvent::Line(format!(
                 "  step {}: {}/s {}: {reason}",
                 steps.len() + 1,
                 harness_report::bench::markdown::rate(rate),

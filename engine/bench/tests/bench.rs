@@ -80,7 +80,7 @@ async fn a_short_run_against_the_reference_sidecar() {
     drop(tx);
     let mut phases = Vec::new();
     for ev in rx.try_iter() {
-        if let harness_bench::Event::StageFinished { label, .. } = ev {
+        if let harness_bench::RunEvent::StageFinished { label, .. } = ev {
             phases.push(label);
         }
     }
@@ -151,7 +151,7 @@ async fn two_targets_share_a_broker_and_are_compared() {
     drop(tx);
     let mut phases = Vec::new();
     for ev in rx.try_iter() {
-        if let harness_bench::Event::StageFinished { label, .. } = ev {
+        if let harness_bench::RunEvent::StageFinished { label, .. } = ev {
             phases.push(label);
         }
     }

@@ -5,7 +5,7 @@
 //! profile. Its body drives a [`trial::Trial`]: it starts a scenario (resources, a scripted
 //! test app, the target sidecar), publishes, waits for observable conditions and returns
 //! `Ok(())` or a [`problem::Problem`] with evidence. [`runner`] turns checks into report
-//! results and streams `harness_report::event::Event`s to whatever draws them. The checks themselves, and
+//! results and streams `harness_report::event::RunEvent`s to whatever draws them. The checks themselves, and
 //! the catalog that lists them, are the `suites` crate's; this crate knows none of them.
 //!
 //! Nothing here knows the reference sidecar: a target is its wire API and its target file.

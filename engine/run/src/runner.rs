@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures::FutureExt as _;
 use harness_checkers::Verdict;
 use harness_history::History;
-use harness_report::event::{Event, Events, emit};
+use harness_report::event::{RunEvent, RunEvents, emit};
 use harness_report::{CheckResult, Level, VerdictKind};
 
 use crate::check::Check;
@@ -267,13 +267,13 @@ pub fn default_jobs() -> usize {
 pub async fn run_many(
     work: Vec<(Arc<RunEnv>, Check)>,
     jobs: usize,
-    events: &Events,
+    events: &RunEvents,
 ) -> Vec<Outcome> {
     use futures::StreamExt as _;
     let stage = "checks".to_owned();
     emit(
         events,
-        Event::Stage {
+        RunEvent::Stage {
             label: stage.clone(),
             total: work.len() as u64,
             unit: "checks",
@@ -285,17 +285,17 @@ pub async fn run_many(
         .map(|(i, (env, check))| async move {
             emit(
                 events,
-                Event::Progress {
+                RunEvent::Progress {
                     done: finished.load(std::sync::atomic::Ordering::Relaxed),
                     current: Some(check.id.to_owned()),
                 },
             );
             let outcome = run_one(env, &check).await;
             let n = finished.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            emit(events, Event::Finished(Box::new(outcome.result.clone())));
+            emit(events, RunEvent::Finished(Box::new(outcome.result.clone())));
             emit(
                 events,
-                Event::Progress {
+                RunEvent::Progress {
                     done: n,
                     current: None,
                 },
@@ -307,7 +307,7 @@ pub async fn run_many(
         .await;
     emit(
         events,
-        Event::StageFinished {
+        RunEvent::StageFinished {
             label: stage,
             summary: None,
         },

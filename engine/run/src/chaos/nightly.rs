@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use harness::fault::{FaultKind, Hop, Proc};
 use harness_checkers::faults;
 use harness_history::History;
-use harness_report::event::{Event, Events, emit};
+use harness_report::event::{RunEvent, RunEvents, emit};
 use harness_report::{CheckResult, Level, Section, VerdictKind};
 
 use crate::broker::{Broker, Promise};
@@ -126,13 +126,13 @@ pub async fn run_nightly(
     env: Arc<RunEnv>,
     config: &NightlyConfig,
     seed: u64,
-    events: &Events,
+    events: &RunEvents,
 ) -> NightlyOutcome {
     let started = Instant::now();
     let stage = "load and faults".to_owned();
     emit(
         events,
-        Event::Stage {
+        RunEvent::Stage {
             label: stage.clone(),
             total: config.duration.as_secs().max(1),
             unit: "s",
@@ -154,7 +154,7 @@ pub async fn run_nightly(
                 });
                 emit(
                     &events,
-                    Event::Progress {
+                    RunEvent::Progress {
                         done: e.as_secs().min(total.as_secs()),
                         current,
                     },
@@ -166,7 +166,7 @@ pub async fn run_nightly(
     ticker.abort();
     emit(
         events,
-        Event::StageFinished {
+        RunEvent::StageFinished {
             label: stage,
             summary: None,
         },
