@@ -74,8 +74,24 @@ struct KafkaBroker {
 
 impl KafkaBroker {
     /// Writes `server.properties`, formats the storage and starts the broker; returns once it has
-    /// logged "Kafka Server started" and answers a request.
+    /// logged "Kafka Server started" and answers a request. The ports come from `bind(0)` and are
+    /// free again for about a second while the JVM starts, so another test's connection can take
+    /// one: a broker that exits because its port was taken is started again on fresh ports.
     async fn start() -> KafkaBroker {
+        const ATTEMPTS: usize = 3;
+        for attempt in 1..=ATTEMPTS {
+            let mut server = KafkaBroker::launch().await;
+            match server.wait_ready().await {
+                Ok(()) => return server,
+                Err(e) if attempt < ATTEMPTS && e.contains("Address already in use") => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    /// One start on fresh ports, not yet waited for.
+    async fn launch() -> KafkaBroker {
         let home = std::env::var_os("PUBSUB_TCK_KAFKA_HOME").map(PathBuf::from).expect(
             "PUBSUB_TCK_KAFKA_HOME is not set: the pubsub.kafka tests start a private Apache Kafka \
              broker; run `export PUBSUB_TCK_KAFKA_HOME=$(bash scripts/kafka.sh)`",
@@ -122,33 +138,31 @@ impl KafkaBroker {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run java (is a JDK 17 on PATH?): {e}"));
-        let mut server = KafkaBroker { port, dir, child };
-        server.wait_ready().await;
-        server
+        KafkaBroker { port, dir, child }
     }
 
     fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Polls until the broker has logged that it started and answers ApiVersions; panics with
-    /// the tail of its log if it exits or the deadline passes.
-    async fn wait_ready(&mut self) {
+    /// Polls until the broker has logged that it started and answers ApiVersions; the error
+    /// has the tail of its log if it exits, and a timeout panics.
+    async fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + BROKER_START;
         let mut tick = tokio::time::interval(Duration::from_millis(50));
         loop {
             tick.tick().await;
             if let Some(status) = self.child.try_wait().unwrap() {
-                panic!(
+                return Err(format!(
                     "the Kafka broker on {} exited during start-up ({status}); its log ends:\n{}",
                     self.addr(),
                     self.log_tail()
-                );
+                ));
             }
             let started = std::fs::read_to_string(self.dir.path().join("kafka.log"))
                 .is_ok_and(|log| log.contains("Kafka Server started"));
             if started && self.answers().await {
-                return;
+                return Ok(());
             }
             assert!(
                 Instant::now() < deadline,
