@@ -280,9 +280,7 @@ fn run(args: BenchRunArgs) -> anyhow::Result<u8> {
             step_warmup: warmup,
             max_steps: args.max_steps,
         }),
-        redis: settings.redis.clone(),
-        kafka: settings.kafka.clone(),
-        kafka_home: settings.kafka_home.clone(),
+        broker_sources: settings.broker_sources.clone(),
     };
     let rates: Vec<String> = config.rates.iter().map(|&r| fmt_rate(r)).collect();
     eprintln!(

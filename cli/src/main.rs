@@ -463,15 +463,7 @@ fn run_id(now: time::OffsetDateTime, seed: u64) -> String {
 
 /// `<UTC date>T<time>Z` without separators, as run directories are named.
 fn compact_utc(now: time::OffsetDateTime) -> String {
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    )
+    rfc3339_seconds(now).replace(['-', ':'], "")
 }
 
 /// `pubsub-tck doctor`, with hints pointing into the kit this binary runs from.

@@ -17,7 +17,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 const KAFKA_SCRIPT: &str = include_str!("../../scripts/kafka.sh");
 
 /// Makes every broker of `brokers` available, installing what is missing unless `install` is
-/// false; fills `settings.kafka_home` when Kafka was found or fetched. Fails naming the broker
+/// false; fills `settings.broker_sources.kafka_home` when Kafka was found or fetched. Fails naming the broker
 /// and why when one stays unavailable.
 pub(crate) fn ensure(
     brokers: &[Broker],
@@ -56,7 +56,7 @@ pub(crate) fn ensure(
                     Command::new("bash").args(["-c", KAFKA_SCRIPT, "kafka.sh"]),
                     "Apache Kafka: fetching it with Maven (once; later runs reuse it)",
                 )?;
-                settings.kafka_home = Some(home.into());
+                settings.broker_sources.kafka_home = Some(home.into());
             }
         }
         if let Some(reason) = broker_unavailable(broker, settings) {

@@ -8,6 +8,8 @@
 // clippy's allow-unwrap-in-tests does not cover bench targets.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -163,11 +165,7 @@ impl Handler for Count {
 }
 
 fn memory_benches(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = support::runtime();
     let broker = Broker::InMemory(InMemory::new());
     let handler = Arc::new(Count {
         handled: AtomicU64::new(0),
@@ -192,22 +190,18 @@ fn memory_benches(c: &mut Criterion) {
             &batch,
             |b, &batch| {
                 b.iter_custom(|iters| {
-                    rt.block_on(async {
-                        let mut total = Duration::ZERO;
-                        for _ in 0..iters {
-                            let base = handler.handled.load(Ordering::Acquire);
-                            handler.target.store(base + batch, Ordering::Release);
-                            let started = Instant::now();
-                            let done = handler.done.notified();
-                            for _ in 0..batch {
-                                broker.publish("orders", msg.clone()).await.unwrap();
-                            }
-                            if handler.handled.load(Ordering::Acquire) < base + batch {
-                                done.await;
-                            }
-                            total += started.elapsed();
+                    support::sum_rounds(&rt, iters, async || {
+                        let base = handler.handled.load(Ordering::Acquire);
+                        handler.target.store(base + batch, Ordering::Release);
+                        let started = Instant::now();
+                        let done = handler.done.notified();
+                        for _ in 0..batch {
+                            broker.publish("orders", msg.clone()).await.unwrap();
                         }
-                        total
+                        if handler.handled.load(Ordering::Acquire) < base + batch {
+                            done.await;
+                        }
+                        started.elapsed()
                     })
                 })
             },
@@ -218,10 +212,7 @@ fn memory_benches(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(30);
+    config = support::criterion(Duration::from_secs(2));
     targets = envelope_benches, routing_benches, app_status_benches, memory_benches
 }
 criterion_main!(benches);

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use support::{App, ms, quantile};
+use support::{App, ms, quantile, setup};
 
 struct Args {
     seconds: f64,
@@ -149,8 +149,7 @@ impl Drop for Sidecar {
 }
 
 fn spawn_sidecar(app_port: u16, wrap: &[String], bin: Option<&str>) -> Sidecar {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("pubsub.yaml"), support::RESOURCES).unwrap();
+    let dir = setup::resources(setup::IN_MEMORY);
     let http_port = free_port();
     let bin = bin.unwrap_or(env!("CARGO_BIN_EXE_refsidecar"));
     let mut cmd = match wrap.split_first() {
@@ -291,11 +290,7 @@ fn report(name: &str, p: &Phase) {
 
 fn main() {
     let args = args();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = support::runtime();
     rt.block_on(async {
         let (app, app_port) = support::start_app().await;
         let sidecar = spawn_sidecar(app_port, &args.wrap, args.sidecar.as_deref());

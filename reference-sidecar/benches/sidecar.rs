@@ -21,35 +21,11 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use http::StatusCode;
 use reference_sidecar::{Config, Listeners, run};
-
-fn config(resources: &std::path::Path, app_port: u16) -> Config {
-    Config {
-        app_id: "bench".into(),
-        app_port: Some(app_port),
-        app_channel_address: "127.0.0.1".into(),
-        app_protocol: "http".into(),
-        resources_paths: vec![resources.to_owned()],
-        config_file: None,
-        app_max_concurrency: -1,
-        max_body_size: 4 << 20,
-        graceful_shutdown: Duration::from_secs(1),
-        api_token: None,
-        app_api_token: None,
-        listen_addresses: vec!["127.0.0.1".parse().unwrap()],
-        http_port: 0,
-        grpc_port: 0,
-        limits: reference_sidecar::Limits::default(),
-    }
-}
+use support::setup;
 
 fn sidecar_benches(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("pubsub.yaml"), support::RESOURCES).unwrap();
+    let rt = support::runtime();
+    let dir = setup::resources(setup::IN_MEMORY);
     let (app, app_port, sidecar) = rt.block_on(async {
         let (app, app_port) = support::start_app().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -58,11 +34,12 @@ fn sidecar_benches(c: &mut Criterion) {
             http: vec![listener],
             grpc: Vec::new(),
         };
-        tokio::spawn(run(
-            config(dir.path(), app_port),
-            listeners,
-            std::future::pending(),
-        ));
+        let config = Config {
+            max_body_size: 4 << 20,
+            graceful_shutdown: Duration::from_secs(1),
+            ..setup::config("bench", Some(app_port), dir.path())
+        };
+        tokio::spawn(run(config, listeners, std::future::pending()));
         support::wait_healthy(&support::client(), sidecar).await;
         (app, app_port, sidecar)
     });
@@ -92,20 +69,16 @@ fn sidecar_benches(c: &mut Criterion) {
         g.throughput(Throughput::Elements(n));
         g.bench_with_input(BenchmarkId::new("publish_deliver", n), &n, |b, &n| {
             b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let base = app.delivered();
-                        let started = Instant::now();
-                        for _ in 0..n {
-                            let status = support::post(&client, &orders, body.clone()).await;
-                            assert_eq!(status, StatusCode::NO_CONTENT);
-                        }
-                        let seen = app.wait_delivered(base + n, Duration::from_secs(10)).await;
-                        assert!(seen >= base + n, "deliveries stalled at {seen}");
-                        total += started.elapsed();
+                support::sum_rounds(&rt, iters, async || {
+                    let base = app.delivered();
+                    let started = Instant::now();
+                    for _ in 0..n {
+                        let status = support::post(&client, &orders, body.clone()).await;
+                        assert_eq!(status, StatusCode::NO_CONTENT);
                     }
-                    total
+                    let seen = app.wait_delivered(base + n, Duration::from_secs(10)).await;
+                    assert!(seen >= base + n, "deliveries stalled at {seen}");
+                    started.elapsed()
                 })
             })
         });
@@ -115,10 +88,7 @@ fn sidecar_benches(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(30);
+    config = support::criterion(Duration::from_secs(3));
     targets = sidecar_benches
 }
 criterion_main!(benches);

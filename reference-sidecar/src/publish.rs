@@ -37,6 +37,18 @@ pub struct Trace {
     pub tracestate: String,
 }
 
+impl Trace {
+    /// The trace context among a request's headers (or gRPC metadata), which `header` looks up;
+    /// a value that is not text counts as absent.
+    pub(crate) fn from_headers<'a>(header: impl Fn(&'static str) -> Option<&'a str>) -> Trace {
+        let get = |k| header(k).unwrap_or("").to_owned();
+        Trace {
+            traceparent: get("traceparent"),
+            tracestate: get("tracestate"),
+        }
+    }
+}
+
 /// One publish, as either API received it.
 #[derive(Debug, Clone)]
 pub struct PublishRequest {

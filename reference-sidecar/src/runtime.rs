@@ -176,6 +176,26 @@ fn component_kind(type_: &str) -> ComponentKind {
     }
 }
 
+/// Logs the warnings loading `def` gave, naming its file and name.
+fn log_warnings(def: &ComponentDef, warnings: Vec<String>) {
+    for w in warnings {
+        tracing::warn!("{}: Component {:?}: {w}", def.file.display(), def.name);
+    }
+}
+
+/// Logs that `def` is loaded.
+fn log_loaded(def: &ComponentDef) {
+    tracing::info!(name = %def.name, type_ = %def.type_, file = %def.file.display(), "component loaded");
+}
+
+/// `def` takes a name a component loaded before it has.
+fn duplicate(def: &ComponentDef) -> RunError {
+    RunError::DuplicateComponent {
+        file: def.file.clone(),
+        name: def.name.clone(),
+    }
+}
+
 async fn load_state_store(def: &ComponentDef) -> Result<StateComponent, RunError> {
     let (store, warnings) =
         StateStore::from_component(def)
@@ -185,9 +205,7 @@ async fn load_state_store(def: &ComponentDef) -> Result<StateComponent, RunError
                 name: def.name.clone(),
                 source,
             })?;
-    for w in warnings {
-        tracing::warn!("{}: Component {:?}: {w}", def.file.display(), def.name);
-    }
+    log_warnings(def, warnings);
     Ok(StateComponent {
         name: def.name.clone(),
         type_: def.type_.clone(),
@@ -273,16 +291,13 @@ pub async fn run(
             || (components.contains_key(&def.name)
                 && matches!(component_kind(&def.type_), ComponentKind::State))
         {
-            return Err(RunError::DuplicateComponent {
-                file: def.file.clone(),
-                name: def.name.clone(),
-            });
+            return Err(duplicate(def));
         }
         match component_kind(&def.type_) {
             ComponentKind::PubSub => {}
             ComponentKind::State => {
                 let store = load_state_store(def).await?;
-                tracing::info!(name = %def.name, type_ = %def.type_, file = %def.file.display(), "component loaded");
+                log_loaded(def);
                 state_stores.insert(def.name.clone(), store);
                 continue;
             }
@@ -307,16 +322,11 @@ pub async fn run(
                     name: def.name.clone(),
                     source,
                 })?;
-        for w in warnings {
-            tracing::warn!("{}: Component {:?}: {w}", def.file.display(), def.name);
-        }
+        log_warnings(def, warnings);
         if components.contains_key(&def.name) {
-            return Err(RunError::DuplicateComponent {
-                file: def.file.clone(),
-                name: def.name.clone(),
-            });
+            return Err(duplicate(def));
         }
-        tracing::info!(name = %def.name, type_ = %def.type_, file = %def.file.display(), "component loaded");
+        log_loaded(def);
         components.insert(
             def.name.clone(),
             Component {

@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex};
 use harness_engine::Broker;
 use harness_engine::containers::ContainerGuard;
 use harness_engine::env::{EnvSettings, RunEnv, broker_unavailable, find_workspace};
+use harness_engine::problem::error_chain;
 use harness_engine::runner::default_jobs;
 use harness_report::VerdictKind;
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -156,7 +157,10 @@ fn setup(
     let containers = if Arguments::from_args().list {
         None
     } else {
-        Some(harness_engine::containers::start_blocking(&mut settings).map_err(|e| chain(&e))?)
+        Some(
+            harness_engine::containers::start_blocking(&mut settings)
+                .map_err(|e| error_chain(&e))?,
+        )
     };
     let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
     let root = find_workspace(&cwd).map_err(|e| e.to_string())?;
@@ -183,22 +187,10 @@ fn setup(
             base.join(broker.name()),
             broker,
         )
-        .map_err(|e| chain(&e))?;
+        .map_err(|e| error_chain(&e))?;
         envs.push((broker, env));
     }
     Ok((settings, envs, containers))
-}
-
-/// An error with its causes, one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        src = s.source();
-    }
-    msg
 }
 
 fn run(

@@ -118,7 +118,7 @@ fn delivery_from_another_trial() -> Result<(), Failed> {
         .await?;
         let mut env = Arc::unwrap_or_clone(env_for(Broker::Redis, Mode::None)?);
         env.target = reference_target(&env)?;
-        env.redis = Some(shared.addr().to_owned());
+        env.broker_sources.redis = Some(shared.addr().to_owned());
         let r = run_check(Arc::new(env), "core::status::success_once").await?;
         let summary = r.summary.unwrap_or_default();
         if r.verdict != VerdictKind::Error || !summary.contains("neighbour-trial") {

@@ -20,6 +20,31 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use crate::ports::{PortError, PortReservation};
 use crate::proc::{Child, ProcessSpec, SignalError, SpawnError};
 
+/// Where a run's brokers come from: an external broker's address, else a private broker per
+/// trial (Redis from `PATH`, Kafka from its Apache Kafka home).
+#[derive(Debug, Clone, Default)]
+pub struct BrokerSources {
+    /// An external Redis (`host:port`, `PUBSUB_TCK_REDIS`) instead of a private server per trial.
+    pub redis: Option<String>,
+    /// An external Kafka (`host:port`, `PUBSUB_TCK_KAFKA`) instead of a private broker per trial.
+    pub kafka: Option<String>,
+    /// The Apache Kafka home (`lib/`, `log4j.properties`) private brokers run from
+    /// (`PUBSUB_TCK_KAFKA_HOME`).
+    pub kafka_home: Option<PathBuf>,
+}
+
+impl BrokerSources {
+    /// The sources the environment names; an empty variable is unset.
+    pub fn from_env() -> BrokerSources {
+        let var = |name| std::env::var(name).ok().filter(|s: &String| !s.is_empty());
+        BrokerSources {
+            redis: var("PUBSUB_TCK_REDIS"),
+            kafka: var("PUBSUB_TCK_KAFKA"),
+            kafka_home: var("PUBSUB_TCK_KAFKA_HOME").map(PathBuf::from),
+        }
+    }
+}
+
 /// How long a fresh broker may take to answer its readiness probe.
 const READY_DEADLINE: Duration = Duration::from_secs(10);
 /// How often the readiness probe is repeated.
@@ -387,7 +412,7 @@ impl BrokerProcess {
                 Identity::KafkaBroker {
                     cluster,
                     advertised,
-                } => match kafka_metadata(&self.addr).await {
+                } => match crate::kafka_wire::cluster(&self.addr).await {
                     Err(e) => Answer::Nothing(e),
                     Ok(_) if pid.is_none() => Answer::Ours,
                     Ok((got, brokers))
@@ -1020,104 +1045,6 @@ fn port_of(addr: &str) -> u16 {
         .unwrap_or(0)
 }
 
-/// The correlation id of the readiness request.
-const PROBE_CORRELATION: i32 = 0x7463_6b31;
-
-/// The cluster id a Kafka broker reports in a `Metadata` v4 response, and the `host:port` of
-/// every broker it lists (written by hand: the harness has no Kafka client). v4 is the oldest
-/// version Kafka 4 still answers (KIP-896), and like every version up to v8 it has no tagged
-/// fields.
-async fn kafka_metadata(addr: &str) -> Result<(Option<String>, Vec<String>), String> {
-    let mut s = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    s.write_all(&metadata_request())
-        .await
-        .map_err(|e| format!("write: {e}"))?;
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len)
-        .await
-        .map_err(|e| format!("read: {e}"))?;
-    let len = u32::from_be_bytes(len) as usize;
-    if !(8..=1 << 20).contains(&len) {
-        return Err(format!("a response of {len} bytes"));
-    }
-    let mut body = vec![0u8; len];
-    s.read_exact(&mut body)
-        .await
-        .map_err(|e| format!("read: {e}"))?;
-    parse_metadata(&body)
-}
-
-/// `Metadata` (key 3) v4 with no topics: size, api key, version, correlation id, client id,
-/// an empty topic array, `allow_auto_topic_creation = false`.
-fn metadata_request() -> Vec<u8> {
-    let client_id = b"pubsub-tck";
-    let mut body = Vec::with_capacity(24 + client_id.len());
-    body.extend_from_slice(&3i16.to_be_bytes());
-    body.extend_from_slice(&4i16.to_be_bytes());
-    body.extend_from_slice(&PROBE_CORRELATION.to_be_bytes());
-    body.extend_from_slice(&(client_id.len() as i16).to_be_bytes());
-    body.extend_from_slice(client_id);
-    body.extend_from_slice(&0i32.to_be_bytes());
-    body.push(0);
-    let mut req = Vec::with_capacity(4 + body.len());
-    req.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    req.extend_from_slice(&body);
-    req
-}
-
-/// Reads a `Metadata` v4 response (after the size): correlation id, throttle time, brokers
-/// `[node_id, host, port, rack]`, cluster id (nullable string). Returns the cluster id and each
-/// broker's `host:port`.
-fn parse_metadata(body: &[u8]) -> Result<(Option<String>, Vec<String>), String> {
-    let mut r = Reader(body);
-    if r.i32()? != PROBE_CORRELATION {
-        return Err("a response to someone else's request".to_owned());
-    }
-    let _throttle = r.i32()?;
-    let count = r.i32()?;
-    let mut brokers = Vec::new();
-    for _ in 0..count.clamp(0, 1024) {
-        let _node = r.i32()?;
-        let host = r.string()?.unwrap_or_default();
-        let port = r.i32()?;
-        let _rack = r.string()?;
-        brokers.push(format!("{host}:{port}"));
-    }
-    Ok((r.string()?, brokers))
-}
-
-/// A cursor over a Kafka response.
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], String> {
-        if self.0.len() < n {
-            return Err("a truncated Metadata response".to_owned());
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-
-    fn i32(&mut self) -> Result<i32, String> {
-        let b = self.take(4)?;
-        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    /// A nullable string: int16 length (-1 is null), then the bytes.
-    fn string(&mut self) -> Result<Option<String>, String> {
-        let b = self.take(2)?;
-        let len = i16::from_be_bytes([b[0], b[1]]);
-        if len < 0 {
-            return Ok(None);
-        }
-        let bytes = self.take(len as usize)?;
-        Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1133,41 +1060,12 @@ mod tests {
     }
 
     #[test]
-    fn metadata_request_frame() {
-        let req = metadata_request();
-        assert_eq!(&req[..4], &(req.len() as u32 - 4).to_be_bytes());
-        assert_eq!(&req[4..8], &[0, 3, 0, 4]);
-        assert_eq!(&req[req.len() - 5..], &[0, 0, 0, 0, 0]);
-    }
-
-    #[test]
     fn cluster_ids_never_read_as_an_option() {
         for _ in 0..2000 {
             let id = cluster_id();
             assert_eq!(id.len(), 22, "{id}");
             assert!(!id.starts_with('-'), "{id}");
         }
-    }
-
-    #[test]
-    fn metadata_response_cluster_id() {
-        let mut b = PROBE_CORRELATION.to_be_bytes().to_vec();
-        b.extend_from_slice(&0i32.to_be_bytes()); // throttle
-        b.extend_from_slice(&1i32.to_be_bytes()); // one broker
-        b.extend_from_slice(&7i32.to_be_bytes());
-        b.extend_from_slice(&9i16.to_be_bytes());
-        b.extend_from_slice(b"127.0.0.1");
-        b.extend_from_slice(&9092i32.to_be_bytes());
-        b.extend_from_slice(&(-1i16).to_be_bytes()); // no rack
-        b.extend_from_slice(&5i16.to_be_bytes());
-        b.extend_from_slice(b"tck-1");
-        assert_eq!(
-            parse_metadata(&b),
-            Ok((Some("tck-1".to_owned()), vec!["127.0.0.1:9092".to_owned()]))
-        );
-        assert!(parse_metadata(&b[..b.len() - 2]).is_err());
-        b[0] ^= 1;
-        assert!(parse_metadata(&b).is_err());
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Just enough of the Kafka protocol to ask a broker where a consumer group stands: a topic's
 //! partitions (`Metadata` v4), each partition's end offset (`ListOffsets` v1) and the group's
 //! committed offsets (`OffsetFetch` v1); and to empty a broker for its next trial: every topic
-//! (`Metadata` v4) and their deletion (`DeleteTopics` v1). Written by hand like the readiness probe in
-//! `broker.rs`: the harness has no Kafka client. These versions are the oldest Kafka 4 still
+//! (`Metadata` v4) and their deletion (`DeleteTopics` v1); and, for the readiness probe in
+//! `broker.rs`, which cluster a broker belongs to and what it advertises (`Metadata` v4). Written
+//! by hand: the harness has no Kafka client. These versions are the oldest Kafka 4 still
 //! answers (KIP-896) and have no tagged fields. One broker is assumed (the trial's own), which
 //! is then every partition's leader and the group's coordinator.
 
@@ -65,6 +66,13 @@ pub async fn group_lag(addr: &str, group: &str, topic: &str) -> Result<Vec<Parti
             end: ends.iter().find(|(q, _)| *q == p).map_or(0, |(_, o)| *o),
         })
         .collect())
+}
+
+/// The cluster id the broker at `addr` reports, and the `host:port` of every broker it lists.
+pub(crate) async fn cluster(addr: &str) -> Result<(Option<String>, Vec<String>), String> {
+    let body = call(addr, METADATA, 4, &no_topics_body()).await?;
+    let m = parse_metadata(&body)?;
+    Ok((m.cluster, m.brokers))
 }
 
 /// The names of every topic on the broker at `addr` but its internal ones (`__consumer_offsets`).
@@ -138,6 +146,13 @@ fn metadata_body(topic: &str) -> Vec<u8> {
     b
 }
 
+/// `Metadata` v4: no topic (an empty array), no auto-creation.
+fn no_topics_body() -> Vec<u8> {
+    let mut b = 0i32.to_be_bytes().to_vec();
+    b.push(0);
+    b
+}
+
 /// `Metadata` v4: every topic (a null array), no auto-creation.
 fn all_topics_body() -> Vec<u8> {
     let mut b = (-1i32).to_be_bytes().to_vec();
@@ -189,17 +204,29 @@ struct TopicMetadata {
     partitions: Vec<i32>,
 }
 
-/// The topics of a `Metadata` v4 response.
-fn parse_metadata(body: &[u8]) -> Result<Vec<TopicMetadata>, String> {
+/// A `Metadata` v4 response.
+struct Metadata {
+    /// The cluster id (nullable).
+    cluster: Option<String>,
+    /// Each broker's `host:port`.
+    brokers: Vec<String>,
+    topics: Vec<TopicMetadata>,
+}
+
+/// Reads a `Metadata` v4 response: throttle time, brokers `[node_id, host, port, rack]`,
+/// cluster id, controller id, topics.
+fn parse_metadata(body: &[u8]) -> Result<Metadata, String> {
     let mut r = Reader(body);
     let _throttle = r.i32()?;
+    let mut brokers = Vec::new();
     for _ in 0..r.count()? {
         let _node = r.i32()?;
-        let _host = r.string()?;
-        let _port = r.i32()?;
+        let host = r.string()?.unwrap_or_default();
+        let port = r.i32()?;
         let _rack = r.string()?;
+        brokers.push(format!("{host}:{port}"));
     }
-    let _cluster = r.string()?;
+    let cluster = r.string()?;
     let _controller = r.i32()?;
     let mut topics = Vec::new();
     for _ in 0..r.count()? {
@@ -225,12 +252,17 @@ fn parse_metadata(body: &[u8]) -> Result<Vec<TopicMetadata>, String> {
             partitions,
         });
     }
-    Ok(topics)
+    Ok(Metadata {
+        cluster,
+        brokers,
+        topics,
+    })
 }
 
 /// The partition indexes of `topic` in a `Metadata` v4 response.
 fn parse_partitions(body: &[u8], topic: &str) -> Result<Vec<i32>, String> {
     let t = parse_metadata(body)?
+        .topics
         .into_iter()
         .find(|t| t.name == topic)
         .ok_or_else(|| format!("the broker does not list topic `{topic}`"))?;
@@ -243,6 +275,7 @@ fn parse_partitions(body: &[u8], topic: &str) -> Result<Vec<i32>, String> {
 /// The names of the topics that are not internal in a `Metadata` v4 response.
 fn parse_topics(body: &[u8]) -> Result<Vec<String>, String> {
     Ok(parse_metadata(body)?
+        .topics
         .into_iter()
         .filter(|t| !t.internal)
         .map(|t| t.name)
@@ -266,41 +299,39 @@ fn parse_delete_topics(body: &[u8]) -> Result<(), String> {
 
 /// `(partition, offset)` pairs of a `ListOffsets` v1 response.
 fn parse_list_offsets(body: &[u8]) -> Result<Vec<(i32, i64)>, String> {
-    let mut r = Reader(body);
-    let mut out = Vec::new();
-    for _ in 0..r.count()? {
-        let _name = r.string()?;
-        for _ in 0..r.count()? {
-            let partition = r.i32()?;
-            let error = r.i16()?;
-            let _timestamp = r.i64()?;
-            let offset = r.i64()?;
-            if error != 0 {
-                return Err(format!(
-                    "partition {partition}: ListOffsets error code {error}"
-                ));
-            }
-            out.push((partition, offset));
-        }
-    }
-    Ok(out)
+    partition_offsets(body, "ListOffsets", |r| {
+        let error = r.i16()?;
+        let _timestamp = r.i64()?;
+        Ok((r.i64()?, error))
+    })
 }
 
 /// `(partition, committed offset)` pairs of an `OffsetFetch` v1 response.
 fn parse_offset_fetch(body: &[u8]) -> Result<Vec<(i32, i64)>, String> {
+    partition_offsets(body, "OffsetFetch", |r| {
+        let offset = r.i64()?;
+        let _metadata = r.string()?;
+        Ok((offset, r.i16()?))
+    })
+}
+
+/// `(partition, offset)` pairs of a response that lists topics, each with its partitions: a
+/// partition's index, then what `entry` reads of it (its offset and error code). A partition
+/// with an error fails the whole response, named after `api`.
+fn partition_offsets(
+    body: &[u8],
+    api: &str,
+    entry: impl Fn(&mut Reader<'_>) -> Result<(i64, i16), String>,
+) -> Result<Vec<(i32, i64)>, String> {
     let mut r = Reader(body);
     let mut out = Vec::new();
     for _ in 0..r.count()? {
         let _name = r.string()?;
         for _ in 0..r.count()? {
             let partition = r.i32()?;
-            let offset = r.i64()?;
-            let _metadata = r.string()?;
-            let error = r.i16()?;
+            let (offset, error) = entry(&mut r)?;
             if error != 0 {
-                return Err(format!(
-                    "partition {partition}: OffsetFetch error code {error}"
-                ));
+                return Err(format!("partition {partition}: {api} error code {error}"));
             }
             out.push((partition, offset));
         }
@@ -389,6 +420,24 @@ mod tests {
         assert_eq!(parse_partitions(&b, "orders"), Ok(vec![0, 1]));
         assert!(parse_partitions(&b, "other").is_err());
         assert!(parse_partitions(&b[..b.len() - 3], "orders").is_err());
+    }
+
+    #[test]
+    fn metadata_cluster_and_brokers() {
+        let mut b = 0i32.to_be_bytes().to_vec(); // throttle
+        b.extend_from_slice(&1i32.to_be_bytes()); // one broker
+        b.extend_from_slice(&7i32.to_be_bytes());
+        s(&mut b, "127.0.0.1");
+        b.extend_from_slice(&9092i32.to_be_bytes());
+        b.extend_from_slice(&(-1i16).to_be_bytes()); // no rack
+        s(&mut b, "tck-1");
+        b.extend_from_slice(&7i32.to_be_bytes()); // controller
+        b.extend_from_slice(&0i32.to_be_bytes()); // no topics
+        let m = parse_metadata(&b).unwrap();
+        assert_eq!(m.cluster.as_deref(), Some("tck-1"));
+        assert_eq!(m.brokers, ["127.0.0.1:9092"]);
+        assert!(parse_metadata(&b[..b.len() - 6]).is_err());
+        assert_eq!(no_topics_body(), [0, 0, 0, 0, 0]);
     }
 
     #[test]

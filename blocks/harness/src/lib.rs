@@ -27,6 +27,7 @@ pub mod proc;
 pub mod promise;
 pub mod raw_http;
 pub mod resp;
+pub mod serve;
 pub mod sidecar;
 pub mod target;
 
@@ -37,7 +38,9 @@ pub use app::{
     AppProtocol, RecordedDelivery, RecordedRequest, Script, StreamError, StreamRequest,
     StreamSubscriber, TestApp, TestAppConfig, TestAppError, WaitError,
 };
-pub use broker::{Broker, BrokerError, BrokerProcess, Durability, KafkaServer, RedisServer};
+pub use broker::{
+    Broker, BrokerError, BrokerProcess, BrokerSources, Durability, KafkaServer, RedisServer,
+};
 pub use client::{ApiResponse, ClientError, SidecarClient};
 pub use expect::{ExpectError, Expectation, Expectations};
 pub use fault_proxy::{FaultProxy, FaultProxyError};

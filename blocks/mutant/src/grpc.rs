@@ -195,47 +195,31 @@ pub(super) async fn serve_api_proxy(
             .http2_only(true)
             .build_http();
     let token = token.and_then(|t| http::HeaderValue::from_str(&t).ok());
-    let mut conns = tokio::task::JoinSet::new();
-    let stopped = stopping(stop);
-    tokio::pin!(stopped);
-    loop {
-        tokio::select! {
-            () = &mut stopped => break,
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else {
-                    tokio::task::yield_now().await;
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
+    harness::serve::until_stopped(listener, stop, move |stream| {
+        let (client, token) = (client.clone(), token.clone());
+        let service =
+            hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let (client, token) = (client.clone(), token.clone());
-                conns.spawn(async move {
-                    let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                        let (client, token) = (client.clone(), token.clone());
-                        async move {
-                            let (mut parts, body) = req.into_parts();
-                            if parts.uri.path() == BYPASSED
-                                && !parts.headers.contains_key("dapr-api-token")
-                                && let Some(t) = token
-                            {
-                                parts.headers.insert("dapr-api-token", t);
-                            }
-                            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-                            parts.uri = format!("http://127.0.0.1:{sidecar_port}{path}")
-                                .parse()
-                                .unwrap_or_default();
-                            client
-                                .request(http::Request::from_parts(parts, body))
-                                .await
-                        }
-                    });
-                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+                async move {
+                    let (mut parts, body) = req.into_parts();
+                    if parts.uri.path() == BYPASSED
+                        && !parts.headers.contains_key("dapr-api-token")
+                        && let Some(t) = token
+                    {
+                        parts.headers.insert("dapr-api-token", t);
+                    }
+                    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+                    parts.uri = format!("http://127.0.0.1:{sidecar_port}{path}")
+                        .parse()
+                        .unwrap_or_default();
+                    client.request(http::Request::from_parts(parts, body)).await
+                }
+            });
+        async move {
+            let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         }
-    }
-    conns.abort_all();
-    while conns.join_next().await.is_some() {}
+    })
+    .await;
 }

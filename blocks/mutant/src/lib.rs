@@ -460,7 +460,7 @@ pub async fn run(
     };
     let mut resp_proxies = Vec::new();
     if config.mode == Mode::NeverAck {
-        let (rewritten, upstreams) = redirect_redis_hosts(&mut args, &config.cwd).await?;
+        let (rewritten, upstreams) = redirect_redis_hosts(&mut args, &config.cwd)?;
         for (listener, upstream) in upstreams {
             tracing::info!(%upstream, dir = %rewritten.display(), "answering XACK for Redis");
             resp_proxies.push(tokio::spawn(serve_never_ack(
@@ -573,36 +573,19 @@ where
     F: std::future::Future<Output = Result<Response<Full<Bytes>>, E>> + Send + 'static,
     E: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let mut conns = tokio::task::JoinSet::new();
-    let stopped = stopping(stop);
-    tokio::pin!(stopped);
-    loop {
-        tokio::select! {
-            () = &mut stopped => break,
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else {
-                    tokio::task::yield_now().await;
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let handle = handle.clone();
-                conns.spawn(async move {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service_fn(handle))
-                        .await;
-                });
-            }
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+    harness::serve::until_stopped(listener, stop, move |stream| {
+        let handle = handle.clone();
+        async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service_fn(handle))
+                .await;
         }
-    }
-    conns.abort_all();
-    while conns.join_next().await.is_some() {}
+    })
+    .await;
 }
 
 /// Resolves once `stop` turns true or its sender is gone.
-async fn stopping(mut stop: watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
-}
+use harness::serve::stopping;
 
 /// Headers that describe one hop, not the message.
 const HOP_HEADERS: [header::HeaderName; 5] = [
@@ -733,43 +716,24 @@ async fn forward(
         Some(Ok(r)) => r,
         _ => return Err(AppUnreachable),
     };
-    let (mut rparts, rbody) = resp.into_parts();
-    let rbody = rbody
-        .collect()
-        .await
-        .map_err(|_| AppUnreachable)?
-        .to_bytes();
+    let (rparts, rbody) = read_answer(resp).await?;
     let rbody = if is_delivery {
         mutate_app_answer(proxy.mode, rparts.status.as_u16(), rbody)
     } else {
         rbody
     };
-    strip_hop_headers(&mut rparts.headers);
     Ok(Response::from_parts(rparts, Full::new(rbody)))
 }
 
 /// Copies the directory after `--resources-path` in `args` to a sibling `<dir>.never-ack`, with
 /// every `redisHost` value replaced by the address of a new loopback listener, and points
 /// `args` at the copy. Returns the copy and each listener with the Redis address it stands for.
-async fn redirect_redis_hosts(
+fn redirect_redis_hosts(
     args: &mut [String],
     cwd: &Path,
 ) -> Result<(PathBuf, Vec<(TcpListener, String)>), MutantError> {
-    let at = resources_path_value(args)?;
-    let dir = cwd.join(&args[at]);
-    let copy = PathBuf::from(format!("{}.never-ack", dir.display()));
-    let io = |source| MutantError::Resources {
-        dir: dir.clone(),
-        source,
-    };
-    std::fs::create_dir_all(&copy).map_err(io)?;
-    let mut proxies: Vec<(TcpListener, String)> = Vec::new();
-    for entry in std::fs::read_dir(&dir).map_err(io)? {
-        let path = entry.map_err(io)?.path();
-        if !path.is_file() {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).map_err(io)?;
+    let mut proxies: Vec<(std::net::TcpListener, String)> = Vec::new();
+    let copy = rewrite_resources(args, cwd, "never-ack", |text| {
         let mut out = String::with_capacity(text.len());
         let mut after_redis_host = false;
         for line in text.split_inclusive('\n') {
@@ -780,14 +744,13 @@ async fn redirect_redis_hosts(
                 let i = match existing {
                     Some(i) => i,
                     None => {
-                        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-                            .await
-                            .map_err(io)?;
+                        let l = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+                        l.set_nonblocking(true)?;
                         proxies.push((l, upstream));
                         proxies.len() - 1
                     }
                 };
-                let addr = proxies[i].0.local_addr().map_err(io)?;
+                let addr = proxies[i].0.local_addr()?;
                 let indent = &line[..line.len() - line.trim_start().len()];
                 out.push_str(&format!("{indent}value: \"{addr}\"\n"));
                 after_redis_host = false;
@@ -796,11 +759,46 @@ async fn redirect_redis_hosts(
             after_redis_host = trimmed.ends_with("name: redisHost");
             out.push_str(line);
         }
+        Ok(out)
+    })?;
+    let proxies = proxies
+        .into_iter()
+        .map(|(l, upstream)| Ok((TcpListener::from_std(l)?, upstream)))
+        .collect::<std::io::Result<_>>()
+        .map_err(|source| MutantError::Resources {
+            dir: copy.clone(),
+            source,
+        })?;
+    Ok((copy, proxies))
+}
+
+/// Copies the directory after `--resources-path` in `args` to a sibling `<dir>.<suffix>`, each
+/// file's text through `rewrite`, points `args` at the copy and returns it.
+fn rewrite_resources(
+    args: &mut [String],
+    cwd: &Path,
+    suffix: &str,
+    mut rewrite: impl FnMut(&str) -> std::io::Result<String>,
+) -> Result<PathBuf, MutantError> {
+    let at = resources_path_value(args)?;
+    let dir = cwd.join(&args[at]);
+    let copy = PathBuf::from(format!("{}.{suffix}", dir.display()));
+    let io = |source| MutantError::Resources {
+        dir: dir.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&copy).map_err(io)?;
+    for entry in std::fs::read_dir(&dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if !path.is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).map_err(io)?;
         let name = path.file_name().map(PathBuf::from).unwrap_or_default();
-        std::fs::write(copy.join(name), out).map_err(io)?;
+        std::fs::write(copy.join(name), rewrite(&text).map_err(io)?).map_err(io)?;
     }
     args[at] = copy.display().to_string();
-    Ok((copy, proxies))
+    Ok(copy)
 }
 
 /// Where the value of the sidecar's `--resources-path` argument is, for the modes that start it
@@ -824,25 +822,9 @@ const SCOPE_KEYS: [&str; 4] = [
 /// entries (each a `name:` line and the `value:` line after it), points the argument at the
 /// copy and returns it.
 fn drop_topic_scopes(args: &mut [String], cwd: &Path) -> Result<PathBuf, MutantError> {
-    let at = resources_path_value(args)?;
-    let dir = cwd.join(&args[at]);
-    let copy = PathBuf::from(format!("{}.scopes-ignored", dir.display()));
-    let io = |source| MutantError::Resources {
-        dir: dir.clone(),
-        source,
-    };
-    std::fs::create_dir_all(&copy).map_err(io)?;
-    for entry in std::fs::read_dir(&dir).map_err(io)? {
-        let path = entry.map_err(io)?.path();
-        if !path.is_file() {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).map_err(io)?;
-        let name = path.file_name().map(PathBuf::from).unwrap_or_default();
-        std::fs::write(copy.join(name), without_topic_scopes(&text)).map_err(io)?;
-    }
-    args[at] = copy.display().to_string();
-    Ok(copy)
+    rewrite_resources(args, cwd, "scopes-ignored", |text| {
+        Ok(without_topic_scopes(text))
+    })
 }
 
 /// `text` without its topic-scoping metadata entries.
@@ -884,29 +866,15 @@ enum Owed {
 /// Accepts Redis clients on `listener` and connects each to `upstream`, answering `XACK`
 /// itself, until `stop` turns true.
 async fn serve_never_ack(listener: TcpListener, upstream: String, stop: watch::Receiver<bool>) {
-    let mut conns = tokio::task::JoinSet::new();
-    let stopped = stopping(stop);
-    tokio::pin!(stopped);
-    loop {
-        tokio::select! {
-            () = &mut stopped => break,
-            accepted = listener.accept() => {
-                let Ok((client, _)) = accepted else {
-                    tokio::task::yield_now().await;
-                    continue;
-                };
-                let upstream = upstream.clone();
-                conns.spawn(async move {
-                    if let Ok(server) = tokio::net::TcpStream::connect(&upstream).await {
-                        never_ack_connection(client, server).await;
-                    }
-                });
+    harness::serve::until_stopped(listener, stop, move |client| {
+        let upstream = upstream.clone();
+        async move {
+            if let Ok(server) = tokio::net::TcpStream::connect(&upstream).await {
+                never_ack_connection(client, server).await;
             }
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
-    }
-    conns.abort_all();
-    while conns.join_next().await.is_some() {}
+    })
+    .await;
 }
 
 /// Relays one client connection: commands go to the server unless they are `XACK`; replies
@@ -1045,14 +1013,18 @@ async fn forward_api(
     let Ok(resp) = proxy.client.request(out).await else {
         return Ok(json_response(502, Bytes::new()));
     };
-    let (mut rparts, rbody) = resp.into_parts();
-    let rbody = rbody
-        .collect()
-        .await
-        .map_err(|_| AppUnreachable)?
-        .to_bytes();
-    strip_hop_headers(&mut rparts.headers);
+    let (rparts, rbody) = read_answer(resp).await?;
     Ok(Response::from_parts(rparts, Full::new(rbody)))
+}
+
+/// An answer read whole, without the headers of its hop.
+async fn read_answer(
+    resp: Response<Incoming>,
+) -> Result<(http::response::Parts, Bytes), AppUnreachable> {
+    let (mut parts, body) = resp.into_parts();
+    let body = body.collect().await.map_err(|_| AppUnreachable)?.to_bytes();
+    strip_hop_headers(&mut parts.headers);
+    Ok((parts, body))
 }
 
 /// Applies an API mode to one client request: returns the path and query to forward, and may

@@ -187,38 +187,32 @@ async fn run_redirects_the_app_port_forwards_signals_and_returns_the_exit_code()
     tx.send(ForwardSignal::Term).unwrap();
     assert_eq!(task.await.unwrap().unwrap(), 5);
 
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let config = MutantConfig {
-        mode: Mode::None,
-        app_port: 1,
-        command: ["sh", "-c", "exit 7"].map(String::from).to_vec(),
-        cwd: dir.clone(),
-        api: None,
-        app_protocol: harness::AppProtocol::Http,
-    };
-    let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let err = run(listener, config, rx).await.unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "the sidecar command has no `--app-port` argument to redirect"
-    );
-
-    // An API mode without its two ports is refused before anything starts.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let config = MutantConfig {
-        mode: Mode::TtlIgnored,
-        app_port: 1,
-        command: ["sh", "-c", "exit 7", "--app-port", "1"]
-            .map(String::from)
-            .to_vec(),
-        cwd: dir,
-        api: None,
-        app_protocol: harness::AppProtocol::Http,
-    };
-    let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let err = run(listener, config, rx).await.unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "mode `ttl-ignored` works on the sidecar's API: give --api-port and --sidecar-http-port"
-    );
+    // A command without `--app-port`, and an API mode without its two ports, are refused before
+    // anything starts.
+    let refused = [
+        (
+            Mode::None,
+            &["sh", "-c", "exit 7"][..],
+            "the sidecar command has no `--app-port` argument to redirect",
+        ),
+        (
+            Mode::TtlIgnored,
+            &["sh", "-c", "exit 7", "--app-port", "1"][..],
+            "mode `ttl-ignored` works on the sidecar's API: give --api-port and --sidecar-http-port",
+        ),
+    ];
+    for (mode, command, error) in refused {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let config = MutantConfig {
+            mode,
+            app_port: 1,
+            command: command.iter().map(|a| (*a).to_owned()).collect(),
+            cwd: dir.clone(),
+            api: None,
+            app_protocol: harness::AppProtocol::Http,
+        };
+        let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let err = run(listener, config, rx).await.unwrap_err();
+        assert_eq!(err.to_string(), error);
+    }
 }

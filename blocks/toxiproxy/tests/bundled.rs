@@ -8,19 +8,14 @@
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+mod common;
+
+use common::{echo, round_trip, within};
 use harness_toxiproxy::{Client, NewProxy, NewToxic, Proxy, ServerHandle, ToxicKind};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
-use tokio::net::{TcpListener, TcpStream};
-
-const DEADLINE: Duration = Duration::from_secs(5);
-
-async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(DEADLINE, future)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: nothing within {DEADLINE:?}"))
-}
+use tokio::net::TcpStream;
 
 async fn server(seed: u64) -> (ServerHandle, Client) {
     let server = harness_toxiproxy::spawn(([127, 0, 0, 1], 0).into(), Some(seed))
@@ -28,30 +23,6 @@ async fn server(seed: u64) -> (ServerHandle, Client) {
         .unwrap();
     let client = Client::new(server.base_url()).unwrap();
     (server, client)
-}
-
-async fn echo() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = stream.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    addr
-}
-
-async fn round_trip(stream: &mut TcpStream, message: &[u8]) -> Duration {
-    let start = Instant::now();
-    stream.write_all(message).await.unwrap();
-    let mut echoed = vec![0; message.len()];
-    within("the echo", stream.read_exact(&mut echoed))
-        .await
-        .unwrap();
-    start.elapsed()
 }
 
 async fn proxy(client: &Client, name: &str, upstream: SocketAddr) -> Proxy {

@@ -22,6 +22,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{DEADLINE, echo, listener, round_trip, within};
 use harness_toxiproxy::{
     Client, NewProxy, NewToxic, Proxy, ProxyUpdate, ServerHandle, Stream, ToxicKind, ToxicUpdate,
 };
@@ -29,11 +32,9 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-/// How long anything expected may take.
-const DEADLINE: Duration = Duration::from_secs(5);
 /// How much later than configured a delayed thing may come on a loaded machine.
 const SLACK: Duration = Duration::from_millis(1500);
 /// How long to watch to conclude that nothing arrives.
@@ -261,32 +262,6 @@ impl Target {
 
 // Upstreams and sockets.
 
-async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(DEADLINE, future)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: nothing within {DEADLINE:?}"))
-}
-
-async fn listener() -> (TcpListener, SocketAddr) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    (listener, addr)
-}
-
-/// Echoes every connection until it closes, then closes.
-async fn echo() -> SocketAddr {
-    let (listener, addr) = listener().await;
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = stream.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    addr
-}
-
 /// Sends `payload` on every connection, then closes it.
 async fn sender(payload: Vec<u8>) -> SocketAddr {
     let (listener, addr) = listener().await;
@@ -330,18 +305,6 @@ async fn connect(proxy: &Proxy) -> TcpStream {
         .expect("the proxy accepts")
 }
 
-/// Sends `message` and reads its echo; returns how long that took.
-async fn round_trip(stream: &mut TcpStream, message: &[u8]) -> Duration {
-    let start = Instant::now();
-    stream.write_all(message).await.unwrap();
-    let mut echoed = vec![0; message.len()];
-    within("the echo", stream.read_exact(&mut echoed))
-        .await
-        .expect("the echo arrives");
-    assert_eq!(echoed, message);
-    start.elapsed()
-}
-
 /// How a read of a closing connection ended.
 #[derive(Debug, PartialEq, Eq)]
 enum End {
@@ -378,6 +341,12 @@ fn latency(ms: u64, jitter: u64) -> ToxicKind {
         latency: Duration::from_millis(ms),
         jitter: Duration::from_millis(jitter),
     }
+}
+
+/// Asserts that `took` is at least `min` and at most `max` plus [`SLACK`].
+#[track_caller]
+fn assert_took(took: Duration, min: Duration, max: Duration) {
+    assert!(took >= min && took <= max + SLACK, "{took:?}");
 }
 
 fn ms(n: u64) -> Duration {
@@ -929,21 +898,15 @@ async fn latency_delays_existing_and_new_connections(t: &Target) {
     round_trip(&mut existing, b"warm up").await;
     t.toxic(&proxy, NewToxic::new(latency(300, 0))).await;
     let delayed = round_trip(&mut existing, b"existing").await;
-    assert!(
-        delayed >= ms(300) && delayed <= ms(300) + SLACK,
-        "{delayed:?}"
-    );
+    assert_took(delayed, ms(300), ms(300));
     let mut fresh = connect(&proxy).await;
     let delayed = round_trip(&mut fresh, b"new").await;
-    assert!(
-        delayed >= ms(300) && delayed <= ms(300) + SLACK,
-        "{delayed:?}"
-    );
+    assert_took(delayed, ms(300), ms(300));
     // Upstream and downstream latencies add up.
     t.toxic(&proxy, NewToxic::new(latency(200, 0)).upstream())
         .await;
     let both = round_trip(&mut fresh, b"both ways").await;
-    assert!(both >= ms(500) && both <= ms(500) + SLACK, "{both:?}");
+    assert_took(both, ms(500), ms(500));
 }
 
 async fn latency_is_pipelined(t: &Target) {
@@ -998,7 +961,7 @@ async fn latency_jitter_stays_within_bounds(t: &Target) {
     let mut stream = connect(&proxy).await;
     for i in 0..5 {
         let took = round_trip(&mut stream, format!("j{i}").as_bytes()).await;
-        assert!(took >= ms(100) && took <= ms(300) + SLACK, "{took:?}");
+        assert_took(took, ms(100), ms(300));
     }
 }
 
@@ -1019,7 +982,7 @@ async fn bandwidth_throttles_without_loss(t: &Target) {
         got.len(),
         payload.len()
     );
-    assert!(took >= ms(900) && took <= ms(1000) + SLACK, "{took:?}");
+    assert_took(took, ms(900), ms(1000));
 }
 
 async fn slow_close_delays_the_eof(t: &Target) {
@@ -1039,7 +1002,7 @@ async fn slow_close_delays_the_eof(t: &Target) {
     let (rest, end, at) = read_to_close(&mut stream).await;
     assert_eq!((rest.len(), end), (0, End::Eof));
     let took = at - start;
-    assert!(took >= ms(400) && took <= ms(400) + SLACK, "{took:?}");
+    assert_took(took, ms(400), ms(400));
 }
 
 async fn timeout_drops_data_then_closes(t: &Target) {
@@ -1055,7 +1018,7 @@ async fn timeout_drops_data_then_closes(t: &Target) {
     let (got, _end, at) = read_to_close(&mut stream).await;
     assert!(got.is_empty(), "data passed a timeout toxic: {got:?}");
     let took = at - start;
-    assert!(took >= ms(300) && took <= ms(300) + SLACK, "{took:?}");
+    assert_took(took, ms(300), ms(300));
 }
 
 async fn timeout_removal_closes_the_connection(t: &Target) {
@@ -1090,7 +1053,7 @@ async fn reset_peer_resets(t: &Target) {
     assert_eq!(end, End::Reset, "a RST, not a FIN");
     assert!(got.is_empty(), "{got:?}");
     let took = at - start;
-    assert!(took >= ms(200) && took <= ms(200) + SLACK, "{took:?}");
+    assert_took(took, ms(200), ms(200));
 }
 
 async fn slicer_splits_data(t: &Target) {

@@ -46,6 +46,11 @@ impl Server {
             client: Client::new(addr),
         }
     }
+
+    /// Whether the server lists proxy `name` as enabled.
+    fn enabled(&self, name: &str) -> bool {
+        self.client.find_proxy(name).unwrap().proxy_pack.enabled
+    }
 }
 
 impl Drop for Server {
@@ -169,29 +174,14 @@ fn with_down_refuses_connections_then_restores_the_proxy() {
     let proxy = server.client.find_and_reset_proxy("flaky").unwrap();
     proxy
         .with_down(|| {
-            assert!(
-                !server
-                    .client
-                    .find_proxy("flaky")
-                    .unwrap()
-                    .proxy_pack
-                    .enabled,
-                "the proxy is listed as disabled"
-            );
+            assert!(!server.enabled("flaky"), "the proxy is listed as disabled");
             assert!(
                 round_trip(&listen).is_err(),
                 "a disabled proxy passes no traffic"
             );
         })
         .expect("with_down enables the proxy again");
-    assert!(
-        server
-            .client
-            .find_proxy("flaky")
-            .unwrap()
-            .proxy_pack
-            .enabled
-    );
+    assert!(server.enabled("flaky"));
     let (echo, _) = round_trip(&listen).expect("traffic passes again");
     assert_eq!(echo, b"ping");
 }
@@ -206,14 +196,7 @@ fn reset_removes_every_toxic_and_enables_every_proxy() {
     assert_eq!(proxy.toxics().unwrap().len(), 1);
     server.client.reset().expect("reset answers");
     assert!(proxy.toxics().unwrap().is_empty());
-    assert!(
-        server
-            .client
-            .find_proxy("reset-me")
-            .unwrap()
-            .proxy_pack
-            .enabled
-    );
+    assert!(server.enabled("reset-me"));
     let (echo, _) = round_trip(&listen).unwrap();
     assert_eq!(echo, b"ping");
     proxy.delete().unwrap();

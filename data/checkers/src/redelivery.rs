@@ -252,13 +252,6 @@ mod tests {
         v.to_string()
     }
 
-    fn check(times_ms: &[f64], backoff: Backoff, tolerance: f64, expect: &str) {
-        assert_eq!(
-            render(spacing(times_ms, &backoff, tolerance).verdict()),
-            expect
-        );
-    }
-
     const CONSTANT: Backoff = Backoff::Constant { ms: 100 };
     const EXPONENTIAL: Backoff = Backoff::Exponential {
         initial_ms: 100,
@@ -266,74 +259,84 @@ mod tests {
         max_ms: 300,
         jitter: 0.0,
     };
+    const JITTERY: Backoff = Backoff::Exponential {
+        initial_ms: 100,
+        multiplier: 2.0,
+        max_ms: 300,
+        jitter: 0.5,
+    };
 
     #[test]
-    fn constant_spacing() {
-        // Bounds with tolerance 0.1: 85..=160 ms.
-        check(&[0.0, 100.0, 190.0, 350.0], CONSTANT, 0.1, "valid");
-        check(
-            &[0.0, 80.0, 240.0, 400.0],
-            CONSTANT,
-            0.1,
-            "invalid: 1 of 3 retry intervals were outside the policy's bounds [\
-             attempt 2 at 80.0 ms came 80.0 ms after attempt 1 at 0.0 ms; \
-             expected 85.0..=160.0 ms (nominal 100.0 ms)]",
-        );
-    }
-
-    #[test]
-    fn exponential_spacing_grows_and_caps() {
-        // Nominal gaps 100, 200, 300, 300.
-        check(
-            &[0.0, 100.0, 300.0, 600.0, 900.0],
-            EXPONENTIAL,
-            0.0,
-            "valid",
-        );
-        check(
-            &[0.0, 100.0, 200.0],
-            EXPONENTIAL,
-            0.0,
-            "invalid: 1 of 2 retry intervals were outside the policy's bounds [\
-             attempt 3 at 200.0 ms came 100.0 ms after attempt 2 at 100.0 ms; \
-             expected 195.0..=250.0 ms (nominal 200.0 ms)]",
-        );
-    }
-
-    #[test]
-    fn jitter_widens_the_bounds() {
-        let jittery = Backoff::Exponential {
-            initial_ms: 100,
-            multiplier: 2.0,
-            max_ms: 300,
-            jitter: 0.5,
-        };
-        // The capped gap may reach 300 * 1.5 + 50 = 500 ms.
-        check(&[0.0, 60.0, 160.0, 660.0], jittery, 0.0, "valid");
-        check(
-            &[0.0, 60.0, 160.0, 661.0],
-            jittery,
-            0.0,
-            "invalid: 1 of 3 retry intervals were outside the policy's bounds [\
-             attempt 4 at 661.0 ms came 501.0 ms after attempt 3 at 160.0 ms; \
-             expected 145.0..=500.0 ms (nominal 300.0 ms)]",
-        );
-    }
-
-    #[test]
-    fn degenerate_inputs_are_unknown() {
-        check(
-            &[5.0],
-            CONSTANT,
-            0.1,
-            "unknown: 1 attempt(s) seen, so there is no gap to judge",
-        );
-        check(
-            &[0.0, 100.0],
-            CONSTANT,
-            f64::NAN,
-            "unknown: cannot judge retry spacing: tolerance NaN is not a non-negative number",
-        );
+    fn spacing_verdicts() {
+        let cases: [(&str, &[f64], Backoff, f64, &str); 8] = [
+            // Bounds with tolerance 0.1: 85..=160 ms.
+            (
+                "constant",
+                &[0.0, 100.0, 190.0, 350.0],
+                CONSTANT,
+                0.1,
+                "valid",
+            ),
+            (
+                "constant, one gap short",
+                &[0.0, 80.0, 240.0, 400.0],
+                CONSTANT,
+                0.1,
+                "invalid: 1 of 3 retry intervals were outside the policy's bounds [\
+                 attempt 2 at 80.0 ms came 80.0 ms after attempt 1 at 0.0 ms; \
+                 expected 85.0..=160.0 ms (nominal 100.0 ms)]",
+            ),
+            // Nominal gaps 100, 200, 300, 300: exponential spacing grows and caps.
+            (
+                "exponential",
+                &[0.0, 100.0, 300.0, 600.0, 900.0],
+                EXPONENTIAL,
+                0.0,
+                "valid",
+            ),
+            (
+                "exponential, not growing",
+                &[0.0, 100.0, 200.0],
+                EXPONENTIAL,
+                0.0,
+                "invalid: 1 of 2 retry intervals were outside the policy's bounds [\
+                 attempt 3 at 200.0 ms came 100.0 ms after attempt 2 at 100.0 ms; \
+                 expected 195.0..=250.0 ms (nominal 200.0 ms)]",
+            ),
+            // Jitter widens the bounds: the capped gap may reach 300 * 1.5 + 50 = 500 ms.
+            ("jitter", &[0.0, 60.0, 160.0, 660.0], JITTERY, 0.0, "valid"),
+            (
+                "jitter, one ms over",
+                &[0.0, 60.0, 160.0, 661.0],
+                JITTERY,
+                0.0,
+                "invalid: 1 of 3 retry intervals were outside the policy's bounds [\
+                 attempt 4 at 661.0 ms came 501.0 ms after attempt 3 at 160.0 ms; \
+                 expected 145.0..=500.0 ms (nominal 300.0 ms)]",
+            ),
+            // Degenerate inputs are unknown.
+            (
+                "one attempt",
+                &[5.0],
+                CONSTANT,
+                0.1,
+                "unknown: 1 attempt(s) seen, so there is no gap to judge",
+            ),
+            (
+                "NaN tolerance",
+                &[0.0, 100.0],
+                CONSTANT,
+                f64::NAN,
+                "unknown: cannot judge retry spacing: tolerance NaN is not a non-negative number",
+            ),
+        ];
+        for (what, times_ms, backoff, tolerance, expect) in cases {
+            assert_eq!(
+                render(spacing(times_ms, &backoff, tolerance).verdict()),
+                expect,
+                "{what}"
+            );
+        }
     }
 
     #[test]

@@ -195,13 +195,11 @@ fn status_class(status: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::sample;
+    use crate::test_support::{assert_contains_all, sample};
 
     fn check(report: &RunReport, expect: &[&str]) {
         let html = render(report);
-        for needle in expect {
-            assert!(html.contains(needle), "missing {needle:?} in\n{html}");
-        }
+        assert_contains_all(&html, expect);
         for banned in ["<script", "src=", "<link", "@import", "url("] {
             assert!(!html.contains(banned), "found {banned:?}");
         }

@@ -79,7 +79,7 @@ pub fn parse(input: &str) -> Result<RunReport, ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::sample;
+    use crate::test_support::{assert_contains_all, sample};
 
     #[test]
     fn round_trip_and_spelling() {
@@ -87,15 +87,16 @@ mod tests {
         let text = render(&report);
         assert!(text.starts_with("{\n  \"format_version\": 1,"));
         assert!(text.ends_with("}\n"));
-        for needle in [
-            r#""level": "MUST""#,
-            r#""level": "SHOULD""#,
-            r#""verdict": "non-strict""#,
-            r#""verdict": "error""#,
-            r#""seed": 42"#,
-        ] {
-            assert!(text.contains(needle), "missing {needle}");
-        }
+        assert_contains_all(
+            &text,
+            &[
+                r#""level": "MUST""#,
+                r#""level": "SHOULD""#,
+                r#""verdict": "non-strict""#,
+                r#""verdict": "error""#,
+                r#""seed": 42"#,
+            ],
+        );
         assert_eq!(parse(&text).unwrap(), report);
     }
 

@@ -169,13 +169,11 @@ fn seconds(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::sample;
+    use crate::test_support::{assert_contains_all, sample};
 
     fn check(report: &RunReport, expect: &[&str]) {
         let xml = render(report);
-        for needle in expect {
-            assert!(xml.contains(needle), "missing {needle} in\n{xml}");
-        }
+        assert_contains_all(&xml, expect);
         // Cheap well-formedness: every element opened is closed, in order.
         let mut stack: Vec<&str> = Vec::new();
         for tag in xml.split('<').skip(2) {

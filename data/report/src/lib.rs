@@ -9,7 +9,8 @@
 //! target section of a run over several targets; [`repeat`] tallies a
 //! selection run several times (`--repeat`): pass rates, flaky checks and the
 //! seeds that replay them. [`timeline`] draws a chaos run's fault windows over
-//! its rates and latency (SVG). [`bench`] is the report of `pubsub-tck bench`
+//! its rates and latency (SVG); both it and the benchmark's charts write their SVG
+//! through one private module, `svg`. [`bench`] is the report of `pubsub-tck bench`
 //! (its model, Markdown, HTML with SVG plots, run directory). [`event`] is the
 //! stream every engine sends its progress on, and [`text::xml`] the one HTML
 //! and SVG escaper of the workspace. Only `store` and `bench::store` write
@@ -31,6 +32,7 @@ pub mod matrix;
 mod model;
 pub mod repeat;
 pub mod store;
+mod svg;
 #[cfg(test)]
 mod test_support;
 pub mod text;

@@ -202,13 +202,14 @@ pub(crate) fn capitalised(role: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Level, test_support::sample};
+    use crate::{
+        Level,
+        test_support::{assert_contains_all, sample},
+    };
 
     fn check(report: &RunReport, expect: &[&str]) {
         let text = render(report);
-        for needle in expect {
-            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
-        }
+        assert_contains_all(&text, expect);
         assert!(text.ends_with("|\n") && !text.ends_with("\n\n"));
     }
 

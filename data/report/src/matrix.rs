@@ -57,19 +57,12 @@ pub fn section(results: &[CheckResult]) -> Option<Section> {
     };
 
     let mut m = String::from(
-        "Each check on each target (and broker). Expected failures are the divergences written down in a target's expectations file, with their reasons below.\n\n### By area\n\n| area |",
+        "Each check on each target (and broker). Expected failures are the divergences written down in a target's expectations file, with their reasons below.\n\n### By area\n\n",
     );
     let mut h = String::from(
-        "<p>Each check on each target (and broker). Expected failures are the divergences written down in a target's expectations file, with their reasons below.</p><h3>By area</h3><table><thead><tr><th>area</th>",
+        "<p>Each check on each target (and broker). Expected failures are the divergences written down in a target's expectations file, with their reasons below.</p><h3>By area</h3>",
     );
-    for t in &targets {
-        let _ = write!(m, " {} |", md(t));
-        let _ = write!(h, "<th>{}</th>", xml(t));
-    }
-    m.push_str("\n|---|");
-    m.push_str(&"---|".repeat(targets.len()));
-    m.push('\n');
-    h.push_str("</tr></thead><tbody>");
+    table_head(&mut m, &mut h, &["area"], &targets);
     for a in &area_names {
         let _ = write!(m, "| {} |", md_code(a));
         let _ = write!(h, "<tr><td><code>{}</code></td>", xml(a));
@@ -84,16 +77,9 @@ pub fn section(results: &[CheckResult]) -> Option<Section> {
     }
     h.push_str("</tbody></table>");
 
-    m.push_str("\n### Every check\n\n| check | broker |");
-    h.push_str("<h3>Every check</h3><table><thead><tr><th>check</th><th>broker</th>");
-    for t in &targets {
-        let _ = write!(m, " {} |", md(t));
-        let _ = write!(h, "<th>{}</th>", xml(t));
-    }
-    m.push_str("\n|---|---|");
-    m.push_str(&"---|".repeat(targets.len()));
-    m.push('\n');
-    h.push_str("</tr></thead><tbody>");
+    m.push_str("\n### Every check\n\n");
+    h.push_str("<h3>Every check</h3>");
+    table_head(&mut m, &mut h, &["check", "broker"], &targets);
     for (id, broker) in &rows {
         let b = broker.unwrap_or("-");
         let _ = write!(m, "| {} | {} |", md_code(id), md(b));
@@ -140,6 +126,25 @@ pub fn section(results: &[CheckResult]) -> Option<Section> {
         markdown: m,
         html: h,
     })
+}
+
+/// Opens a table in both renderings: a header row of the `lead` columns and one column per
+/// target (the Markdown one with its separator row).
+fn table_head(m: &mut String, h: &mut String, lead: &[&str], targets: &[&str]) {
+    m.push('|');
+    h.push_str("<table><thead><tr>");
+    for l in lead {
+        let _ = write!(m, " {l} |");
+        let _ = write!(h, "<th>{l}</th>");
+    }
+    for t in targets {
+        let _ = write!(m, " {} |", md(t));
+        let _ = write!(h, "<th>{}</th>", xml(t));
+    }
+    m.push_str("\n|");
+    m.push_str(&"---|".repeat(lead.len() + targets.len()));
+    m.push('\n');
+    h.push_str("</tr></thead><tbody>");
 }
 
 /// `core::status::success_once` → `core::status`.

@@ -153,6 +153,13 @@ impl RepeatReport {
         self.checks.iter().filter(|c| c.is_failing())
     }
 
+    /// Checks that failed as the target's expectations file says in some runs.
+    fn failed_as_expected(&self) -> impl Iterator<Item = &CheckTally> {
+        self.checks
+            .iter()
+            .filter(|c| !c.expected_failures.is_empty())
+    }
+
     /// 0 when every run passed, else the worst run's exit code (1 before 2, as for one run).
     pub fn exit_code(&self) -> i32 {
         let codes = self.runs.iter().map(|r| r.exit_code);
@@ -167,11 +174,7 @@ impl RepeatReport {
     /// some runs (when any did).
     pub fn headline(&self) -> String {
         let passed = self.runs.iter().filter(|r| r.exit_code == 0).count();
-        let expected = self
-            .checks
-            .iter()
-            .filter(|c| !c.expected_failures.is_empty())
-            .count();
+        let expected = self.failed_as_expected().count();
         let expected = if expected > 0 {
             format!("; {expected} failed as expected in some runs")
         } else {
@@ -203,11 +206,7 @@ impl RepeatReport {
                 r.duration_ms as f64 / 1000.0
             ));
         }
-        let expected: Vec<&CheckTally> = self
-            .checks
-            .iter()
-            .filter(|c| !c.expected_failures.is_empty())
-            .collect();
+        let expected: Vec<&CheckTally> = self.failed_as_expected().collect();
         if !expected.is_empty() {
             s.push_str("\n## Expected failures\n\nFailures the target's expectations file names, counted as passes above.\n\n| check | broker | target | runs | seeds |\n|---|---|---|---|---|\n");
             for c in expected {

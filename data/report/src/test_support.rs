@@ -1,4 +1,4 @@
-//! A fixed report shared by the writers' tests.
+//! A fixed report shared by the writers' tests, and the assertion they share.
 
 use crate::{CheckResult, Level, RunReport, Section, VerdictKind};
 
@@ -90,4 +90,11 @@ pub(crate) fn report_with(verdicts: &[(&str, VerdictKind)]) -> RunReport {
         })
         .collect();
     report
+}
+
+/// Asserts that `text` contains every one of `needles`.
+pub(crate) fn assert_contains_all(text: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
 }

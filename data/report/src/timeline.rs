@@ -1,11 +1,10 @@
 //! The chaos timeline as a self-contained SVG: fault windows shaded over the publish and
 //! delivery rates (top) and the end-to-end latency (bottom).
 //!
-//! Pure: a [`Timeline`] in, a string out, no fonts or scripts. Text is escaped.
+//! Pure: a [`Timeline`] in, a string out, no fonts or scripts. Text is escaped. The elements
+//! are written by the crate's one SVG writer.
 
-use std::fmt::Write as _;
-
-use crate::text::xml as esc;
+use crate::svg::{Numbers, Svg};
 use harness_checkers::faults::Timeline;
 
 const WIDTH: f64 = 960.0;
@@ -17,6 +16,9 @@ const GAP: f64 = 44.0;
 
 /// Reads one latency series out of a bucket.
 type Pick = fn(&harness_checkers::faults::Bucket) -> Option<u64>;
+
+/// Reads one count series out of a bucket.
+type RatePick = fn(&harness_checkers::faults::Bucket) -> u32;
 
 /// Fill colours of fault windows, cycled by kind.
 const SHADES: [&str; 6] = [
@@ -53,16 +55,9 @@ pub fn render(t: &Timeline, title: &str) -> String {
         .max(1);
     let x = |us: u64| LEFT + plot_w * (us as f64 / end_us as f64);
     let per_sec = 1_000_000.0 / t.bucket as f64;
-    let mut out = String::new();
-    let _ = write!(
-        out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" font-family="sans-serif" font-size="11">"#
-    );
-    let _ = write!(
-        out,
-        r##"<rect width="100%" height="100%" fill="#ffffff"/><text x="{LEFT}" y="16" font-size="13" font-weight="bold">{}</text>"##,
-        esc(title)
-    );
+    let mut svg = Svg::new(WIDTH, height, Numbers::OneDecimal, None);
+    svg.background("#ffffff");
+    svg.heading(LEFT, 16.0, title);
     let top1 = TOP;
     let top2 = TOP + PANEL + GAP;
 
@@ -76,24 +71,20 @@ pub fn render(t: &Timeline, title: &str) -> String {
         let shade = SHADES[i % SHADES.len()];
         let x0 = x(w.start);
         let x1 = x(w.stop.unwrap_or(end_us)).max(x0 + 1.0);
+        let what = format!("{} on {}", w.kind, w.detail.as_deref().unwrap_or("-"));
         for top in [top1, top2] {
-            let _ = write!(
-                out,
-                r#"<rect x="{x0:.1}" y="{top}" width="{:.1}" height="{PANEL}" fill="{shade}"><title>{}</title></rect>"#,
-                x1 - x0,
-                esc(&format!(
-                    "{} on {}",
-                    w.kind,
-                    w.detail.as_deref().unwrap_or("-")
-                ))
+            svg.rect(
+                (x0, top),
+                (x1 - x0, PANEL),
+                &format!(r#"fill="{shade}""#),
+                Some(&what),
             );
         }
-        let _ = write!(
-            out,
-            r##"<text x="{:.1}" y="{:.1}" font-size="9" fill="#333">{}</text>"##,
+        svg.text(
             x0 + 2.0,
             top1 + 10.0,
-            esc(&w.kind)
+            r##"font-size="9" fill="#333""##,
+            &w.kind,
         );
     }
 
@@ -104,44 +95,39 @@ pub fn render(t: &Timeline, title: &str) -> String {
             .map(|b| f64::from(b.acknowledged.max(b.delivered).max(b.failed)) * per_sec)
             .fold(0.0, f64::max),
     );
-    axes(&mut out, top1, rate_max, "msg/s");
+    axes(&mut svg, top1, rate_max, "msg/s");
     let y1 = |v: f64| top1 + PANEL - PANEL * (v / rate_max).min(1.0);
     for b in &t.buckets {
         if b.redelivered > 0 {
             let h = PANEL * (f64::from(b.redelivered) * per_sec / rate_max).min(1.0);
-            let _ = write!(
-                out,
-                r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{h:.1}" fill="#d6604d"/>"##,
-                x(b.start),
-                top1 + PANEL - h,
-                (x(b.start + t.bucket) - x(b.start)).max(1.0)
+            svg.rect(
+                (x(b.start), top1 + PANEL - h),
+                ((x(b.start + t.bucket) - x(b.start)).max(1.0), h),
+                r##"fill="#d6604d""##,
+                None,
             );
         }
     }
-    let series = |f: &dyn Fn(&harness_checkers::faults::Bucket) -> f64| -> String {
-        t.buckets
+    let rates: [(&str, RatePick); 3] = [
+        (r##"stroke="#2166ac" stroke-width="1.5""##, |b| {
+            b.acknowledged
+        }),
+        (r##"stroke="#1b7837" stroke-width="1.5""##, |b| b.delivered),
+        (
+            r##"stroke="#999999" stroke-width="1" stroke-dasharray="3,2""##,
+            |b| b.failed,
+        ),
+    ];
+    for (style, pick) in rates {
+        let points: Vec<(f64, f64)> = t
+            .buckets
             .iter()
-            .map(|b| format!("{:.1},{:.1}", x(b.start + t.bucket / 2), y1(f(b))))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    let _ = write!(
-        out,
-        r##"<polyline fill="none" stroke="#2166ac" stroke-width="1.5" points="{}"/>"##,
-        series(&|b| f64::from(b.acknowledged) * per_sec)
-    );
-    let _ = write!(
-        out,
-        r##"<polyline fill="none" stroke="#1b7837" stroke-width="1.5" points="{}"/>"##,
-        series(&|b| f64::from(b.delivered) * per_sec)
-    );
-    let _ = write!(
-        out,
-        r##"<polyline fill="none" stroke="#999999" stroke-width="1" stroke-dasharray="3,2" points="{}"/>"##,
-        series(&|b| f64::from(b.failed) * per_sec)
-    );
+            .map(|b| (x(b.start + t.bucket / 2), y1(f64::from(pick(b)) * per_sec)))
+            .collect();
+        svg.polyline(&points, style);
+    }
     legend(
-        &mut out,
+        &mut svg,
         top1,
         &[
             ("#2166ac", "acknowledged publishes"),
@@ -159,40 +145,23 @@ pub fn render(t: &Timeline, title: &str) -> String {
             .map(|us| us as f64 / 1000.0)
             .fold(0.0, f64::max),
     );
-    axes(&mut out, top2, lat_max_ms, "e2e ms");
+    axes(&mut svg, top2, lat_max_ms, "e2e ms");
     let y2 = |ms: f64| top2 + PANEL - PANEL * (ms / lat_max_ms).min(1.0);
     let pickers: [(&str, Pick); 2] = [
         ("#762a83", |b| b.max_latency),
         ("#1b7837", |b| b.p50_latency),
     ];
     for (colour, pick) in pickers {
-        // A bucket without deliveries has no latency: the line breaks there instead of
-        // drawing a ramp across the gap.
-        let mut d = String::new();
-        let mut pen_down = false;
-        for b in &t.buckets {
-            match pick(b) {
-                Some(us) => {
-                    let _ = write!(
-                        d,
-                        "{}{:.1},{:.1} ",
-                        if pen_down { "L" } else { "M" },
-                        x(b.start + t.bucket / 2),
-                        y2(us as f64 / 1000.0)
-                    );
-                    pen_down = true;
-                }
-                None => pen_down = false,
-            }
-        }
-        let _ = write!(
-            out,
-            r#"<path fill="none" stroke="{colour}" stroke-width="1.5" d="{}"/>"#,
-            d.trim_end()
+        // A bucket without deliveries has no latency: the line breaks there.
+        svg.broken_path(
+            t.buckets
+                .iter()
+                .map(|b| pick(b).map(|us| (x(b.start + t.bucket / 2), y2(us as f64 / 1000.0)))),
+            &format!(r#"stroke="{colour}" stroke-width="1.5""#),
         );
     }
     legend(
-        &mut out,
+        &mut svg,
         top2,
         &[("#762a83", "max latency"), ("#1b7837", "median latency")],
     );
@@ -202,44 +171,37 @@ pub fn render(t: &Timeline, title: &str) -> String {
     let step = nice_max(secs / 10.0);
     let mut s = 0.0;
     while s <= secs + 1e-9 {
-        let xs = LEFT + plot_w * (s / secs);
-        let _ = write!(
-            out,
-            r##"<line x1="{xs:.1}" y1="{:.1}" x2="{xs:.1}" y2="{:.1}" stroke="#888"/><text x="{xs:.1}" y="{:.1}" text-anchor="middle">{s:.0} s</text>"##,
-            top2 + PANEL,
-            top2 + PANEL + 4.0,
-            top2 + PANEL + 16.0
+        let bottom = top2 + PANEL;
+        svg.x_tick(
+            LEFT + plot_w * (s / secs),
+            (bottom, bottom + 4.0),
+            "#888",
+            bottom + 16.0,
+            &format!("{s:.0} s"),
         );
         s += step;
     }
-    out.push_str("</svg>");
-    out
+    svg.finish()
 }
 
-fn axes(out: &mut String, top: f64, max: f64, unit: &str) {
+fn axes(svg: &mut Svg, top: f64, max: f64, unit: &str) {
     let bottom = top + PANEL;
-    let _ = write!(
-        out,
-        r##"<line x1="{LEFT}" y1="{top}" x2="{LEFT}" y2="{bottom}" stroke="#444"/><line x1="{LEFT}" y1="{bottom}" x2="{:.1}" y2="{bottom}" stroke="#444"/>"##,
-        WIDTH - RIGHT
+    svg.line((LEFT, top), (LEFT, bottom), r##"stroke="#444""##);
+    svg.line(
+        (LEFT, bottom),
+        (WIDTH - RIGHT, bottom),
+        r##"stroke="#444""##,
     );
     for frac in [0.0, 0.5, 1.0] {
         let y = bottom - PANEL * frac;
-        let _ = write!(
-            out,
-            r##"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
+        svg.text(
             LEFT - 4.0,
             y + 4.0,
-            trim(max * frac)
+            r#"text-anchor="end""#,
+            &trim(max * frac),
         );
     }
-    let _ = write!(
-        out,
-        r#"<text x="12" y="{:.1}" transform="rotate(-90 12 {:.1})" text-anchor="middle">{}</text>"#,
-        top + PANEL / 2.0,
-        top + PANEL / 2.0,
-        esc(unit)
-    );
+    svg.vertical_text(12.0, top + PANEL / 2.0, unit);
 }
 
 fn trim(v: f64) -> String {
@@ -251,17 +213,17 @@ fn trim(v: f64) -> String {
 }
 
 /// One row of legend items just above a panel.
-fn legend(out: &mut String, top: f64, items: &[(&str, &str)]) {
+fn legend(svg: &mut Svg, top: f64, items: &[(&str, &str)]) {
     let mut xl = LEFT;
     let yl = top - 6.0;
     for (colour, label) in items {
-        let _ = write!(
-            out,
-            r#"<rect x="{xl:.1}" y="{:.1}" width="10" height="3" fill="{colour}"/><text x="{:.1}" y="{yl:.1}">{}</text>"#,
-            yl - 4.0,
-            xl + 14.0,
-            esc(label)
+        svg.rect(
+            (xl, yl - 4.0),
+            (10.0, 3.0),
+            &format!(r#"fill="{colour}""#),
+            None,
         );
+        svg.text(xl + 14.0, yl, "", label);
         xl += 24.0 + 6.5 * label.len() as f64;
     }
 }

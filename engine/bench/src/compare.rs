@@ -271,35 +271,27 @@ pub fn select(report: &BenchReport, target: Option<&str>) -> Result<BenchReport,
 
 /// Compares every rate measured by both reports (the sidecar measurement, not the baselines).
 pub fn compare(a: &BenchReport, b: &BenchReport, threshold_pct: f64) -> Comparison {
-    let mut caveats = Vec::new();
-    let mut differs = |what: &str, x: String, y: String| {
-        if x != y {
-            caveats.push(format!("{what} differs: {x} vs {y}"));
-        }
+    // What makes two runs not comparable, as each run states it.
+    let setup = |r: &BenchReport| {
+        [
+            ("target", r.target.clone()),
+            ("broker", r.broker.clone()),
+            ("protocol", r.protocol.clone()),
+            ("payload size", r.params.payload_size.to_string()),
+            (
+                "connections",
+                (r.params.publishers * r.params.connections).to_string(),
+            ),
+            ("generator threads", r.params.threads.to_string()),
+            ("cores", r.machine.cores.to_string()),
+        ]
     };
-    differs("target", a.target.clone(), b.target.clone());
-    differs("broker", a.broker.clone(), b.broker.clone());
-    differs("protocol", a.protocol.clone(), b.protocol.clone());
-    differs(
-        "payload size",
-        a.params.payload_size.to_string(),
-        b.params.payload_size.to_string(),
-    );
-    differs(
-        "connections",
-        (a.params.publishers * a.params.connections).to_string(),
-        (b.params.publishers * b.params.connections).to_string(),
-    );
-    differs(
-        "generator threads",
-        a.params.threads.to_string(),
-        b.params.threads.to_string(),
-    );
-    differs(
-        "cores",
-        a.machine.cores.to_string(),
-        b.machine.cores.to_string(),
-    );
+    let caveats: Vec<String> = setup(a)
+        .into_iter()
+        .zip(setup(b))
+        .filter(|((_, x), (_, y))| x != y)
+        .map(|((what, x), (_, y))| format!("{what} differs: {x} vs {y}"))
+        .collect();
 
     let mut rows = Vec::new();
     let mut unmatched = Vec::new();
@@ -417,35 +409,30 @@ mod tests {
 
     #[test]
     fn classify_needs_both_threshold_and_floor() {
-        // +30% but only 0.03 ms: noise.
-        assert_eq!(
-            classify(Some(0.10), Some(0.13), 10.0, 0.05, true),
-            Change::Same
-        );
-        // +4 ms but only 10%: within the threshold.
-        assert_eq!(
-            classify(Some(40.0), Some(44.0), 10.0, 0.05, true),
-            Change::Same
-        );
-        assert_eq!(
-            classify(Some(1.0), Some(1.5), 10.0, 0.05, true),
-            Change::Regression
-        );
-        assert_eq!(
-            classify(Some(1.5), Some(1.0), 10.0, 0.05, true),
-            Change::Better
-        );
-        // Throughput: lower is worse.
-        assert_eq!(
-            classify(Some(1000.0), Some(800.0), 10.0, 10.0, false),
-            Change::Regression
-        );
-        assert_eq!(
-            classify(Some(0.0), Some(3.0), 10.0, 0.5, true),
-            Change::Regression
-        );
-        assert_eq!(classify(None, Some(3.0), 10.0, 0.5, true), Change::Missing);
-        assert_eq!(classify(None, None, 10.0, 0.5, true), Change::Same);
+        // (before, after, threshold %, floor, lower is better) and the change it is.
+        let cases = [
+            // +30% but only 0.03 ms: noise.
+            ((Some(0.10), Some(0.13), 10.0, 0.05, true), Change::Same),
+            // +4 ms but only 10%: within the threshold.
+            ((Some(40.0), Some(44.0), 10.0, 0.05, true), Change::Same),
+            ((Some(1.0), Some(1.5), 10.0, 0.05, true), Change::Regression),
+            ((Some(1.5), Some(1.0), 10.0, 0.05, true), Change::Better),
+            // Throughput: lower is worse.
+            (
+                (Some(1000.0), Some(800.0), 10.0, 10.0, false),
+                Change::Regression,
+            ),
+            ((Some(0.0), Some(3.0), 10.0, 0.5, true), Change::Regression),
+            ((None, Some(3.0), 10.0, 0.5, true), Change::Missing),
+            ((None, None, 10.0, 0.5, true), Change::Same),
+        ];
+        for ((before, after, threshold, floor, lower_better), change) in cases {
+            assert_eq!(
+                classify(before, after, threshold, floor, lower_better),
+                change,
+                "{before:?} -> {after:?}"
+            );
+        }
     }
 
     #[test]

@@ -96,12 +96,8 @@ pub struct BenchConfig {
     pub baselines: bool,
     /// Search the maximum sustainable rate instead of measuring `rates`.
     pub find_max: Option<SearchConfig>,
-    /// An external Redis (`host:port`) instead of a private redis-server.
-    pub redis: Option<String>,
-    /// An external Kafka (`host:port`) instead of a private broker.
-    pub kafka: Option<String>,
-    /// The Apache Kafka home (`lib/`, `log4j.properties`) for a private broker.
-    pub kafka_home: Option<PathBuf>,
+    /// Where the broker comes from.
+    pub broker_sources: harness::BrokerSources,
 }
 
 #[cfg(test)]

@@ -364,7 +364,7 @@ async fn start_broker(
     match config.broker {
         Broker::InMemory => Ok((None, String::new())),
         Broker::Redis => {
-            if let Some(addr) = &config.redis {
+            if let Some(addr) = &config.broker_sources.redis {
                 return Ok((None, addr.clone()));
             }
             emit(
@@ -380,10 +380,10 @@ async fn start_broker(
             Ok((Some(BrokerProcess::Redis(r)), addr))
         }
         Broker::Kafka => {
-            if let Some(addr) = &config.kafka {
+            if let Some(addr) = &config.broker_sources.kafka {
                 return Ok((None, addr.clone()));
             }
-            let Some(home) = &config.kafka_home else {
+            let Some(home) = &config.broker_sources.kafka_home else {
                 return Err(BenchError::NoKafka);
             };
             emit(

@@ -43,9 +43,7 @@ fn config(
         max_error_rate: 0.0,
         baselines,
         find_max: None,
-        redis: None,
-        kafka: None,
-        kafka_home: None,
+        broker_sources: Default::default(),
     }
 }
 

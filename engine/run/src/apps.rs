@@ -13,7 +13,7 @@
 //! ([`poll`]) instead of sleeping. What the apps must have seen is decided in `checks/apps.rs`.
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -52,14 +52,12 @@ impl Runtime {
     pub fn unavailable(self) -> Option<String> {
         let rt = env::app_runtimes();
         match self {
-            Runtime::Python => match &rt.python {
-                None => Some("PUBSUB_TCK_PYTHON is not set: no Python venv with fixtures/apps/python/requirements.txt (the README's test command creates one)".to_owned()),
-                Some(p) if !p.is_file() => Some(format!(
-                    "PUBSUB_TCK_PYTHON={} is not a file (the README's test command creates the venv)",
-                    p.display()
-                )),
-                Some(_) => None,
-            },
+            Runtime::Python => missing_file(
+                "PUBSUB_TCK_PYTHON",
+                rt.python.as_deref(),
+                "no Python venv with fixtures/apps/python/requirements.txt (the README's test command creates one)",
+                "the README's test command creates the venv",
+            ),
             Runtime::Node => match &rt.node_prefix {
                 _ if !env::program_on_path("node") => Some("`node` is not on PATH".to_owned()),
                 None => Some("PUBSUB_TCK_NODE_PREFIX is not set: no npm prefix with fixtures/apps/node/package.json installed (the README's test command installs it)".to_owned()),
@@ -71,15 +69,23 @@ impl Runtime {
                 }
                 Some(_) => None,
             },
-            Runtime::Go => match &rt.go_apps {
-                None => Some("PUBSUB_TCK_GO_APPS is not set: no tckapps binary built from fixtures/apps/go (the README's test command builds it with scripts/go-apps.sh)".to_owned()),
-                Some(p) if !p.is_file() => Some(format!(
-                    "PUBSUB_TCK_GO_APPS={} is not a file (scripts/go-apps.sh builds it)",
-                    p.display()
-                )),
-                Some(_) => None,
-            },
+            Runtime::Go => missing_file(
+                "PUBSUB_TCK_GO_APPS",
+                rt.go_apps.as_deref(),
+                "no tckapps binary built from fixtures/apps/go (the README's test command builds it with scripts/go-apps.sh)",
+                "scripts/go-apps.sh builds it",
+            ),
         }
+    }
+}
+
+/// Why the file variable `var` names cannot be used: `unset` says what is missing when it is
+/// not set, `hint` how to make the file when it names none.
+fn missing_file(var: &str, path: Option<&Path>, unset: &str, hint: &str) -> Option<String> {
+    match path {
+        None => Some(format!("{var} is not set: {unset}")),
+        Some(p) if !p.is_file() => Some(format!("{var}={} is not a file ({hint})", p.display())),
+        Some(_) => None,
     }
 }
 
@@ -179,7 +185,7 @@ impl AppsWorld {
             .join(format!("apps-{suffix}"));
         std::fs::create_dir_all(&resources_dir)?;
         let redis = match env.broker {
-            Broker::Redis => Some(match &env.redis {
+            Broker::Redis => Some(match &env.broker_sources.redis {
                 Some(addr) => RedisServer::external(addr.clone()),
                 None => RedisServer::start(
                     &resources_dir.join("redis"),

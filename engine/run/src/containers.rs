@@ -129,7 +129,7 @@ async fn start_all(
         match broker {
             // The in-memory broker lives in the sidecar; there is nothing to start.
             Broker::InMemory => {}
-            Broker::Redis if settings.redis.is_some() => {}
+            Broker::Redis if settings.broker_sources.redis.is_some() => {}
             Broker::Redis => {
                 let c = Redis::default()
                     .start()
@@ -140,10 +140,10 @@ async fn start_all(
                     .get_host_port_ipv4(REDIS_PORT)
                     .await
                     .map_err(start_error(broker))?;
-                settings.redis = Some(format!("{host}:{port}"));
+                settings.broker_sources.redis = Some(format!("{host}:{port}"));
                 running.push(Box::new(c));
             }
-            Broker::Kafka if settings.kafka.is_some() => {}
+            Broker::Kafka if settings.broker_sources.kafka.is_some() => {}
             Broker::Kafka => {
                 let c = apache::Kafka::default()
                     .start()
@@ -154,7 +154,7 @@ async fn start_all(
                     .get_host_port_ipv4(apache::KAFKA_PORT)
                     .await
                     .map_err(start_error(broker))?;
-                settings.kafka = Some(format!("{host}:{port}"));
+                settings.broker_sources.kafka = Some(format!("{host}:{port}"));
                 running.push(Box::new(c));
             }
         }

@@ -33,12 +33,8 @@ pub struct RunEnv {
     pub seed: u64,
     /// The broker behind the `pubsub` component.
     pub broker: Broker,
-    /// An external Redis (`PUBSUB_TCK_REDIS`) instead of a private server per trial.
-    pub redis: Option<String>,
-    /// An external Kafka (`PUBSUB_TCK_KAFKA`) instead of a private broker per trial.
-    pub kafka: Option<String>,
-    /// The Apache Kafka home private brokers run from (`PUBSUB_TCK_KAFKA_HOME`).
-    pub kafka_home: Option<PathBuf>,
+    /// Where the broker comes from.
+    pub broker_sources: harness::BrokerSources,
     /// A Toxiproxy to use for fault proxies (`TOXIPROXY_URL`); unset: the bundled server.
     pub toxiproxy_url: Option<String>,
     /// Requests per campaign of the `robustness` profile (`--budget`, `PUBSUB_TCK_BUDGET`).
@@ -111,12 +107,8 @@ pub struct EnvSettings {
     pub report_dir: Option<PathBuf>,
     /// Brokers to run on.
     pub brokers: Option<Vec<Broker>>,
-    /// External Redis address.
-    pub redis: Option<String>,
-    /// External Kafka address.
-    pub kafka: Option<String>,
-    /// The Apache Kafka home (`lib/`, `log4j.properties`).
-    pub kafka_home: Option<PathBuf>,
+    /// Where the brokers come from.
+    pub broker_sources: harness::BrokerSources,
     /// A Toxiproxy to use for fault proxies (`TOXIPROXY_URL`); unset: the bundled server.
     pub toxiproxy_url: Option<String>,
     /// Brokers to start in containers (feature `testcontainers`), from `PUBSUB_TCK_CONTAINERS`.
@@ -184,15 +176,7 @@ impl EnvSettings {
             seed,
             report_dir: std::env::var_os("PUBSUB_TCK_REPORT_DIR").map(PathBuf::from),
             brokers,
-            redis: std::env::var("PUBSUB_TCK_REDIS")
-                .ok()
-                .filter(|s| !s.is_empty()),
-            kafka: std::env::var("PUBSUB_TCK_KAFKA")
-                .ok()
-                .filter(|s| !s.is_empty()),
-            kafka_home: std::env::var_os("PUBSUB_TCK_KAFKA_HOME")
-                .filter(|s| !s.is_empty())
-                .map(PathBuf::from),
+            broker_sources: harness::BrokerSources::from_env(),
             reuse_kafka: false,
         })
     }
@@ -277,8 +261,16 @@ impl RunEnv {
     pub fn external_broker(&self) -> Option<&'static str> {
         match self.broker {
             Broker::InMemory => None,
-            Broker::Redis => self.redis.as_ref().map(|_| "PUBSUB_TCK_REDIS"),
-            Broker::Kafka => self.kafka.as_ref().map(|_| "PUBSUB_TCK_KAFKA"),
+            Broker::Redis => self
+                .broker_sources
+                .redis
+                .as_ref()
+                .map(|_| "PUBSUB_TCK_REDIS"),
+            Broker::Kafka => self
+                .broker_sources
+                .kafka
+                .as_ref()
+                .map(|_| "PUBSUB_TCK_KAFKA"),
         }
     }
 }
@@ -312,9 +304,7 @@ impl RunEnv {
             run_dir,
             seed,
             broker,
-            redis: settings.redis.clone(),
-            kafka: settings.kafka.clone(),
-            kafka_home: settings.kafka_home.clone(),
+            broker_sources: settings.broker_sources.clone(),
             toxiproxy_url: settings.toxiproxy_url.clone(),
             budget: settings.budget.unwrap_or(DEFAULT_BUDGET),
             broker_port: None,
@@ -327,11 +317,11 @@ impl RunEnv {
 pub fn broker_unavailable(broker: Broker, settings: &EnvSettings) -> Option<String> {
     match broker {
         Broker::InMemory => None,
-        Broker::Redis if settings.redis.is_some() => None,
+        Broker::Redis if settings.broker_sources.redis.is_some() => None,
         Broker::Redis => (!on_path("redis-server"))
             .then(|| "redis-server is not on PATH and PUBSUB_TCK_REDIS is not set (the README's test command installs it)".to_owned()),
-        Broker::Kafka if settings.kafka.is_some() => None,
-        Broker::Kafka => match &settings.kafka_home {
+        Broker::Kafka if settings.broker_sources.kafka.is_some() => None,
+        Broker::Kafka => match &settings.broker_sources.kafka_home {
             None => Some("PUBSUB_TCK_KAFKA_HOME (Apache Kafka, as scripts/kafka.sh fetches it) and PUBSUB_TCK_KAFKA are not set (the README's test command fetches Kafka and sets PUBSUB_TCK_KAFKA_HOME)".to_owned()),
             Some(p) if !p.join("lib").is_dir() => Some(format!("PUBSUB_TCK_KAFKA_HOME={} has no lib/ directory (scripts/kafka.sh prints the directory to use)", p.display())),
             Some(_) if !on_path("java") => Some("java is not on PATH (Apache Kafka needs Java 17 or newer)".to_owned()),
@@ -396,14 +386,17 @@ pub fn environment(
     for &b in brokers {
         let what = match b {
             Broker::InMemory => "inside the sidecar".to_owned(),
-            Broker::Redis => match &settings.redis {
+            Broker::Redis => match &settings.broker_sources.redis {
                 Some(addr) => format!("Redis at {addr} (external)"),
                 None => redis_version().map_or_else(
                     || "redis-server (version unknown)".to_owned(),
                     |v| format!("Redis {v}, one private server per trial"),
                 ),
             },
-            Broker::Kafka => match (&settings.kafka, &settings.kafka_home) {
+            Broker::Kafka => match (
+                &settings.broker_sources.kafka,
+                &settings.broker_sources.kafka_home,
+            ) {
                 (Some(addr), _) => format!("Kafka at {addr} (external)"),
                 (None, Some(home)) => kafka_version(home).map_or_else(
                     || format!("Apache Kafka from {} (version unknown)", home.display()),

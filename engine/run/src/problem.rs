@@ -31,15 +31,20 @@ impl Problem {
 
     /// A setup error; the chain of causes is flattened into the message.
     pub fn setup(err: &(dyn std::error::Error + 'static)) -> Problem {
-        let mut msg = err.to_string();
-        let mut src = err.source();
-        while let Some(s) = src {
-            msg.push_str(": ");
-            msg.push_str(&s.to_string());
-            src = s.source();
-        }
-        Problem::Setup(msg)
+        Problem::Setup(error_chain(err))
     }
+}
+
+/// An error and its causes on one line, joined by `: `.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut msg = err.to_string();
+    let mut src = err.source();
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    msg
 }
 
 macro_rules! setup_from {

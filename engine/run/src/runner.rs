@@ -53,27 +53,52 @@ pub fn check_seed(run_seed: u64, id: &str) -> u64 {
     h ^ run_seed
 }
 
+/// What a result says of its check before the trial runs.
+pub(crate) struct Heading<'a> {
+    pub id: &'a str,
+    pub title: String,
+    pub level: Level,
+    pub clause: &'a str,
+    pub clause_url: Option<&'a str>,
+    pub profile: &'a str,
+}
+
+impl Heading<'_> {
+    /// A passing result with nothing seen yet, on the run's target and broker.
+    pub(crate) fn result(self, env: &RunEnv, seed: u64) -> CheckResult {
+        CheckResult {
+            id: self.id.to_owned(),
+            title: self.title,
+            level: self.level,
+            clause: self.clause.to_owned(),
+            clause_url: self.clause_url.map(str::to_owned),
+            profile: self.profile.to_owned(),
+            broker: Some(env.broker.name().to_owned()),
+            target: Some(env.target.name().to_owned()),
+            verdict: VerdictKind::Pass,
+            summary: None,
+            evidence: Vec::new(),
+            duration_ms: 0,
+            seed: Some(seed),
+            history_file: None,
+            observations: Vec::new(),
+        }
+    }
+}
+
 /// Runs one check against the run's target.
 pub async fn run_one(env: Arc<RunEnv>, check: &Check) -> Outcome {
     let started = Instant::now();
     let seed = check_seed(env.seed, check.id);
-    let mut result = CheckResult {
-        id: check.id.to_owned(),
+    let mut result = Heading {
+        id: check.id,
         title: check.title.to_owned(),
         level: check.level,
-        clause: check.clause.to_owned(),
-        clause_url: check.clause_url.map(str::to_owned),
-        profile: check.profile().to_owned(),
-        broker: Some(env.broker.name().to_owned()),
-        target: Some(env.target.name().to_owned()),
-        verdict: VerdictKind::Pass,
-        summary: None,
-        evidence: Vec::new(),
-        duration_ms: 0,
-        seed: Some(seed),
-        history_file: None,
-        observations: Vec::new(),
-    };
+        clause: check.clause,
+        clause_url: check.clause_url,
+        profile: check.profile(),
+    }
+    .result(&env, seed);
     if let Some(reason) = check.skip_reason(&env) {
         result.verdict = VerdictKind::Skip;
         result.summary = Some(reason);

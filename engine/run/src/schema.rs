@@ -57,26 +57,20 @@ mod tests {
         let mut e = ok.clone();
         e.as_object_mut().unwrap().remove("specversion");
         check(e, false);
-        let mut e = ok.clone();
-        e["specversion"] = json!("0.3");
-        check(e, false);
-        let mut e = ok.clone();
-        e["id"] = json!("");
-        check(e, false);
-        let mut e = ok.clone();
-        e["time"] = json!("yesterday");
-        check(e, false);
-        let mut e = ok.clone();
-        e["data_base64"] = json!("AAEC");
-        check(e, false);
-        let mut e = ok.clone();
-        e["BadName"] = json!("x");
-        check(e, false);
-        let mut e = ok.clone();
-        e["ext"] = json!({"nested": true});
-        check(e, false);
-        let mut e = ok;
-        e["data"] = json!([1, {"deep": null}]);
-        check(e, true);
+        // (attribute, value, valid with it)
+        let cases = [
+            ("specversion", json!("0.3"), false),
+            ("id", json!(""), false),
+            ("time", json!("yesterday"), false),
+            ("data_base64", json!("AAEC"), false),
+            ("BadName", json!("x"), false),
+            ("ext", json!({"nested": true}), false),
+            ("data", json!([1, {"deep": null}]), true),
+        ];
+        for (name, value, valid) in cases {
+            let mut e = ok.clone();
+            e[name] = value;
+            check(e, valid);
+        }
     }
 }

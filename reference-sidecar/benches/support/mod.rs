@@ -1,6 +1,8 @@
-//! What the `sidecar` and `load` benches share: a minimal app on hyper (subscription discovery,
+//! What the benches share: their runtime, criterion's settings and timed rounds, a minimal app
+//! on hyper (subscription discovery,
 //! deliveries answered 200 with an empty body, a no-op endpoint for the baseline round trip), a
-//! publishing client, the in-memory resources, and percentiles.
+//! publishing client, the sidecar's configuration and in-memory resources (those of the
+//! in-process tests), and percentiles.
 //!
 //! The app records when each delivery arrived by the `"seq":N` its data carries, without decoding
 //! the CloudEvent, so that it costs as little as an app can.
@@ -25,16 +27,42 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::sync::Notify;
 
-/// One in-memory component, `pubsub`.
-pub(crate) const RESOURCES: &str = "\
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: pubsub
-spec:
-  type: pubsub.in-memory
-  version: v1
-";
+// The sidecar's configuration and resources, as the in-process tests build them.
+#[path = "../../tests/sidecar/common/setup.rs"]
+pub(crate) mod setup;
+
+/// The runtime every bench runs its async side on: two workers.
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The criterion settings of the benches, with `measurement` per bench.
+pub(crate) fn criterion(measurement: Duration) -> criterion::Criterion {
+    criterion::Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(measurement)
+        .sample_size(30)
+}
+
+/// `iters` rounds on `rt`, one after another, adding up the time each says it took (for
+/// criterion's `iter_custom`, with `block_on` instead of its async support: one feature less).
+pub(crate) fn sum_rounds(
+    rt: &tokio::runtime::Runtime,
+    iters: u64,
+    mut round: impl AsyncFnMut() -> Duration,
+) -> Duration {
+    rt.block_on(async {
+        let mut total = Duration::ZERO;
+        for _ in 0..iters {
+            total += round().await;
+        }
+        total
+    })
+}
 
 /// The topic the app subscribes to (route `/orders`); publishing to any other topic delivers
 /// nothing.

@@ -249,12 +249,16 @@ pub(crate) mod pubsub {
         .pubsub_resource(name)
     }
 
+    /// The `info` of an error's reason from `(key, value)` pairs.
+    fn info<const N: usize>(pairs: [(&str, &str); N]) -> BTreeMap<String, String> {
+        pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
     pub(crate) fn cloud_event(name: &str, app_id: &str, err: &str) -> ApiError {
-        let info = [
-            ("appID".to_owned(), app_id.to_owned()),
-            ("error".to_owned(), err.to_owned()),
-        ]
-        .into();
+        let info = info([("appID", app_id), ("error", err)]);
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "ERR_PUBSUB_CLOUD_EVENTS_SER",
@@ -266,11 +270,7 @@ pub(crate) mod pubsub {
 
     pub(crate) fn forbidden(name: &str, topic: &str, app_id: &str) -> ApiError {
         let message = format!("topic {topic} is not allowed for app id {app_id}");
-        let info = [
-            ("topic".to_owned(), topic.to_owned()),
-            ("error".to_owned(), message.clone()),
-        ]
-        .into();
+        let info = info([("topic", topic), ("error", &message)]);
         ApiError::new(StatusCode::FORBIDDEN, "ERR_PUBSUB_FORBIDDEN", message)
             .reason("DAPR_PUBSUB_FORBIDDEN", info)
             .pubsub_resource(name)
@@ -278,11 +278,7 @@ pub(crate) mod pubsub {
 
     pub(crate) fn publish_failed(name: &str, topic: &str, err: &str) -> ApiError {
         let message = format!("error when publishing to topic {topic} in pubsub {name}: {err}");
-        let info = [
-            ("topic".to_owned(), topic.to_owned()),
-            ("error".to_owned(), err.to_owned()),
-        ]
-        .into();
+        let info = info([("topic", topic), ("error", err)]);
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "ERR_PUBSUB_PUBLISH_MESSAGE",

@@ -105,16 +105,7 @@ pub(crate) fn publish_status(f: &PublishFailure) -> Status {
 }
 
 fn trace(md: &MetadataMap) -> Trace {
-    let get = |k| {
-        md.get(k)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned()
-    };
-    Trace {
-        traceparent: get("traceparent"),
-        tracestate: get("tracestate"),
-    }
+    Trace::from_headers(|k| md.get(k).and_then(|v| v.to_str().ok()))
 }
 
 fn unimplemented(method: &str) -> Status {

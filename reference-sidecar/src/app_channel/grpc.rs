@@ -18,12 +18,11 @@ use dapr::dapr::proto::runtime::v1::{
     ListTopicSubscriptionsResponse, TopicEventRequest, TopicEventResponse,
 };
 use serde_json::{Map, Value};
-use tokio::sync::Semaphore;
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request};
 
-use super::{ChannelError, ChannelSettings, Outcome};
+use super::{ChannelError, ChannelSettings, Limiter, Outcome, host_part};
 use crate::routing::{CompileError, Rule};
 use crate::subscription::{Kind, Subscription};
 
@@ -35,7 +34,7 @@ pub struct GrpcAppChannel {
     init_timeout: Duration,
     addr: Arc<str>,
     token: Option<AsciiMetadataValue>,
-    limiter: Option<Arc<Semaphore>>,
+    limiter: Limiter,
 }
 
 impl GrpcAppChannel {
@@ -52,11 +51,7 @@ impl GrpcAppChannel {
             max_response_bytes,
             ..
         } = *settings;
-        let host = if address.contains(':') {
-            format!("[{address}]")
-        } else {
-            address.to_owned()
-        };
+        let host = host_part(address);
         let addr: Arc<str> = format!("{host}:{port}").into();
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
             .map_err(|e| ChannelError(format!("app address {addr}: {e}")))?
@@ -72,10 +67,7 @@ impl GrpcAppChannel {
                 Ok(v)
             })
             .transpose()?;
-        let limiter = usize::try_from(max_concurrency)
-            .ok()
-            .filter(|n| *n > 0)
-            .map(|n| Arc::new(Semaphore::new(n)));
+        let limiter = Limiter::new(max_concurrency);
         Ok(GrpcAppChannel {
             // An answer larger than the cap fails as RESOURCE_EXHAUSTED (tonic's own default
             // cap is 4 MiB).
@@ -129,10 +121,7 @@ impl GrpcAppChannel {
         metadata: &MetadataMap,
         timeout: Option<Duration>,
     ) -> Outcome {
-        let _permit = match &self.limiter {
-            Some(l) => l.clone().acquire_owned().await.ok(),
-            None => None,
-        };
+        let _permit = self.limiter.acquire().await;
         let req = self.request(event.clone(), metadata.clone());
         let mut client = self.client.clone();
         let answer = match timeout {

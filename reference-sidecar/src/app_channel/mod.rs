@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::limits::Limits;
 
@@ -106,7 +106,40 @@ pub struct AppChannel {
     /// The `Host` header hyper-util would format on every request (`host:port`, or `host` alone
     /// on port 80), formatted once; `None` leaves it to hyper-util.
     host: Option<HeaderValue>,
-    limiter: Option<Arc<Semaphore>>,
+    limiter: Limiter,
+}
+
+/// `--app-max-concurrency` as a bound on the calls in flight to the app (none below 1); shared
+/// by the HTTP and gRPC channels.
+#[derive(Clone)]
+struct Limiter(Option<Arc<Semaphore>>);
+
+impl Limiter {
+    fn new(max_concurrency: i64) -> Limiter {
+        Limiter(
+            usize::try_from(max_concurrency)
+                .ok()
+                .filter(|n| *n > 0)
+                .map(|n| Arc::new(Semaphore::new(n))),
+        )
+    }
+
+    /// Waits for a free slot, when bounded; the slot is freed when the permit is dropped.
+    async fn acquire(&self) -> Option<OwnedSemaphorePermit> {
+        match &self.0 {
+            Some(l) => l.clone().acquire_owned().await.ok(),
+            None => None,
+        }
+    }
+}
+
+/// `address` as the host of `host:port`: an IPv6 address goes in brackets.
+fn host_part(address: &str) -> String {
+    if address.contains(':') {
+        format!("[{address}]")
+    } else {
+        address.to_owned()
+    }
 }
 
 /// The app address or token cannot be used in HTTP.
@@ -151,11 +184,7 @@ impl AppChannel {
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
             .build(connector);
-        let host = if address.contains(':') {
-            format!("[{address}]")
-        } else {
-            address.to_owned()
-        };
+        let host = host_part(address);
         let token = token
             .map(|t| {
                 let mut v = HeaderValue::from_str(t).map_err(|_| {
@@ -168,10 +197,7 @@ impl AppChannel {
             .transpose()?;
         let app_id = HeaderValue::from_str(app_id)
             .map_err(|_| ChannelError(format!("app id {app_id:?} is not a valid header value")))?;
-        let limiter = usize::try_from(max_concurrency)
-            .ok()
-            .filter(|n| *n > 0)
-            .map(|n| Arc::new(Semaphore::new(n)));
+        let limiter = Limiter::new(max_concurrency);
         let host_header = if port == 80 {
             host.clone()
         } else {
@@ -253,10 +279,7 @@ impl AppChannel {
         headers: &HeaderMap,
         timeout: Option<Duration>,
     ) -> Outcome {
-        let _permit = match &self.limiter {
-            Some(l) => l.clone().acquire_owned().await.ok(),
-            None => None,
-        };
+        let _permit = self.limiter.acquire().await;
         let call = self.post(path, body, headers);
         match timeout {
             Some(t) => match tokio::time::timeout(t, call).await {
@@ -455,10 +478,7 @@ impl AppChannel {
         mut headers: HeaderMap,
         body: Bytes,
     ) -> Result<http::Response<ForwardBody>, ForwardError> {
-        let _permit = match &self.limiter {
-            Some(l) => l.clone().acquire_owned().await.ok(),
-            None => None,
-        };
+        let _permit = self.limiter.acquire().await;
         let mut req = Request::builder()
             .method(method)
             .uri(format!("{}{path_and_query}", self.base))

@@ -47,8 +47,8 @@ use rdkafka::util::Timeout;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::metadata::{Lookup, bad};
-use super::{BrokerError, Closing, Handler, Message, PublishError, is_generic_key};
+use super::metadata::{Lookup, bad, unsupported_keys};
+use super::{BrokerError, Closing, Handler, Message, PublishError};
 
 /// How often stored offsets are committed: sarama's default auto-commit interval.
 const COMMIT_INTERVAL_MS: &str = "1000";
@@ -126,10 +126,7 @@ impl Settings {
         app_id: &str,
     ) -> Result<(Settings, Vec<String>), BrokerError> {
         let m = Lookup(md);
-        let warnings = md
-            .keys()
-            .filter(|k| !SUPPORTED_KEYS.iter().any(|s| s.eq_ignore_ascii_case(k)))
-            .filter(|k| !is_generic_key(k))
+        let warnings = unsupported_keys(md, SUPPORTED_KEYS)
             .map(|k| format!("spec.metadata {k} is ignored by refsidecar's pubsub.kafka"))
             .collect();
 
@@ -656,26 +653,19 @@ mod tests {
             &[BASE[0], ("authType", "password")],
             "spec.metadata.authType",
         );
-        check_err(
-            &[BASE[0], BASE[1], ("initialOffset", "middle")],
-            "spec.metadata.initialOffset",
-        );
-        check_err(
-            &[BASE[0], BASE[1], ("maxMessageBytes", "-1")],
-            "spec.metadata.maxMessageBytes",
-        );
-        check_err(
-            &[BASE[0], BASE[1], ("backOffMaxRetries", "-2")],
-            "spec.metadata.backOffMaxRetries",
-        );
-        check_err(
-            &[BASE[0], BASE[1], ("backOffPolicy", "exponential")],
-            "spec.metadata.backOffPolicy",
-        );
-        check_err(
-            &[BASE[0], BASE[1], ("heartbeatInterval", "20s")],
-            "spec.metadata.heartbeatInterval",
-        );
+        // One bad value on top of valid metadata.
+        for (key, value) in [
+            ("initialOffset", "middle"),
+            ("maxMessageBytes", "-1"),
+            ("backOffMaxRetries", "-2"),
+            ("backOffPolicy", "exponential"),
+            ("heartbeatInterval", "20s"),
+        ] {
+            check_err(
+                &[BASE[0], BASE[1], (key, value)],
+                &format!("spec.metadata.{key}"),
+            );
+        }
     }
 
     #[test]

@@ -1,12 +1,37 @@
 //! Reading a component's metadata the way contrib does: keys case-insensitive, an empty value
-//! as absent, Go's spellings of numbers, booleans and durations; shared by `pubsub.redis` and
-//! `pubsub.kafka`.
+//! as absent, Go's spellings of numbers, booleans and durations; shared by `pubsub.redis`,
+//! `pubsub.kafka` and `state.redis`. Also which keys a pubsub component ignores (every broker
+//! warns about them).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::BrokerError;
 use crate::duration::parse_go_duration;
+
+/// Keys any component may carry: scoping and consumer identity.
+const GENERIC_KEYS: &[&str] = &[
+    "publishingScopes",
+    "subscriptionScopes",
+    "allowedTopics",
+    "protectedTopics",
+    "consumerID",
+];
+
+/// Whether `key` is one of `keys`, case-insensitively (as contrib decodes metadata).
+pub(crate) fn is_one_of(key: &str, keys: &[&str]) -> bool {
+    keys.iter().any(|k| k.eq_ignore_ascii_case(key))
+}
+
+/// The keys of `md` a component reads neither among its own (`supported`) nor among those any
+/// component may carry: the ones start-up warns about.
+pub(crate) fn unsupported_keys<'a>(
+    md: &'a BTreeMap<String, String>,
+    supported: &'a [&str],
+) -> impl Iterator<Item = &'a String> {
+    md.keys()
+        .filter(move |k| !is_one_of(k, supported) && !is_one_of(k, GENERIC_KEYS))
+}
 
 /// Case-insensitive access to metadata; an empty value counts as absent, as in contrib.
 pub(crate) struct Lookup<'a>(pub(crate) &'a BTreeMap<String, String>);

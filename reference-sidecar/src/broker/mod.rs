@@ -9,7 +9,7 @@
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod memory;
-mod metadata;
+pub(crate) mod metadata;
 pub mod redis;
 
 use std::collections::BTreeMap;
@@ -206,10 +206,7 @@ impl Broker {
     ) -> Result<(Broker, Vec<String>), BrokerError> {
         match def.type_.as_str() {
             "pubsub.in-memory" => {
-                let warnings = def
-                    .metadata
-                    .keys()
-                    .filter(|k| !is_generic_key(k))
+                let warnings = metadata::unsupported_keys(&def.metadata, &[])
                     .map(|k| format!("spec.metadata {k} is ignored by pubsub.in-memory"))
                     .collect();
                 Ok((Broker::InMemory(memory::InMemory::new()), warnings))
@@ -287,17 +284,4 @@ impl Broker {
             Broker::Kafka(_) => &[],
         }
     }
-}
-
-/// Keys any component may carry: scoping and consumer identity.
-fn is_generic_key(k: &str) -> bool {
-    [
-        "publishingScopes",
-        "subscriptionScopes",
-        "allowedTopics",
-        "protectedTopics",
-        "consumerID",
-    ]
-    .iter()
-    .any(|g| g.eq_ignore_ascii_case(k))
 }

@@ -418,31 +418,34 @@ fn resiliency(
     }
     for (name, p) in policies.retries {
         let key = format!("spec.policies.retries.{name}");
+        // A duration of this policy, or its default when unset.
+        let duration_or = |field: &str, value: &Option<String>, default: Duration| match value {
+            Some(d) => duration_field(&format!("{key}.{field}"), d),
+            None => Ok(default),
+        };
+        let only_for = |field: &str, policy: &str| {
+            format!(
+                "{}: {what}: {key}.{field} only applies to {policy} policies",
+                file.display()
+            )
+        };
         let backoff = match p.policy.as_deref().unwrap_or("constant") {
             "constant" | "" => {
                 if p.max_interval.is_some() {
-                    warnings.push(format!(
-                        "{}: {what}: {key}.maxInterval only applies to exponential policies",
-                        file.display()
-                    ));
+                    warnings.push(only_for("maxInterval", "exponential"));
                 }
-                let d = match &p.duration {
-                    Some(d) => duration_field(&format!("{key}.duration"), d)?,
-                    None => Duration::from_secs(5),
-                };
-                Backoff::Constant(d)
+                Backoff::Constant(duration_or(
+                    "duration",
+                    &p.duration,
+                    Duration::from_secs(5),
+                )?)
             }
             "exponential" => {
                 if p.duration.is_some() {
-                    warnings.push(format!(
-                        "{}: {what}: {key}.duration only applies to constant policies",
-                        file.display()
-                    ));
+                    warnings.push(only_for("duration", "constant"));
                 }
-                let max_interval = match &p.max_interval {
-                    Some(d) => duration_field(&format!("{key}.maxInterval"), d)?,
-                    None => Duration::from_secs(60),
-                };
+                let max_interval =
+                    duration_or("maxInterval", &p.max_interval, Duration::from_secs(60))?;
                 Backoff::Exponential { max_interval }
             }
             other => {

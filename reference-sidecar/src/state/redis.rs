@@ -12,6 +12,7 @@ use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::{Item, StateError, StoreError};
+use crate::broker::metadata::Lookup;
 
 /// Metadata names `state.redis` reads.
 pub const METADATA_KEYS: &[&str] = &["redisHost", "redisPassword", "redisUsername", "redisDB"];
@@ -46,12 +47,8 @@ impl std::fmt::Debug for RedisStore {
 
 /// The connection URL for the component's metadata (credentials percent-encoded).
 pub fn url(md: &BTreeMap<String, String>) -> Result<String, StateError> {
-    let get = |k: &str| {
-        md.iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(k))
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.is_empty())
-    };
+    let m = Lookup(md);
+    let get = |k: &str| m.get(k);
     let host = get("redisHost").ok_or(StateError::Metadata {
         key: "redisHost",
         message: "required (host:port)".into(),
@@ -77,11 +74,7 @@ impl RedisStore {
     /// Connects as daprd does at component init: an unreachable server fails start-up.
     pub async fn connect(md: &BTreeMap<String, String>) -> Result<RedisStore, StateError> {
         let url = url(md)?;
-        let addr = md
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("redisHost"))
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
+        let addr = Lookup(md).get("redisHost").unwrap_or("").to_owned();
         let connect = |source| StateError::Connect {
             addr: addr.clone(),
             source,
@@ -132,31 +125,31 @@ impl RedisStore {
 
     /// Writes `data` and bumps `version`, under contrib's ETag rule.
     pub async fn set(&self, key: &str, value: Bytes, etag: Option<&str>) -> Result<(), StoreError> {
-        let version = parse_etag(etag)?;
-        let mut conn = self.conn.clone();
-        // Plain EVAL: scripts are small, and EVALSHA caching needs the crate's `script` feature.
-        let result: Result<i64, _> = redis::cmd("EVAL")
-            .arg(SET)
-            .arg(1)
-            .arg(key)
-            .arg(version)
-            .arg(value.as_ref())
-            .query_async(&mut conn)
-            .await;
-        script_result(result.map(drop), key)
+        self.run_script(SET, key, etag, Some(value.as_ref())).await
     }
 
     /// Deletes the key under contrib's ETag rule.
     pub async fn delete(&self, key: &str, etag: Option<&str>) -> Result<(), StoreError> {
+        self.run_script(DELETE, key, etag, None).await
+    }
+
+    /// Runs `script` on `key` with the version `etag` names (and `value`, for a write).
+    async fn run_script(
+        &self,
+        script: &str,
+        key: &str,
+        etag: Option<&str>,
+        value: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
         let version = parse_etag(etag)?;
         let mut conn = self.conn.clone();
-        let result: Result<i64, _> = redis::cmd("EVAL")
-            .arg(DELETE)
-            .arg(1)
-            .arg(key)
-            .arg(version)
-            .query_async(&mut conn)
-            .await;
+        // Plain EVAL: scripts are small, and EVALSHA caching needs the crate's `script` feature.
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(script).arg(1).arg(key).arg(version);
+        if let Some(value) = value {
+            cmd.arg(value);
+        }
+        let result: Result<i64, _> = cmd.query_async(&mut conn).await;
         script_result(result.map(drop), key)
     }
 }

@@ -9,16 +9,10 @@ use http_body_util::Full;
 use reference_sidecar::{Listeners, run};
 use serde_json::{Value, json};
 
-use crate::common::{App, config};
+use crate::common::{App, IN_MEMORY, chain, error_code, orders};
 
-const RESOURCES: &str = r#"
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: pubsub
-spec:
-  type: pubsub.in-memory
-  version: v1
+/// The state store of the tests, `statestore`, in memory (a second YAML document).
+const STATE_STORE: &str = "\
 ---
 apiVersion: dapr.io/v1alpha1
 kind: Component
@@ -27,47 +21,30 @@ metadata:
 spec:
   type: state.in-memory
   version: v1
-"#;
+";
 
 /// A sidecar with the in-memory pubsub and state store (and `extra_resources`), in front of an
 /// echo app subscribed to `orders`.
 struct Sidecar {
     app: App,
     inner: crate::common::Sidecar,
-    _dir: tempfile::TempDir,
 }
 
 async fn start(extra_resources: &str, api_token: Option<&str>, app_token: Option<&str>) -> Sidecar {
-    let (app, port) =
-        App::start_echo(json!([{"pubsubname": "pubsub", "topic": "orders", "route": "/orders"}]))
-            .await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("resources.yaml"),
-        format!("{RESOURCES}{extra_resources}"),
-    )
-    .unwrap();
-    let mut config = config("checkout", Some(port), dir.path());
-    config.api_token = api_token.map(reference_sidecar::Secret::from);
-    config.app_api_token = app_token.map(reference_sidecar::Secret::from);
-    Sidecar {
-        app,
-        inner: crate::common::Sidecar::start(config).await,
-        _dir: dir,
-    }
+    let (app, port) = App::start_echo(orders()).await;
+    let yaml = format!("{IN_MEMORY}{STATE_STORE}{extra_resources}");
+    let inner = crate::common::Sidecar::with_resources(Some(port), &yaml, |config| {
+        config.api_token = api_token.map(reference_sidecar::Secret::from);
+        config.app_api_token = app_token.map(reference_sidecar::Secret::from);
+    })
+    .await;
+    Sidecar { app, inner }
 }
 
 impl Sidecar {
     async fn stop(self) {
         self.inner.stop().await;
     }
-}
-
-fn error_code(body: &[u8]) -> String {
-    serde_json::from_slice::<Value>(body).unwrap()["errorCode"]
-        .as_str()
-        .unwrap_or("")
-        .to_owned()
 }
 
 mod grpc {
@@ -382,10 +359,7 @@ async fn unknown_component_types_name_file_and_field() {
         let err = run(config, Listeners::default(), std::future::pending())
             .await
             .unwrap_err();
-        let chain = std::iter::successors(Some(&err as &dyn std::error::Error), |e| e.source())
-            .map(|e| e.to_string())
-            .collect::<Vec<_>>()
-            .join(": ");
+        let chain = chain(&err);
         assert!(
             chain.contains("bad.yaml") && chain.contains(field) && chain.contains(type_),
             "{chain}"

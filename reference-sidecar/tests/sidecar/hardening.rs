@@ -4,7 +4,6 @@
 //!
 //! Every wait has a deadline; the timeouts under test are short so that the tests are fast.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -18,7 +17,7 @@ use reference_sidecar::app_channel::{AppChannel, ChannelSettings, InitError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::common::config;
+use crate::common::{IN_MEMORY, Sidecar};
 
 const DEADLINE: Duration = Duration::from_secs(10);
 const SHORT: Duration = Duration::from_millis(300);
@@ -67,30 +66,13 @@ fn limits() -> Limits {
 
 /// A sidecar with the in-memory pubsub, `limits`, a 64 KiB body cap and `grace` to shut down,
 /// in front of [`app`].
-struct Sidecar {
-    inner: crate::common::Sidecar,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
 async fn start(grace: Duration, limits: Limits) -> Sidecar {
-    let app_port = app().await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("pubsub.yaml"),
-        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: pubsub\nspec:\n  type: pubsub.in-memory\n  version: v1\n",
-    )
-    .unwrap();
-    let mut config = config("checkout", Some(app_port), dir.path());
-    config.max_body_size = CAP;
-    config.graceful_shutdown = grace;
-    config.limits = limits;
-    let inner = crate::common::Sidecar::start(config).await;
-    Sidecar {
-        addr: inner.addr,
-        inner,
-        _dir: dir,
-    }
+    Sidecar::with_resources(Some(app().await), IN_MEMORY, |config| {
+        config.max_body_size = CAP;
+        config.graceful_shutdown = grace;
+        config.limits = limits;
+    })
+    .await
 }
 
 /// GET on a fresh connection: status and body.
@@ -196,7 +178,7 @@ async fn shutdown_drops_requests_still_in_flight_after_the_grace_period() {
         .await
         .expect("the invocation reached the app");
     let started = Instant::now();
-    s.inner.stop().await; // `run` returns `Ok` within the deadline
+    s.stop().await; // `run` returns `Ok` within the deadline
     let took = started.elapsed();
     assert!(
         took >= grace && took < grace + Duration::from_secs(1),

@@ -3,60 +3,30 @@
 //! errors. Every wait is on an observable condition with a deadline.
 
 use axum::http::StatusCode;
-use reference_sidecar::{Listeners, run};
 use serde_json::{Value, json};
 
-use crate::common::{App, Sidecar, config};
+use crate::common::{
+    App, IN_MEMORY, RETRY_POLICY, Sidecar, app_with_sidecar, chain, config, error_code,
+    pubsub_component, start_up_error,
+};
 
-const RESOURCES: &str = r#"
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: pubsub
-spec:
-  type: pubsub.in-memory
-  version: v1
----
-apiVersion: dapr.io/v1alpha1
-kind: Resiliency
-metadata:
-  name: retries
-spec:
-  policies:
-    retries:
-      pubsubRetry:
-        policy: constant
-        duration: 10ms
-        maxRetries: 2
-  targets:
-    components:
-      pubsub:
-        inbound:
-          retry: pubsubRetry
-"#;
-
-/// The app, a sidecar subscribed to `orders` (dead letters to `poison`) and `poison`, and the
-/// resources directory.
+/// The app and a sidecar subscribed to `orders` (dead letters to `poison`) and `poison`, with
+/// the in-memory pubsub retried by the resiliency policy.
 struct Harness {
     app: App,
     sidecar: Sidecar,
-    _dir: tempfile::TempDir,
 }
 
 async fn start() -> Harness {
-    let (app, port) = App::start(json!([
-        {"pubsubname": "pubsub", "topic": "orders", "route": "/orders", "deadLetterTopic": "poison"},
-        {"pubsubname": "pubsub", "topic": "poison", "route": "/dlq"},
-    ]))
+    let (app, sidecar) = app_with_sidecar(
+        json!([
+            {"pubsubname": "pubsub", "topic": "orders", "route": "/orders", "deadLetterTopic": "poison"},
+            {"pubsubname": "pubsub", "topic": "poison", "route": "/dlq"},
+        ]),
+        &format!("{IN_MEMORY}{RETRY_POLICY}"),
+    )
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("resources.yaml"), RESOURCES).unwrap();
-    let sidecar = Sidecar::start(config("checkout", Some(port), dir.path())).await;
-    Harness {
-        app,
-        sidecar,
-        _dir: dir,
-    }
+    Harness { app, sidecar }
 }
 
 impl Harness {
@@ -143,46 +113,34 @@ async fn done_when_scenario() {
         "the DLQ copy keeps the original id"
     );
 
-    // Unknown pubsub.
-    let (status, body) = h
-        .request(
-            "POST",
+    // Unknown pubsub; bad input: malformed CloudEvent, bad rawPayload, oversized body.
+    for (path, ct, body, status, code) in [
+        (
             "/v1.0/publish/nope/orders",
             Some("application/json"),
             "{}",
-        )
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    let body: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(body["errorCode"], "ERR_PUBSUB_NOT_FOUND");
-
-    // Bad input: malformed CloudEvent, bad rawPayload, oversized body.
-    let (status, body) = h
-        .request(
-            "POST",
+            StatusCode::NOT_FOUND,
+            "ERR_PUBSUB_NOT_FOUND",
+        ),
+        (
             "/v1.0/publish/pubsub/orders",
             Some("application/cloudevents+json"),
             "[1]",
-        )
-        .await;
-    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(
-        serde_json::from_slice::<Value>(&body).unwrap()["errorCode"],
-        "ERR_PUBSUB_CLOUD_EVENTS_SER"
-    );
-    let (status, body) = h
-        .request(
-            "POST",
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ERR_PUBSUB_CLOUD_EVENTS_SER",
+        ),
+        (
             "/v1.0/publish/pubsub/orders?metadata.rawPayload=maybe",
             None,
             "x",
-        )
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(
-        serde_json::from_slice::<Value>(&body).unwrap()["errorCode"],
-        "ERR_PUBSUB_REQUEST_METADATA"
-    );
+            StatusCode::BAD_REQUEST,
+            "ERR_PUBSUB_REQUEST_METADATA",
+        ),
+    ] {
+        let (got, answer) = h.request("POST", path, ct, body).await;
+        assert_eq!(got, status, "{path}");
+        assert_eq!(error_code(&answer), code, "{path}");
+    }
     let big = "x".repeat((1 << 20) + 1);
     let (status, _) = h
         .request("POST", "/v1.0/publish/pubsub/orders", None, &big)
@@ -204,25 +162,12 @@ async fn start_up_errors_name_file_and_field() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("bad.yaml"),
-        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: pubsub\nspec:\n  type: pubsub.nonsense\n  version: v1\n",
+        pubsub_component("pubsub.nonsense", &[]),
     )
     .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let err = run(
-        config("checkout", Some(1), dir.path()),
-        Listeners {
-            http: vec![listener],
-            grpc: Vec::new(),
-        },
-        std::future::pending(),
-    )
-    .await
-    .unwrap_err();
+    let err = start_up_error(config("checkout", Some(1), dir.path())).await;
     let text = format!("{err:#}");
-    let chain = std::iter::successors(Some(&err as &dyn std::error::Error), |e| e.source())
-        .map(|e| e.to_string())
-        .collect::<Vec<_>>()
-        .join(": ");
+    let chain = chain(&err);
     assert!(
         chain.contains("bad.yaml")
             && chain.contains("spec.type")

@@ -14,7 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{App, DEADLINE, Sidecar, config, wait_until};
+use crate::common::{
+    App, DEADLINE, Sidecar, app_with_sidecar, orders, pubsub_component, start_up_failure,
+    wait_until,
+};
 use base64::Engine as _;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -267,35 +270,21 @@ fn cluster_id() -> String {
 /// A `pubsub.kafka` component named `pubsub` on `server` with test-friendly group timeouts,
 /// plus `extra` metadata.
 fn component(server: &KafkaBroker, extra: &[(&str, &str)]) -> String {
-    let mut yaml = format!(
-        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: pubsub\nspec:\n  \
-         type: pubsub.kafka\n  version: v1\n  metadata:\n  - name: brokers\n    value: \"{}\"\n  \
-         - name: authType\n    value: none\n  - name: initialOffset\n    value: oldest\n  \
-         - name: sessionTimeout\n    value: 1500ms\n  - name: heartbeatInterval\n    value: 300ms\n",
-        server.addr()
-    );
-    for (k, v) in extra {
-        yaml.push_str(&format!("  - name: {k}\n    value: \"{v}\"\n"));
-    }
-    yaml
-}
-
-fn resources(yaml: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("resources.yaml"), yaml).unwrap();
-    dir
-}
-
-fn orders() -> Value {
-    json!([{"pubsubname": "pubsub", "topic": "orders", "route": "/orders"}])
+    let brokers = server.addr();
+    let base = [
+        ("brokers", brokers.as_str()),
+        ("authType", "none"),
+        ("initialOffset", "oldest"),
+        ("sessionTimeout", "1500ms"),
+        ("heartbeatInterval", "300ms"),
+    ];
+    pubsub_component("pubsub.kafka", &[&base, extra].concat())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_then_deliver_with_key_and_headers() {
     let server = KafkaBroker::start().await;
-    let (app, port) = App::start(orders()).await;
-    let dir = resources(&component(&server, &[]));
-    let sidecar = Sidecar::start(config("checkout", Some(port), dir.path())).await;
+    let (app, sidecar) = app_with_sidecar(orders(), &component(&server, &[])).await;
 
     sidecar
         .publish_ok(
@@ -325,9 +314,8 @@ async fn publish_then_deliver_with_key_and_headers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_key_same_partition_same_order() {
     let server = KafkaBroker::start().await;
-    let (app, port) = App::start(orders()).await;
-    let dir = resources(&component(&server, &[("partitionCount", "4")]));
-    let sidecar = Sidecar::start(config("checkout", Some(port), dir.path())).await;
+    let (app, sidecar) =
+        app_with_sidecar(orders(), &component(&server, &[("partitionCount", "4")])).await;
 
     let keys = ["k1", "k2", "k3", "k4", "k5"];
     for seq in 0..20 {
@@ -375,9 +363,9 @@ async fn same_key_same_partition_same_order() {
 async fn unfinished_message_is_redelivered_to_the_same_group() {
     let server = KafkaBroker::start().await;
     let (app, port) = App::start(orders()).await;
-    let dir = resources(&component(&server, &[]));
+    let yaml = component(&server, &[]);
 
-    let first = Sidecar::start(config("checkout", Some(port), dir.path())).await;
+    let first = Sidecar::with_resources(Some(port), &yaml, |_| {}).await;
     first.publish_ok("orders", &json!({"tag": "done"})).await;
     app.wait("/orders", "done", 1).await;
     wait_until("the first offset to be committed", DEADLINE, async || {
@@ -394,7 +382,7 @@ async fn unfinished_message_is_redelivered_to_the_same_group() {
     assert_eq!(server.committed("checkout", "orders").await, Some(1));
 
     // Same app-id, so same consumer group: it resumes at the committed offset.
-    let second = Sidecar::start(config("checkout", Some(port), dir.path())).await;
+    let second = Sidecar::with_resources(Some(port), &yaml, |_| {}).await;
     app.wait_within("/orders", "stuck", 2, Duration::from_secs(20))
         .await;
     wait_until("the second offset to be committed", DEADLINE, async || {
@@ -419,12 +407,14 @@ async fn unfinished_message_is_redelivered_to_the_same_group() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nack_is_retried_by_the_component_then_skipped() {
     let server = KafkaBroker::start().await;
-    let (app, port) = App::start(orders()).await;
-    let dir = resources(&component(
-        &server,
-        &[("backOffDuration", "50ms"), ("backOffMaxRetries", "2")],
-    ));
-    let sidecar = Sidecar::start(config("checkout", Some(port), dir.path())).await;
+    let (app, sidecar) = app_with_sidecar(
+        orders(),
+        &component(
+            &server,
+            &[("backOffDuration", "50ms"), ("backOffMaxRetries", "2")],
+        ),
+    )
+    .await;
 
     sidecar
         .publish_ok("orders", &json!({"tag": "bad", "mode": "retry"}))
@@ -446,48 +436,24 @@ async fn nack_is_retried_by_the_component_then_skipped() {
     sidecar.stop().await;
 }
 
-/// The `Display` of every error in the chain, joined.
-fn chain(err: &dyn std::error::Error) -> String {
-    std::iter::successors(Some(err), |e| e.source())
-        .map(|e| e.to_string())
-        .collect::<Vec<_>>()
-        .join(": ")
-}
-
 #[tokio::test]
 async fn bad_metadata_fails_start_up_naming_the_key() {
     // No broker is needed: metadata is validated before connecting.
-    let yaml = |k: &str, v: &str| {
-        format!(
-            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: pubsub\nspec:\n  \
-             type: pubsub.kafka\n  version: v1\n  metadata:\n  - name: brokers\n    value: \
-             127.0.0.1:1\n  - name: {k}\n    value: \"{v}\"\n"
-        )
-    };
-    let none = "  - name: authType\n    value: none\n";
+    let brokers = ("brokers", "127.0.0.1:1");
     let cases = [
-        (yaml("authType", "password"), "authType", "password"),
         (
-            yaml("initialOffset", "middle") + none,
+            vec![brokers, ("authType", "password")],
+            "authType",
+            "password",
+        ),
+        (
+            vec![brokers, ("initialOffset", "middle"), ("authType", "none")],
             "initialOffset",
             "middle",
         ),
     ];
-    for (component, key, value) in cases {
-        let dir = resources(&component);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let listeners = reference_sidecar::Listeners {
-            http: vec![listener],
-            ..Default::default()
-        };
-        let err = reference_sidecar::run(
-            config("checkout", None, dir.path()),
-            listeners,
-            std::future::pending(),
-        )
-        .await
-        .unwrap_err();
-        let text = chain(&err);
+    for (metadata, key, value) in cases {
+        let text = start_up_failure(&pubsub_component("pubsub.kafka", &metadata)).await;
         assert!(
             text.contains("resources.yaml")
                 && text.contains(&format!("spec.metadata.{key}"))

@@ -7,54 +7,22 @@
 //! and metadata errors at start-up. These tests fail (they do not skip) when `redis-server` is
 //! not installed.
 
-use std::path::Path;
 use std::time::Duration;
 
-use crate::common::{App, DEADLINE, RedisServer, Sidecar, config, wait_until};
+use crate::common::{
+    App, DEADLINE, RETRY_POLICY, RedisServer, Sidecar, app_with_sidecar, config, error_code,
+    orders, pubsub_component, resources, start_up_failure, wait_until,
+};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 /// A `pubsub.redis` component named `pubsub` on `server`, plus `extra` metadata.
 fn component(server: &RedisServer, extra: &[(&str, &str)]) -> String {
-    let mut yaml = format!(
-        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: pubsub\nspec:\n  \
-         type: pubsub.redis\n  version: v1\n  metadata:\n  - name: redisHost\n    value: \"{}\"\n",
-        server.addr()
-    );
-    for (k, v) in extra {
-        yaml.push_str(&format!("  - name: {k}\n    value: \"{v}\"\n"));
-    }
-    yaml
-}
-
-const RETRY_POLICY: &str = "
----
-apiVersion: dapr.io/v1alpha1
-kind: Resiliency
-metadata:
-  name: retries
-spec:
-  policies:
-    retries:
-      pubsubRetry:
-        policy: constant
-        duration: 10ms
-        maxRetries: 2
-  targets:
-    components:
-      pubsub:
-        inbound:
-          retry: pubsubRetry
-";
-
-fn resources(yaml: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("resources.yaml"), yaml).unwrap();
-    dir
-}
-
-fn orders() -> Value {
-    json!([{"pubsubname": "pubsub", "topic": "orders", "route": "/orders"}])
+    let host = server.addr();
+    pubsub_component(
+        "pubsub.redis",
+        &[&[("redisHost", host.as_str())], extra].concat(),
+    )
 }
 
 async fn wait_acked(server: &RedisServer, topic: &str, group: &str) {
@@ -69,9 +37,7 @@ async fn wait_acked(server: &RedisServer, topic: &str, group: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_then_deliver_with_metadata_and_ack() {
     let server = RedisServer::start().await;
-    let (app, port) = App::start(orders()).await;
-    let dir = resources(&component(&server, &[]));
-    let sidecar = Sidecar::start(config("checkout", Some(port), dir.path())).await;
+    let (app, sidecar) = app_with_sidecar(orders(), &component(&server, &[])).await;
 
     sidecar
         .publish_ok("orders?metadata.colour=blue", &json!({"tag": "a"}))
@@ -101,9 +67,8 @@ async fn publish_then_deliver_with_metadata_and_ack() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrency_one_keeps_fifo() {
     let server = RedisServer::start().await;
-    let (app, port) = App::start(orders()).await;
-    let dir = resources(&component(&server, &[("concurrency", "1")]));
-    let sidecar = Sidecar::start(config("checkout", Some(port), dir.path())).await;
+    let (app, sidecar) =
+        app_with_sidecar(orders(), &component(&server, &[("concurrency", "1")])).await;
 
     for i in 0..50 {
         sidecar
@@ -123,15 +88,15 @@ async fn concurrency_one_keeps_fifo() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_policy_then_dead_letter_then_ack() {
     let server = RedisServer::start().await;
-    let (app, port) = App::start(json!([
-        {"pubsubname": "pubsub", "topic": "orders", "route": "/orders", "deadLetterTopic": "poison"},
-        {"pubsubname": "pubsub", "topic": "poison", "route": "/dlq"},
-        {"pubsubname": "pubsub", "topic": "plain", "route": "/plain"},
-    ]))
+    let (app, sidecar) = app_with_sidecar(
+        json!([
+            {"pubsubname": "pubsub", "topic": "orders", "route": "/orders", "deadLetterTopic": "poison"},
+            {"pubsubname": "pubsub", "topic": "poison", "route": "/dlq"},
+            {"pubsubname": "pubsub", "topic": "plain", "route": "/plain"},
+        ]),
+        &(component(&server, &[("concurrency", "1")]) + RETRY_POLICY),
+    )
     .await;
-    let yaml = component(&server, &[("concurrency", "1")]) + RETRY_POLICY;
-    let dir = resources(&yaml);
-    let sidecar = Sidecar::start(config("checkout", Some(port), dir.path())).await;
 
     // RETRY every time: 1 + maxRetries attempts, then exactly one dead-letter copy.
     sidecar
@@ -195,8 +160,7 @@ async fn entry_read_by_a_crashed_sidecar_is_reclaimed() {
     let (app, port) = App::start(orders()).await;
 
     // The first sidecar reads the entry and crashes while the app is still on it.
-    let first_dir = resources(&component(&server, &[]));
-    let first = Sidecar::start(config("checkout", Some(port), first_dir.path())).await;
+    let first = Sidecar::with_resources(Some(port), &component(&server, &[]), |_| {}).await;
     first
         .publish_ok("orders", &json!({"tag": "stuck", "mode": "hang-first"}))
         .await;
@@ -205,11 +169,15 @@ async fn entry_read_by_a_crashed_sidecar_is_reclaimed() {
     assert_eq!(server.pending("orders", "checkout").await, 1);
 
     // Same app-id, so same group and consumer: only the reclaimer can bring the entry back.
-    let second_dir = resources(&component(
-        &server,
-        &[("processingTimeout", "1s"), ("redeliverInterval", "200")],
-    ));
-    let second = Sidecar::start(config("checkout", Some(port), second_dir.path())).await;
+    let second = Sidecar::with_resources(
+        Some(port),
+        &component(
+            &server,
+            &[("processingTimeout", "1s"), ("redeliverInterval", "200")],
+        ),
+        |_| {},
+    )
+    .await;
     app.wait("/orders", "stuck", 2).await;
     let ids: Vec<Value> = app
         .on("/orders")
@@ -224,9 +192,7 @@ async fn entry_read_by_a_crashed_sidecar_is_reclaimed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_fails_publish_then_recovers() {
     let mut server = RedisServer::start().await;
-    let (app, port) = App::start(orders()).await;
-    let dir = resources(&component(&server, &[]));
-    let sidecar = Sidecar::start(config("checkout", Some(port), dir.path())).await;
+    let (app, sidecar) = app_with_sidecar(orders(), &component(&server, &[])).await;
     sidecar
         .publish_ok("orders", &json!({"tag": "before"}))
         .await;
@@ -235,8 +201,7 @@ async fn redis_down_fails_publish_then_recovers() {
     server.stop();
     let (status, body) = sidecar.publish("orders", &json!({"tag": "lost"})).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-    let body: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(body["errorCode"], "ERR_PUBSUB_PUBLISH_MESSAGE");
+    assert_eq!(error_code(&body), "ERR_PUBSUB_PUBLISH_MESSAGE");
     assert!(!sidecar.is_finished(), "the sidecar keeps running");
 
     // Restarted empty: the client reconnects and the consumer recreates its group (NOGROUP).
@@ -259,48 +224,20 @@ async fn redis_down_fails_publish_then_recovers() {
     sidecar.stop().await;
 }
 
-/// The `Display` of every error in the chain, joined.
-fn chain(err: &dyn std::error::Error) -> String {
-    std::iter::successors(Some(err), |e| e.source())
-        .map(|e| e.to_string())
-        .collect::<Vec<_>>()
-        .join(": ")
-}
-
-async fn start_up_error(dir: &Path) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let listeners = reference_sidecar::Listeners {
-        http: vec![listener],
-        ..Default::default()
-    };
-    let err = reference_sidecar::run(
-        config("checkout", None, dir),
-        listeners,
-        std::future::pending(),
-    )
-    .await
-    .unwrap_err();
-    chain(&err)
-}
-
 #[tokio::test]
 async fn bad_metadata_fails_start_up_naming_the_key() {
     // No server is needed: metadata is validated before connecting.
-    let yaml = |k: &str, v: &str| {
-        format!(
-            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: pubsub\nspec:\n  \
-             type: pubsub.redis\n  version: v1\n  metadata:\n  - name: redisHost\n    value: \
-             127.0.0.1:1\n  - name: {k}\n    value: \"{v}\"\n"
-        )
-    };
     for (key, value) in [
         ("concurrency", "abc"),
         ("processingTimeout", "5 lots"),
         ("enableTLS", "true"),
         ("redisType", "cluster"),
     ] {
-        let dir = resources(&yaml(key, value));
-        let text = start_up_error(dir.path()).await;
+        let yaml = pubsub_component(
+            "pubsub.redis",
+            &[("redisHost", "127.0.0.1:1"), (key, value)],
+        );
+        let text = start_up_failure(&yaml).await;
         assert!(
             text.contains("resources.yaml")
                 && text.contains(&format!("spec.metadata.{key}"))
@@ -318,13 +255,8 @@ async fn unreachable_redis_fails_start_up() {
         .local_addr()
         .unwrap()
         .port();
-    let yaml = format!(
-        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: pubsub\nspec:\n  \
-         type: pubsub.redis\n  version: v1\n  metadata:\n  - name: redisHost\n    value: \
-         127.0.0.1:{port}\n"
-    );
-    let dir = resources(&yaml);
-    let text = start_up_error(dir.path()).await;
+    let host = format!("127.0.0.1:{port}");
+    let text = start_up_failure(&pubsub_component("pubsub.redis", &[("redisHost", &host)])).await;
     assert!(
         text.contains("spec.metadata.redisHost") && text.contains("cannot connect to redis"),
         "{text}"
@@ -336,11 +268,8 @@ async fn unreachable_redis_fails_start_up() {
 #[cfg(not(feature = "kafka"))]
 #[tokio::test]
 async fn kafka_without_the_feature_fails_start_up() {
-    let yaml = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: pubsub\nspec:\n  \
-                type: pubsub.kafka\n  version: v1\n  metadata:\n  - name: brokers\n    value: \
-                127.0.0.1:1\n";
-    let dir = resources(yaml);
-    let text = start_up_error(dir.path()).await;
+    let yaml = pubsub_component("pubsub.kafka", &[("brokers", "127.0.0.1:1")]);
+    let text = start_up_failure(&yaml).await;
     assert!(
         text.contains("resources.yaml")
             && text.contains("spec.type")

@@ -35,61 +35,56 @@ const JS_SDK: Option<&str> =
 const TUTORIAL: Option<&str> =
     Some("https://docs.dapr.io/getting-started/quickstarts/pubsub-quickstart/");
 
-const PUBLISHER: AppSpec = AppSpec {
-    name: "task-publisher",
-    runtime: Runtime::Python,
-    script: "python/publisher.py",
-    ready: Ready::Http("/docs"),
-};
-const FASTAPI_SUBSCRIBER: AppSpec = AppSpec {
-    name: "task-subscriber",
-    runtime: Runtime::Python,
-    script: "python/subscriber.py",
-    ready: Ready::Http("/received"),
-};
-const INVENTORY: AppSpec = AppSpec {
-    name: "inventory",
-    runtime: Runtime::Python,
-    script: "python/inventory.py",
-    ready: Ready::Http("/received"),
-};
-const ORDER_SERVICE: AppSpec = AppSpec {
-    name: "order-service",
-    runtime: Runtime::Node,
-    script: "node/order-service.js",
-    ready: Ready::LogLine("order service listening"),
-};
-const NODE_SUBSCRIBER: AppSpec = AppSpec {
-    name: "node-subscriber",
-    runtime: Runtime::Node,
-    script: "node/subscriber.js",
-    ready: Ready::Http("/received"),
-};
+/// An app of the tutorials: its name, runtime, script (or Go binary) and readiness sign.
+const fn app(name: &'static str, runtime: Runtime, script: &'static str, ready: Ready) -> AppSpec {
+    AppSpec {
+        name,
+        runtime,
+        script,
+        ready,
+    }
+}
 
-const CHECKOUT: AppSpec = AppSpec {
-    name: "checkout",
-    runtime: Runtime::Go,
-    script: "checkout",
-    ready: Ready::Http("/state"),
-};
-const WAREHOUSE: AppSpec = AppSpec {
-    name: "warehouse",
-    runtime: Runtime::Go,
-    script: "warehouse",
-    ready: Ready::Http("/state"),
-};
-const GO_STREAM: AppSpec = AppSpec {
-    name: "go-stream",
-    runtime: Runtime::Go,
-    script: "stream",
-    ready: Ready::Http("/state"),
-};
-const PY_GRPC_SUBSCRIBER: AppSpec = AppSpec {
-    name: "py-grpc-subscriber",
-    runtime: Runtime::Python,
-    script: "python/grpc_subscriber.py",
-    ready: Ready::Http("/received"),
-};
+const PUBLISHER: AppSpec = app(
+    "task-publisher",
+    Runtime::Python,
+    "python/publisher.py",
+    Ready::Http("/docs"),
+);
+const FASTAPI_SUBSCRIBER: AppSpec = app(
+    "task-subscriber",
+    Runtime::Python,
+    "python/subscriber.py",
+    Ready::Http("/received"),
+);
+const INVENTORY: AppSpec = app(
+    "inventory",
+    Runtime::Python,
+    "python/inventory.py",
+    Ready::Http("/received"),
+);
+const ORDER_SERVICE: AppSpec = app(
+    "order-service",
+    Runtime::Node,
+    "node/order-service.js",
+    Ready::LogLine("order service listening"),
+);
+const NODE_SUBSCRIBER: AppSpec = app(
+    "node-subscriber",
+    Runtime::Node,
+    "node/subscriber.js",
+    Ready::Http("/received"),
+);
+
+const CHECKOUT: AppSpec = app("checkout", Runtime::Go, "checkout", Ready::Http("/state"));
+const WAREHOUSE: AppSpec = app("warehouse", Runtime::Go, "warehouse", Ready::Http("/state"));
+const GO_STREAM: AppSpec = app("go-stream", Runtime::Go, "stream", Ready::Http("/state"));
+const PY_GRPC_SUBSCRIBER: AppSpec = app(
+    "py-grpc-subscriber",
+    Runtime::Python,
+    "python/grpc_subscriber.py",
+    Ready::Http("/received"),
+);
 const GO_SDK: Option<&str> = Some("https://docs.dapr.io/developing-applications/sdks/go/");
 
 const PY: Need = Need::Runtime(Runtime::Python);

@@ -11,6 +11,16 @@ use harness_engine::trial::{DEADLINE, Scenario, Trial};
 const TOKEN_DOC: Option<&str> = Some("https://docs.dapr.io/operations/security/api-token/");
 const APP_TOKEN_DOC: Option<&str> = Some("https://docs.dapr.io/operations/security/app-api-token/");
 
+/// The API token of the trials that set one.
+pub(crate) const TOKEN: &str = "s3cret";
+
+/// A sidecar that wants [`TOKEN`], with a subscriber on `orders`.
+pub(crate) fn guarded() -> Scenario {
+    Scenario::new()
+        .api_token(TOKEN)
+        .subscribe("orders", "/orders")
+}
+
 pub(crate) fn checks() -> Vec<Check> {
     vec![
         check!(
@@ -124,12 +134,7 @@ fn client_with(t: &Trial, token: Option<&str>) -> Result<harness::SidecarClient,
 }
 
 async fn token_required(t: &mut Trial) -> Result<(), Problem> {
-    t.start(
-        Scenario::new()
-            .api_token("s3cret")
-            .subscribe("orders", "/orders"),
-    )
-    .await?;
+    t.start(guarded()).await?;
     let anon = client_with(t, None)?;
     let r = anon
         .publish(
@@ -141,12 +146,8 @@ async fn token_required(t: &mut Trial) -> Result<(), Problem> {
         )
         .await?;
     ensure_eq("status without a token", 401, r.status, [line(&r)])?;
-    let seen = t.quiet("/orders").await;
-    ensure(
-        seen.is_empty(),
-        "an unauthenticated publish was delivered",
-        t.evidence(),
-    )
+    t.nothing_on("/orders", "an unauthenticated publish was delivered")
+        .await
 }
 
 /// One request of the API surface: method, path and body (JSON when present). `{app}` in the
@@ -201,12 +202,7 @@ fn api_surface() -> Vec<Route> {
 }
 
 async fn every_route_needs_token(t: &mut Trial) -> Result<(), Problem> {
-    t.start(
-        Scenario::new()
-            .api_token("s3cret")
-            .subscribe("orders", "/orders"),
-    )
-    .await?;
+    t.start(guarded()).await?;
     let anon = client_with(t, None)?;
     let app = t.app_id();
     let mut wrong = Vec::new();
@@ -230,17 +226,8 @@ async fn every_route_needs_token(t: &mut Trial) -> Result<(), Problem> {
         }
     }
     let id = t.publish("orders", json!({})).await?;
-    let leaked = anonymous_deliveries(t, &id).await?;
-    ensure(
-        wrong.is_empty() && leaked.is_empty(),
-        format!(
-            "{} of {} API routes did not answer 401 without the token; {} unauthenticated publishes were delivered",
-            wrong.len(),
-            api_surface().len(),
-            leaked.len()
-        ),
-        wrong.into_iter().chain(leaked),
-    )
+    let total = format!("{} API routes", api_surface().len());
+    sealed(t, &id, wrong, &total, "401").await
 }
 
 /// Every method of the gRPC API a client may call, in one table, each called without the token:
@@ -284,78 +271,49 @@ async fn grpc_surface(api: &harness::GrpcApiClient) -> Vec<(&'static str, Option
             ),
         ),
     };
+    // One row: the method's name and what calling it without the token answered.
+    macro_rules! row {
+        ($name:literal, $call:expr) => {
+            ($name, unauthenticated($call.await.map(|_| ())))
+        };
+    }
     #[expect(deprecated, reason = "the Alpha1 method is still served to older SDKs")]
-    let bulk_alpha = raw
-        .bulk_publish_event_alpha1(bulk.clone())
-        .await
-        .map(|_| ());
+    let bulk_alpha = row!(
+        "BulkPublishEventAlpha1",
+        raw.bulk_publish_event_alpha1(bulk.clone())
+    );
+    let get_state = pb::GetStateRequest {
+        store_name: "statestore".into(),
+        key: "k".into(),
+        ..Default::default()
+    };
+    let set_metadata = pb::SetMetadataRequest {
+        key: "tck".into(),
+        value: "v".into(),
+    };
     vec![
-        (
-            "PublishEvent",
-            unauthenticated(raw.publish_event(publish).await.map(|_| ())),
-        ),
-        (
-            "BulkPublishEvent",
-            unauthenticated(raw.bulk_publish_event(bulk).await.map(|_| ())),
-        ),
-        ("BulkPublishEventAlpha1", unauthenticated(bulk_alpha)),
-        (
+        row!("PublishEvent", raw.publish_event(publish)),
+        row!("BulkPublishEvent", raw.bulk_publish_event(bulk)),
+        bulk_alpha,
+        row!(
             "GetMetadata",
-            unauthenticated(
-                raw.get_metadata(pb::GetMetadataRequest::default())
-                    .await
-                    .map(|_| ()),
-            ),
+            raw.get_metadata(pb::GetMetadataRequest::default())
         ),
-        (
-            "SetMetadata",
-            unauthenticated(
-                raw.set_metadata(pb::SetMetadataRequest {
-                    key: "tck".into(),
-                    value: "v".into(),
-                })
-                .await
-                .map(|_| ()),
-            ),
-        ),
-        (
-            "GetState",
-            unauthenticated(
-                raw.get_state(pb::GetStateRequest {
-                    store_name: "statestore".into(),
-                    key: "k".into(),
-                    ..Default::default()
-                })
-                .await
-                .map(|_| ()),
-            ),
-        ),
-        (
+        row!("SetMetadata", raw.set_metadata(set_metadata)),
+        row!("GetState", raw.get_state(get_state)),
+        row!(
             "InvokeService",
-            unauthenticated(
-                raw.invoke_service(pb::InvokeServiceRequest::default())
-                    .await
-                    .map(|_| ()),
-            ),
+            raw.invoke_service(pb::InvokeServiceRequest::default())
         ),
-        (
+        row!(
             "SubscribeTopicEventsAlpha1",
-            unauthenticated(
-                raw.subscribe_topic_events_alpha1(futures::stream::iter([initial]))
-                    .await
-                    .map(|_| ()),
-            ),
+            raw.subscribe_topic_events_alpha1(futures::stream::iter([initial]))
         ),
     ]
 }
 
 async fn every_grpc_method_needs_token(t: &mut Trial) -> Result<(), Problem> {
-    t.start(
-        Scenario::new()
-            .api_token("s3cret")
-            .subscribe("orders", "/orders"),
-    )
-    .await?;
+    t.start(guarded()).await?;
     let anon = t.grpc_api()?.without_token();
     let rows = grpc_surface(&anon).await;
     let total = rows.len();
@@ -364,11 +322,31 @@ async fn every_grpc_method_needs_token(t: &mut Trial) -> Result<(), Problem> {
         .filter_map(|(method, got)| got.map(|g| format!("{method} without a token: {g}")))
         .collect();
     let id = t.publish_grpc("orders", json!({}), &[]).await?;
-    let leaked = anonymous_deliveries(t, &id).await?;
+    sealed(
+        t,
+        &id,
+        wrong,
+        &format!("{total} gRPC methods"),
+        "UNAUTHENTICATED",
+    )
+    .await
+}
+
+/// The verdict of a token check over a whole surface (`total`, such as `12 API routes`): the
+/// calls in `wrong` did not answer `refusal` without the token, and no unauthenticated publish
+/// may be delivered either (see [`anonymous_deliveries`]).
+async fn sealed(
+    t: &Trial,
+    barrier: &str,
+    wrong: Vec<String>,
+    total: &str,
+    refusal: &str,
+) -> Result<(), Problem> {
+    let leaked = anonymous_deliveries(t, barrier).await?;
     ensure(
         wrong.is_empty() && leaked.is_empty(),
         format!(
-            "{} of {total} gRPC methods did not answer UNAUTHENTICATED without the token; {} unauthenticated publishes were delivered",
+            "{} of {total} did not answer {refusal} without the token; {} unauthenticated publishes were delivered",
             wrong.len(),
             leaked.len()
         ),
@@ -390,25 +368,20 @@ async fn anonymous_deliveries(t: &Trial, barrier: &str) -> Result<Vec<String>, P
 }
 
 async fn token_accepted(t: &mut Trial) -> Result<(), Problem> {
-    t.start(
-        Scenario::new()
-            .api_token("s3cret")
-            .subscribe("orders", "/orders"),
-    )
-    .await?;
+    t.start(guarded()).await?;
     let id = t.publish("orders", json!({})).await?;
     t.wait_msg("/orders", &id, 1).await?;
     Ok(())
 }
 
 async fn wrong_token_rejected(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().api_token("s3cret")).await?;
+    t.start(Scenario::new().api_token(TOKEN)).await?;
     let r = client_with(t, Some("S3CRET"))?.metadata().await?;
     ensure_eq("status with a wrong token", 401, r.status, [line(&r)])
 }
 
 async fn healthz_exempt(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().api_token("s3cret")).await?;
+    t.start(Scenario::new().api_token(TOKEN)).await?;
     let anon = client_with(t, None)?;
     for r in [anon.healthz().await?, anon.healthz_outbound().await?] {
         ensure_eq("health status without a token", 204, r.status, [line(&r)])?;
@@ -417,13 +390,13 @@ async fn healthz_exempt(t: &mut Trial) -> Result<(), Problem> {
 }
 
 async fn metadata_needs_token(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().api_token("s3cret")).await?;
+    t.start(Scenario::new().api_token(TOKEN)).await?;
     let r = client_with(t, None)?.metadata().await?;
     ensure_eq("metadata status without a token", 401, r.status, [line(&r)])
 }
 
 async fn unauthorized_plain_text(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().api_token("s3cret")).await?;
+    t.start(Scenario::new().api_token(TOKEN)).await?;
     let r = client_with(t, None)?.metadata().await?;
     let ct = r.header("content-type").unwrap_or("").to_owned();
     ensure(

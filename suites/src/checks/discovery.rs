@@ -811,16 +811,7 @@ async fn slow_app_subscribes_once(t: &mut Trial) -> Result<(), Problem> {
     t.start(Scenario::new().app_later().subscribe(TOPIC, "/orders"))
         .await?;
     // The app does not listen yet; the publish API must already work (§8.7 outbound readiness).
-    let r = t
-        .publish_raw("early", r#"{"early":true}"#, Some("application/json"), &[])
-        .await?;
-    ensure_eq(
-        "status of a publish before the app listens",
-        204,
-        r.status,
-        [line(&r)],
-    )?;
-    t.start_app().await?;
+    super::publish_before_app(t, "early", r#"{"early":true}"#).await?;
     t.app().wait_subscribe_calls(1, DEADLINE).await?;
     t.sidecar().wait_healthz(DEADLINE).await.map_err(|e| {
         Problem::fail(

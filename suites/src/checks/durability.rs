@@ -97,17 +97,9 @@ fn judge_at_least_once(t: &Trial, route: &str) -> Result<(), Problem> {
 
 async fn sidecar_kill_redelivers(t: &mut Trial) -> Result<(), Problem> {
     // The first message hangs in the app, so it is read from the broker but never acknowledged.
-    let script = Script::PerMessage {
-        by_tck_id: [("m-1".to_owned(), Script::Hang)].into_iter().collect(),
-        default: Box::new(Script::Success),
-    };
-    t.start(
-        Scenario::new()
-            .subscribe("orders", "/orders")
-            .script("/orders", script)
-            .component_metadata("concurrency", "1"),
-    )
-    .await?;
+    let script = Script::for_messages([("m-1", Script::Hang)]);
+    t.start(super::orders(script).component_metadata("concurrency", "1"))
+        .await?;
     let ids = publish_n(t, "orders", 5).await?;
     t.wait_msg("/orders", &ids[0], 1).await?;
     t.sidecar().kill().await;
@@ -151,21 +143,7 @@ async fn broker_restart_keeps_acknowledged(t: &mut Trial) -> Result<(), Problem>
 async fn backlog_before_subscriber(t: &mut Trial) -> Result<(), Problem> {
     t.start(Scenario::new().subscribe("orders", "/orders").app_later())
         .await?;
-    let early = t
-        .publish_raw(
-            "orders",
-            r#"{"tck_id":"early"}"#,
-            Some("application/json"),
-            &[],
-        )
-        .await?;
-    if early.status != 204 {
-        return Err(Problem::fail(
-            format!("publish before the app answered {}", early.status),
-            vec![],
-        ));
-    }
-    t.start_app().await?;
+    super::publish_before_app(t, "orders", r#"{"tck_id":"early"}"#).await?;
     t.wait_msg("/orders", "early", 1).await?;
     Ok(())
 }

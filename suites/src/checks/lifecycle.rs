@@ -177,25 +177,15 @@ async fn sigterm_exits_in_grace(t: &mut Trial) -> Result<(), Problem> {
 }
 
 async fn survives_broken_app(t: &mut Trial) -> Result<(), Problem> {
-    let script = Script::PerMessage {
-        by_tck_id: [
-            ("m-1".to_owned(), Script::CloseConnection),
-            (
-                "m-2".to_owned(),
-                Script::Respond(200, bytes::Bytes::from_static(b"\xff\xfe not json")),
-            ),
-            ("m-3".to_owned(), Script::Http(503)),
-        ]
-        .into_iter()
-        .collect(),
-        default: Box::new(Script::Success),
-    };
-    t.start(
-        Scenario::new()
-            .subscribe("orders", "/orders")
-            .script("/orders", script),
-    )
-    .await?;
+    let script = Script::for_messages([
+        ("m-1", Script::CloseConnection),
+        (
+            "m-2",
+            Script::Respond(200, bytes::Bytes::from_static(b"\xff\xfe not json")),
+        ),
+        ("m-3", Script::Http(503)),
+    ]);
+    t.start(super::orders(script)).await?;
     for _ in 0..3 {
         t.publish("orders", json!({})).await?;
     }

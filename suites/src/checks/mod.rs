@@ -117,7 +117,32 @@ const OVER_GRPC: &[&str] = &[
     "core::discovery::subscribe_gives_up",
 ];
 
-/// One line for evidence: an answer's status, content type and the start of its body.
+/// A subscriber on `orders` at `/orders` that answers as `script` says.
+fn orders(script: harness::Script) -> harness_engine::trial::Scenario {
+    harness_engine::trial::Scenario::new()
+        .subscribe("orders", "/orders")
+        .script("/orders", script)
+}
+
+/// Publishes `body` (JSON) to `topic` before the app listens and requires 204: the publish
+/// API works before the app does (spec notes §8.7). Then starts the app.
+async fn publish_before_app(
+    t: &mut harness_engine::trial::Trial,
+    topic: &str,
+    body: &str,
+) -> Result<(), Problem> {
+    let r = t
+        .publish_raw(topic, body.to_owned(), Some("application/json"), &[])
+        .await?;
+    ensure_eq(
+        "status of a publish before the app listens",
+        204,
+        r.status,
+        [line(&r)],
+    )?;
+    t.start_app().await
+}
+
 /// Requires answer `r` to be an error with `status` and the `errorCode` `code`.
 fn rejected(r: &harness::ApiResponse, status: u16, code: &str) -> Result<(), Problem> {
     ensure_eq("status", status, r.status, [line(r)])?;

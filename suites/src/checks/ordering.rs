@@ -134,17 +134,18 @@ async fn publish_keyed(
 }
 
 async fn fifo_single_publisher(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders"))
-        .await?;
-    let ids = publish_keyed(t, "orders", 1, 100).await?;
-    t.wait("/orders", ids.len()).await?;
-    verdict(ordering::per_key(&t.history(), "/orders").verdict())
+    in_order_per_key(t, 1, 100).await
 }
 
 async fn per_key_interleaved(t: &mut Trial) -> Result<(), Problem> {
+    in_order_per_key(t, 4, 25).await
+}
+
+/// `per_key` messages on each of `keys` keys, interleaved, arrive in order per key.
+async fn in_order_per_key(t: &mut Trial, keys: usize, per_key: u64) -> Result<(), Problem> {
     t.start(Scenario::new().subscribe("orders", "/orders"))
         .await?;
-    let ids = publish_keyed(t, "orders", 4, 25).await?;
+    let ids = publish_keyed(t, "orders", keys, per_key).await?;
     t.wait("/orders", ids.len()).await?;
     verdict(ordering::per_key(&t.history(), "/orders").verdict())
 }
@@ -176,12 +177,7 @@ async fn one_in_flight(t: &mut Trial) -> Result<(), Problem> {
         std::time::Duration::from_millis(20),
         Box::new(Script::Success),
     );
-    t.start(
-        Scenario::new()
-            .subscribe("orders", "/orders")
-            .script("/orders", slow),
-    )
-    .await?;
+    t.start(super::orders(slow)).await?;
     let ids = publish_keyed(t, "orders", 1, 20).await?;
     t.wait("/orders", ids.len()).await?;
     verdict(ordering::concurrency_limit(&t.history(), "/orders", 1))
@@ -189,19 +185,9 @@ async fn one_in_flight(t: &mut Trial) -> Result<(), Problem> {
 
 async fn order_kept_under_retry(t: &mut Trial) -> Result<(), Problem> {
     // The 4th message (tck_id m-4) is answered RETRY once; a retry policy redelivers it.
-    let script = Script::PerMessage {
-        by_tck_id: [("m-4".to_owned(), Script::RetryThenSuccess(1))]
-            .into_iter()
-            .collect(),
-        default: Box::new(Script::Success),
-    };
-    t.start(
-        Scenario::new()
-            .subscribe("orders", "/orders")
-            .script("/orders", script)
-            .retry_constant("50ms", 3),
-    )
-    .await?;
+    let script = Script::for_messages([("m-4", Script::RetryThenSuccess(1))]);
+    t.start(super::orders(script).retry_constant("50ms", 3))
+        .await?;
     let ids = publish_keyed(t, "orders", 1, 10).await?;
     ensure(
         ids.get(3).map(String::as_str) == Some("m-4"),
@@ -249,9 +235,7 @@ async fn keyed_order(t: &mut Trial, k: Keyed) -> Result<(), Problem> {
             .collect(),
         default: Box::new(slow(Script::Success)),
     };
-    let mut scenario = Scenario::new()
-        .subscribe("orders", "/orders")
-        .script("/orders", script);
+    let mut scenario = super::orders(script);
     if !retried.is_empty() {
         scenario = scenario.retry_constant("20ms", 3);
     }

@@ -179,24 +179,28 @@ async fn start(t: &mut Trial, script: Script, s: Scenario) -> Result<String, Pro
     LANE.publish(t).await
 }
 
+/// With a constant policy of `max_retries`, a message the app answers with `script` meets
+/// `fate`. Returns its id.
+async fn constant_retries(
+    t: &mut Trial,
+    script: Script,
+    max_retries: i64,
+    fate: Fate,
+) -> Result<String, Problem> {
+    let policy = Scenario::new().retry_constant("20ms", max_retries);
+    let id = start(t, script, policy).await?;
+    settle(t, LANE, &id, fate).await?;
+    Ok(id)
+}
+
 async fn max_retries_2(t: &mut Trial) -> Result<(), Problem> {
-    let id = start(
-        t,
-        Script::Http(500),
-        Scenario::new().retry_constant("20ms", 2),
-    )
-    .await?;
-    settle(t, LANE, &id, Fate::DeadLettered(3)).await
+    constant_retries(t, Script::Http(500), 2, Fate::DeadLettered(3)).await?;
+    Ok(())
 }
 
 async fn max_retries_4(t: &mut Trial) -> Result<(), Problem> {
-    let id = start(
-        t,
-        Script::Status("RETRY".into()),
-        Scenario::new().retry_constant("20ms", 4),
-    )
-    .await?;
-    settle(t, LANE, &id, Fate::DeadLettered(5)).await?;
+    let retry = Script::Status("RETRY".into());
+    let id = constant_retries(t, retry, 4, Fate::DeadLettered(5)).await?;
     // A second window: no burst of component-level redelivery later (contrib#4208).
     t.quiet(&LANE.route()).await;
     let h = t.history();
@@ -204,23 +208,13 @@ async fn max_retries_4(t: &mut Trial) -> Result<(), Problem> {
 }
 
 async fn max_retries_zero(t: &mut Trial) -> Result<(), Problem> {
-    let id = start(
-        t,
-        Script::Http(500),
-        Scenario::new().retry_constant("20ms", 0),
-    )
-    .await?;
-    settle(t, LANE, &id, Fate::DeadLettered(1)).await
+    constant_retries(t, Script::Http(500), 0, Fate::DeadLettered(1)).await?;
+    Ok(())
 }
 
 async fn unlimited_retries(t: &mut Trial) -> Result<(), Problem> {
-    let id = start(
-        t,
-        Script::RetryThenSuccess(5),
-        Scenario::new().retry_constant("20ms", -1),
-    )
-    .await?;
-    settle(t, LANE, &id, Fate::Delivered(6)).await
+    constant_retries(t, Script::RetryThenSuccess(5), -1, Fate::Delivered(6)).await?;
+    Ok(())
 }
 
 async fn max_retries_default_unlimited(t: &mut Trial) -> Result<(), Problem> {

@@ -19,7 +19,7 @@ use crate::robustness::grpc::{self, GrpcProbe};
 use crate::robustness::http::{HttpContext, HttpProbe, probes};
 use crate::robustness::startup;
 use harness_engine::broker::Broker;
-use harness_engine::problem::Problem;
+use harness_engine::problem::{Problem, error_chain};
 use harness_engine::trial::{DEADLINE, PUBSUB, Scenario, Trial};
 
 /// Valid publishes go here, and only they: waiting for them reads no junk.
@@ -217,13 +217,16 @@ async fn yaml_mutations(t: &mut Trial) -> Result<(), Problem> {
     Ok(())
 }
 
+/// The trial a campaign runs in: a subscriber for its valid publishes, and one on the junk
+/// topic the probes publish to.
+fn campaign_trial() -> Scenario {
+    Scenario::new()
+        .subscribe(TOPIC, ROUTE)
+        .subscribe(JUNK, "/junk")
+}
+
 async fn http_campaign(t: &mut Trial) -> Result<(), Problem> {
-    t.start(
-        Scenario::new()
-            .subscribe(TOPIC, ROUTE)
-            .subscribe(JUNK, "/junk"),
-    )
-    .await?;
+    t.start(campaign_trial()).await?;
     let port = t
         .sidecar()
         .http_port()
@@ -252,12 +255,7 @@ async fn http_campaign(t: &mut Trial) -> Result<(), Problem> {
 }
 
 async fn grpc_campaign(t: &mut Trial) -> Result<(), Problem> {
-    t.start(
-        Scenario::new()
-            .subscribe(TOPIC, ROUTE)
-            .subscribe(JUNK, "/junk"),
-    )
-    .await?;
+    t.start(campaign_trial()).await?;
     let (budget, seed) = (t.env().budget, t.seed());
     let mut target = GrpcTarget {
         client: t.grpc_api()?,
@@ -349,14 +347,6 @@ impl Target for HttpTarget<'_> {
     async fn finish(&mut self) -> Result<(), Problem> {
         healthy_and_delivered(self.t, &self.accepted).await
     }
-
-    fn command(probe: &HttpProbe) -> String {
-        probe.command()
-    }
-
-    fn summary(probe: &HttpProbe) -> String {
-        probe.summary()
-    }
 }
 
 /// The gRPC API of the trial's sidecar, over one channel.
@@ -401,14 +391,6 @@ impl Target for GrpcTarget<'_> {
     async fn finish(&mut self) -> Result<(), Problem> {
         healthy_and_delivered(self.t, &self.accepted).await
     }
-
-    fn command(probe: &GrpcProbe) -> String {
-        probe.command()
-    }
-
-    fn summary(probe: &GrpcProbe) -> String {
-        probe.summary()
-    }
 }
 
 /// After a probe got no answer: starts the sidecar again if it is exiting or exited; `true`
@@ -451,16 +433,4 @@ async fn healthy_and_delivered(t: &mut Trial, accepted: &[String]) -> Result<(),
         t.wait_msg(ROUTE, id, 1).await?;
     }
     Ok(())
-}
-
-/// An error and its causes on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cause = c.source();
-    }
-    s
 }

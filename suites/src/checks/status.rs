@@ -380,20 +380,13 @@ async fn acknowledged_after_outcome(t: &mut Trial) -> Result<(), Problem> {
         ("DROP", Script::Status("DROP".into())),
         ("404", Script::Http(404)),
     ];
-    let script = Script::PerMessage {
-        by_tck_id: outcomes
+    let script = Script::for_messages(
+        outcomes
             .iter()
             .enumerate()
-            .map(|(i, (_, s))| (format!("m-{}", i + 1), s.clone()))
-            .collect(),
-        default: Box::new(Script::Success),
-    };
-    t.start(
-        Scenario::new()
-            .subscribe("orders", "/orders")
-            .script("/orders", script),
-    )
-    .await?;
+            .map(|(i, (_, s))| (format!("m-{}", i + 1), s.clone())),
+    );
+    t.start(super::orders(script)).await?;
     let mut ids = Vec::new();
     for _ in &outcomes {
         ids.push(t.publish("orders", json!({})).await?);

@@ -19,10 +19,19 @@ pub(crate) const VALID_EVERY: u64 = 100;
 const MAX_SHRINK_STEPS: u32 = 400;
 const MAX_SHRINK_TIME: std::time::Duration = std::time::Duration::from_secs(120);
 
+/// One request of a campaign.
+pub(crate) trait Probe: Clone + std::fmt::Debug + Send + 'static {
+    /// A command a person can paste that sends this request.
+    fn command(&self) -> String;
+
+    /// One line naming this request.
+    fn summary(&self) -> String;
+}
+
 /// What a campaign drives: a live target and the trial around it.
 pub(crate) trait Target {
     /// One request.
-    type Probe: Clone + std::fmt::Debug + Send + 'static;
+    type Probe: Probe;
 
     /// Sends `probe`; `None` when the target answered, else why it did not.
     async fn send(&mut self, probe: &Self::Probe) -> Option<String>;
@@ -37,12 +46,6 @@ pub(crate) trait Target {
     /// After the last probe: the target is alive and healthy, and every valid publish it
     /// accepted was delivered.
     async fn finish(&mut self) -> Result<(), Problem>;
-
-    /// A command a person can paste that sends `probe`.
-    fn command(probe: &Self::Probe) -> String;
-
-    /// One line naming `probe`.
-    fn summary(probe: &Self::Probe) -> String;
 }
 
 /// What a campaign did.
@@ -200,11 +203,11 @@ fn report<T: Target>(
         format!(
             "{effect} on probe {} of the campaign (seed {seed}): {why}; shrunk in {steps} steps to: {}",
             case + 1,
-            T::summary(probe)
+            probe.summary()
         ),
         vec![
-            format!("reproduce with:\n{}", T::command(probe)),
-            format!("the probe as first drawn: {}", T::summary(&original.0)),
+            format!("reproduce with:\n{}", probe.command()),
+            format!("the probe as first drawn: {}", original.0.summary()),
         ],
     )
 }
@@ -252,11 +255,14 @@ mod tests {
         async fn finish(&mut self) -> Result<(), Problem> {
             Ok(())
         }
-        fn command(p: &u32) -> String {
-            format!("send {p}")
+    }
+
+    impl Probe for u32 {
+        fn command(&self) -> String {
+            format!("send {self}")
         }
-        fn summary(p: &u32) -> String {
-            p.to_string()
+        fn summary(&self) -> String {
+            self.to_string()
         }
     }
 

@@ -12,6 +12,8 @@ use dapr::dapr::proto::runtime::v1::{
 };
 use proptest::collection::{hash_map, vec};
 use proptest::prelude::*;
+
+use super::campaign::Probe;
 use serde_json::{Value, json};
 
 /// One call.
@@ -68,10 +70,12 @@ impl GrpcProbe {
             GrpcCall::SetMetadata(r) => json!({"key": r.key, "value": r.value}),
         }
     }
+}
 
+impl Probe for GrpcProbe {
     /// A command a person can paste that makes this call on a sidecar's gRPC port
     /// (`$DAPR_GRPC_PORT`, default 50001), given Dapr's `.proto` files under `$DAPR_PROTOS`.
-    pub fn command(&self) -> String {
+    fn command(&self) -> String {
         let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
         let mut cmd = String::from(
             "grpcurl -plaintext -import-path \"${DAPR_PROTOS:-.}\" -proto dapr/proto/runtime/v1/dapr.proto",
@@ -88,7 +92,7 @@ impl GrpcProbe {
     }
 
     /// One line naming the call.
-    pub fn summary(&self) -> String {
+    fn summary(&self) -> String {
         let mut m = self.message_json().to_string();
         if m.len() > 300 {
             let mut cut = 300;

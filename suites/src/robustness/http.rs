@@ -10,6 +10,8 @@
 
 use proptest::collection::vec;
 use proptest::prelude::*;
+
+use super::campaign::Probe;
 use serde_json::Value;
 
 /// What a campaign knows about its target's API.
@@ -104,26 +106,30 @@ impl Body {
 impl HttpProbe {
     /// The request as written to `host` (`host:port`), with the API token if the trial has one.
     pub fn request(&self, host: &str, token: Option<&str>) -> Vec<u8> {
+        let mut fixed = vec![("Host", host)];
+        fixed.extend(token.map(|t| ("dapr-api-token", t)));
+        let mut out = self.head(&fixed);
+        self.body.write(&mut out);
+        out
+    }
+
+    /// The request line and headers: `fixed` first, then the probe's own, then the body's
+    /// length and the blank line.
+    fn head(&self, fixed: &[(&str, &str)]) -> Vec<u8> {
         let mut out = Vec::with_capacity(256 + self.body.len());
         out.extend_from_slice(self.method.as_bytes());
         out.push(b' ');
         out.extend_from_slice(&self.target);
-        out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
-        out.extend_from_slice(host.as_bytes());
-        out.extend_from_slice(b"\r\n");
-        if let Some(token) = token {
-            out.extend_from_slice(b"dapr-api-token: ");
-            out.extend_from_slice(token.as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
-        for (name, value) in &self.headers {
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        let fixed = fixed.iter().map(|(n, v)| (*n, v.as_bytes()));
+        let own = self.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()));
+        for (name, value) in fixed.chain(own) {
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b": ");
             out.extend_from_slice(value);
             out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", self.body.len()).as_bytes());
-        self.body.write(&mut out);
         out
     }
 
@@ -131,22 +137,13 @@ impl HttpProbe {
     pub fn is_head(&self) -> bool {
         self.method == "HEAD"
     }
+}
 
+impl Probe for HttpProbe {
     /// A command a person can paste that sends exactly this request to a sidecar listening on
     /// `$DAPR_HTTP_PORT` (default 3500).
-    pub fn command(&self) -> String {
-        let mut head = Vec::new();
-        head.extend_from_slice(self.method.as_bytes());
-        head.push(b' ');
-        head.extend_from_slice(&self.target);
-        head.extend_from_slice(b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
-        for (name, value) in &self.headers {
-            head.extend_from_slice(name.as_bytes());
-            head.extend_from_slice(b": ");
-            head.extend_from_slice(value);
-            head.extend_from_slice(b"\r\n");
-        }
-        head.extend_from_slice(format!("Content-Length: {}\r\n\r\n", self.body.len()).as_bytes());
+    fn command(&self) -> String {
+        let head = self.head(&[("Host", "127.0.0.1"), ("Connection", "close")]);
         format!(
             "{{ printf '{}'; {}; }} | nc -q 10 127.0.0.1 \"${{DAPR_HTTP_PORT:-3500}}\"",
             printf_escape(&head),
@@ -155,7 +152,7 @@ impl HttpProbe {
     }
 
     /// One line naming the request (method, target, headers, body size).
-    pub fn summary(&self) -> String {
+    fn summary(&self) -> String {
         let target = String::from_utf8_lossy(&self.target);
         let target: String = target.chars().take(160).collect();
         let headers: Vec<String> = self

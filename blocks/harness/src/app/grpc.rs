@@ -9,7 +9,6 @@
 //!   metadata; the script's answer becomes a status enum or a gRPC error ([`GrpcAnswer`]).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use base64::Engine as _;
 use dapr::dapr::proto::common::v1::{InvokeRequest, InvokeResponse};
@@ -26,9 +25,9 @@ use tokio::sync::watch;
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Response, Status};
 
-use super::recorder::{Control, Incoming};
+use super::recorder::Incoming;
 use super::script::{Action, Outcome};
-use super::server::{InFlight, Shared, stopping};
+use super::server::{Shared, stopping};
 
 /// What the app sends back to `OnTopicEvent`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,24 +177,10 @@ impl AppCallback for Callback {
             headers: headers(request.metadata()),
             body: bytes::Bytes::new(),
         };
-        self.shared
-            .recorder
-            .record_control(Control::Subscribe, incoming);
-        let (status, body, delay, drop) = {
-            let mut b = self.shared.behaviour();
-            let drop = b.subscribe_drops > 0;
-            b.subscribe_drops = b.subscribe_drops.saturating_sub(1);
-            (
-                b.subscribe_status,
-                b.subscribe_body.clone(),
-                b.subscribe_delay,
-                drop,
-            )
-        };
-        if drop {
+        let Some((status, body, delay)) = self.shared.discovery_answer(incoming) else {
             // gRPC's form of a dropped call: the call fails, as when the app is not ready.
             return Err(Status::unavailable("the test app dropped this call"));
-        }
+        };
         if !delay.is_zero() {
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
@@ -232,18 +217,7 @@ impl AppCallback for Callback {
             headers,
             body: bytes::Bytes::from(cloud_event(&event).to_string()),
         };
-        let in_flight = self.shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        let _guard = InFlight(&self.shared.in_flight);
-        let script = self.shared.script_for(&incoming.path);
-        let action =
-            self.shared
-                .recorder
-                .record_delivery(incoming, in_flight, |attempt, tck_id| {
-                    let action = script.plan(attempt, tck_id);
-                    let answered = action.grpc_describe();
-                    let answer = action.grpc_label();
-                    (action, answered, answer)
-                });
+        let (action, _in_flight) = self.shared.take_delivery(incoming, true);
         if !action.delay.is_zero() {
             tokio::select! {
                 _ = tokio::time::sleep(action.delay) => {}

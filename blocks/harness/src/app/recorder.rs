@@ -124,6 +124,14 @@ impl RecordedDelivery {
     pub fn content_type(&self) -> Option<&str> {
         self.header("content-type")
     }
+
+    /// The member `name` of a JSON object body (a CloudEvent's attribute, or `data`); null when
+    /// the body is not JSON or has no such member.
+    pub fn member(&self, name: &str) -> Value {
+        self.body_json
+            .as_ref()
+            .map_or(Value::Null, |b| b[name].clone())
+    }
 }
 
 fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {

@@ -83,6 +83,18 @@ fn status_body(s: &str) -> Bytes {
 }
 
 impl Script {
+    /// A script for each of some messages (by `tck_id`); every other message succeeds.
+    pub fn for_messages<I, K>(scripts: I) -> Script
+    where
+        I: IntoIterator<Item = (K, Script)>,
+        K: Into<String>,
+    {
+        Script::PerMessage {
+            by_tck_id: scripts.into_iter().map(|(k, s)| (k.into(), s)).collect(),
+            default: Box::new(Script::Success),
+        }
+    }
+
     /// Resolves the script for this attempt (1-based) of the message with `tck_id`.
     pub(crate) fn plan(&self, attempt: u32, tck_id: Option<&str>) -> Action {
         let respond = |status, content_type, body| Action {

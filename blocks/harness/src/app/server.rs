@@ -15,10 +15,10 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 use super::recorder::{Control, Incoming, RecordedDelivery, RecordedRequest, Recorder, WaitError};
-use super::script::{Outcome, Script};
+use super::script::{Action, Outcome, Script};
 
 /// Why the test app could not start.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +101,46 @@ impl Shared {
         self.behaviour
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records a subscription discovery call (`GET /dapr/subscribe` or gRPC
+    /// `ListTopicSubscriptions`) and says how to answer it: `None` drops the call (one of the
+    /// scripted drops is used up), else the status, body and delay to answer with.
+    pub(super) fn discovery_answer(
+        &self,
+        incoming: Incoming,
+    ) -> Option<(u16, Bytes, std::time::Duration)> {
+        self.recorder.record_control(Control::Subscribe, incoming);
+        let mut b = self.behaviour();
+        if b.subscribe_drops > 0 {
+            b.subscribe_drops -= 1;
+            return None;
+        }
+        Some((
+            b.subscribe_status,
+            b.subscribe_body.clone(),
+            b.subscribe_delay,
+        ))
+    }
+
+    /// Takes a delivery: counts it in flight until the guard is dropped, records it, and plans
+    /// its answer by its route's script, recorded in the gRPC form of the answer when `grpc`.
+    pub(super) fn take_delivery(&self, incoming: Incoming, grpc: bool) -> (Action, InFlight<'_>) {
+        let in_flight = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        let guard = InFlight(&self.in_flight);
+        let script = self.script_for(&incoming.path);
+        let action = self
+            .recorder
+            .record_delivery(incoming, in_flight, |attempt, tck_id| {
+                let action = script.plan(attempt, tck_id);
+                let (answered, answer) = if grpc {
+                    (action.grpc_describe(), action.grpc_label())
+                } else {
+                    (action.describe(), action.label())
+                };
+                (action, answered, answer)
+            });
+        (action, guard)
     }
 
     /// The script for requests to `route`.
@@ -379,38 +419,21 @@ fn spawn_server(listener: TcpListener, shared: Arc<Shared>, protocol: AppProtoco
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
-    let mut conns = JoinSet::new();
-    let stop = stopping(shutdown.clone());
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            () = &mut stop => break,
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else {
-                    // Accept errors (for example too many open files) are transient; give
-                    // other tasks a chance to release resources.
-                    tokio::task::yield_now().await;
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let shared = Arc::clone(&shared);
-                let rx = shutdown.clone();
-                conns.spawn(async move {
-                    let service = service_fn(move |req| handle(Arc::clone(&shared), rx.clone(), req));
-                    // Errors here are closed or reset connections, including the ones the
-                    // scripts close on purpose.
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .keep_alive(true)
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+    let stop = shutdown.clone();
+    crate::serve::until_stopped(listener, stop, move |stream| {
+        let shared = Arc::clone(&shared);
+        let rx = shutdown.clone();
+        async move {
+            let service = service_fn(move |req| handle(Arc::clone(&shared), rx.clone(), req));
+            // Errors here are closed or reset connections, including the ones the scripts
+            // close on purpose.
+            let _ = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         }
-    }
-    drop(listener);
-    conns.abort_all();
-    while conns.join_next().await.is_some() {}
+    })
+    .await;
 }
 
 fn response(status: u16, content_type: Option<&str>, body: Bytes) -> Response<Full<Bytes>> {
@@ -424,11 +447,7 @@ fn response(status: u16, content_type: Option<&str>, body: Bytes) -> Response<Fu
     resp
 }
 
-/// Resolves when the app is stopping.
-pub(super) async fn stopping(mut shutdown: watch::Receiver<bool>) {
-    // An error means the sender is gone, which also means the app stopped.
-    let _ = shutdown.wait_for(|stop| *stop).await;
-}
+pub(super) use crate::serve::stopping;
 
 async fn handle(
     shared: Arc<Shared>,
@@ -460,21 +479,9 @@ async fn handle(
     };
 
     if parts.method == http::Method::GET && incoming.path == "/dapr/subscribe" {
-        shared.recorder.record_control(Control::Subscribe, incoming);
-        let (status, body, delay, drop) = {
-            let mut b = shared.behaviour();
-            let drop = b.subscribe_drops > 0;
-            b.subscribe_drops = b.subscribe_drops.saturating_sub(1);
-            (
-                b.subscribe_status,
-                b.subscribe_body.clone(),
-                b.subscribe_delay,
-                drop,
-            )
-        };
-        if drop {
+        let Some((status, body, delay)) = shared.discovery_answer(incoming) else {
             return Err(CloseConnection);
-        }
+        };
         if !delay.is_zero() {
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
@@ -488,17 +495,7 @@ async fn handle(
         return Ok(response(404, None, Bytes::new()));
     }
 
-    let in_flight = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-    let _guard = InFlight(&shared.in_flight);
-    let script = shared.script_for(&incoming.path);
-    let action = shared
-        .recorder
-        .record_delivery(incoming, in_flight, |attempt, tck_id| {
-            let action = script.plan(attempt, tck_id);
-            let answered = action.describe();
-            let answer = action.label();
-            (action, answered, answer)
-        });
+    let (action, _in_flight) = shared.take_delivery(incoming, false);
     if !action.delay.is_zero() {
         tokio::select! {
             _ = tokio::time::sleep(action.delay) => {}

@@ -79,23 +79,19 @@ async fn scripts_follow_attempts_per_message_and_route() {
     app.script("/orders", Script::RetryThenSuccess(1));
     app.script("/gone", Script::Http(404));
 
-    assert_eq!(
-        deliver(&app, "/orders", ce("e1", "m1")).await.unwrap(),
-        (200, r#"{"status":"RETRY"}"#.into())
-    );
-    assert_eq!(
-        deliver(&app, "/orders", ce("e2", "m2")).await.unwrap(),
-        (200, r#"{"status":"RETRY"}"#.into())
-    );
-    assert_eq!(
-        deliver(&app, "/orders", ce("e1", "m1")).await.unwrap(),
-        (200, r#"{"status":"SUCCESS"}"#.into())
-    );
-    assert_eq!(deliver(&app, "/gone", ce("e1", "m1")).await.unwrap().0, 404);
-    assert_eq!(
-        deliver(&app, "/other", "not json".into()).await.unwrap(),
-        (200, r#"{"status":"SUCCESS"}"#.into())
-    );
+    let retry = r#"{"status":"RETRY"}"#;
+    let success = r#"{"status":"SUCCESS"}"#;
+    let expected = [
+        ("/orders", ce("e1", "m1"), 200, retry),
+        ("/orders", ce("e2", "m2"), 200, retry),
+        ("/orders", ce("e1", "m1"), 200, success),
+        ("/gone", ce("e1", "m1"), 404, r#"{"scripted":404}"#),
+        ("/other", "not json".into(), 200, success),
+    ];
+    for (route, body, status, answer) in expected {
+        let got = deliver(&app, route, body).await.unwrap();
+        assert_eq!(got, (status, answer.to_owned()), "{route}");
+    }
 
     let all = app.deliveries();
     let summary: Vec<String> = all
@@ -143,31 +139,20 @@ async fn odd_answers() {
         "/seq",
         Script::Sequence(vec![Script::Http(503), Script::Status("DROP".into())]),
     );
-    assert_eq!(
-        deliver(&app, "/empty", ce("1", "1")).await.unwrap(),
-        (200, String::new())
-    );
-    assert_eq!(
-        deliver(&app, "/garbage", ce("1", "1")).await.unwrap(),
-        (200, "not json".into())
-    );
-    assert_eq!(
-        deliver(&app, "/lower", ce("1", "1")).await.unwrap(),
-        (200, r#"{"status":"success"}"#.into())
-    );
-    assert_eq!(
-        deliver(&app, "/raw", ce("1", "1")).await.unwrap(),
-        (200, r#"{"STATUS":"DROP"}"#.into())
-    );
-    assert_eq!(deliver(&app, "/seq", ce("1", "1")).await.unwrap().0, 503);
-    assert_eq!(
-        deliver(&app, "/seq", ce("1", "1")).await.unwrap(),
-        (200, r#"{"status":"DROP"}"#.into())
-    );
-    assert_eq!(
-        deliver(&app, "/seq", ce("1", "1")).await.unwrap(),
-        (200, r#"{"status":"DROP"}"#.into())
-    );
+    let drop = r#"{"status":"DROP"}"#;
+    let expected = [
+        ("/empty", 200, ""),
+        ("/garbage", 200, "not json"),
+        ("/lower", 200, r#"{"status":"success"}"#),
+        ("/raw", 200, r#"{"STATUS":"DROP"}"#),
+        ("/seq", 503, r#"{"scripted":503}"#),
+        ("/seq", 200, drop),
+        ("/seq", 200, drop),
+    ];
+    for (route, status, answer) in expected {
+        let got = deliver(&app, route, ce("1", "1")).await.unwrap();
+        assert_eq!(got, (status, answer.to_owned()), "{route}");
+    }
 }
 
 #[tokio::test]

@@ -22,6 +22,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
+use tokio::sync::{MappedMutexGuard, MutexGuard};
 
 use super::proxy::{ListenError, Proxy};
 use super::toxics::{Attributes, Kind, Stream, ToxicEntry, Toxicity};
@@ -404,13 +405,23 @@ fn raw(value: &impl Serialize) -> Box<RawValue> {
     })
 }
 
+/// Proxy `name`, locked with every other proxy for as long as it is held, or the Go server's
+/// 404.
+async fn locked_proxy<'a>(
+    shared: &'a Shared,
+    name: &str,
+) -> Result<MappedMutexGuard<'a, Proxy>, ApiError> {
+    let proxies = shared.proxies.lock().await;
+    MutexGuard::try_map(proxies, |proxies| proxies.get_mut(name))
+        .map_err(|_| ApiError::proxy_not_found())
+}
+
 async fn show_proxy(
     State(shared): AppState,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let proxies = shared.proxies.lock().await;
-    let proxy = proxies.get(&name).ok_or_else(ApiError::proxy_not_found)?;
-    Ok(json(StatusCode::OK, &ProxyJson::of(proxy)))
+    let proxy = locked_proxy(&shared, &name).await?;
+    Ok(json(StatusCode::OK, &ProxyJson::of(&proxy)))
 }
 
 async fn update_proxy(
@@ -418,10 +429,7 @@ async fn update_proxy(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let mut proxies = shared.proxies.lock().await;
-    let proxy = proxies
-        .get_mut(&name)
-        .ok_or_else(ApiError::proxy_not_found)?;
+    let mut proxy = locked_proxy(&shared, &name).await?;
     let input: ProxyInput = decode(&body)?;
     let was_enabled = proxy.enabled();
     let listen = input.listen.unwrap_or_else(|| proxy.listen.clone());
@@ -437,7 +445,7 @@ async fn update_proxy(
     } else {
         proxy.stop().await;
     }
-    Ok(json(StatusCode::OK, &ProxyJson::of(proxy)))
+    Ok(json(StatusCode::OK, &ProxyJson::of(&proxy)))
 }
 
 async fn delete_proxy(
@@ -465,8 +473,7 @@ async fn list_toxics(
     State(shared): AppState,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let proxies = shared.proxies.lock().await;
-    let proxy = proxies.get(&name).ok_or_else(ApiError::proxy_not_found)?;
+    let proxy = locked_proxy(&shared, &name).await?;
     let toxics: Vec<ToxicJson<'_>> = proxy.toxics.all().map(|t| ToxicJson::of(t)).collect();
     Ok(json(StatusCode::OK, &toxics))
 }
@@ -476,10 +483,7 @@ async fn create_toxic(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let mut proxies = shared.proxies.lock().await;
-    let proxy = proxies
-        .get_mut(&name)
-        .ok_or_else(ApiError::proxy_not_found)?;
+    let mut proxy = locked_proxy(&shared, &name).await?;
     let input: ToxicInput = decode(&body)?;
     let stream_label = input.stream.unwrap_or_else(|| "downstream".to_owned());
     let stream = Stream::parse(&stream_label).ok_or_else(|| {
@@ -515,8 +519,7 @@ async fn show_toxic(
     State(shared): AppState,
     Path((name, toxic)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let proxies = shared.proxies.lock().await;
-    let proxy = proxies.get(&name).ok_or_else(ApiError::proxy_not_found)?;
+    let proxy = locked_proxy(&shared, &name).await?;
     let toxic = proxy
         .toxics
         .find(&toxic)
@@ -529,10 +532,7 @@ async fn update_toxic(
     Path((name, toxic)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let mut proxies = shared.proxies.lock().await;
-    let proxy = proxies
-        .get_mut(&name)
-        .ok_or_else(ApiError::proxy_not_found)?;
+    let mut proxy = locked_proxy(&shared, &name).await?;
     let current = Arc::clone(
         proxy
             .toxics
@@ -557,10 +557,7 @@ async fn delete_toxic(
     State(shared): AppState,
     Path((name, toxic)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let mut proxies = shared.proxies.lock().await;
-    let proxy = proxies
-        .get_mut(&name)
-        .ok_or_else(ApiError::proxy_not_found)?;
+    let mut proxy = locked_proxy(&shared, &name).await?;
     if !proxy.toxics.remove(&toxic) {
         return Err(ApiError::toxic_not_found());
     }

@@ -153,25 +153,14 @@ impl Kind {
 
     /// The attributes in the Go server's field order.
     pub(crate) fn fields(&self) -> Vec<(&'static str, i64)> {
-        match *self {
-            Kind::Noop => vec![],
-            Kind::Latency { latency, jitter } => vec![("latency", latency), ("jitter", jitter)],
-            Kind::Bandwidth { rate } => vec![("rate", rate)],
-            Kind::SlowClose { delay } => vec![("delay", delay)],
-            Kind::Timeout { timeout } | Kind::ResetPeer { timeout } => vec![("timeout", timeout)],
-            Kind::Slicer {
-                average_size,
-                size_variation,
-                delay,
-            } => vec![
-                ("average_size", average_size),
-                ("size_variation", size_variation),
-                ("delay", delay),
-            ],
-            Kind::LimitData { bytes } => vec![("bytes", bytes)],
-        }
+        let mut copy = self.clone();
+        copy.fields_mut()
+            .into_iter()
+            .map(|(key, value)| (key, *value))
+            .collect()
     }
 
+    /// The attributes in the Go server's field order, to update in place.
     fn fields_mut(&mut self) -> Vec<(&'static str, &mut i64)> {
         match self {
             Kind::Noop => vec![],

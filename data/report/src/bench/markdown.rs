@@ -64,20 +64,24 @@ pub fn row_cells(r: &RateResult) -> Vec<String> {
     cells.extend(lat(s.e2e));
     cells.push(pair(r.noop.as_ref().and_then(|n| n.publish)));
     cells.push(pair(r.direct.result().and_then(|d| d.e2e)));
-    cells.push(format!(
-        "{} / {} ({} / {})",
-        signed_ms(r.overhead.publish_p50_ms),
-        signed_ms(r.overhead.publish_p99_ms),
-        ratio(r.overhead.publish_p50_ratio),
-        ratio(r.overhead.publish_p99_ratio)
-    ));
-    cells.push(format!(
-        "{} / {} ({} / {})",
-        signed_ms(r.overhead.e2e_p50_ms),
-        signed_ms(r.overhead.e2e_p99_ms),
-        ratio(r.overhead.e2e_p50_ratio),
-        ratio(r.overhead.e2e_p99_ratio)
-    ));
+    let o = &r.overhead;
+    for (p50_ms, p99_ms, p50_ratio, p99_ratio) in [
+        (
+            o.publish_p50_ms,
+            o.publish_p99_ms,
+            o.publish_p50_ratio,
+            o.publish_p99_ratio,
+        ),
+        (o.e2e_p50_ms, o.e2e_p99_ms, o.e2e_p50_ratio, o.e2e_p99_ratio),
+    ] {
+        cells.push(format!(
+            "{} / {} ({} / {})",
+            signed_ms(p50_ms),
+            signed_ms(p99_ms),
+            ratio(p50_ratio),
+            ratio(p99_ratio)
+        ));
+    }
     cells.push(
         s.resources
             .map_or("-".to_owned(), |x| format!("{:.0}", x.mcpu_mean)),

@@ -3,12 +3,10 @@
 //! over time.
 //!
 //! Pure string building, no plotting crate: a chart is axes, ticks, one polyline per series
-//! (broken where a value is missing) and a legend.
-
-use std::fmt::Write as _;
+//! (broken where a value is missing) and a legend, written with the crate's one SVG writer.
 
 use super::model::SpectrumPoint;
-use crate::text::xml as esc;
+use crate::svg::{Numbers, Svg};
 
 const WIDTH: f64 = 640.0;
 const HEIGHT: f64 = 300.0;
@@ -118,16 +116,6 @@ pub fn nice_ticks(max: f64) -> Vec<f64> {
     (0..=n).map(|i| i as f64 * step).collect()
 }
 
-fn num(v: f64) -> String {
-    let s = format!("{v:.4}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s == "-0" {
-        "0".to_owned()
-    } else {
-        s.to_owned()
-    }
-}
-
 /// The chart as an `<svg>` element.
 pub fn render(chart: &Chart) -> String {
     let values = || {
@@ -146,7 +134,7 @@ pub fn render(chart: &Chart) -> String {
     let x_ticks: Vec<(f64, String)> = if chart.x_ticks.is_empty() {
         nice_ticks(values().map(|(x, _)| x).fold(0.0, f64::max))
             .into_iter()
-            .map(|t| (t, num(t)))
+            .map(|t| (t, Numbers::Trimmed.format(t)))
             .collect()
     } else {
         chart.x_ticks.clone()
@@ -167,57 +155,40 @@ pub fn render(chart: &Chart) -> String {
     let px = |x: f64| LEFT + (x - x_min) / x_span * plot_w;
     let py = |y: f64| TOP + plot_h - y / y_max * plot_h;
 
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" font-family="sans-serif" font-size="11" role="img"><title>{}</title>"#,
-        esc(&chart.title)
-    );
-    let _ = write!(
-        s,
-        r#"<text x="{}" y="18" font-size="13" font-weight="bold">{}</text>"#,
-        num(LEFT),
-        esc(&chart.title)
-    );
+    let mut svg = Svg::new(WIDTH, HEIGHT, Numbers::Trimmed, Some(&chart.title));
+    svg.heading(LEFT, 18.0, &chart.title);
     for &t in &y_ticks {
-        let y = num(py(t));
-        let _ = write!(
-            s,
-            r##"<line x1="{}" x2="{}" y1="{y}" y2="{y}" stroke="#ddd"/><text x="{}" y="{y}" text-anchor="end" dominant-baseline="middle">{}</text>"##,
-            num(LEFT),
-            num(LEFT + plot_w),
-            num(LEFT - 6.0),
-            num(t)
+        let y = py(t);
+        svg.line((LEFT, y), (LEFT + plot_w, y), r##"stroke="#ddd""##);
+        svg.text(
+            LEFT - 6.0,
+            y,
+            r#"text-anchor="end" dominant-baseline="middle""#,
+            &Numbers::Trimmed.format(t),
         );
     }
     for (t, label) in &x_ticks {
-        let x = num(px(*t));
-        let _ = write!(
-            s,
-            r##"<line x1="{x}" x2="{x}" y1="{}" y2="{}" stroke="#eee"/><text x="{x}" y="{}" text-anchor="middle">{}</text>"##,
-            num(TOP),
-            num(TOP + plot_h),
-            num(TOP + plot_h + 14.0),
-            esc(label)
+        svg.x_tick(
+            px(*t),
+            (TOP, TOP + plot_h),
+            "#eee",
+            TOP + plot_h + 14.0,
+            label,
         );
     }
-    let _ = write!(
-        s,
-        r##"<rect x="{}" y="{}" width="{}" height="{}" fill="none" stroke="#888"/>"##,
-        num(LEFT),
-        num(TOP),
-        num(plot_w),
-        num(plot_h)
+    svg.rect(
+        (LEFT, TOP),
+        (plot_w, plot_h),
+        r##"fill="none" stroke="#888""##,
+        None,
     );
-    let _ = write!(
-        s,
-        r#"<text x="{}" y="{}" text-anchor="middle">{}</text><text transform="translate(14 {}) rotate(-90)" text-anchor="middle">{}</text>"#,
-        num(LEFT + plot_w / 2.0),
-        num(HEIGHT - 6.0),
-        esc(&chart.x_label),
-        num(TOP + plot_h / 2.0),
-        esc(&chart.y_label)
+    svg.text(
+        LEFT + plot_w / 2.0,
+        HEIGHT - 6.0,
+        r#"text-anchor="middle""#,
+        &chart.x_label,
     );
+    svg.vertical_text(14.0, TOP + plot_h / 2.0, &chart.y_label);
     for (i, series) in chart.series.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
         let dash = if series.dashed {
@@ -226,48 +197,34 @@ pub fn render(chart: &Chart) -> String {
             ""
         };
         for run in series.points.split(|(_, y)| y.is_none()) {
-            if run.is_empty() {
-                continue;
-            }
             let pts: Vec<(f64, f64)> = run
                 .iter()
                 .filter_map(|&(x, y)| y.map(|y| (px(x), py(y))))
                 .collect();
-            if let [(x, y)] = pts[..] {
-                let _ = write!(
-                    s,
-                    r#"<circle cx="{}" cy="{}" r="2" fill="{color}"/>"#,
-                    num(x),
-                    num(y)
-                );
-            } else {
-                let pts: Vec<String> = pts
-                    .iter()
-                    .map(|&(x, y)| format!("{},{}", num(x), num(y)))
-                    .collect();
-                let _ = write!(
-                    s,
-                    r#"<polyline fill="none" stroke="{color}" stroke-width="1.5"{dash} points="{}"/>"#,
-                    pts.join(" ")
-                );
+            match pts[..] {
+                [] => {}
+                [point] => svg.circle(point, 2.0, &format!(r#"fill="{color}""#)),
+                _ => svg.polyline(
+                    &pts,
+                    &format!(r#"stroke="{color}" stroke-width="1.5"{dash}"#),
+                ),
             }
         }
         let ly = TOP + 10.0 + i as f64 * 16.0;
         let lx = LEFT + plot_w + 10.0;
-        let _ = write!(
-            s,
-            r#"<line x1="{}" x2="{}" y1="{}" y2="{}" stroke="{color}" stroke-width="2"{dash}/><text x="{}" y="{}" dominant-baseline="middle">{}</text>"#,
-            num(lx),
-            num(lx + 18.0),
-            num(ly),
-            num(ly),
-            num(lx + 22.0),
-            num(ly),
-            esc(&series.label)
+        svg.line(
+            (lx, ly),
+            (lx + 18.0, ly),
+            &format!(r#"stroke="{color}" stroke-width="2"{dash}"#),
+        );
+        svg.text(
+            lx + 22.0,
+            ly,
+            r#"dominant-baseline="middle""#,
+            &series.label,
         );
     }
-    s.push_str("</svg>");
-    s
+    svg.finish()
 }
 
 #[cfg(test)]

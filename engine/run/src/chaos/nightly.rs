@@ -12,12 +12,13 @@ use harness::fault::{FaultKind, Hop, Proc};
 use harness_checkers::faults;
 use harness_history::History;
 use harness_report::event::{RunEvent, RunEvents, emit};
-use harness_report::{CheckResult, Level, Section, VerdictKind};
+use harness_report::{CheckResult, Level, Section};
 
 use crate::broker::{Broker, Promise};
 use crate::chaos::experiment::{Experiment, ROUTE, describe_window, hops_of, run, scenario};
 use crate::chaos::nemesis::{self, NemesisConfig, Window};
 use crate::env::RunEnv;
+use crate::runner::Heading;
 use crate::trial::Trial;
 
 /// The check id of a nightly chaos run.
@@ -55,7 +56,9 @@ pub struct NightlyOutcome {
 pub fn nemesis_config(env: &RunEnv, config: &NightlyConfig) -> NemesisConfig {
     let broker = env.broker;
     let mut hops = vec![Hop::SidecarToApp, Hop::AppToSidecar];
-    if broker != Broker::InMemory && !(broker == Broker::Kafka && env.kafka.is_some()) {
+    if broker != Broker::InMemory
+        && !(broker == Broker::Kafka && env.broker_sources.kafka.is_some())
+    {
         hops.insert(0, Hop::SidecarToBroker);
     }
     let mut procs = vec![Proc::App];
@@ -183,8 +186,8 @@ async fn experiment_with_seed(
 ) -> NightlyOutcome {
     let nemesis = nemesis_config(&env, config);
     let schedule = nemesis::schedule(seed, &nemesis);
-    let mut result = CheckResult {
-        id: ID.to_owned(),
+    let mut result = Heading {
+        id: ID,
         title: format!(
             "{} s of load at {} msg/s under a seeded nemesis ({} fault windows): nothing acknowledged is lost",
             config.duration.as_secs(),
@@ -192,22 +195,13 @@ async fn experiment_with_seed(
             schedule.len()
         ),
         level: Level::Must,
-        clause: "Dapr pub/sub at-least-once delivery under network and process faults (spec notes §5.6, §7, §8)".to_owned(),
+        clause: "Dapr pub/sub at-least-once delivery under network and process faults (spec notes §5.6, §7, §8)",
         clause_url: Some(
-            "https://docs.dapr.io/developing-applications/building-blocks/pubsub/pubsub-overview/"
-                .to_owned(),
+            "https://docs.dapr.io/developing-applications/building-blocks/pubsub/pubsub-overview/",
         ),
-        profile: "chaos".to_owned(),
-        broker: Some(env.broker.name().to_owned()),
-        target: Some(env.target.name().to_owned()),
-        verdict: VerdictKind::Pass,
-        summary: None,
-        evidence: Vec::new(),
-        duration_ms: 0,
-        seed: Some(seed),
-        history_file: None,
-        observations: Vec::new(),
-    };
+        profile: "chaos",
+    }
+    .result(&env, seed);
     let mut trial = Trial::new(env.clone(), ID, seed);
     let last_stop = schedule.last().map_or(Duration::ZERO, |w| w.stop);
     let experiment = Experiment {

@@ -178,21 +178,16 @@ impl Proxies {
                     .map_err(api_error(format!("removing {toxic_name} from {proxy}")))?;
                 self.confirm_toxic(&proxy, &toxic_name, false).await?;
             }
-            Fault::ProxyDown(hop) => {
+            Fault::ProxyDown(hop) | Fault::ProxyUp(hop) => {
+                let up = matches!(fault, Fault::ProxyUp(_));
                 let proxy = self.name(*hop)?;
-                client
-                    .disable_proxy(&proxy)
-                    .await
-                    .map_err(api_error(format!("disabling {proxy}")))?;
-                self.confirm_listening(*hop, false).await?;
-            }
-            Fault::ProxyUp(hop) => {
-                let proxy = self.name(*hop)?;
-                client
-                    .enable_proxy(&proxy)
-                    .await
-                    .map_err(api_error(format!("enabling {proxy}")))?;
-                self.confirm_listening(*hop, true).await?;
+                let (done, doing) = if up {
+                    (client.enable_proxy(&proxy).await, "enabling")
+                } else {
+                    (client.disable_proxy(&proxy).await, "disabling")
+                };
+                done.map_err(api_error(format!("{doing} {proxy}")))?;
+                self.confirm_listening(*hop, up).await?;
             }
             other => {
                 return Err(Problem::Setup(format!(

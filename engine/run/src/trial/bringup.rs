@@ -55,7 +55,7 @@ impl Trial {
         // broker advertises; it is pointed at the broker once that runs.
         let mut advertised = None;
         if proxied(Hop::SidecarToBroker) && self.env.broker == Broker::Kafka {
-            if self.env.kafka.is_some() {
+            if self.env.broker_sources.kafka.is_some() {
                 return Err(Problem::Setup(
                     "a proxy in front of an external Kafka (PUBSUB_TCK_KAFKA) would be bypassed: clients reconnect to the address it advertises".into(),
                 ));
@@ -84,8 +84,8 @@ impl Trial {
             .collect();
         let external = match self.env.broker {
             Broker::InMemory => None,
-            Broker::Redis => self.env.redis.clone(),
-            Broker::Kafka => self.env.kafka.clone(),
+            Broker::Redis => self.env.broker_sources.redis.clone(),
+            Broker::Kafka => self.env.broker_sources.kafka.clone(),
         };
         let mut broker_addr = broker
             .as_ref()
@@ -201,7 +201,7 @@ impl Trial {
     ) -> Result<Option<BrokerServer>, Problem> {
         match self.env.broker {
             Broker::InMemory => Ok(None),
-            Broker::Redis if self.env.redis.is_some() => Ok(None),
+            Broker::Redis if self.env.broker_sources.redis.is_some() => Ok(None),
             Broker::Redis => {
                 let name = format!("redis-{}", self.safe_id());
                 let (dir, logs) = (dir.join("redis"), self.log_dir());
@@ -212,9 +212,9 @@ impl Trial {
                 .map_err(|e| Problem::setup(&e))?;
                 Ok(Some(BrokerServer::Redis(server)))
             }
-            Broker::Kafka if self.env.kafka.is_some() => Ok(None),
+            Broker::Kafka if self.env.broker_sources.kafka.is_some() => Ok(None),
             Broker::Kafka => {
-                let Some(home) = &self.env.kafka_home else {
+                let Some(home) = &self.env.broker_sources.kafka_home else {
                     return Err(Problem::Setup(
                         "no Kafka broker: set PUBSUB_TCK_KAFKA_HOME (scripts/kafka.sh) or PUBSUB_TCK_KAFKA"
                             .into(),
@@ -246,8 +246,8 @@ impl Trial {
             .map(|b| b.addr().to_owned());
         private.or_else(|| match self.env.broker {
             Broker::InMemory => None,
-            Broker::Redis => self.env.redis.clone(),
-            Broker::Kafka => self.env.kafka.clone(),
+            Broker::Redis => self.env.broker_sources.redis.clone(),
+            Broker::Kafka => self.env.broker_sources.kafka.clone(),
         })
     }
 

@@ -15,6 +15,26 @@ impl Trial {
         self.started.elapsed().as_micros() as u64
     }
 
+    /// Stamps `data` (a JSON object) with a fresh `tck_id` and the trial's `tck_trial`, and
+    /// records that its publish to `topic` is invoked. Returns the id and the publish event,
+    /// which the caller records again with its outcome.
+    fn invoke(&mut self, topic: &str, data: &mut Value) -> (String, Publish) {
+        let id = self.next_id();
+        if let Value::Object(o) = data {
+            o.insert("tck_id".into(), Value::String(id.clone()));
+            o.insert("tck_trial".into(), Value::String(self.nonce.clone()));
+        }
+        let mut p = Publish::new(MessageId::new(id.clone()), topic, Phase::Invoke);
+        p.key = data
+            .get("tck_key")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        p.seq = data.get("tck_seq").and_then(Value::as_u64);
+        self.history
+            .record(self.at(), EventKind::Publish(p.clone()));
+        (id, p)
+    }
+
     /// Publishes `data` (a JSON object; `tck_id` is added) as `application/json` to `topic` and
     /// requires 204. Returns the message id.
     pub async fn publish(&mut self, topic: &str, data: Value) -> Result<String, Problem> {
@@ -28,21 +48,7 @@ impl Trial {
         mut data: Value,
         query: &[(&str, &str)],
     ) -> Result<String, Problem> {
-        let id = self.next_id();
-        if let Value::Object(o) = &mut data {
-            o.insert("tck_id".into(), Value::String(id.clone()));
-            o.insert("tck_trial".into(), Value::String(self.nonce.clone()));
-        }
-        let key = data
-            .get("tck_key")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let seq = data.get("tck_seq").and_then(Value::as_u64);
-        let mut p = Publish::new(MessageId::new(id.clone()), topic, Phase::Invoke);
-        p.key = key.clone();
-        p.seq = seq;
-        self.history
-            .record(self.at(), EventKind::Publish(p.clone()));
+        let (id, mut p) = self.invoke(topic, &mut data);
         let result = self
             .client()
             .publish(
@@ -103,14 +109,7 @@ impl Trial {
         mut data: Value,
         metadata: &[(&str, &str)],
     ) -> Result<String, Problem> {
-        let id = self.next_id();
-        if let Value::Object(o) = &mut data {
-            o.insert("tck_id".into(), Value::String(id.clone()));
-            o.insert("tck_trial".into(), Value::String(self.nonce.clone()));
-        }
-        let mut p = Publish::new(MessageId::new(id.clone()), topic, Phase::Invoke);
-        self.history
-            .record(self.at(), EventKind::Publish(p.clone()));
+        let (id, mut p) = self.invoke(topic, &mut data);
         let req = dapr::dapr::proto::runtime::v1::PublishEventRequest {
             pubsub_name: PUBSUB.into(),
             topic: topic.into(),
@@ -173,11 +172,7 @@ impl Trial {
         let deadline = Instant::now() + DEADLINE;
         loop {
             let all = self.app().deliveries_on(route);
-            let mine: Vec<RecordedDelivery> = all
-                .iter()
-                .filter(|d| d.tck_id.as_deref() == Some(id))
-                .cloned()
-                .collect();
+            let mine = of_message(&all, id);
             if mine.len() >= n {
                 return Ok(mine);
             }
@@ -212,6 +207,16 @@ impl Trial {
     /// Observation window: everything on `route` once [`QUIET`] has passed.
     pub async fn quiet(&self, route: &str) -> Vec<RecordedDelivery> {
         self.app().observe_quiet(Some(route), QUIET).await
+    }
+
+    /// Watches `route` for the observation window and fails with `what` when anything arrived
+    /// there, naming what did.
+    pub async fn nothing_on(&self, route: &str, what: impl Into<String>) -> Result<(), Problem> {
+        let seen = self.quiet(route).await;
+        if seen.is_empty() {
+            return Ok(());
+        }
+        Err(Problem::fail(what, delivery_lines(&seen)))
     }
 
     /// Every recorded delivery (the app's, then each stream's), one line each, for evidence.
@@ -298,11 +303,7 @@ impl Trial {
         let deadline = Instant::now() + DEADLINE;
         loop {
             let all = s.deliveries();
-            let mine: Vec<RecordedDelivery> = all
-                .iter()
-                .filter(|d| d.tck_id.as_deref() == Some(id))
-                .cloned()
-                .collect();
+            let mine = of_message(&all, id);
             if mine.len() >= n {
                 return Ok(mine);
             }
@@ -319,6 +320,14 @@ impl Trial {
             }
         }
     }
+}
+
+/// The deliveries of message `id` among `all`.
+fn of_message(all: &[RecordedDelivery], id: &str) -> Vec<RecordedDelivery> {
+    all.iter()
+        .filter(|d| d.tck_id.as_deref() == Some(id))
+        .cloned()
+        .collect()
 }
 
 /// One evidence line per delivery: time, route, message, attempt, answer.

@@ -2,6 +2,8 @@
 //! `dapr-app-id` header form (see `not_found`).
 
 use super::*;
+// Go's `path.Clean` of `/` + the path, as daprd normalises an invoked method (and an app route).
+use crate::routing::clean_path;
 
 /// `ANY /v1.0/invoke/{app-id}/method/{path}`.
 pub(super) async fn invoke(
@@ -18,24 +20,6 @@ pub(super) async fn invoke(
         .unwrap_or("")
         .to_owned();
     forward_invocation(&rt, &app_id, &method_path, req).await
-}
-
-/// Go's `path.Clean` of `/` + `path`, as daprd normalises an invoked method.
-pub(super) fn clean_path(path: &str) -> String {
-    let mut segments: Vec<&str> = Vec::new();
-    for seg in path.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                segments.pop();
-            }
-            s => segments.push(s),
-        }
-    }
-    let mut out = String::with_capacity(path.len() + 1);
-    out.push('/');
-    out.push_str(&segments.join("/"));
-    out
 }
 
 /// Forwards an invocation of `app_id` to this sidecar's own app and passes the answer through

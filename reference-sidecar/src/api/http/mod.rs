@@ -119,6 +119,17 @@ pub(super) fn query_pairs(q: Option<&str>) -> impl Iterator<Item = (String, Stri
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
 }
 
+/// The field `name` of a JSON object in a request body, matched case-insensitively as Go's
+/// decoder matches field names.
+pub(super) fn json_field<'a>(
+    obj: &'a serde_json::Map<String, Value>,
+    name: &str,
+) -> Option<&'a Value> {
+    obj.iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}
+
 /// The whole body, up to `limit` bytes: 413 only when the limit is what stopped it; a body that
 /// cannot be read (a client gone mid-body, broken chunking) is a 400 naming why.
 pub(super) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {

@@ -20,17 +20,7 @@ pub(super) fn publish_metadata(q: Option<&str>) -> BTreeMap<String, String> {
 }
 
 pub(super) fn trace_headers(headers: &HeaderMap) -> Trace {
-    let get = |k| {
-        headers
-            .get(k)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned()
-    };
-    Trace {
-        traceparent: get("traceparent"),
-        tracestate: get("tracestate"),
-    }
+    Trace::from_headers(|k| headers.get(k).and_then(|v| v.to_str().ok()))
 }
 
 pub(super) async fn publish(
@@ -89,11 +79,7 @@ pub(super) fn bulk_entries(
         let Value::Object(obj) = item else {
             return Err(unmarshal(format!("entry {i} is not an object")));
         };
-        let get = |k: &str| {
-            obj.iter()
-                .find(|(key, _)| key.eq_ignore_ascii_case(k))
-                .map(|(_, v)| v)
-        };
+        let get = |k: &str| json_field(&obj, k);
         let id = get("entryId")
             .and_then(Value::as_str)
             .unwrap_or("")

@@ -20,6 +20,18 @@ pub(super) fn state_store<'a>(
         .ok_or_else(|| state_err::not_found(name))
 }
 
+/// `key` as `store` keeps it: with the store's key prefix.
+fn stored_key(
+    rt: &Runtime,
+    comp: &crate::runtime::StateComponent,
+    store: &str,
+    key: &str,
+) -> Result<String, ApiError> {
+    comp.key_prefix
+        .apply(&rt.config.app_id, store, key)
+        .map_err(state_err::malformed)
+}
+
 /// One item of a save request.
 pub(super) struct SaveItem {
     key: String,
@@ -42,11 +54,7 @@ pub(super) fn save_items(body: &[u8]) -> Result<Vec<SaveItem>, ApiError> {
         let Value::Object(obj) = item else {
             return Err(malformed(format!("item {i} is not an object")));
         };
-        let get = |k: &str| {
-            obj.iter()
-                .find(|(key, _)| key.eq_ignore_ascii_case(k))
-                .map(|(_, v)| v)
-        };
+        let get = |k: &str| json_field(&obj, k);
         let key = match get("key") {
             Some(Value::String(k)) if !k.is_empty() => k.clone(),
             _ => return Err(malformed(format!("item {i} has no key"))),
@@ -77,10 +85,7 @@ pub(super) async fn save_state(
     let body = read_body(body, rt.config.max_body_size).await?;
     let items = save_items(&body)?;
     for item in items {
-        let key = comp
-            .key_prefix
-            .apply(&rt.config.app_id, &store, &item.key)
-            .map_err(state_err::malformed)?;
+        let key = stored_key(&rt, comp, &store, &item.key)?;
         comp.store
             .set(&key, item.value, item.etag.as_deref())
             .await
@@ -95,10 +100,7 @@ pub(super) async fn get_state(
     Path((store, key)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let comp = state_store(&rt, &store)?;
-    let full_key = comp
-        .key_prefix
-        .apply(&rt.config.app_id, &store, &key)
-        .map_err(state_err::malformed)?;
+    let full_key = stored_key(&rt, comp, &store, &key)?;
     let item = comp
         .store
         .get(&full_key)
@@ -126,10 +128,7 @@ pub(super) async fn delete_state(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let comp = state_store(&rt, &store)?;
-    let full_key = comp
-        .key_prefix
-        .apply(&rt.config.app_id, &store, &key)
-        .map_err(state_err::malformed)?;
+    let full_key = stored_key(&rt, comp, &store, &key)?;
     // A malformed If-Match must not turn into an unconditional delete.
     let etag = match headers.get(header::IF_MATCH) {
         None => None,

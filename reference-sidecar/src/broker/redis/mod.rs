@@ -30,8 +30,8 @@ use redis::{Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, Val
 use tokio::sync::{Mutex, mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::metadata::{Lookup, bad, parse_digits};
-use super::{BrokerError, Closing, Handler, Message, PublishError, is_generic_key};
+use super::metadata::{Lookup, bad, is_one_of, parse_digits, unsupported_keys};
+use super::{BrokerError, Closing, Handler, Message, PublishError};
 
 mod consumer;
 mod settings;

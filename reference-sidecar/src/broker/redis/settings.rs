@@ -110,17 +110,17 @@ impl Settings {
         app_id: &str,
     ) -> Result<(Settings, Vec<String>), BrokerError> {
         let m = Lookup(md);
-        let mut warnings = Vec::new();
-        for k in md.keys() {
-            let known = |keys: &[&str]| keys.iter().any(|s| s.eq_ignore_ascii_case(k));
-            if known(TUNING_KEYS) {
-                warnings.push(format!(
-                    "spec.metadata {k} is accepted but has no effect in refsidecar's pubsub.redis"
-                ));
-            } else if !known(SUPPORTED_KEYS) && !is_generic_key(k) {
-                warnings.push(format!("spec.metadata {k} is ignored by pubsub.redis"));
-            }
-        }
+        let mut warnings: Vec<String> = unsupported_keys(md, SUPPORTED_KEYS)
+            .map(|k| {
+                if is_one_of(k, TUNING_KEYS) {
+                    format!(
+                        "spec.metadata {k} is accepted but has no effect in refsidecar's pubsub.redis"
+                    )
+                } else {
+                    format!("spec.metadata {k} is ignored by pubsub.redis")
+                }
+            })
+            .collect();
 
         if m.bool("enableTLS")? {
             return Err(bad(

@@ -1,6 +1,7 @@
 //! Helpers the in-process tests share: a scripted app, a sidecar running on its own tokio
-//! runtime (so a test can crash it without a graceful shutdown), and a private `redis-server`
-//! on a loopback port with its own directory.
+//! runtime (so a test can crash it without a graceful shutdown), its configuration and resources
+//! (`setup`), start-up errors, and a private `redis-server` on a loopback port with its own
+//! directory.
 //!
 //! Every wait is on an observable condition with a deadline.
 
@@ -9,7 +10,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,6 +27,10 @@ use reference_sidecar::{Config, Listeners, RunError, run};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Notify, oneshot};
+
+mod setup;
+
+pub(crate) use setup::{IN_MEMORY, RETRY_POLICY, config, pubsub_component, resources};
 
 /// How long anything expected may take.
 pub(crate) const DEADLINE: Duration = Duration::from_secs(10);
@@ -265,27 +269,6 @@ fn echo(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Respons
     (StatusCode::CREATED, [("x-echo", "yes")], text).into_response()
 }
 
-/// A sidecar configuration for tests: loopback only, one resources directory.
-pub(crate) fn config(app_id: &str, app_port: Option<u16>, resources: &Path) -> Config {
-    Config {
-        app_id: app_id.into(),
-        app_port,
-        app_channel_address: "127.0.0.1".into(),
-        app_protocol: "http".into(),
-        resources_paths: vec![resources.to_owned()],
-        config_file: None,
-        app_max_concurrency: -1,
-        max_body_size: 1 << 20,
-        graceful_shutdown: Duration::from_secs(2),
-        api_token: None,
-        app_api_token: None,
-        listen_addresses: vec!["127.0.0.1".parse().unwrap()],
-        http_port: 0,
-        grpc_port: 0,
-        limits: reference_sidecar::Limits::default(),
-    }
-}
-
 /// A sidecar on its own runtime: [`Sidecar::crash`] drops every task at once, as a killed
 /// process would, with no graceful shutdown and no acknowledgements.
 pub(crate) struct Sidecar {
@@ -298,6 +281,8 @@ pub(crate) struct Sidecar {
     runtime: Option<tokio::runtime::Runtime>,
     stop: Option<oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<Result<(), RunError>>>,
+    /// With [`Sidecar::with_resources`], the resources directory, kept for the sidecar's life.
+    resources: Option<tempfile::TempDir>,
 }
 
 impl Sidecar {
@@ -333,9 +318,25 @@ impl Sidecar {
             runtime: Some(runtime),
             stop: Some(stop),
             done: Some(done),
+            resources: None,
         };
         s.wait_healthy().await;
         s
+    }
+
+    /// Starts a sidecar with app-id `checkout` in front of the app on `app_port`, reading `yaml`
+    /// from a resources directory of its own; `adjust` changes the configuration first.
+    pub(crate) async fn with_resources(
+        app_port: Option<u16>,
+        yaml: &str,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Sidecar {
+        let dir = resources(yaml);
+        let mut config = config("checkout", app_port, dir.path());
+        adjust(&mut config);
+        let mut sidecar = Sidecar::start(config).await;
+        sidecar.resources = Some(dir);
+        sidecar
     }
 
     /// One request to the HTTP API, with a content type or none.
@@ -462,6 +463,53 @@ impl Drop for Sidecar {
             rt.shutdown_background();
         }
     }
+}
+
+/// The usual subscriptions: `orders` on `pubsub`, delivered to `/orders`.
+pub(crate) fn orders() -> Value {
+    json!([{"pubsubname": "pubsub", "topic": "orders", "route": "/orders"}])
+}
+
+/// A scripted app subscribed to `subscriptions`, and a sidecar in front of it reading `yaml`
+/// ([`Sidecar::with_resources`]).
+pub(crate) async fn app_with_sidecar(subscriptions: Value, yaml: &str) -> (App, Sidecar) {
+    let (app, port) = App::start(subscriptions).await;
+    let sidecar = Sidecar::with_resources(Some(port), yaml, |_| {}).await;
+    (app, sidecar)
+}
+
+/// Runs a sidecar from `config` that must fail at start-up, and returns its error.
+pub(crate) async fn start_up_error(config: Config) -> RunError {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listeners = Listeners {
+        http: vec![listener],
+        ..Default::default()
+    };
+    run(config, listeners, std::future::pending())
+        .await
+        .unwrap_err()
+}
+
+/// The error chain of a sidecar (app-id `checkout`, no app) that fails to start from `yaml`.
+pub(crate) async fn start_up_failure(yaml: &str) -> String {
+    let dir = resources(yaml);
+    chain(&start_up_error(config("checkout", None, dir.path())).await)
+}
+
+/// The `errorCode` of an API error body ("" when it has none).
+pub(crate) fn error_code(body: &[u8]) -> String {
+    serde_json::from_slice::<Value>(body).unwrap()["errorCode"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// The `Display` of every error in the chain, joined.
+pub(crate) fn chain(err: &dyn std::error::Error) -> String {
+    std::iter::successors(Some(err), |e| e.source())
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 /// A private `redis-server` on a free loopback port, with its own directory and no persistence.
