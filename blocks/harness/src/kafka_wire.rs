@@ -75,6 +75,17 @@ pub(crate) async fn cluster(addr: &str) -> Result<(Option<String>, Vec<String>),
     Ok((m.cluster, m.brokers))
 }
 
+/// Whether the broker at `addr` has a leader for each partition of `topic` (`None`: it does not
+/// list the topic). A producer's first write to a topic created moments ago can find no leader.
+pub async fn topic_led(addr: &str, topic: &str) -> Result<Option<bool>, String> {
+    let body = call(addr, METADATA, 4, &metadata_body(topic)).await?;
+    Ok(parse_metadata(&body)?
+        .topics
+        .iter()
+        .find(|t| t.name == topic && t.error != 3)
+        .map(|t| t.led))
+}
+
 /// The names of every topic on the broker at `addr` but its internal ones (`__consumer_offsets`).
 pub async fn topics(addr: &str) -> Result<Vec<String>, String> {
     call(addr, METADATA, 4, &all_topics_body())
@@ -202,6 +213,8 @@ struct TopicMetadata {
     name: String,
     internal: bool,
     partitions: Vec<i32>,
+    /// Whether every partition has a leader and no error.
+    led: bool,
 }
 
 /// A `Metadata` v4 response.
@@ -234,10 +247,12 @@ fn parse_metadata(body: &[u8]) -> Result<Metadata, String> {
         let name = r.string()?.unwrap_or_default();
         let internal = r.take(1)?[0] != 0;
         let mut partitions = Vec::new();
+        let mut led = true;
         for _ in 0..r.count()? {
-            let _error = r.i16()?;
+            let partition_error = r.i16()?;
             partitions.push(r.i32()?);
-            let _leader = r.i32()?;
+            let leader = r.i32()?;
+            led &= partition_error == 0 && leader >= 0;
             for _ in 0..r.count()? {
                 r.i32()?;
             }
@@ -246,6 +261,7 @@ fn parse_metadata(body: &[u8]) -> Result<Metadata, String> {
             }
         }
         topics.push(TopicMetadata {
+            led: led && error == 0 && !partitions.is_empty(),
             error,
             name,
             internal,
@@ -418,8 +434,13 @@ mod tests {
             b.extend_from_slice(&1i32.to_be_bytes());
         }
         assert_eq!(parse_partitions(&b, "orders"), Ok(vec![0, 1]));
+        assert!(parse_metadata(&b).unwrap().topics[0].led);
         assert!(parse_partitions(&b, "other").is_err());
         assert!(parse_partitions(&b[..b.len() - 3], "orders").is_err());
+        // The last partition without a leader (-1): the topic is not led yet.
+        let n = b.len();
+        b[n - 20..n - 16].copy_from_slice(&(-1i32).to_be_bytes());
+        assert!(!parse_metadata(&b).unwrap().topics[0].led);
     }
 
     #[test]

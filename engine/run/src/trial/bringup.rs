@@ -92,6 +92,7 @@ impl Trial {
             .map(|r| r.addr().to_owned())
             .or(external)
             .unwrap_or_default();
+        let broker_direct = broker_addr.clone();
         if let (true, Some(p)) = (proxied(Hop::SidecarToBroker), proxies.as_mut()) {
             match self.env.broker {
                 Broker::InMemory => {
@@ -168,6 +169,10 @@ impl Trial {
                 target: sidecar.target_name().to_owned(),
                 source,
             }));
+        }
+        if self.env.broker == Broker::Kafka {
+            let topics = s.subscriptions.iter().filter_map(|e| e["topic"].as_str());
+            await_leaders(&broker_direct, topics).await;
         }
         if let (true, Some(p)) = (proxied(Hop::AppToSidecar), proxies.as_mut()) {
             let port = sidecar.http_port().ok_or_else(|| {
@@ -294,6 +299,31 @@ impl Trial {
 }
 
 /// The port of a `host:port` a proxy listens on.
+/// Waits until the Kafka broker at `addr` has a leader for every partition of each of `topics`
+/// that it lists (up to [`DEADLINE`]; a topic it does not list within a second is not waited
+/// for: a sidecar may rightly not subscribe to it). A subscriber creates its topics as the
+/// sidecar starts, and a producer's first write while a new partition has no leader yet can
+/// fail (daprd's producer retries three times in 300 ms, which a loaded machine can outlast).
+/// What is still without a leader then is left to the check to meet: this only keeps the
+/// broker's start-up out of the verdict.
+async fn await_leaders<'a>(addr: &str, topics: impl Iterator<Item = &'a str>) {
+    let started = Instant::now();
+    for topic in topics {
+        loop {
+            let listed_by = started + std::time::Duration::from_secs(1);
+            let waited = match harness::kafka_wire::topic_led(addr, topic).await {
+                Ok(Some(true)) | Err(_) => break,
+                Ok(Some(false)) => started + DEADLINE,
+                Ok(None) => listed_by,
+            };
+            if Instant::now() >= waited {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
 fn port_of(listen: &str) -> Result<u16, Problem> {
     listen
         .rsplit(':')
