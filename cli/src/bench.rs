@@ -243,7 +243,7 @@ fn run(args: BenchRunArgs) -> anyhow::Result<u8> {
         .or(settings.seed)
         .unwrap_or_else(harness_engine::env::random_seed);
     let now = time::OffsetDateTime::now_utc();
-    let run_id = crate::run_id(now, seed);
+    let run_id = suites::run_report::run_id(now, seed);
     let base = reports_dir(args.common.report_dir.as_deref(), &settings, &root, &cwd);
     let run_dir = base.join(&run_id);
     let searching = args.find_max;
@@ -301,7 +301,7 @@ fn run(args: BenchRunArgs) -> anyhow::Result<u8> {
     );
     let info = harness_bench::RunInfo {
         run_id,
-        started_at: crate::rfc3339_seconds(now),
+        started_at: suites::run_report::rfc3339_seconds(now),
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -90,7 +90,7 @@ pub(crate) fn apps(args: &AppsArgs) -> anyhow::Result<u8> {
     };
     let run_id = format!(
         "apps-{}",
-        crate::compact_utc(time::OffsetDateTime::now_utc())
+        suites::run_report::compact_utc(time::OffsetDateTime::now_utc())
     );
     let base = crate::bench::reports_dir(args.report_dir.as_deref(), &settings, &root, &cwd);
     let run_dir = base.join(&run_id);

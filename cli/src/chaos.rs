@@ -72,7 +72,7 @@ pub(crate) fn chaos(args: ChaosArgs) -> anyhow::Result<u8> {
         .or_else(|| settings.report_dir.as_ref().map(|d| d.join("chaos")))
         .unwrap_or_else(|| harness_engine::env::reports_base(&root, &cwd).join("chaos"));
     let now = time::OffsetDateTime::now_utc();
-    let run_id = crate::run_id(now, seed);
+    let run_id = suites::run_report::run_id(now, seed);
     let env = RunEnv::new(
         &settings,
         &suites::catalog::ids(),
@@ -129,7 +129,7 @@ pub(crate) fn chaos(args: ChaosArgs) -> anyhow::Result<u8> {
         run_id,
         env!("CARGO_PKG_VERSION"),
         env.target.name(),
-        crate::rfc3339_seconds(now),
+        suites::run_report::rfc3339_seconds(now),
         seed,
     );
     report.target_file = Some(env.target.path().display().to_string());

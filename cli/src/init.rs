@@ -203,15 +203,20 @@ mod tests {
         d
     }
 
+    /// Arguments for a first init (no `--force`).
+    fn args(name: &str, command: &str, flags: Flags) -> InitArgs {
+        InitArgs {
+            name: name.into(),
+            command: command.into(),
+            flags,
+            force: false,
+        }
+    }
+
     #[test]
     fn the_scaffold_loads_as_a_target_with_its_expectations() {
         let dir = scratch("loads");
-        let args = InitArgs {
-            name: "my-sidecar".into(),
-            command: "bin/sidecar".into(),
-            flags: Flags::Daprd,
-            force: false,
-        };
+        let args = args("my-sidecar", "bin/sidecar", Flags::Daprd);
         let (target, expect) = init(&args, &dir).unwrap();
         assert!(expect.exists());
         let t = harness::TargetFile::load(&target).unwrap();
@@ -256,12 +261,6 @@ mod tests {
     #[test]
     fn a_name_that_is_not_a_file_name_is_refused() {
         let dir = scratch("refused");
-        let args = InitArgs {
-            name: "../x".into(),
-            command: "daprd".into(),
-            flags: Flags::Minimal,
-            force: false,
-        };
-        assert!(init(&args, &dir).is_err());
+        assert!(init(&args("../x", "daprd", Flags::Minimal), &dir).is_err());
     }
 }

@@ -19,13 +19,13 @@ mod selfcheck;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use harness_engine::env::{EnvSettings, RunEnv, find_workspace};
 use harness_engine::runner;
 use harness_report::{RunReport, VerdictKind};
+use suites::run_report::RunRecord;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -372,11 +372,9 @@ fn run_once(
     selection: &Selection<'_>,
     build: bool,
 ) -> anyhow::Result<(RunReport, PathBuf)> {
-    let started = Instant::now();
     let seed = settings.seed.context("the run has a seed")?;
-    let now = time::OffsetDateTime::now_utc();
-    let run_id = run_id(now, seed);
-    let run_dir = base.join(&run_id);
+    let mut record = RunRecord::start(env!("CARGO_PKG_VERSION"), seed);
+    let run_dir = base.join(record.run_id());
     let mut names = Vec::new();
     let mut envs = Vec::new();
     for target in selection.targets {
@@ -415,34 +413,18 @@ fn run_once(
     let env = envs.last().cloned().context("no broker selected")?;
     let outcomes = execute(&envs, selection.checks, args.jobs)?;
 
-    let mut report = RunReport::new(
-        run_id.clone(),
-        env!("CARGO_PKG_VERSION"),
-        names.join(" + "),
-        rfc3339_seconds(now),
-        seed,
-    );
+    let report = record.report_mut();
+    report.target = names.join(" + ");
     report.target_file = Some(env.target.path().display().to_string());
     report.profile = args.profile.clone();
     report.broker = Some(args.broker.clone());
     report.environment = harness_engine::env::environment(selection.brokers, settings);
-    report.duration_ms = started.elapsed().as_millis() as u64;
-    let mut histories = Vec::new();
     for o in outcomes {
-        if let Some(h) = o.history {
-            histories.push(h);
-        }
-        report.checks.push(o.result);
+        record.push(o);
     }
-    if let Some(section) = harness_report::matrix::section(&report.checks) {
-        report.extra_sections.push(section);
-    }
-    if let Some(section) = suites::cross_broker::section(&report.checks, &env.target) {
-        report.extra_sections.push(section);
-    }
-    let dir = harness_report::store::write_run(base, &report, &histories)
-        .with_context(|| format!("writing reports under {}", base.display()))?;
-    Ok((report, dir))
+    record
+        .write(base, &env.target)
+        .with_context(|| format!("writing reports under {}", base.display()))
 }
 
 /// `env` with its target behind `pubsub-tck mutant --mode MODE` (this very binary).
@@ -456,34 +438,11 @@ fn mutant_env(env: Arc<RunEnv>, mode: harness_mutant::Mode) -> anyhow::Result<Ar
     Ok(Arc::new(env))
 }
 
-/// `<UTC date>T<time>Z-<seed>`: sorts by time, names the seed.
-fn run_id(now: time::OffsetDateTime, seed: u64) -> String {
-    format!("{}-{seed}", compact_utc(now))
-}
-
-/// `<UTC date>T<time>Z` without separators, as run directories are named.
-fn compact_utc(now: time::OffsetDateTime) -> String {
-    rfc3339_seconds(now).replace(['-', ':'], "")
-}
-
 /// `pubsub-tck doctor`, with hints pointing into the kit this binary runs from.
 fn doctor_here() -> anyhow::Result<u8> {
     let cwd = std::env::current_dir().context("reading the current directory")?;
     let root = find_workspace(&cwd)?;
     write_stdout(&doctor::render(&doctor::probe(&root))).map(|()| 0)
-}
-
-/// `t` as RFC 3339 in UTC to the second (`2026-12-07T16:30:00Z`), as every report stamps its start.
-fn rfc3339_seconds(t: time::OffsetDateTime) -> String {
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
 }
 
 /// Runs the target file's `build` command for a run on `brokers` in the target's root.

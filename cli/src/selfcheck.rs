@@ -80,7 +80,7 @@ pub(crate) fn selfcheck(args: SelfcheckArgs) -> anyhow::Result<u8> {
     crate::provision::ensure(&brokers, &mut settings, !args.common.no_install)?;
     let run_dir = base.join(format!(
         "{}-selfcheck",
-        crate::run_id(time::OffsetDateTime::now_utc(), seed)
+        suites::run_report::run_id(time::OffsetDateTime::now_utc(), seed)
     ));
 
     let env_of = |case: &Case| {

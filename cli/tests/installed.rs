@@ -35,12 +35,12 @@ fn the_installed_binary_runs_from_an_empty_directory_on_every_broker() {
         "the working directory must be outside any clone"
     );
 
-    let init = tck_in(&dir, &tck)
-        .args(["init", "--name", "mine", "--flags", "minimal", "--command"])
-        .arg(&sidecar)
-        .output()
-        .unwrap();
-    assert!(init.status.success(), "{}", text(&init));
+    let (init, out) = output(
+        tck_in(&dir, &tck)
+            .args(["init", "--name", "mine", "--flags", "minimal", "--command"])
+            .arg(&sidecar),
+    );
+    assert!(init.status.success(), "{out}");
     // As the user would: claim the brokers the sidecar supports.
     let file = dir.join("mine.toml");
     let written = std::fs::read_to_string(&file).unwrap();
@@ -55,26 +55,13 @@ fn the_installed_binary_runs_from_an_empty_directory_on_every_broker() {
     .unwrap();
 
     // The core profile on the in-memory broker, reports in the working directory.
-    let run = tck_in(&dir, &tck)
-        .args([
-            "run",
-            "--target",
-            "mine.toml",
-            "--profile",
-            "core",
-            "--seed",
-            "1",
-        ])
-        .output()
-        .unwrap();
-    let out = text(&run);
+    let (run, out) = run_tck(&dir, &tck, "run --target mine.toml --profile core --seed 1");
     assert_eq!(run.status.code(), Some(0), "{out}");
     assert!(out.contains(" passed, 0 failed"), "{out}");
     assert!(dir.join("reports/latest/results.json").exists(), "{out}");
 
     // What this environment can run, part by part.
-    let doctor = tck_in(&dir, &tck).arg("doctor").output().unwrap();
-    let out = text(&doctor);
+    let (doctor, out) = run_tck(&dir, &tck, "doctor");
     assert_eq!(doctor.status.code(), Some(0), "{out}");
     for part in [
         "redis-server",
@@ -90,50 +77,30 @@ fn the_installed_binary_runs_from_an_empty_directory_on_every_broker() {
     // The self-check around the user's own sidecar: the wrapper is the installed binary
     // itself. A sidecar that drops every third delivery is caught, the pass-through control
     // passes, and the gRPC-app cases are skipped (the target claims no `app.grpc`).
-    let selfcheck = tck_in(&dir, &tck)
-        .args(["selfcheck", "--target", "mine.toml", "--seed", "1"])
-        .args([
-            "--mode",
-            "drop-every-3rd,none",
-            "--filter",
-            "no_loss_no_duplicates",
-        ])
-        .output()
-        .unwrap();
-    let out = text(&selfcheck);
+    let (selfcheck, out) = run_tck(
+        &dir,
+        &tck,
+        "selfcheck --target mine.toml --seed 1 --mode drop-every-3rd,none --filter no_loss_no_duplicates",
+    );
     assert_eq!(selfcheck.status.code(), Some(0), "{out}");
     assert!(
         out.contains("1 mutants caught, 1 controls passed, 2 skipped, 0 not as required"),
         "{out}"
     );
     // The same mutant in a plain run fails it.
-    let broken = tck_in(&dir, &tck)
-        .args(["run", "--target", "mine.toml", "--seed", "1"])
-        .args([
-            "--mutant",
-            "drop-every-3rd",
-            "--filter",
-            "core::delivery::no_loss_no_duplicates",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(broken.status.code(), Some(1), "{}", text(&broken));
+    let (broken, out) = run_tck(
+        &dir,
+        &tck,
+        "run --target mine.toml --seed 1 --mutant drop-every-3rd --filter core::delivery::no_loss_no_duplicates",
+    );
+    assert_eq!(broken.status.code(), Some(1), "{out}");
 
     // Every broker: found (redis-server on PATH, Kafka in the cache) or installed.
-    let run = tck_in(&dir, &tck)
-        .args([
-            "run",
-            "--target",
-            "mine.toml",
-            "--broker",
-            "all",
-            "--seed",
-            "1",
-        ])
-        .args(["--filter", "core::publish::json_accepted"])
-        .output()
-        .unwrap();
-    let out = text(&run);
+    let (run, out) = run_tck(
+        &dir,
+        &tck,
+        "run --target mine.toml --broker all --seed 1 --filter core::publish::json_accepted",
+    );
     assert_eq!(run.status.code(), Some(0), "{out}");
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("reports/latest/results.json")).unwrap())
@@ -164,6 +131,19 @@ fn tck_in(dir: &Path, tck: &Path) -> Command {
         cmd.env_remove(var);
     }
     cmd
+}
+
+/// Runs the installed binary in `dir` with the words of `line` as arguments: its output, and
+/// its stdout and stderr as one text.
+fn run_tck(dir: &Path, tck: &Path, line: &str) -> (Output, String) {
+    output(tck_in(dir, tck).args(line.split_whitespace()))
+}
+
+/// Runs `cmd`: its output, and its stdout and stderr as one text.
+fn output(cmd: &mut Command) -> (Output, String) {
+    let output = cmd.output().unwrap();
+    let out = text(&output);
+    (output, out)
 }
 
 fn text(o: &Output) -> String {

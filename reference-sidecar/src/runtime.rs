@@ -136,12 +136,28 @@ pub enum RunError {
     ServeGrpc(#[source] tonic::transport::Error),
 }
 
-/// A loaded pub/sub component.
+/// What the metadata API lists of a loaded component, pub/sub or state.
 #[derive(Debug)]
-pub struct Component {
+pub(crate) struct Registered {
     pub(crate) name: String,
     pub(crate) type_: String,
     pub(crate) version: String,
+}
+
+impl Registered {
+    fn of(def: &ComponentDef) -> Registered {
+        Registered {
+            name: def.name.clone(),
+            type_: def.type_.clone(),
+            version: def.version.clone(),
+        }
+    }
+}
+
+/// A loaded pub/sub component.
+#[derive(Debug)]
+pub struct Component {
+    pub(crate) registered: Registered,
     pub(crate) broker: Broker,
     pub(crate) scopes: Arc<Scopes>,
     /// The outbound Resiliency policy, resolved once: resources never change after start-up,
@@ -152,9 +168,7 @@ pub struct Component {
 /// A loaded state component.
 #[derive(Debug)]
 pub struct StateComponent {
-    pub(crate) name: String,
-    pub(crate) type_: String,
-    pub(crate) version: String,
+    pub(crate) registered: Registered,
     pub(crate) store: StateStore,
     pub(crate) key_prefix: KeyPrefix,
 }
@@ -207,9 +221,7 @@ async fn load_state_store(def: &ComponentDef) -> Result<StateComponent, RunError
             })?;
     log_warnings(def, warnings);
     Ok(StateComponent {
-        name: def.name.clone(),
-        type_: def.type_.clone(),
-        version: def.version.clone(),
+        registered: Registered::of(def),
         store,
         key_prefix: KeyPrefix::from_metadata(&def.metadata),
     })
@@ -234,6 +246,21 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// Every loaded component with its capabilities, pub/sub first (the metadata API's list).
+    pub(crate) fn registered(
+        &self,
+    ) -> impl Iterator<Item = (&Registered, &'static [&'static str])> {
+        let pubsubs = self
+            .components
+            .values()
+            .map(|c| (&c.registered, c.broker.capabilities()));
+        let stores = self
+            .state_stores
+            .values()
+            .map(|s| (&s.registered, s.store.capabilities()));
+        pubsubs.chain(stores)
+    }
+
     /// The app's subscriptions, then the open streaming subscriptions (the metadata API's
     /// list).
     pub(crate) fn subscriptions(&self) -> Vec<Subscription> {
@@ -330,9 +357,7 @@ pub async fn run(
         components.insert(
             def.name.clone(),
             Component {
-                name: def.name.clone(),
-                type_: def.type_.clone(),
-                version: def.version.clone(),
+                registered: Registered::of(def),
                 broker,
                 scopes: Arc::new(Scopes::from_metadata(&def.metadata)),
                 outbound: loaded.resiliency.resolve(&def.name, Direction::Outbound),

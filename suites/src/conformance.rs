@@ -16,6 +16,12 @@
 //! prints `expected failure:`; a pass of a check it names fails the trial (the file is stale).
 //! Checks the target cannot run are listed as ignored, and their kind tag says why.
 //!
+//! Each trial's outcome also goes into the run's report ([`crate::run_report`]): at the end the
+//! binary writes `reports/cargo-test/<run-id>/` (or below `PUBSUB_TCK_REPORT_DIR`) as
+//! `pubsub-tck run` writes its run, with the trials that ran and the skips libtest listed, and
+//! prints where. Under nextest, which runs each trial as a process of its own, nextest's JUnit
+//! is the run's report and none is written.
+//!
 //! With `PUBSUB_TCK_STRICT=1` a SHOULD failure fails its trial too (for a target that holds
 //! itself to every SHOULD, such as refsidecar under scripts/mutants.sh).
 //!
@@ -33,6 +39,8 @@ use harness_engine::problem::error_chain;
 use harness_engine::runner::default_jobs;
 use harness_report::VerdictKind;
 use libtest_mimic::{Arguments, Failed, Trial};
+
+use crate::run_report::RunRecord;
 
 /// Runs the suite against `PUBSUB_TCK_TARGET` (default: the reference target), taking
 /// libtest's arguments (`--list`, filters, `--test-threads`, ...) from the command line.
@@ -67,7 +75,7 @@ pub fn arguments_with(jobs: usize) -> Arguments {
 
 fn run_suite(target: Option<std::path::PathBuf>) -> ExitCode {
     let args = arguments();
-    let (settings, envs, _containers) = match setup(target) {
+    let (settings, envs, base, _containers) = match setup(target) {
         Ok(v) => v,
         Err(e) => {
             // Still list a trial, so the failure shows up as a test with its reason.
@@ -75,12 +83,11 @@ fn run_suite(target: Option<std::path::PathBuf>) -> ExitCode {
             return libtest_mimic::run(&args, vec![trial]).exit_code();
         }
     };
+    let seed = settings.seed.unwrap_or_default();
     if let (false, Some((_, env))) = (args.list, envs.first()) {
         eprintln!(
-            "pubsub-tck: target `{}`, seed {} (replay with PUBSUB_TCK_SEED={})",
+            "pubsub-tck: target `{}`, seed {seed} (replay with PUBSUB_TCK_SEED={seed})",
             env.target.name(),
-            env.seed,
-            env.seed
         );
     }
     // One runtime for every trial, as in `pubsub-tck run`: libtest's threads each block on
@@ -100,6 +107,7 @@ fn run_suite(target: Option<std::path::PathBuf>) -> ExitCode {
     let fail_fast = std::env::var("PUBSUB_TCK_FAIL_FAST").is_ok_and(|v| v == "1");
     let strict = std::env::var("PUBSUB_TCK_STRICT").is_ok_and(|v| v == "1");
     let first_failure: Arc<Mutex<Option<String>>> = Arc::default();
+    let record = Arc::new(Mutex::new(base.record));
     // Longest first (`start_rank`), each check on every broker in turn, so that one broker's
     // heavy trials overlap the others' waits.
     let unavailable: Vec<_> = envs
@@ -113,41 +121,109 @@ fn run_suite(target: Option<std::path::PathBuf>) -> ExitCode {
         for ((broker, env), unavailable) in envs.iter().zip(&unavailable) {
             let name = format!("{}::{broker}", check.id);
             let skip = unavailable.clone().or_else(|| check.skip_reason(env));
-            let env = env.clone();
-            let check = check.clone();
-            let rt = rt.clone();
-            let first_failure = first_failure.clone();
-            let trial = Trial::test(name.clone(), move || {
-                if fail_fast && let Some(first) = first_failure.lock().ok().and_then(|f| f.clone())
-                {
-                    return Err(Failed::from(format!("not run (fail-fast after {first})")));
-                }
-                let result = run(&rt, env, check, strict);
-                if result.is_err()
-                    && let Ok(mut f) = first_failure.lock()
-                {
-                    f.get_or_insert(name);
-                }
-                result
-            });
-            trials.push(match skip {
-                Some(reason) => trial
-                    .with_ignored_flag(true)
-                    .with_kind(format!("skip: {reason}")),
-                None => trial,
-            });
+            let trial = {
+                let (env, check, rt) = (env.clone(), check.clone(), rt.clone());
+                let (first_failure, record) = (first_failure.clone(), record.clone());
+                let name = name.clone();
+                Trial::test(name.clone(), move || {
+                    if fail_fast
+                        && let Some(first) = first_failure.lock().ok().and_then(|f| f.clone())
+                    {
+                        return Err(Failed::from(format!("not run (fail-fast after {first})")));
+                    }
+                    let outcome = rt.block_on(harness_engine::runner::run_one(env, &check));
+                    let verdict = verdict(&outcome.result, strict);
+                    if verdict.is_err()
+                        && let Ok(mut f) = first_failure.lock()
+                    {
+                        f.get_or_insert(name);
+                    }
+                    if let Ok(mut record) = record.lock() {
+                        record.push(outcome);
+                    }
+                    verdict
+                })
+            };
+            let Some(reason) = skip else {
+                trials.push(trial);
+                continue;
+            };
+            let trial = trial
+                .with_ignored_flag(true)
+                .with_kind(format!("skip: {reason}"));
+            // libtest does not run an ignored trial, so its skip goes into the report here.
+            if !args.is_filtered_out(&trial)
+                && args.is_ignored(&trial)
+                && let Ok(mut record) = record.lock()
+            {
+                record.push_result(harness_engine::runner::skipped(env, &check, reason));
+            }
+            trials.push(trial);
         }
     }
     let conclusion = libtest_mimic::run(&args, trials);
     rt.block_on(harness::KafkaServer::stop_idle());
+    if !args.list && base.write {
+        let record = match Arc::try_unwrap(record).map(Mutex::into_inner) {
+            Ok(Ok(record)) => record,
+            _ => {
+                eprintln!("pubsub-tck: the run report is unavailable (a trial still holds it)");
+                return ExitCode::FAILURE;
+            }
+        };
+        if let Err(e) = write_report(record, &base.dir, &envs) {
+            eprintln!(
+                "pubsub-tck: writing the run report under {}: {e}",
+                base.dir.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    }
     conclusion.exit_code()
+}
+
+/// Where the run's report goes and what it holds so far.
+struct ReportBase {
+    /// The report base (`reports/cargo-test` unless `PUBSUB_TCK_REPORT_DIR` says otherwise).
+    dir: std::path::PathBuf,
+    /// The run under way; its id names the run directory every trial logs into.
+    record: RunRecord,
+    /// Whether to write it: not under nextest, which runs every trial as a process of its own
+    /// and writes the run's JUnit itself.
+    write: bool,
+}
+
+/// Writes the run directory of the trials that ran (and the skips libtest listed), in catalog
+/// order, broker after broker, as `pubsub-tck run` orders its report.
+fn write_report(mut record: RunRecord, base: &std::path::Path, envs: &Envs) -> std::io::Result<()> {
+    let Some((_, env)) = envs.first() else {
+        return Ok(());
+    };
+    let catalog = crate::catalog::ids();
+    let brokers: Vec<String> = envs.iter().map(|(b, _)| b.name().to_owned()).collect();
+    record.sort_by_key(|r| {
+        (
+            catalog.iter().position(|id| *id == r.id),
+            brokers.iter().position(|b| Some(b) == r.broker.as_ref()),
+        )
+    });
+    let (report, dir) = record.write(base, &env.target)?;
+    let t = report.totals();
+    eprintln!(
+        "pubsub-tck: {} checks in the report ({} failed, {} skipped): {}",
+        report.checks.len(),
+        t.fail + t.error + t.unexpected_pass,
+        t.skip,
+        dir.display()
+    );
+    Ok(())
 }
 
 type Envs = Vec<(Broker, Arc<RunEnv>)>;
 
 fn setup(
     target: Option<std::path::PathBuf>,
-) -> Result<(EnvSettings, Envs, Option<ContainerGuard>), String> {
+) -> Result<(EnvSettings, Envs, ReportBase, Option<ContainerGuard>), String> {
     let mut settings = EnvSettings::from_env().map_err(|e| format!("{e:#}"))?;
     settings.reuse_kafka = true;
     if settings.target.is_none() {
@@ -164,43 +240,58 @@ fn setup(
     };
     let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
     let root = find_workspace(&cwd).map_err(|e| e.to_string())?;
-    let base = settings
+    let dir = settings
         .report_dir
         .clone()
         .unwrap_or_else(|| harness_engine::env::reports_base(&root, &cwd).join("cargo-test"));
     // One seed for every broker, so that a replay covers them all.
-    settings.seed = Some(
-        settings
-            .seed
-            .unwrap_or_else(harness_engine::env::random_seed),
-    );
+    let seed = settings
+        .seed
+        .unwrap_or_else(harness_engine::env::random_seed);
+    settings.seed = Some(seed);
     let brokers = settings
         .brokers
         .clone()
         .unwrap_or_else(|| Broker::ALL.to_vec());
+    let mut record = RunRecord::start(env!("CARGO_PKG_VERSION"), seed);
+    let run_dir = dir.join(record.run_id());
     let mut envs = Vec::new();
-    for broker in brokers {
+    for broker in brokers.iter().copied() {
         let env = RunEnv::new(
             &settings,
             &crate::catalog::ids(),
             root.clone(),
-            base.join(broker.name()),
+            run_dir.clone(),
             broker,
         )
         .map_err(|e| error_chain(&e))?;
         envs.push((broker, env));
     }
-    Ok((settings, envs, containers))
+    if let Some((_, env)) = envs.first() {
+        let report = record.report_mut();
+        report.target = env.target.name().to_owned();
+        report.target_file = Some(env.target.path().display().to_string());
+        report.broker = Some(
+            brokers
+                .iter()
+                .map(|b| b.name())
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        report.environment = harness_engine::env::environment(&brokers, &settings);
+    }
+    let base = ReportBase {
+        dir,
+        record,
+        write: std::env::var_os("NEXTEST").is_none(),
+    };
+    Ok((settings, envs, base, containers))
 }
 
-fn run(
-    rt: &tokio::runtime::Runtime,
-    env: Arc<RunEnv>,
-    check: crate::Check,
-    strict: bool,
-) -> Result<(), Failed> {
-    let outcome = rt.block_on(harness_engine::runner::run_one(env, &check));
-    let r = outcome.result;
+/// libtest's verdict on a result: MUST failures, errors and unexpected passes fail the trial;
+/// SHOULD failures too under `strict`; the rest pass, non-strict and expected failures with a
+/// line on stderr.
+fn verdict(r: &harness_report::CheckResult, strict: bool) -> Result<(), Failed> {
     let details = || {
         let mut s = r.summary.clone().unwrap_or_default();
         for e in &r.evidence {

@@ -67,10 +67,7 @@ fn main() -> std::process::ExitCode {
 fn foreign_broker_on_trial_port() -> Result<(), Failed> {
     let rt = runtime()?;
     rt.block_on(async {
-        let dir = scratch("foreign-broker");
-        let foreign = harness::RedisServer::start(&dir.join("data"), &dir, "redis-foreign")
-            .await
-            .map_err(|e| format!("cannot start the foreign redis-server: {e}"))?;
+        let foreign = own_redis("foreign").await?;
         let port: u16 = foreign
             .addr()
             .rsplit(':')
@@ -78,20 +75,14 @@ fn foreign_broker_on_trial_port() -> Result<(), Failed> {
             .and_then(|p| p.parse().ok())
             .ok_or("the foreign redis-server has no port")?;
         let pid = foreign.child().map(harness::Child::pid).ok_or("no pid")?;
-        let mut env = Arc::unwrap_or_clone(env_for(Broker::Redis, Mode::None)?);
-        env.target = reference_target(&env)?;
+        let mut env = reference_on_redis()?;
         env.broker_port = Some(port);
-        let r = run_check(Arc::new(env), "core::status::success_once").await?;
-        let summary = r.summary.unwrap_or_default();
-        let named =
-            summary.contains(&format!("port {port}")) && summary.contains(&format!("pid {pid}"));
-        if r.verdict != VerdictKind::Error || !named {
-            return Err(Failed::from(format!(
-                "expected a setup error naming port {port} and pid {pid}, got {:?}: {summary}",
-                r.verdict
-            )));
-        }
-        Ok(())
+        setup_error_naming(
+            env,
+            &format!("port {port} and pid {pid}"),
+            &[&format!("port {port}"), &format!("pid {pid}")],
+        )
+        .await
     })
 }
 
@@ -100,10 +91,7 @@ fn foreign_broker_on_trial_port() -> Result<(), Failed> {
 fn delivery_from_another_trial() -> Result<(), Failed> {
     let rt = runtime()?;
     rt.block_on(async {
-        let dir = scratch("shared-broker");
-        let shared = harness::RedisServer::start(&dir.join("data"), &dir, "redis-shared")
-            .await
-            .map_err(|e| format!("cannot start the shared redis-server: {e}"))?;
+        let shared = own_redis("shared").await?;
         // What a neighbour trial left on the topic: its own m-1, under its own nonce, in the
         // envelope a sidecar writes to a Redis stream.
         let envelope = serde_json::json!({
@@ -116,18 +104,9 @@ fn delivery_from_another_trial() -> Result<(), Failed> {
             &["XADD", "orders", "*", "data", &envelope.to_string(), "metadata", "{}"],
         )
         .await?;
-        let mut env = Arc::unwrap_or_clone(env_for(Broker::Redis, Mode::None)?);
-        env.target = reference_target(&env)?;
+        let mut env = reference_on_redis()?;
         env.broker_sources.redis = Some(shared.addr().to_owned());
-        let r = run_check(Arc::new(env), "core::status::success_once").await?;
-        let summary = r.summary.unwrap_or_default();
-        if r.verdict != VerdictKind::Error || !summary.contains("neighbour-trial") {
-            return Err(Failed::from(format!(
-                "expected a setup error naming the neighbour's delivery, got {:?}: {summary}",
-                r.verdict
-            )));
-        }
-        Ok(())
+        setup_error_naming(env, "the neighbour's delivery", &["neighbour-trial"]).await
     })
 }
 
@@ -145,17 +124,43 @@ fn scratch(name: &str) -> std::path::PathBuf {
     ))
 }
 
-fn reference_target(env: &RunEnv) -> Result<harness::TargetFile, Failed> {
-    let path = env.workspace_root.join("fixtures/targets/reference.toml");
-    harness::TargetFile::load(&path).map_err(|e| Failed::from(format!("{e:#}")))
+/// A redis-server of the trial's own, playing `role` (`foreign`, `shared`), in a scratch
+/// directory.
+async fn own_redis(role: &str) -> Result<harness::RedisServer, Failed> {
+    let dir = scratch(&format!("{role}-broker"));
+    let server = harness::RedisServer::start(&dir.join("data"), &dir, &format!("redis-{role}"))
+        .await
+        .map_err(|e| format!("cannot start the {role} redis-server: {e}"))?;
+    Ok(server)
 }
 
-async fn run_check(env: Arc<RunEnv>, id: &str) -> Result<harness_report::CheckResult, Failed> {
+/// The environment of `fixtures/targets/reference.toml` on Redis, without a mutant.
+fn reference_on_redis() -> Result<RunEnv, Failed> {
+    let mut env = Arc::unwrap_or_clone(env_for(Broker::Redis, Mode::None)?);
+    let path = env.workspace_root.join("fixtures/targets/reference.toml");
+    env.target = harness::TargetFile::load(&path).map_err(|e| Failed::from(format!("{e:#}")))?;
+    Ok(env)
+}
+
+/// Runs `core::status::success_once` in `env`: it must end in a setup error whose summary
+/// holds every one of `needles` (together, they name `what`), never in a verdict.
+async fn setup_error_naming(env: RunEnv, what: &str, needles: &[&str]) -> Result<(), Failed> {
+    let id = "core::status::success_once";
     let check = suites::all()
         .into_iter()
         .find(|c| c.id == id)
         .ok_or_else(|| Failed::from(format!("no check {id} in the catalog")))?;
-    Ok(harness_engine::runner::run_one(env, &check).await.result)
+    let r = harness_engine::runner::run_one(Arc::new(env), &check)
+        .await
+        .result;
+    let summary = r.summary.unwrap_or_default();
+    if r.verdict != VerdictKind::Error || !needles.iter().all(|n| summary.contains(n)) {
+        return Err(Failed::from(format!(
+            "expected a setup error naming {what}, got {:?}: {summary}",
+            r.verdict
+        )));
+    }
+    Ok(())
 }
 
 /// One Redis command in RESP, answered with anything but an error.

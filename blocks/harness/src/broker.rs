@@ -109,15 +109,26 @@ impl std::fmt::Display for Broker {
 
 /// Parses a comma-separated broker list; `all` means every broker.
 pub fn parse_list(s: &str) -> Result<Vec<Broker>, String> {
-    if s.trim() == "all" {
-        return Ok(Broker::ALL.to_vec());
+    parse_list_or_all(s, &Broker::ALL, Broker::parse, |p| {
+        format!("unknown broker {p:?} (in-memory, redis, kafka or all)")
+    })
+}
+
+/// Parses a comma-separated `list` of names with `parse`, blank entries skipped; the word
+/// `all` stands for every item of `all`. A name `parse` does not know fails with
+/// `unknown(name)`.
+pub(crate) fn parse_list_or_all<T: Copy>(
+    list: &str,
+    all: &[T],
+    parse: impl Fn(&str) -> Option<T>,
+    unknown: impl Fn(&str) -> String,
+) -> Result<Vec<T>, String> {
+    if list.trim() == "all" {
+        return Ok(all.to_vec());
     }
-    s.split(',')
+    list.split(',')
         .filter(|p| !p.trim().is_empty())
-        .map(|p| {
-            Broker::parse(p)
-                .ok_or_else(|| format!("unknown broker {p:?} (in-memory, redis, kafka or all)"))
-        })
+        .map(|p| parse(p).ok_or_else(|| unknown(p)))
         .collect()
 }
 

@@ -150,11 +150,7 @@ impl SidecarClient {
         content_type: Option<&str>,
         query: &[(&str, &str)],
     ) -> Result<ApiResponse, ClientError> {
-        let path = format!(
-            "/v1.0/publish/{}/{}",
-            encode_path(pubsub),
-            encode_path(topic)
-        );
+        let path = topic_path("/v1.0/publish", pubsub, topic);
         let mut headers = Vec::new();
         if let Some(ct) = content_type {
             headers.push(("content-type", ct));
@@ -171,11 +167,7 @@ impl SidecarClient {
         body: &Value,
         query: &[(&str, &str)],
     ) -> Result<ApiResponse, ClientError> {
-        let path = format!(
-            "/v1.0-alpha1/publish/bulk/{}/{}",
-            encode_path(pubsub),
-            encode_path(topic)
-        );
+        let path = topic_path("/v1.0-alpha1/publish/bulk", pubsub, topic);
         let body = Bytes::from(body.to_string());
         self.send(
             reqwest::Method::POST,
@@ -298,17 +290,26 @@ fn encode_path(segment: &str) -> String {
     utf8_percent_encode(segment, PATH_UNSAFE).to_string()
 }
 
+/// `{prefix}/{pubsub}/{topic}`, both names percent-encoded as [`encode_path`] does.
+fn topic_path(prefix: &str, pubsub: &str, topic: &str) -> String {
+    format!("{prefix}/{}/{}", encode_path(pubsub), encode_path(topic))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn encodes_only_what_must_be() {
-        assert_eq!(encode_path("orders"), "orders");
-        assert_eq!(encode_path("a/b/c"), "a/b/c");
-        assert_eq!(encode_path("a b?#"), "a%20b%3F%23");
-        assert_eq!(encode_path("%2F"), "%2F");
-        assert_eq!(encode_path("caf\u{e9}"), "caf%C3%A9");
+        for (segment, encoded) in [
+            ("orders", "orders"),
+            ("a/b/c", "a/b/c"),
+            ("a b?#", "a%20b%3F%23"),
+            ("%2F", "%2F"),
+            ("caf\u{e9}", "caf%C3%A9"),
+        ] {
+            assert_eq!(encode_path(segment), encoded, "{segment:?}");
+        }
     }
 
     #[test]

@@ -41,12 +41,6 @@ impl Hop {
     }
 }
 
-impl fmt::Display for Hop {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
 /// A process a fault can kill or pause.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Proc {
@@ -69,11 +63,18 @@ impl Proc {
     }
 }
 
-impl fmt::Display for Proc {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
+/// `Display` for each listed type as its `name()`.
+macro_rules! display_as_name {
+    ($($ty:ty),*) => {$(
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+    )*};
 }
+
+display_as_name!(Hop, Proc);
 
 /// One fault action. Variants come in inverse pairs; see [`Fault::inverse`].
 #[derive(Debug, Clone, PartialEq)]
@@ -252,22 +253,14 @@ impl FaultKind {
 
 /// Parses a comma-separated list of fault kinds, or `all`.
 pub fn parse_kinds(list: &str) -> Result<Vec<FaultKind>, String> {
-    if list.trim() == "all" {
-        return Ok(FaultKind::ALL.to_vec());
-    }
-    list.split(',')
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| {
-            FaultKind::parse(s).ok_or_else(|| {
-                let known: Vec<String> = FaultKind::ALL.iter().map(|k| k.name()).collect();
-                format!(
-                    "unknown fault `{}` (known: {}, or all)",
-                    s.trim(),
-                    known.join(", ")
-                )
-            })
-        })
-        .collect()
+    crate::broker::parse_list_or_all(list, &FaultKind::ALL, FaultKind::parse, |s| {
+        let known: Vec<String> = FaultKind::ALL.iter().map(|k| k.name()).collect();
+        format!(
+            "unknown fault `{}` (known: {}, or all)",
+            s.trim(),
+            known.join(", ")
+        )
+    })
 }
 
 #[cfg(test)]

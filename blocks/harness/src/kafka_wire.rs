@@ -404,34 +404,61 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Field::{I16, I32, I64, S, U8};
 
-    fn s(b: &mut Vec<u8>, v: &str) {
-        string(b, v);
+    /// One field of a Kafka message, as the tests lay messages out.
+    #[derive(Clone, Copy)]
+    enum Field<'a> {
+        U8(u8),
+        I16(i16),
+        I32(i32),
+        I64(i64),
+        /// A length-prefixed string.
+        S(&'a str),
+    }
+
+    /// `fields` in wire form, one after the other.
+    fn wire(fields: &[Field]) -> Vec<u8> {
+        let mut b = Vec::new();
+        for f in fields {
+            match *f {
+                U8(v) => b.push(v),
+                I16(v) => b.extend_from_slice(&v.to_be_bytes()),
+                I32(v) => b.extend_from_slice(&v.to_be_bytes()),
+                I64(v) => b.extend_from_slice(&v.to_be_bytes()),
+                S(v) => string(&mut b, v),
+            }
+        }
+        b
     }
 
     #[test]
     fn metadata_partitions() {
-        let mut b = 0i32.to_be_bytes().to_vec(); // throttle
-        b.extend_from_slice(&1i32.to_be_bytes()); // one broker
-        b.extend_from_slice(&1i32.to_be_bytes());
-        s(&mut b, "127.0.0.1");
-        b.extend_from_slice(&9092i32.to_be_bytes());
-        b.extend_from_slice(&(-1i16).to_be_bytes());
-        s(&mut b, "cluster");
-        b.extend_from_slice(&1i32.to_be_bytes()); // controller
-        b.extend_from_slice(&1i32.to_be_bytes()); // one topic
-        b.extend_from_slice(&0i16.to_be_bytes());
-        s(&mut b, "orders");
-        b.push(0);
-        b.extend_from_slice(&2i32.to_be_bytes()); // two partitions
+        let mut b = wire(&[
+            I32(0), // throttle
+            I32(1), // one broker
+            I32(1),
+            S("127.0.0.1"),
+            I32(9092),
+            I16(-1),
+            S("cluster"),
+            I32(1), // controller
+            I32(1), // one topic
+            I16(0),
+            S("orders"),
+            U8(0),
+            I32(2), // two partitions
+        ]);
         for p in [0i32, 1] {
-            b.extend_from_slice(&0i16.to_be_bytes());
-            b.extend_from_slice(&p.to_be_bytes());
-            b.extend_from_slice(&1i32.to_be_bytes());
-            b.extend_from_slice(&1i32.to_be_bytes());
-            b.extend_from_slice(&1i32.to_be_bytes());
-            b.extend_from_slice(&1i32.to_be_bytes());
-            b.extend_from_slice(&1i32.to_be_bytes());
+            b.extend(wire(&[
+                I16(0),
+                I32(p),
+                I32(1),
+                I32(1),
+                I32(1),
+                I32(1),
+                I32(1),
+            ]));
         }
         assert_eq!(parse_partitions(&b, "orders"), Ok(vec![0, 1]));
         assert!(parse_metadata(&b).unwrap().topics[0].led);
@@ -445,15 +472,17 @@ mod tests {
 
     #[test]
     fn metadata_cluster_and_brokers() {
-        let mut b = 0i32.to_be_bytes().to_vec(); // throttle
-        b.extend_from_slice(&1i32.to_be_bytes()); // one broker
-        b.extend_from_slice(&7i32.to_be_bytes());
-        s(&mut b, "127.0.0.1");
-        b.extend_from_slice(&9092i32.to_be_bytes());
-        b.extend_from_slice(&(-1i16).to_be_bytes()); // no rack
-        s(&mut b, "tck-1");
-        b.extend_from_slice(&7i32.to_be_bytes()); // controller
-        b.extend_from_slice(&0i32.to_be_bytes()); // no topics
+        let b = wire(&[
+            I32(0), // throttle
+            I32(1), // one broker
+            I32(7),
+            S("127.0.0.1"),
+            I32(9092),
+            I16(-1), // no rack
+            S("tck-1"),
+            I32(7), // controller
+            I32(0), // no topics
+        ]);
         let m = parse_metadata(&b).unwrap();
         assert_eq!(m.cluster.as_deref(), Some("tck-1"));
         assert_eq!(m.brokers, ["127.0.0.1:9092"]);
@@ -463,16 +492,15 @@ mod tests {
 
     #[test]
     fn topics_and_their_deletion() {
-        let mut b = 0i32.to_be_bytes().to_vec(); // throttle
-        b.extend_from_slice(&0i32.to_be_bytes()); // no brokers
-        s(&mut b, "cluster");
-        b.extend_from_slice(&1i32.to_be_bytes()); // controller
-        b.extend_from_slice(&2i32.to_be_bytes()); // two topics
+        let mut b = wire(&[
+            I32(0), // throttle
+            I32(0), // no brokers
+            S("cluster"),
+            I32(1), // controller
+            I32(2), // two topics
+        ]);
         for (name, internal) in [("__consumer_offsets", 1u8), ("orders", 0)] {
-            b.extend_from_slice(&0i16.to_be_bytes());
-            s(&mut b, name);
-            b.push(internal);
-            b.extend_from_slice(&0i32.to_be_bytes()); // no partitions
+            b.extend(wire(&[I16(0), S(name), U8(internal), I32(0)])); // no partitions
         }
         assert_eq!(parse_topics(&b), Ok(vec!["orders".to_owned()]));
         assert!(parse_topics(&b[..b.len() - 2]).is_err());
@@ -481,13 +509,7 @@ mod tests {
             delete_topics_body(&["t".to_owned()], 5),
             [0, 0, 0, 1, 0, 1, b't', 0, 0, 0, 5]
         );
-        let reply = |code: i16| {
-            let mut r = 0i32.to_be_bytes().to_vec();
-            r.extend_from_slice(&1i32.to_be_bytes());
-            s(&mut r, "t");
-            r.extend_from_slice(&code.to_be_bytes());
-            r
-        };
+        let reply = |code: i16| wire(&[I32(0), I32(1), S("t"), I16(code)]);
         assert_eq!(parse_delete_topics(&reply(0)), Ok(()));
         assert_eq!(parse_delete_topics(&reply(3)), Ok(()));
         assert!(parse_delete_topics(&reply(41)).is_err());
@@ -495,22 +517,10 @@ mod tests {
 
     #[test]
     fn offsets() {
-        let mut b = 1i32.to_be_bytes().to_vec();
-        s(&mut b, "orders");
-        b.extend_from_slice(&1i32.to_be_bytes());
-        b.extend_from_slice(&0i32.to_be_bytes());
-        b.extend_from_slice(&0i16.to_be_bytes());
-        b.extend_from_slice(&(-1i64).to_be_bytes());
-        b.extend_from_slice(&3i64.to_be_bytes());
+        let b = wire(&[I32(1), S("orders"), I32(1), I32(0), I16(0), I64(-1), I64(3)]);
         assert_eq!(parse_list_offsets(&b), Ok(vec![(0, 3)]));
 
-        let mut f = 1i32.to_be_bytes().to_vec();
-        s(&mut f, "orders");
-        f.extend_from_slice(&1i32.to_be_bytes());
-        f.extend_from_slice(&0i32.to_be_bytes());
-        f.extend_from_slice(&2i64.to_be_bytes());
-        f.extend_from_slice(&(-1i16).to_be_bytes());
-        f.extend_from_slice(&0i16.to_be_bytes());
+        let f = wire(&[I32(1), S("orders"), I32(1), I32(0), I64(2), I16(-1), I16(0)]);
         assert_eq!(parse_offset_fetch(&f), Ok(vec![(0, 2)]));
         let lag = PartitionLag {
             partition: 0,

@@ -389,6 +389,22 @@ mod tests {
         addr
     }
 
+    /// A server that, on every connection, reads once (at most `read` bytes), writes `answer`
+    /// and closes.
+    async fn serve_once_each(read: usize, answer: &'static [u8]) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            loop {
+                let (mut conn, _) = listener.accept().await.unwrap();
+                let mut req = vec![0u8; read];
+                let _ = conn.read(&mut req).await;
+                let _ = conn.write_all(answer).await;
+            }
+        });
+        addr
+    }
+
     #[tokio::test]
     async fn reads_length_chunked_and_continue() {
         let addr = serve(vec![
@@ -408,18 +424,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_close_mid_answer_is_an_error() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        tokio::spawn(async move {
-            loop {
-                let (mut conn, _) = listener.accept().await.unwrap();
-                let mut req = [0u8; 1024];
-                let _ = conn.read(&mut req).await;
-                let _ = conn
-                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
-                    .await;
-            }
-        });
+        let addr = serve_once_each(1024, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc").await;
         let mut c = RawHttp::new(addr, Duration::from_secs(5));
         let e = c.send(b"GET / HTTP/1.1\r\n\r\n", false).await.unwrap_err();
         assert!(matches!(e, RawHttpError::Closed { .. }), "{e:?}");
@@ -427,18 +432,12 @@ mod tests {
 
     #[tokio::test]
     async fn an_answer_to_the_head_survives_a_close_with_the_body_unread() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        tokio::spawn(async move {
-            loop {
-                let (mut conn, _) = listener.accept().await.unwrap();
-                // Reads only the request line, answers, closes: the body stays unread.
-                let mut line = [0u8; 16];
-                let _ = conn.read(&mut line).await;
-                let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").await;
-                drop(conn);
-            }
-        });
+        // Reads only the request line, answers, closes: the body stays unread.
+        let addr = serve_once_each(
+            16,
+            b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+        )
+        .await;
         let mut req = b"POST /? = HTTP/1.1\r\nContent-Length: 200000\r\n\r\n".to_vec();
         req.resize(req.len() + 200_000, b'x');
         let mut c = RawHttp::new(addr, Duration::from_secs(5));
@@ -447,17 +446,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_reset_after_the_body_is_no_answer() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        tokio::spawn(async move {
-            loop {
-                let (mut conn, _) = listener.accept().await.unwrap();
-                // Reads everything, then closes without a word.
-                let mut buf = vec![0u8; 64 * 1024];
-                let _ = conn.read(&mut buf).await;
-                drop(conn);
-            }
-        });
+        // Reads everything, then closes without a word.
+        let addr = serve_once_each(64 * 1024, b"").await;
         let mut c = RawHttp::new(addr, Duration::from_secs(5));
         let e = c
             .send(b"POST /x HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi", false)

@@ -71,110 +71,76 @@ fn onward<T>(req: &Request<T>, message: T) -> Request<T> {
     out
 }
 
-#[tonic::async_trait]
-impl AppCallback for Proxy {
-    async fn on_invoke(
-        &self,
-        request: Request<InvokeRequest>,
-    ) -> Result<Response<InvokeResponse>, Status> {
-        let msg = request.get_ref().clone();
-        self.app.clone().on_invoke(onward(&request, msg)).await
-    }
+/// Implements `AppCallback` for `Proxy`: each listed method forwards the call to the app
+/// unchanged (with the sidecar's metadata); the methods in braces are written out.
+macro_rules! app_callback {
+    ($($method:ident($req:ty) -> $resp:ty;)* { $($written:tt)* }) => {
+        #[tonic::async_trait]
+        impl AppCallback for Proxy {
+            $(
+                async fn $method(&self, request: Request<$req>) -> Result<Response<$resp>, Status> {
+                    let msg = request.get_ref().clone();
+                    self.app.clone().$method(onward(&request, msg)).await
+                }
+            )*
+            $($written)*
+        }
+    };
+}
 
-    async fn list_topic_subscriptions(
-        &self,
-        request: Request<()>,
-    ) -> Result<Response<ListTopicSubscriptionsResponse>, Status> {
-        self.app
-            .clone()
-            .list_topic_subscriptions(onward(&request, ()))
-            .await
-    }
-
-    async fn on_topic_event(
-        &self,
-        request: Request<TopicEventRequest>,
-    ) -> Result<Response<TopicEventResponse>, Status> {
-        let n = self.deliveries.fetch_add(1, Ordering::SeqCst) + 1;
-        let mut event = request.get_ref().clone();
-        let success = || Ok(Response::new(TopicEventResponse { status: SUCCESS }));
-        match self.mode {
-            Mode::DropEvery3rd if n.is_multiple_of(3) => {
-                tracing::info!(n, path = %event.path, "dropping delivery without forwarding");
+app_callback! {
+    on_invoke(InvokeRequest) -> InvokeResponse;
+    list_topic_subscriptions(()) -> ListTopicSubscriptionsResponse;
+    list_input_bindings(()) -> ListInputBindingsResponse;
+    on_binding_event(BindingEventRequest) -> BindingEventResponse;
+    on_bulk_topic_event(TopicEventBulkRequest) -> TopicEventBulkResponse;
+    on_job_event(JobEventRequest) -> JobEventResponse;
+    {
+        async fn on_topic_event(
+            &self,
+            request: Request<TopicEventRequest>,
+        ) -> Result<Response<TopicEventResponse>, Status> {
+            let n = self.deliveries.fetch_add(1, Ordering::SeqCst) + 1;
+            let mut event = request.get_ref().clone();
+            let success = || Ok(Response::new(TopicEventResponse { status: SUCCESS }));
+            match self.mode {
+                Mode::DropEvery3rd if n.is_multiple_of(3) => {
+                    tracing::info!(n, path = %event.path, "dropping delivery without forwarding");
+                    return success();
+                }
+                Mode::AckBeforeDeliver => {
+                    let delay = ack_before_deliver_delay(n);
+                    let out = onward(&request, event);
+                    let mut app = self.app.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        let _ = app.on_topic_event(out).await;
+                    });
+                    return success();
+                }
+                Mode::StripSpecversion => event.spec_version.clear(),
+                _ => {}
+            }
+            let copies = if self.mode == Mode::DeliverTwice {
+                2
+            } else {
+                1
+            };
+            let mut last = None;
+            for _ in 0..copies {
+                last = Some(
+                    self.app
+                        .clone()
+                        .on_topic_event(onward(&request, event.clone()))
+                        .await,
+                );
+            }
+            let answer = last.unwrap_or_else(|| Err(Status::internal("no copy was forwarded")))?;
+            if self.mode == Mode::RetryToSuccess && answer.get_ref().status == RETRY {
                 return success();
             }
-            Mode::AckBeforeDeliver => {
-                let delay = ack_before_deliver_delay(n);
-                let out = onward(&request, event);
-                let mut app = self.app.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(delay).await;
-                    let _ = app.on_topic_event(out).await;
-                });
-                return success();
-            }
-            Mode::StripSpecversion => event.spec_version.clear(),
-            _ => {}
+            Ok(answer)
         }
-        let copies = if self.mode == Mode::DeliverTwice {
-            2
-        } else {
-            1
-        };
-        let mut last = None;
-        for _ in 0..copies {
-            last = Some(
-                self.app
-                    .clone()
-                    .on_topic_event(onward(&request, event.clone()))
-                    .await,
-            );
-        }
-        let answer = last.unwrap_or_else(|| Err(Status::internal("no copy was forwarded")))?;
-        if self.mode == Mode::RetryToSuccess && answer.get_ref().status == RETRY {
-            return success();
-        }
-        Ok(answer)
-    }
-
-    async fn list_input_bindings(
-        &self,
-        request: Request<()>,
-    ) -> Result<Response<ListInputBindingsResponse>, Status> {
-        self.app
-            .clone()
-            .list_input_bindings(onward(&request, ()))
-            .await
-    }
-
-    async fn on_binding_event(
-        &self,
-        request: Request<BindingEventRequest>,
-    ) -> Result<Response<BindingEventResponse>, Status> {
-        let msg = request.get_ref().clone();
-        self.app
-            .clone()
-            .on_binding_event(onward(&request, msg))
-            .await
-    }
-
-    async fn on_bulk_topic_event(
-        &self,
-        request: Request<TopicEventBulkRequest>,
-    ) -> Result<Response<TopicEventBulkResponse>, Status> {
-        let msg = request.get_ref().clone();
-        self.app
-            .clone()
-            .on_bulk_topic_event(onward(&request, msg))
-            .await
-    }
-
-    async fn on_job_event(
-        &self,
-        request: Request<JobEventRequest>,
-    ) -> Result<Response<JobEventResponse>, Status> {
-        let msg = request.get_ref().clone();
-        self.app.clone().on_job_event(onward(&request, msg)).await
     }
 }
 

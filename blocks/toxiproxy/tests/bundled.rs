@@ -25,11 +25,19 @@ async fn server(seed: u64) -> (ServerHandle, Client) {
     (server, client)
 }
 
-async fn proxy(client: &Client, name: &str, upstream: SocketAddr) -> Proxy {
+/// A proxy `name` to a fresh echo server.
+async fn echo_proxy(client: &Client, name: &str) -> Proxy {
     client
-        .create_proxy(&NewProxy::new(name, upstream.to_string()))
+        .create_proxy(&NewProxy::new(name, echo().await.to_string()))
         .await
         .unwrap()
+}
+
+/// A proxy `name` to a fresh echo server, and a connection through it.
+async fn echo_connection(client: &Client, name: &str) -> (Proxy, TcpStream) {
+    let proxy = echo_proxy(client, name).await;
+    let stream = TcpStream::connect(&proxy.listen).await.unwrap();
+    (proxy, stream)
 }
 
 /// Reads until the connection ends; the error kind if it ended with one.
@@ -48,8 +56,7 @@ async fn read_end(stream: &mut TcpStream) -> Result<Vec<u8>, ErrorKind> {
 #[tokio::test]
 async fn reset_peer_resets_connections_opened_before_it() {
     let (_server, client) = server(1).await;
-    let proxy = proxy(&client, "early", echo().await).await;
-    let mut stream = TcpStream::connect(&proxy.listen).await.unwrap();
+    let (proxy, mut stream) = echo_connection(&client, "early").await;
     round_trip(&mut stream, b"before").await;
     let toxic = NewToxic::new(ToxicKind::ResetPeer {
         timeout: Duration::ZERO,
@@ -90,7 +97,7 @@ async fn listen_addresses_must_be_loopback() {
 /// their first byte (the others echo it): an effect that does not depend on timing.
 async fn affected_connections(seed: u64) -> Vec<bool> {
     let (_server, client) = server(seed).await;
-    let proxy = proxy(&client, "replay", echo().await).await;
+    let proxy = echo_proxy(&client, "replay").await;
     let toxic = NewToxic::new(ToxicKind::LimitData { bytes: 0 })
         .upstream()
         .toxicity(0.5);
@@ -124,8 +131,7 @@ async fn the_seed_replays_toxicity_draws() {
 #[tokio::test]
 async fn a_half_close_is_forwarded() {
     let (_server, client) = server(1).await;
-    let proxy = proxy(&client, "half", echo().await).await;
-    let mut stream = TcpStream::connect(&proxy.listen).await.unwrap();
+    let (_proxy, mut stream) = echo_connection(&client, "half").await;
     stream.write_all(b"last words").await.unwrap();
     stream.shutdown().await.unwrap();
     // The echo sees the EOF, answers, then closes; the answer still comes back.
@@ -135,8 +141,7 @@ async fn a_half_close_is_forwarded() {
 #[tokio::test]
 async fn dropping_the_handle_closes_proxies_and_connections() {
     let (server, client) = server(1).await;
-    let proxy = proxy(&client, "lifetime", echo().await).await;
-    let mut stream = TcpStream::connect(&proxy.listen).await.unwrap();
+    let (proxy, mut stream) = echo_connection(&client, "lifetime").await;
     round_trip(&mut stream, b"alive").await;
     drop(server);
     assert!(read_end(&mut stream).await.unwrap_or_default().is_empty());

@@ -115,6 +115,20 @@ fn populate_echo(server: &Server, name: &str) -> String {
     pack.listen.clone()
 }
 
+/// Asserts that `ping` comes back through `listen`; `when` names the moment in a failure.
+fn assert_echoes(listen: &str, when: &str) {
+    let (echo, _) = round_trip(listen).unwrap_or_else(|e| panic!("{when}: no echo: {e}"));
+    assert_eq!(echo, b"ping", "{when}");
+}
+
+/// A started server with one proxy `name` in front of a fresh echo server, and the proxy's
+/// listen address.
+fn server_with_echo(name: &str) -> (Server, String) {
+    let server = Server::start();
+    let listen = populate_echo(&server, name);
+    (server, listen)
+}
+
 #[test]
 fn server_answers_the_crate_s_health_and_version_calls() {
     let server = Server::start();
@@ -128,10 +142,8 @@ fn server_answers_the_crate_s_health_and_version_calls() {
 
 #[test]
 fn populated_proxy_forwards_and_is_listed_and_found() {
-    let server = Server::start();
-    let listen = populate_echo(&server, "echo");
-    let (echo, _) = round_trip(&listen).expect("traffic passes through the proxy");
-    assert_eq!(echo, b"ping");
+    let (server, listen) = server_with_echo("echo");
+    assert_echoes(&listen, "traffic passes through the proxy");
 
     let all = server.client.all().expect("all proxies");
     assert_eq!(all.keys().collect::<Vec<_>>(), ["echo"]);
@@ -143,8 +155,7 @@ fn populated_proxy_forwards_and_is_listed_and_found() {
 
 #[test]
 fn latency_toxic_delays_traffic_until_apply_removes_it() {
-    let server = Server::start();
-    let listen = populate_echo(&server, "slow");
+    let (server, listen) = server_with_echo("slow");
     let proxy = server.client.find_and_reset_proxy("slow").unwrap();
     proxy
         .with_latency("downstream".into(), 300, 0, 1.0)
@@ -163,14 +174,12 @@ fn latency_toxic_delays_traffic_until_apply_removes_it() {
         })
         .expect("apply removes the toxic");
     assert!(proxy.toxics().unwrap().is_empty(), "apply left no toxic");
-    let (echo, _) = round_trip(&listen).unwrap();
-    assert_eq!(echo, b"ping");
+    assert_echoes(&listen, "after apply");
 }
 
 #[test]
 fn with_down_refuses_connections_then_restores_the_proxy() {
-    let server = Server::start();
-    let listen = populate_echo(&server, "flaky");
+    let (server, listen) = server_with_echo("flaky");
     let proxy = server.client.find_and_reset_proxy("flaky").unwrap();
     proxy
         .with_down(|| {
@@ -182,14 +191,12 @@ fn with_down_refuses_connections_then_restores_the_proxy() {
         })
         .expect("with_down enables the proxy again");
     assert!(server.enabled("flaky"));
-    let (echo, _) = round_trip(&listen).expect("traffic passes again");
-    assert_eq!(echo, b"ping");
+    assert_echoes(&listen, "traffic passes again");
 }
 
 #[test]
 fn reset_removes_every_toxic_and_enables_every_proxy() {
-    let server = Server::start();
-    let listen = populate_echo(&server, "reset-me");
+    let (server, listen) = server_with_echo("reset-me");
     let proxy = server.client.find_proxy("reset-me").unwrap();
     proxy.with_limit_data("upstream".into(), 2, 1.0);
     proxy.disable().unwrap();
@@ -197,8 +204,7 @@ fn reset_removes_every_toxic_and_enables_every_proxy() {
     server.client.reset().expect("reset answers");
     assert!(proxy.toxics().unwrap().is_empty());
     assert!(server.enabled("reset-me"));
-    let (echo, _) = round_trip(&listen).unwrap();
-    assert_eq!(echo, b"ping");
+    assert_echoes(&listen, "after reset");
     proxy.delete().unwrap();
     assert!(server.client.all().unwrap().is_empty());
 }

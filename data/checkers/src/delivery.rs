@@ -216,23 +216,22 @@ impl DeliveryReport {
     #[must_use]
     pub fn verdict(&self) -> Verdict {
         let routes = self.routes.join(", ");
-        let mut v = Verdict::Valid;
-        if !self.lost.is_empty() {
-            v = v.and(Verdict::invalid(
+        let mut v = Verdict::Valid.and_invalid_if_any(
+            &self.lost,
+            |n| {
                 format!(
-                    "{} of {} acknowledged messages were never delivered on {routes}",
-                    self.lost.len(),
+                    "{n} of {} acknowledged messages were never delivered on {routes}",
                     self.acknowledged
-                ),
-                self.lost.iter().map(|m| {
-                    let at = match self.outcomes.get(m) {
-                        Some(Outcome::Acknowledged(t)) => ms(*t),
-                        _ => "?".to_owned(),
-                    };
-                    format!("{m}: publish acknowledged at {at}, never delivered")
-                }),
-            ));
-        }
+                )
+            },
+            |m| {
+                let at = match self.outcomes.get(m) {
+                    Some(Outcome::Acknowledged(t)) => ms(*t),
+                    _ => "?".to_owned(),
+                };
+                format!("{m}: publish acknowledged at {at}, never delivered")
+            },
+        );
         let strangers = self.unexpected.len() + self.unidentified.len();
         if strangers > 0 {
             let named = self.unexpected.iter().map(|m| {
@@ -271,21 +270,19 @@ impl DeliveryReport {
     /// invalid when any message was duplicated.
     #[must_use]
     pub fn exactly_once_verdict(&self) -> Verdict {
-        let mut v = self.verdict();
-        if !self.duplicated.is_empty() {
-            v = v.and(Verdict::invalid(
+        self.verdict().and_invalid_if_any(
+            &self.duplicated,
+            |n| {
                 format!(
-                    "{} of {} delivered messages were delivered again after a final answer",
-                    self.duplicated.len(),
+                    "{n} of {} delivered messages were delivered again after a final answer",
                     self.delivered
-                ),
-                self.duplicated.iter().map(|(m, n)| {
-                    let times: Vec<u64> = self.delivery_times(m);
-                    format!("{m}: delivered {n} times at {}", ms_list(&times))
-                }),
-            ));
-        }
-        v
+                )
+            },
+            |(m, n)| {
+                let times: Vec<u64> = self.delivery_times(m);
+                format!("{m}: delivered {n} times at {}", ms_list(&times))
+            },
+        )
     }
 
     /// Arrival times (microseconds) of `msg` on the routes, in order.
@@ -326,16 +323,24 @@ mod tests {
 
     use super::*;
 
-    fn pub_(h: &mut History, at: u64, msg: &str, phase: Phase) {
-        h.record(at, Publish::new(msg, "orders", phase));
-    }
-
-    fn del(h: &mut History, at: u64, msg: &str, route: &str, answered: &str) {
-        let attempt = h
-            .deliveries_on(route)
-            .filter(|(_, d)| d.msg == Some(msg.into()))
-            .count();
-        h.record(at, Delivery::new(msg, route, count(attempt + 1), answered));
+    /// Publishes are `(at_micros, msg, phase)`; deliveries are `(at_micros, msg, route,
+    /// answered)`, their attempts counted per message and route.
+    fn history(
+        publishes: &[(u64, &str, Phase)],
+        deliveries: &[(u64, &str, &str, &str)],
+    ) -> History {
+        let mut h = History::new();
+        for &(at, msg, phase) in publishes {
+            h.record(at, Publish::new(msg, "orders", phase));
+        }
+        for &(at, msg, route, answered) in deliveries {
+            let attempt = h
+                .deliveries_on(route)
+                .filter(|(_, d)| d.msg == Some(msg.into()))
+                .count();
+            h.record(at, Delivery::new(msg, route, count(attempt + 1), answered));
+        }
+        h
     }
 
     /// Renders the report buckets plus both verdicts' summaries.
@@ -380,14 +385,19 @@ mod tests {
 
     #[test]
     fn all_delivered_once_is_valid() {
-        let mut h = History::new();
-        for (i, m) in ["m-1", "m-2"].iter().enumerate() {
-            let t = i as u64 * 1000;
-            pub_(&mut h, t, m, Phase::Invoke);
-            pub_(&mut h, t + 100, m, Phase::Ok);
-            del(&mut h, t + 500, m, "/orders", "SUCCESS");
-        }
-        del(&mut h, 9_000, "m-9", "/dlq", "SUCCESS");
+        let h = history(
+            &[
+                (0, "m-1", Phase::Invoke),
+                (100, "m-1", Phase::Ok),
+                (1_000, "m-2", Phase::Invoke),
+                (1_100, "m-2", Phase::Ok),
+            ],
+            &[
+                (500, "m-1", "/orders", "SUCCESS"),
+                (1_500, "m-2", "/orders", "SUCCESS"),
+                (9_000, "m-9", "/dlq", "SUCCESS"),
+            ],
+        );
         check_(
             &h,
             "ack=2 delivered=2 lost=[] unexpected=[] recovered=[] dup=[] rate=0.00\nvalid\nvalid",
@@ -396,13 +406,18 @@ mod tests {
 
     #[test]
     fn lost_and_unexpected_are_invalid() {
-        let mut h = History::new();
-        pub_(&mut h, 0, "m-1", Phase::Ok);
-        pub_(&mut h, 1_000, "m-2", Phase::Ok);
-        pub_(&mut h, 2_000, "m-3", Phase::Fail);
-        del(&mut h, 1_500, "m-1", "/orders", "SUCCESS");
-        del(&mut h, 2_500, "m-3", "/orders", "SUCCESS");
-        del(&mut h, 3_000, "m-7", "/orders", "SUCCESS");
+        let mut h = history(
+            &[
+                (0, "m-1", Phase::Ok),
+                (1_000, "m-2", Phase::Ok),
+                (2_000, "m-3", Phase::Fail),
+            ],
+            &[
+                (1_500, "m-1", "/orders", "SUCCESS"),
+                (2_500, "m-3", "/orders", "SUCCESS"),
+                (3_000, "m-7", "/orders", "SUCCESS"),
+            ],
+        );
         h.record(
             3_500,
             Delivery {
@@ -426,18 +441,23 @@ mod tests {
 
     #[test]
     fn indeterminate_publishes_may_go_either_way() {
-        let mut h = History::new();
-        pub_(&mut h, 0, "m-1", Phase::Ok);
-        pub_(&mut h, 0, "m-2", Phase::Info);
-        pub_(&mut h, 0, "m-3", Phase::Info);
-        pub_(&mut h, 0, "m-4", Phase::Invoke);
-        // m-5 failed once, then a retried publish succeeded.
-        pub_(&mut h, 0, "m-5", Phase::Fail);
-        pub_(&mut h, 10, "m-5", Phase::Ok);
-        del(&mut h, 100, "m-1", "/orders", "SUCCESS");
-        del(&mut h, 200, "m-2", "/orders", "SUCCESS");
-        del(&mut h, 300, "m-4", "/orders", "SUCCESS");
-        del(&mut h, 400, "m-5", "/orders", "SUCCESS");
+        let h = history(
+            &[
+                (0, "m-1", Phase::Ok),
+                (0, "m-2", Phase::Info),
+                (0, "m-3", Phase::Info),
+                (0, "m-4", Phase::Invoke),
+                // m-5 failed once, then a retried publish succeeded.
+                (0, "m-5", Phase::Fail),
+                (10, "m-5", Phase::Ok),
+            ],
+            &[
+                (100, "m-1", "/orders", "SUCCESS"),
+                (200, "m-2", "/orders", "SUCCESS"),
+                (300, "m-4", "/orders", "SUCCESS"),
+                (400, "m-5", "/orders", "SUCCESS"),
+            ],
+        );
         check_(
             &h,
             "ack=2 delivered=4 lost=[] unexpected=[] recovered=[m-2,m-4] dup=[] rate=0.00\nvalid\nvalid",
@@ -446,15 +466,17 @@ mod tests {
 
     #[test]
     fn duplicates_pass_at_least_once_but_fail_exactly_once() {
-        let mut h = History::new();
-        pub_(&mut h, 0, "m-1", Phase::Ok);
-        pub_(&mut h, 0, "m-2", Phase::Ok);
-        del(&mut h, 1_000, "m-1", "/orders", "SUCCESS");
-        del(&mut h, 2_000, "m-1", "/orders", "SUCCESS");
-        // Redelivery after RETRY is the retry policy, not a duplicate.
-        del(&mut h, 1_000, "m-2", "/orders", "RETRY");
-        del(&mut h, 2_000, "m-2", "/orders", "500");
-        del(&mut h, 3_000, "m-2", "/orders", "SUCCESS");
+        let h = history(
+            &[(0, "m-1", Phase::Ok), (0, "m-2", Phase::Ok)],
+            &[
+                (1_000, "m-1", "/orders", "SUCCESS"),
+                (2_000, "m-1", "/orders", "SUCCESS"),
+                // Redelivery after RETRY is the retry policy, not a duplicate.
+                (1_000, "m-2", "/orders", "RETRY"),
+                (2_000, "m-2", "/orders", "500"),
+                (3_000, "m-2", "/orders", "SUCCESS"),
+            ],
+        );
         check_(
             &h,
             "ack=2 delivered=2 lost=[] unexpected=[] recovered=[] dup=[m-1x2] rate=0.50\nvalid\n\
@@ -465,10 +487,8 @@ mod tests {
 
     #[test]
     fn nothing_acknowledged_is_unknown() {
-        let mut h = History::new();
-        pub_(&mut h, 0, "m-1", Phase::Fail);
         check_(
-            &h,
+            &history(&[(0, "m-1", Phase::Fail)], &[]),
             "ack=0 delivered=0 lost=[] unexpected=[] recovered=[] dup=[] rate=0.00\n\
              unknown(no publish was acknowledged (1 attempted), so nothing could be lost)\n\
              unknown(no publish was acknowledged (1 attempted), so nothing could be lost)",

@@ -123,32 +123,25 @@ impl DlqReport {
                 named.chain(anonymous).collect::<Vec<_>>(),
             );
         }
-        let mut v = Verdict::Valid;
-        if !self.missing.is_empty() {
-            v = v.and(Verdict::invalid(
-                format!(
-                    "{} of {} messages never reached dead-letter route {route}",
-                    self.missing.len(),
-                    self.expected.len()
-                ),
-                self.missing
-                    .iter()
-                    .map(|m| format!("{m}: expected once on {route}, seen 0 times")),
-            ));
-        }
-        if !self.duplicated.is_empty() {
-            v = v.and(Verdict::invalid(
-                format!(
-                    "{} of {} messages reached dead-letter route {route} more than once",
-                    self.duplicated.len(),
-                    self.expected.len()
-                ),
-                self.duplicated.iter().map(|(m, n)| {
+        let expected = self.expected.len();
+        let v = Verdict::Valid
+            .and_invalid_if_any(
+                &self.missing,
+                |n| format!("{n} of {expected} messages never reached dead-letter route {route}"),
+                |m| format!("{m}: expected once on {route}, seen 0 times"),
+            )
+            .and_invalid_if_any(
+                &self.duplicated,
+                |n| {
+                    format!(
+                        "{n} of {expected} messages reached dead-letter route {route} more than once"
+                    )
+                },
+                |(m, n)| {
                     let times = self.arrivals.get(m).map_or(&[][..], Vec::as_slice);
                     format!("{m}: expected once, seen {n} times at {}", ms_list(times))
-                }),
-            ));
-        }
+                },
+            );
         if v.is_valid() && self.expected.is_empty() {
             return Verdict::unknown("no dead-letter message was expected; use dlq::none instead");
         }

@@ -72,41 +72,30 @@ impl ForeignReport {
     /// Invalid when another trial's deliveries reached this trial's app.
     #[must_use]
     pub fn strangers_verdict(&self) -> Verdict {
-        if self.strangers.is_empty() {
-            return Verdict::Valid;
-        }
-        let items = self.strangers.iter().map(|(at, route, msg, nonce)| {
-            format!(
-                "{:.1} ms {route}: {} published by trial {nonce}",
-                *at as f64 / 1000.0,
-                msg.as_ref().map_or("a message", MessageId::as_str)
-            )
-        });
-        Verdict::invalid(
-            format!(
-                "{} deliveries from another trial reached this trial's app: a neighbour shares its broker or sidecar",
-                self.strangers.len()
-            ),
-            items,
+        Verdict::Valid.and_invalid_if_any(
+            &self.strangers,
+            |n| {
+                format!(
+                    "{n} deliveries from another trial reached this trial's app: a neighbour shares its broker or sidecar"
+                )
+            },
+            |(at, route, msg, nonce)| {
+                format!(
+                    "{:.1} ms {route}: {} published by trial {nonce}",
+                    *at as f64 / 1000.0,
+                    msg.as_ref().map_or("a message", MessageId::as_str)
+                )
+            },
         )
     }
 
     /// Invalid when a message published once arrived under several CloudEvent ids.
     #[must_use]
     pub fn rewrapped_verdict(&self) -> Verdict {
-        if self.rewrapped.is_empty() {
-            return Verdict::Valid;
-        }
-        let items = self
-            .rewrapped
-            .iter()
-            .map(|(m, ids)| format!("{m}: CloudEvent ids {}", ids.join(", ")));
-        Verdict::invalid(
-            format!(
-                "{} messages published once arrived under several CloudEvent ids",
-                self.rewrapped.len()
-            ),
-            items,
+        Verdict::Valid.and_invalid_if_any(
+            &self.rewrapped,
+            |n| format!("{n} messages published once arrived under several CloudEvent ids"),
+            |(m, ids)| format!("{m}: CloudEvent ids {}", ids.join(", ")),
         )
     }
 }
@@ -117,27 +106,28 @@ mod tests {
 
     use super::*;
 
-    fn publish(h: &mut History, at: u64, id: &str) {
-        h.record(
-            at,
-            EventKind::Publish(Publish::new(id, "orders", Phase::Invoke)),
-        );
-        h.record(
-            at + 1,
-            EventKind::Publish(Publish::new(id, "orders", Phase::Ok)),
-        );
+    /// A history of `m-1` on `/orders`: publishes invoked at `publishes` (each acknowledged
+    /// 1 µs later), and deliveries `(at_micros, ce_id, trial)`.
+    fn history(publishes: &[u64], deliveries: &[(u64, &str, &str)]) -> History {
+        let mut h = History::new();
+        for &at in publishes {
+            for (at, phase) in [(at, Phase::Invoke), (at + 1, Phase::Ok)] {
+                h.record(at, EventKind::Publish(Publish::new("m-1", "orders", phase)));
+            }
+        }
+        for &(at, ce, trial) in deliveries {
+            let d = Delivery::new("m-1", "/orders", 1, "SUCCESS")
+                .with_ce_id(ce)
+                .with_trial(trial);
+            h.record(at, EventKind::Delivery(d));
+        }
+        h
     }
 
-    fn deliver(h: &mut History, at: u64, id: &str, ce: &str, trial: &str) {
-        let d = Delivery::new(id, "/orders", 1, "SUCCESS")
-            .with_ce_id(ce)
-            .with_trial(trial);
-        h.record(at, EventKind::Delivery(d));
-    }
-
-    fn check_report(h: &History) -> String {
+    /// Renders the strangers, the re-wrapped messages and whether each verdict is valid.
+    fn check_(h: &History, expect: &str) {
         let r = check(h, "t1");
-        format!(
+        let actual = format!(
             "strangers={:?} rewrapped={:?}\n{:?}\n{:?}",
             r.strangers
                 .iter()
@@ -146,57 +136,42 @@ mod tests {
             r.rewrapped,
             r.strangers_verdict() == Verdict::Valid,
             r.rewrapped_verdict() == Verdict::Valid,
-        )
+        );
+        assert_eq!(actual, expect);
     }
 
     #[test]
     fn own_deliveries_and_redeliveries_are_fine() {
-        let mut h = History::new();
-        publish(&mut h, 0, "m-1");
-        deliver(&mut h, 10, "m-1", "ce-a", "t1");
-        deliver(&mut h, 20, "m-1", "ce-a", "t1");
-        assert_eq!(check_report(&h), "strangers=[] rewrapped=[]\ntrue\ntrue");
+        let h = history(&[0], &[(10, "ce-a", "t1"), (20, "ce-a", "t1")]);
+        check_(&h, "strangers=[] rewrapped=[]\ntrue\ntrue");
     }
 
     #[test]
     fn another_trials_delivery_is_a_stranger() {
         // The incident that motivated this: two trials on one Redis, both publishing m-1.
-        let mut h = History::new();
-        publish(&mut h, 0, "m-1");
-        deliver(&mut h, 10, "m-1", "ce-a", "t1");
-        deliver(&mut h, 11, "m-1", "ce-b", "t2");
-        assert_eq!(
-            check_report(&h),
-            "strangers=[\"m-1@t2\"] rewrapped=[]\nfalse\ntrue"
-        );
+        let h = history(&[0], &[(10, "ce-a", "t1"), (11, "ce-b", "t2")]);
+        check_(&h, "strangers=[\"m-1@t2\"] rewrapped=[]\nfalse\ntrue");
     }
 
     #[test]
     fn one_publish_under_two_envelopes_is_rewrapped() {
-        let mut h = History::new();
-        publish(&mut h, 0, "m-1");
-        deliver(&mut h, 10, "m-1", "ce-a", "t1");
-        deliver(&mut h, 20, "m-1", "ce-b", "t1");
+        let mut h = history(&[0], &[(10, "ce-a", "t1"), (20, "ce-b", "t1")]);
         let mut raw = Delivery::new("m-1", "/raw", 1, "SUCCESS")
             .with_ce_id("ce-c")
             .with_trial("t1");
         raw.raw = true;
         h.record(30, EventKind::Delivery(raw));
-        assert_eq!(
-            check_report(&h),
-            "strangers=[] rewrapped=[(MessageId(\"m-1\"), [\"ce-a\", \"ce-b\"])]\ntrue\nfalse"
+        check_(
+            &h,
+            "strangers=[] rewrapped=[(MessageId(\"m-1\"), [\"ce-a\", \"ce-b\"])]\ntrue\nfalse",
         );
     }
 
     #[test]
     fn messages_published_twice_or_without_a_nonce_are_not_judged() {
-        let mut h = History::new();
-        publish(&mut h, 0, "m-1");
-        publish(&mut h, 2, "m-1");
-        deliver(&mut h, 10, "m-1", "ce-a", "t1");
-        deliver(&mut h, 20, "m-1", "ce-b", "t1");
+        let mut h = history(&[0, 2], &[(10, "ce-a", "t1"), (20, "ce-b", "t1")]);
         let anon = Delivery::new("hand-written", "/orders", 1, "SUCCESS").with_ce_id("x");
         h.record(30, EventKind::Delivery(anon));
-        assert_eq!(check_report(&h), "strangers=[] rewrapped=[]\ntrue\ntrue");
+        check_(&h, "strangers=[] rewrapped=[]\ntrue\ntrue");
     }
 }

@@ -130,6 +130,23 @@ impl Verdict {
         }
     }
 
+    /// `self` and, when `found` is not empty, an invalid verdict whose summary is
+    /// `summary(found.len())` and whose evidence is one `item` per finding.
+    pub(crate) fn and_invalid_if_any<T>(
+        self,
+        found: &[T],
+        summary: impl FnOnce(usize) -> String,
+        item: impl FnMut(&T) -> String,
+    ) -> Verdict {
+        if found.is_empty() {
+            return self;
+        }
+        self.and(Verdict::invalid(
+            summary(found.len()),
+            found.iter().map(item),
+        ))
+    }
+
     /// Composes any number of verdicts; `Valid` when there are none.
     #[must_use]
     pub fn all(verdicts: impl IntoIterator<Item = Verdict>) -> Verdict {

@@ -8,6 +8,30 @@ use serde::{Deserialize, Serialize};
 
 use crate::MessageId;
 
+/// Builder setters for optional fields, written as `with_x(x: T);`: each sets field `x` to
+/// `Some(x)`, converting through `Into` where `T` is `impl Into<_>`.
+macro_rules! setters {
+    () => {};
+    ($(#[doc = $doc:literal])* $name:ident($field:ident: impl Into<$ty:ty>); $($rest:tt)*) => {
+        $(#[doc = $doc])*
+        #[must_use]
+        pub fn $name(mut self, $field: impl Into<$ty>) -> Self {
+            self.$field = Some($field.into());
+            self
+        }
+        setters!($($rest)*);
+    };
+    ($(#[doc = $doc:literal])* $name:ident($field:ident: $ty:ty); $($rest:tt)*) => {
+        $(#[doc = $doc])*
+        #[must_use]
+        pub fn $name(mut self, $field: $ty) -> Self {
+            self.$field = Some($field);
+            self
+        }
+        setters!($($rest)*);
+    };
+}
+
 /// Where a client operation is in its life, after Jepsen's `:type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -60,32 +84,15 @@ impl Publish {
         }
     }
 
-    /// Sets the ordering key.
-    #[must_use]
-    pub fn with_key(mut self, key: impl Into<String>) -> Self {
-        self.key = Some(key.into());
-        self
-    }
-
-    /// Sets the per-key sequence number.
-    #[must_use]
-    pub fn with_seq(mut self, seq: u64) -> Self {
-        self.seq = Some(seq);
-        self
-    }
-
-    /// Sets the answer's status code.
-    #[must_use]
-    pub fn with_status(mut self, status: u16) -> Self {
-        self.status = Some(status);
-        self
-    }
-
-    /// Sets the free-form detail.
-    #[must_use]
-    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = Some(detail.into());
-        self
+    setters! {
+        /// Sets the ordering key.
+        with_key(key: impl Into<String>);
+        /// Sets the per-key sequence number.
+        with_seq(seq: u64);
+        /// Sets the answer's status code.
+        with_status(status: u16);
+        /// Sets the free-form detail.
+        with_detail(detail: impl Into<String>);
     }
 }
 
@@ -155,39 +162,17 @@ impl Delivery {
         }
     }
 
-    /// Sets the publishing trial's nonce.
-    #[must_use]
-    pub fn with_trial(mut self, trial: impl Into<String>) -> Self {
-        self.trial = Some(trial.into());
-        self
-    }
-
-    /// Sets the CloudEvent id.
-    #[must_use]
-    pub fn with_ce_id(mut self, ce_id: impl Into<String>) -> Self {
-        self.ce_id = Some(ce_id.into());
-        self
-    }
-
-    /// Sets the topic.
-    #[must_use]
-    pub fn with_topic(mut self, topic: impl Into<String>) -> Self {
-        self.topic = Some(topic.into());
-        self
-    }
-
-    /// Sets the ordering key.
-    #[must_use]
-    pub fn with_key(mut self, key: impl Into<String>) -> Self {
-        self.key = Some(key.into());
-        self
-    }
-
-    /// Sets the sequence number.
-    #[must_use]
-    pub fn with_seq(mut self, seq: u64) -> Self {
-        self.seq = Some(seq);
-        self
+    setters! {
+        /// Sets the publishing trial's nonce.
+        with_trial(trial: impl Into<String>);
+        /// Sets the CloudEvent id.
+        with_ce_id(ce_id: impl Into<String>);
+        /// Sets the topic.
+        with_topic(topic: impl Into<String>);
+        /// Sets the ordering key.
+        with_key(key: impl Into<String>);
+        /// Sets the sequence number.
+        with_seq(seq: u64);
     }
 
     /// Sets the number of concurrent requests at arrival.

@@ -59,7 +59,10 @@ pub(crate) async fn start(
             })
         }
         Broker::Redis => redis_start(addr, phases, tag, stop, stopped).await,
+        #[cfg(feature = "kafka")]
         Broker::Kafka => kafka_start(addr, phases, tag, stop, stopped).await,
+        #[cfg(not(feature = "kafka"))]
+        Broker::Kafka => Err("pubsub-tck was built without its `kafka` feature (build it with `--features kafka` for the direct Kafka baseline)".to_owned()),
     }
 }
 
@@ -142,17 +145,6 @@ async fn redis_consume(
                 redis::AsyncCommands::xack(&mut con, &stream, GROUP, &ids).await;
         }
     }
-}
-
-#[cfg(not(feature = "kafka"))]
-async fn kafka_start(
-    _addr: &str,
-    _phases: Arc<Phases>,
-    _tag: &str,
-    _stop: tokio::sync::watch::Sender<bool>,
-    _stopped: tokio::sync::watch::Receiver<bool>,
-) -> Result<Direct, String> {
-    Err("pubsub-tck was built without its `kafka` feature (build it with `--features kafka` for the direct Kafka baseline)".to_owned())
 }
 
 #[cfg(feature = "kafka")]

@@ -345,26 +345,47 @@ mod tests {
     use super::*;
     use crate::receiver::{Mode, Server};
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_noop_server_answers_every_scheduled_message() {
-        let server = Server::start(Mode::Noop).await.unwrap();
+    /// Drives phase 1 of `schedule` over HTTP to `addr` `path`: `publishers` publishers with as
+    /// many connections, 100-byte payloads.
+    async fn drive_http(
+        addr: SocketAddr,
+        path: &str,
+        schedule: Schedule,
+        publishers: usize,
+        offset: u64,
+        timeout: Duration,
+    ) -> (Plan, Result<Arc<PhaseRecorder>, String>) {
         let transport = Transport::Http {
-            addr: server.addr(),
-            path: "/v1.0/publish/pubsub/bench".into(),
+            addr,
+            path: path.into(),
         };
         let plan = Plan {
             phase: 1,
-            schedule: Schedule::new(500.0, Duration::from_millis(200)),
-            publishers: 2,
-            connections: 2,
-            offset: 1,
-            timeout: Duration::from_secs(5),
+            schedule,
+            publishers,
+            connections: publishers,
+            offset,
+            timeout,
         };
         let (tx, _rx) = std::sync::mpsc::channel();
         let payloads = Arc::new(PayloadMaker::new(100, 1));
-        let rec = drive(&transport, &plan, &payloads, |_| {}, &tx)
-            .await
-            .unwrap();
+        let rec = drive(&transport, &plan, &payloads, |_| {}, &tx).await;
+        (plan, rec)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_noop_server_answers_every_scheduled_message() {
+        let server = Server::start(Mode::Noop).await.unwrap();
+        let (plan, rec) = drive_http(
+            server.addr(),
+            "/v1.0/publish/pubsub/bench",
+            Schedule::new(500.0, Duration::from_millis(200)),
+            2,
+            1,
+            Duration::from_secs(5),
+        )
+        .await;
+        let rec = rec.unwrap();
         let d = rec.snapshot();
         assert_eq!(d.outcome.len(), 100);
         assert!(
@@ -384,24 +405,16 @@ mod tests {
         let server = Server::start(Mode::Noop).await.unwrap();
         let addr = server.addr();
         server.stop().await;
-        let transport = Transport::Http {
+        let (_, rec) = drive_http(
             addr,
-            path: "/x".into(),
-        };
-        let plan = Plan {
-            phase: 1,
-            schedule: Schedule::new(10.0, Duration::from_millis(100)),
-            publishers: 1,
-            connections: 1,
-            offset: 0,
-            timeout: Duration::from_secs(1),
-        };
-        let (tx, _rx) = std::sync::mpsc::channel();
-        let payloads = Arc::new(PayloadMaker::new(100, 1));
-        let err = drive(&transport, &plan, &payloads, |_| {}, &tx)
-            .await
-            .err()
-            .unwrap();
+            "/x",
+            Schedule::new(10.0, Duration::from_millis(100)),
+            1,
+            0,
+            Duration::from_secs(1),
+        )
+        .await;
+        let err = rec.err().unwrap();
         assert!(err.contains("connecting to"), "{err}");
     }
 }

@@ -311,6 +311,20 @@ mod tests {
 
     /// `n` messages at 1000/s, each answered `publish_ms` and received `e2e_ms` after its
     /// intended time.
+    /// Asserts that `got` is within `within` of `want`.
+    fn assert_near(got: f64, want: f64, within: f64) {
+        assert!(
+            (got - want).abs() < within,
+            "{got}, expected {want} ± {within}"
+        );
+    }
+
+    /// `data` analysed as a phase scheduled at `rate` per second for `secs` seconds.
+    fn analyze_steady(data: &PhaseData, rate: f64, secs: u64, delivery: Delivery) -> PhaseResult {
+        let duration = Duration::from_secs(secs);
+        analyze(data, &Schedule::new(rate, duration), duration, delivery)
+    }
+
     fn uniform(n: usize, publish_ms: u64, e2e_ms: u64) -> PhaseData {
         PhaseData {
             issued: (0..n).map(|i| Some(i as u64 * MS)).collect(),
@@ -348,24 +362,14 @@ mod tests {
 
     #[test]
     fn a_steady_phase_is_summarised() {
-        let s = Schedule::new(1000.0, Duration::from_secs(2));
-        let r = analyze(
-            &uniform(2000, 1, 3),
-            &s,
-            Duration::from_secs(2),
-            Delivery::Expected,
-        );
+        let r = analyze_steady(&uniform(2000, 1, 3), 1000.0, 2, Delivery::Expected);
         assert_eq!(
             (r.sent, r.ok, r.lost, r.duplicates),
             (2000, 2000, Some(0), Some(0))
         );
-        assert!((r.publish.unwrap().p50_ms - 1.0).abs() < 0.01);
-        assert!((r.e2e.unwrap().p99_ms - 3.0).abs() < 0.01);
-        assert!(
-            (r.achieved_rate - 1000.0).abs() < 5.0,
-            "{}",
-            r.achieved_rate
-        );
+        assert_near(r.publish.unwrap().p50_ms, 1.0, 0.01);
+        assert_near(r.e2e.unwrap().p99_ms, 3.0, 0.01);
+        assert_near(r.achieved_rate, 1000.0, 5.0);
         assert_eq!(r.error_rate, 0.0);
         assert_eq!(r.timeline.len(), 20);
         assert!(r.timeline.iter().all(|b| b.publish_p99_ms.is_some()));
@@ -382,8 +386,7 @@ mod tests {
             d.issued[i as usize] = Some(200 * MS);
             d.answered[i as usize] = Some(200 * MS + MS);
         }
-        let s = Schedule::new(1000.0, Duration::from_secs(1));
-        let r = analyze(&d, &s, Duration::from_secs(1), Delivery::Expected);
+        let r = analyze_steady(&d, 1000.0, 1, Delivery::Expected);
         let p = r.publish.unwrap();
         assert!(p.p90_ms > 1.5, "{p:?}");
         assert!(p.max_ms > 200.0, "{p:?}");
@@ -399,13 +402,12 @@ mod tests {
         d.received[2] = None;
         d.receive_count[3] = 2;
         d.unexpected = 4;
-        let s = Schedule::new(10.0, Duration::from_secs(1));
-        let r = analyze(&d, &s, Duration::from_secs(1), Delivery::Expected);
+        let r = analyze_steady(&d, 10.0, 1, Delivery::Expected);
         assert_eq!(r.ok, 8);
         assert_eq!(r.publish.unwrap().count, 8);
         assert_eq!(r.errors.get("http 500"), Some(&1));
         assert_eq!(r.errors.get("timeout"), Some(&1));
-        assert!((r.error_rate - 0.2).abs() < 1e-9);
+        assert_near(r.error_rate, 0.2, 1e-9);
         // Message 2 was accepted and never arrived; message 1 timed out yet arrived.
         assert_eq!(r.lost, Some(1));
         assert_eq!(r.e2e.unwrap().count, 8);
@@ -418,9 +420,8 @@ mod tests {
         let mut d = uniform(1000, 1, 2);
         // The last answer comes at 2 s instead of 1 s.
         d.answered[999] = Some(2000 * MS);
-        let s = Schedule::new(1000.0, Duration::from_secs(1));
-        let r = analyze(&d, &s, Duration::from_secs(1), Delivery::None);
-        assert!((r.achieved_rate - 500.0).abs() < 1.0, "{}", r.achieved_rate);
+        let r = analyze_steady(&d, 1000.0, 1, Delivery::None);
+        assert_near(r.achieved_rate, 500.0, 1.0);
         assert_eq!(r.lost, None);
         assert!(r.e2e.is_none());
         assert!(r.e2e_spectrum.is_empty());
@@ -428,25 +429,9 @@ mod tests {
 
     #[test]
     fn overhead_is_a_difference_and_a_ratio() {
-        let s = Schedule::new(1000.0, Duration::from_secs(1));
-        let side = analyze(
-            &uniform(1000, 3, 8),
-            &s,
-            Duration::from_secs(1),
-            Delivery::Expected,
-        );
-        let noop = analyze(
-            &uniform(1000, 1, 1),
-            &s,
-            Duration::from_secs(1),
-            Delivery::None,
-        );
-        let direct = analyze(
-            &uniform(1000, 1, 2),
-            &s,
-            Duration::from_secs(1),
-            Delivery::Expected,
-        );
+        let side = analyze_steady(&uniform(1000, 3, 8), 1000.0, 1, Delivery::Expected);
+        let noop = analyze_steady(&uniform(1000, 1, 1), 1000.0, 1, Delivery::None);
+        let direct = analyze_steady(&uniform(1000, 1, 2), 1000.0, 1, Delivery::Expected);
         let o = overhead(&side, Some(&noop), Some(&direct));
         assert!((o.publish_p50_ms.unwrap() - 2.0).abs() < 0.01, "{o:?}");
         assert!((o.publish_p50_ratio.unwrap() - 3.0).abs() < 0.01, "{o:?}");
@@ -468,13 +453,9 @@ mod tests {
         assert_eq!(d.unexpected, 1);
         let r = analyze(&d, &merged, Duration::from_secs(1), Delivery::Expected);
         assert_eq!(r.publish.unwrap().count, 1000);
-        assert!((r.publish.unwrap().p50_ms - 1.0).abs() < 0.01);
-        assert!((r.publish.unwrap().max_ms - 2.0).abs() < 0.01);
-        assert!(
-            (r.achieved_rate - 1000.0).abs() < 5.0,
-            "{}",
-            r.achieved_rate
-        );
+        assert_near(r.publish.unwrap().p50_ms, 1.0, 0.01);
+        assert_near(r.publish.unwrap().max_ms, 2.0, 0.01);
+        assert_near(r.achieved_rate, 1000.0, 5.0);
     }
 
     #[test]

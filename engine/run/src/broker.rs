@@ -4,9 +4,7 @@
 //! target promises on each broker is its target file's (`harness::promise`): a check that
 //! relies on a promise the target does not make on a broker is skipped there, with the reason.
 
-use std::path::Path;
-
-use harness::{BrokerError, BrokerProcess, KafkaServer, RedisServer};
+use harness::{BrokerProcess, KafkaServer, RedisServer};
 
 pub use harness::broker::parse_list;
 pub use harness::{Broker, Promise};
@@ -38,20 +36,5 @@ impl std::ops::DerefMut for BrokerServer {
             BrokerServer::Redis(s) => s,
             BrokerServer::Kafka(s) => s,
         }
-    }
-}
-
-impl BrokerServer {
-    /// Starts a private Apache Kafka broker from the Kafka home `home`.
-    pub async fn start_kafka(
-        home: &Path,
-        dir: &Path,
-        log_dir: &Path,
-        name: &str,
-        advertised: Option<&str>,
-    ) -> Result<BrokerServer, BrokerError> {
-        KafkaServer::start_advertising(home, dir, log_dir, name, advertised)
-            .await
-            .map(BrokerServer::Kafka)
     }
 }

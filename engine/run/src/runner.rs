@@ -86,11 +86,9 @@ impl Heading<'_> {
     }
 }
 
-/// Runs one check against the run's target.
-pub async fn run_one(env: Arc<RunEnv>, check: &Check) -> Outcome {
-    let started = Instant::now();
-    let seed = check_seed(env.seed, check.id);
-    let mut result = Heading {
+/// The result of `check` before it runs: passing, nothing seen yet.
+fn heading(env: &RunEnv, check: &Check) -> CheckResult {
+    Heading {
         id: check.id,
         title: check.title.to_owned(),
         level: check.level,
@@ -98,15 +96,29 @@ pub async fn run_one(env: Arc<RunEnv>, check: &Check) -> Outcome {
         clause_url: check.clause_url,
         profile: check.profile(),
     }
-    .result(&env, seed);
+    .result(env, check_seed(env.seed, check.id))
+}
+
+/// The result of `check`, skipped on the run's target and broker for `reason` without
+/// starting anything.
+pub fn skipped(env: &RunEnv, check: &Check, reason: String) -> CheckResult {
+    let mut result = heading(env, check);
+    result.verdict = VerdictKind::Skip;
+    result.summary = Some(reason);
+    result
+}
+
+/// Runs one check against the run's target.
+pub async fn run_one(env: Arc<RunEnv>, check: &Check) -> Outcome {
+    let started = Instant::now();
+    let seed = check_seed(env.seed, check.id);
     if let Some(reason) = check.skip_reason(&env) {
-        result.verdict = VerdictKind::Skip;
-        result.summary = Some(reason);
         return Outcome {
-            result,
+            result: skipped(&env, check, reason),
             history: None,
         };
     }
+    let mut result = heading(&env, check);
     let mut trial = Trial::new(env.clone(), check.id, seed).with_app_protocol(check.app);
     let body = AssertUnwindSafe((check.run)(&mut trial)).catch_unwind();
     let timeout = check_timeout(check, &env);

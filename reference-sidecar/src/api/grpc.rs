@@ -114,28 +114,15 @@ fn unimplemented(method: &str) -> Status {
 
 /// The gRPC form of the metadata API.
 fn metadata_response(rt: &Runtime) -> GetMetadataResponse {
-    let pubsubs = rt.components.values().map(|c| RegisteredComponents {
-        name: c.name.clone(),
-        r#type: c.type_.clone(),
-        version: c.version.clone(),
-        capabilities: c
-            .broker
-            .capabilities()
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect(),
-    });
-    let stores = rt.state_stores.values().map(|s| RegisteredComponents {
-        name: s.name.clone(),
-        r#type: s.type_.clone(),
-        version: s.version.clone(),
-        capabilities: s
-            .store
-            .capabilities()
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect(),
-    });
+    let registered_components = rt
+        .registered()
+        .map(|(c, capabilities)| RegisteredComponents {
+            name: c.name.clone(),
+            r#type: c.type_.clone(),
+            version: c.version.clone(),
+            capabilities: capabilities.iter().map(|s| (*s).to_owned()).collect(),
+        })
+        .collect();
     let subscriptions = rt
         .subscriptions()
         .into_iter()
@@ -161,7 +148,7 @@ fn metadata_response(rt: &Runtime) -> GetMetadataResponse {
     let version = concat!("refsidecar-", env!("CARGO_PKG_VERSION"));
     GetMetadataResponse {
         id: rt.config.app_id.clone(),
-        registered_components: pubsubs.chain(stores).collect(),
+        registered_components,
         extended_metadata: [("daprRuntimeVersion".to_owned(), version.to_owned())].into(),
         subscriptions,
         app_connection_properties: rt.config.app_port.map(|port| AppConnectionProperties {

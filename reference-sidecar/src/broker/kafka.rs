@@ -164,15 +164,11 @@ impl Settings {
             None => true,
             Some(_) => m.bool("consumeRetryEnabled")?,
         };
-        if let Some(p) = m.get("backOffPolicy")
-            && !p.eq_ignore_ascii_case("constant")
-        {
-            return Err(bad(
-                "backOffPolicy",
-                p,
-                "only `constant` is supported by refsidecar",
-            ));
-        }
+        m.only(
+            "backOffPolicy",
+            "constant",
+            "only `constant` is supported by refsidecar",
+        )?;
         let backoff = m
             .duration("backOffDuration")?
             .unwrap_or(Duration::from_secs(5));

@@ -66,6 +66,32 @@ impl Lookup<'_> {
         }
     }
 
+    /// An error unless `key` is absent or `allowed` (case-insensitively): for a setting of which
+    /// refsidecar supports one value only.
+    pub(crate) fn only(
+        &self,
+        key: &'static str,
+        allowed: &str,
+        reason: &'static str,
+    ) -> Result<(), BrokerError> {
+        match self.get(key) {
+            Some(v) if !v.eq_ignore_ascii_case(allowed) => Err(bad(key, v, reason)),
+            _ => Ok(()),
+        }
+    }
+
+    /// An error when `key` is true: for a feature refsidecar does not support.
+    pub(crate) fn refuse_true(
+        &self,
+        key: &'static str,
+        reason: &'static str,
+    ) -> Result<(), BrokerError> {
+        if self.bool(key)? {
+            return Err(bad(key, "true", reason));
+        }
+        Ok(())
+    }
+
     pub(crate) fn positive(&self, key: &'static str) -> Result<Option<usize>, BrokerError> {
         match self.get(key) {
             None => Ok(None),

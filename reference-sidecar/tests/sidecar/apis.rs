@@ -4,12 +4,10 @@
 
 use axum::http::StatusCode;
 use bytes::Bytes;
-use clap::Parser as _;
 use http_body_util::Full;
-use reference_sidecar::{Listeners, run};
 use serde_json::{Value, json};
 
-use crate::common::{App, IN_MEMORY, chain, error_code, orders};
+use crate::common::{App, IN_MEMORY, assert_start_up_fails, error_code, orders, pubsub_component};
 
 /// The state store of the tests, `statestore`, in memory (a second YAML document).
 const STATE_STORE: &str = "\
@@ -345,25 +343,11 @@ async fn unknown_component_types_name_file_and_field() {
         ("bindings.cron", "spec.type"),
         ("state.nonsense", "spec.type"),
     ] {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("bad.yaml"),
-            format!("apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: c\nspec:\n  type: {type_}\n  version: v1\n"),
+        assert_start_up_fails(
+            &pubsub_component(type_, &[]),
+            &["resources.yaml", field, type_],
         )
-        .unwrap();
-        let mut config = reference_sidecar::cli::Flags::try_parse_from(["refsidecar"])
-            .unwrap()
-            .into_config(None, None)
-            .unwrap();
-        config.resources_paths = vec![dir.path().to_owned()];
-        let err = run(config, Listeners::default(), std::future::pending())
-            .await
-            .unwrap_err();
-        let chain = chain(&err);
-        assert!(
-            chain.contains("bad.yaml") && chain.contains(field) && chain.contains(type_),
-            "{chain}"
-        );
+        .await;
     }
 }
 

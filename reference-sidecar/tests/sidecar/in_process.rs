@@ -6,8 +6,8 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::common::{
-    App, IN_MEMORY, RETRY_POLICY, Sidecar, app_with_sidecar, chain, config, error_code,
-    pubsub_component, start_up_error,
+    App, IN_MEMORY, RETRY_POLICY, Sidecar, app_with_sidecar, assert_start_up_fails, error_code,
+    pubsub_component,
 };
 
 /// The app and a sidecar subscribed to `orders` (dead letters to `poison`) and `poison`, with
@@ -159,19 +159,9 @@ async fn done_when_scenario() {
 
 #[tokio::test]
 async fn start_up_errors_name_file_and_field() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("bad.yaml"),
-        pubsub_component("pubsub.nonsense", &[]),
+    assert_start_up_fails(
+        &pubsub_component("pubsub.nonsense", &[]),
+        &["resources.yaml", "spec.type", "pubsub.nonsense"],
     )
-    .unwrap();
-    let err = start_up_error(config("checkout", Some(1), dir.path())).await;
-    let text = format!("{err:#}");
-    let chain = chain(&err);
-    assert!(
-        chain.contains("bad.yaml")
-            && chain.contains("spec.type")
-            && chain.contains("pubsub.nonsense"),
-        "{text} / {chain}"
-    );
+    .await;
 }

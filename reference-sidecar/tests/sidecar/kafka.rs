@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    App, DEADLINE, Sidecar, app_with_sidecar, orders, pubsub_component, start_up_failure,
+    App, DEADLINE, Sidecar, app_with_sidecar, assert_start_up_fails, orders, pubsub_component,
     wait_until,
 };
 use base64::Engine as _;
@@ -453,12 +453,10 @@ async fn bad_metadata_fails_start_up_naming_the_key() {
         ),
     ];
     for (metadata, key, value) in cases {
-        let text = start_up_failure(&pubsub_component("pubsub.kafka", &metadata)).await;
-        assert!(
-            text.contains("resources.yaml")
-                && text.contains(&format!("spec.metadata.{key}"))
-                && text.contains(value),
-            "{text}"
-        );
+        assert_start_up_fails(
+            &pubsub_component("pubsub.kafka", &metadata),
+            &["resources.yaml", &format!("spec.metadata.{key}"), value],
+        )
+        .await;
     }
 }

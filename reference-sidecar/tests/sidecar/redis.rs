@@ -10,8 +10,8 @@
 use std::time::Duration;
 
 use crate::common::{
-    App, DEADLINE, RETRY_POLICY, RedisServer, Sidecar, app_with_sidecar, config, error_code,
-    orders, pubsub_component, resources, start_up_failure, wait_until,
+    App, DEADLINE, RETRY_POLICY, RedisServer, Sidecar, app_with_sidecar, assert_start_up_fails,
+    config, error_code, orders, pubsub_component, resources, wait_until,
 };
 use axum::http::StatusCode;
 use serde_json::{Value, json};
@@ -237,13 +237,11 @@ async fn bad_metadata_fails_start_up_naming_the_key() {
             "pubsub.redis",
             &[("redisHost", "127.0.0.1:1"), (key, value)],
         );
-        let text = start_up_failure(&yaml).await;
-        assert!(
-            text.contains("resources.yaml")
-                && text.contains(&format!("spec.metadata.{key}"))
-                && text.contains(value),
-            "{text}"
-        );
+        assert_start_up_fails(
+            &yaml,
+            &["resources.yaml", &format!("spec.metadata.{key}"), value],
+        )
+        .await;
     }
 }
 
@@ -256,11 +254,11 @@ async fn unreachable_redis_fails_start_up() {
         .unwrap()
         .port();
     let host = format!("127.0.0.1:{port}");
-    let text = start_up_failure(&pubsub_component("pubsub.redis", &[("redisHost", &host)])).await;
-    assert!(
-        text.contains("spec.metadata.redisHost") && text.contains("cannot connect to redis"),
-        "{text}"
-    );
+    assert_start_up_fails(
+        &pubsub_component("pubsub.redis", &[("redisHost", &host)]),
+        &["spec.metadata.redisHost", "cannot connect to redis"],
+    )
+    .await;
 }
 
 /// Not Redis, but the same start-up path: a build without the `kafka` feature refuses
@@ -269,11 +267,13 @@ async fn unreachable_redis_fails_start_up() {
 #[tokio::test]
 async fn kafka_without_the_feature_fails_start_up() {
     let yaml = pubsub_component("pubsub.kafka", &[("brokers", "127.0.0.1:1")]);
-    let text = start_up_failure(&yaml).await;
-    assert!(
-        text.contains("resources.yaml")
-            && text.contains("spec.type")
-            && text.contains("built without the kafka feature"),
-        "{text}"
-    );
+    assert_start_up_fails(
+        &yaml,
+        &[
+            "resources.yaml",
+            "spec.type",
+            "built without the kafka feature",
+        ],
+    )
+    .await;
 }

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::line;
+use super::{line, status_is};
 use crate::catalog::{Check, Need};
 use crate::check;
 use harness_engine::problem::{Problem, ensure, ensure_eq};
@@ -145,7 +145,7 @@ async fn token_required(t: &mut Trial) -> Result<(), Problem> {
             &[],
         )
         .await?;
-    ensure_eq("status without a token", 401, r.status, [line(&r)])?;
+    status_is("status without a token", 401, &r)?;
     t.nothing_on("/orders", "an unauthenticated publish was delivered")
         .await
 }
@@ -377,14 +377,14 @@ async fn token_accepted(t: &mut Trial) -> Result<(), Problem> {
 async fn wrong_token_rejected(t: &mut Trial) -> Result<(), Problem> {
     t.start(Scenario::new().api_token(TOKEN)).await?;
     let r = client_with(t, Some("S3CRET"))?.metadata().await?;
-    ensure_eq("status with a wrong token", 401, r.status, [line(&r)])
+    status_is("status with a wrong token", 401, &r)
 }
 
 async fn healthz_exempt(t: &mut Trial) -> Result<(), Problem> {
     t.start(Scenario::new().api_token(TOKEN)).await?;
     let anon = client_with(t, None)?;
     for r in [anon.healthz().await?, anon.healthz_outbound().await?] {
-        ensure_eq("health status without a token", 204, r.status, [line(&r)])?;
+        status_is("health status without a token", 204, &r)?;
     }
     Ok(())
 }
@@ -392,7 +392,7 @@ async fn healthz_exempt(t: &mut Trial) -> Result<(), Problem> {
 async fn metadata_needs_token(t: &mut Trial) -> Result<(), Problem> {
     t.start(Scenario::new().api_token(TOKEN)).await?;
     let r = client_with(t, None)?.metadata().await?;
-    ensure_eq("metadata status without a token", 401, r.status, [line(&r)])
+    status_is("metadata status without a token", 401, &r)
 }
 
 async fn unauthorized_plain_text(t: &mut Trial) -> Result<(), Problem> {

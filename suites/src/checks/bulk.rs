@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use super::{line, rejected};
+use super::{rejected, start_orders, status_is};
 use crate::catalog::{Check, Need};
 use crate::check;
 use harness_engine::problem::{Problem, ensure, ensure_eq};
@@ -92,8 +92,7 @@ pub(crate) fn checks() -> Vec<Check> {
 }
 
 async fn all_entries_delivered(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders"))
-        .await?;
+    start_orders(t).await?;
     let entries: Vec<Value> = (0..10)
         .map(|i| json!({"entryId": format!("e{i}"), "event": {"tck_id": format!("b-{i}")}, "contentType": "application/json"}))
         .collect();
@@ -101,7 +100,7 @@ async fn all_entries_delivered(t: &mut Trial) -> Result<(), Problem> {
         .client()
         .bulk_publish(PUBSUB, "orders", &Value::Array(entries), &[])
         .await?;
-    ensure_eq("bulk status", 204, r.status, [line(&r)])?;
+    status_is("bulk status", 204, &r)?;
     t.wait("/orders", 10).await?;
     let seen = t.quiet("/orders").await;
     let ids: BTreeSet<String> = seen.iter().filter_map(|d| d.tck_id.clone()).collect();
@@ -137,8 +136,7 @@ async fn missing_entry_id(t: &mut Trial) -> Result<(), Problem> {
 }
 
 async fn duplicate_entry_id(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders"))
-        .await?;
+    start_orders(t).await?;
     let e =
         json!({"entryId": "same", "event": {"tck_id": "dup"}, "contentType": "application/json"});
     expect_events_ser(t, json!([e, e])).await?;
@@ -173,8 +171,7 @@ async fn unknown_pubsub(t: &mut Trial) -> Result<(), Problem> {
 }
 
 async fn entry_content_types(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders"))
-        .await?;
+    start_orders(t).await?;
     let body = json!([
         {"entryId": "j", "event": {"tck_id": "json", "n": 1}, "contentType": "application/json"},
         {"entryId": "t", "event": "plain words", "contentType": "text/plain"},
@@ -185,7 +182,7 @@ async fn entry_content_types(t: &mut Trial) -> Result<(), Problem> {
         .client()
         .bulk_publish(PUBSUB, "orders", &body, &[])
         .await?;
-    ensure_eq("bulk status", 204, r.status, [line(&r)])?;
+    status_is("bulk status", 204, &r)?;
     let ds = t.wait("/orders", 4).await?;
     let events: Vec<Value> = ds.iter().filter_map(|d| d.body_json.clone()).collect();
     let has = |pred: &dyn Fn(&Value) -> bool| events.iter().any(pred);
@@ -220,8 +217,7 @@ async fn one_entry(
     tck_id: &str,
     metadata: Value,
 ) -> Result<harness::RecordedDelivery, Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders"))
-        .await?;
+    start_orders(t).await?;
     let body = json!([
         {"entryId": "x", "event": {"tck_id": tck_id}, "contentType": "application/json", "metadata": metadata},
     ]);
@@ -229,7 +225,7 @@ async fn one_entry(
         .client()
         .bulk_publish(PUBSUB, "orders", &body, &[])
         .await?;
-    ensure_eq("bulk status", 204, r.status, [line(&r)])?;
+    status_is("bulk status", 204, &r)?;
     let mut d = t.wait_msg("/orders", tck_id, 1).await?;
     Ok(d.swap_remove(0))
 }

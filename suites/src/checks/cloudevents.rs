@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::line;
+use super::{start_orders, status_is};
 use crate::catalog::{Check, Need};
 use crate::check;
 use harness_engine::problem::{Problem, ensure, ensure_eq};
@@ -266,6 +266,7 @@ pub(crate) fn checks() -> Vec<Check> {
     ]
 }
 
+/// The topic [`start_orders`] subscribes to, and its route.
 const TOPIC: &str = "orders";
 const ROUTE: &str = "/orders";
 
@@ -284,10 +285,6 @@ fn load_schema(t: &Trial) -> Result<CloudEventSchema, Problem> {
     CloudEventSchema::load(&t.env().workspace_root).map_err(Problem::Setup)
 }
 
-async fn start_orders(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe(TOPIC, ROUTE)).await
-}
-
 /// Publishes `body` to `orders` with this Content-Type and query, requires 204 and returns
 /// the single delivery on `/orders` (each check publishes one raw body per route).
 async fn publish_one(
@@ -297,7 +294,7 @@ async fn publish_one(
     query: &[(&str, &str)],
 ) -> Result<harness::RecordedDelivery, Problem> {
     let r = t.publish_raw(TOPIC, body, content_type, query).await?;
-    ensure_eq("publish status", 204, r.status, [line(&r)])?;
+    status_is("publish status", 204, &r)?;
     let d = t.wait(ROUTE, 1).await?;
     Ok(d[0].clone())
 }
@@ -342,7 +339,7 @@ async fn schema_valid(t: &mut Trial) -> Result<(), Problem> {
         let r = t
             .publish_raw(TOPIC, Bytes::copy_from_slice(body), ct, &[])
             .await?;
-        ensure_eq("publish status", 204, r.status, [line(&r)])?;
+        status_is("publish status", 204, &r)?;
     }
     let ds = t.wait(ROUTE, bodies.len()).await?;
     for d in &ds {
@@ -671,7 +668,7 @@ async fn passthrough_trace(t: &mut Trial) -> Result<(), Problem> {
                 &query,
             )
             .await?;
-        ensure_eq("publish status", 204, r.status, [line(&r)])?;
+        status_is("publish status", 204, &r)?;
     }
     let d = t.wait_msg(ROUTE, "ptt-1", 1).await?;
     let e = body_of(&d[0]);
@@ -729,7 +726,7 @@ async fn nonstring_trace_delivered(t: &mut Trial) -> Result<(), Problem> {
             &[],
         )
         .await?;
-    ensure_eq("publish status", 204, r.status, [line(&r)])?;
+    status_is("publish status", 204, &r)?;
     t.wait_msg(ROUTE, "nt-1", 1).await?;
     // The sidecar must still work afterwards.
     let id = t.publish(TOPIC, json!({})).await?;
@@ -761,7 +758,7 @@ async fn publish_traced(
             &headers,
         )
         .await?;
-    ensure_eq("publish status", 204, r.status, [line(&r)])?;
+    status_is("publish status", 204, &r)?;
     t.wait_msg(ROUTE, id, 1).await
 }
 
@@ -870,7 +867,7 @@ async fn raw_payload_roundtrip(t: &mut Trial) -> Result<(), Problem> {
                 &[("metadata.rawPayload", "true")],
             )
             .await?;
-        ensure_eq("publish status", 204, r.status, [line(&r)])?;
+        status_is("publish status", 204, &r)?;
     }
     let delivered = t.wait(ROUTE, 2).await?;
     let mut decoded = Vec::new();

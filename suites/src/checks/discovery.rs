@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::line;
+use super::{line, status_is};
 use crate::catalog::{Check, Need};
 use crate::check;
 use harness::TestApp;
@@ -579,12 +579,7 @@ async fn subscribe_gives_up(t: &mut Trial) -> Result<(), Problem> {
             &[],
         )
         .await?;
-    ensure_eq(
-        "status of a publish after discovery failed",
-        204,
-        r.status,
-        [line(&r)],
-    )
+    status_is("status of a publish after discovery failed", 204, &r)
 }
 
 async fn subscribe_app_id_header(t: &mut Trial) -> Result<(), Problem> {
@@ -840,18 +835,17 @@ async fn malformed_reply_publish_ok(t: &mut Trial) -> Result<(), Problem> {
     let r = t
         .publish_raw(TOPIC, r#"{"orderId":1}"#, Some("application/json"), &[])
         .await?;
-    ensure_eq(
+    status_is(
         "publish status after a malformed /dapr/subscribe reply",
         204,
-        r.status,
-        [line(&r)],
+        &r,
     )
 }
 
 /// The metadata API's subscription entry for `topic`.
 async fn metadata_entry(t: &Trial, topic: &str) -> Result<Value, Problem> {
     let r = t.client().metadata().await?;
-    ensure_eq("GET /v1.0/metadata status", 200, r.status, [line(&r)])?;
+    status_is("GET /v1.0/metadata status", 200, &r)?;
     let body = r.json().unwrap_or(Value::Null);
     body["subscriptions"]
         .as_array()

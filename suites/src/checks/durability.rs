@@ -7,6 +7,7 @@ use harness::Script;
 use harness_checkers::{delivery, ordering};
 use serde_json::json;
 
+use super::start_orders;
 use crate::catalog::{Check, Need};
 use crate::check;
 use harness_engine::broker::Promise;
@@ -114,8 +115,7 @@ async fn sidecar_kill_redelivers(t: &mut Trial) -> Result<(), Problem> {
 }
 
 async fn broker_restart_keeps_acknowledged(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders"))
-        .await?;
+    start_orders(t).await?;
     let mut ids = publish_n(t, "orders", 20).await?;
     let Some(redis) = t.broker_server() else {
         return Err(Problem::Setup(

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use tonic::Code;
 use tonic::metadata::AsciiMetadataValue;
 
+use super::{scoped, start_orders};
 use crate::catalog::{Check, Need};
 use crate::check;
 use harness_engine::problem::{Problem, ensure, ensure_eq};
@@ -204,35 +205,33 @@ fn expect_code(what: &str, result: Result<(), tonic::Status>, code: Code) -> Res
 }
 
 async fn publish_delivered(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders"))
-        .await?;
+    start_orders(t).await?;
     let id = t.publish_grpc("orders", json!({"orderId": 7}), &[]).await?;
     let d = t.wait_msg("/orders", &id, 1).await?;
     let ce = d[0].body_json.clone().unwrap_or(Value::Null);
-    let line = format!("delivered: {ce}");
-    ensure_eq(
-        "source",
-        Value::String(t.app_id()),
-        ce["source"].clone(),
-        [line.clone()],
-    )?;
-    ensure_eq(
-        "datacontenttype",
-        json!("application/json"),
-        ce["datacontenttype"].clone(),
-        [line.clone()],
-    )?;
-    ensure_eq(
-        "data.orderId",
-        json!(7),
-        ce["data"]["orderId"].clone(),
-        [line],
+    ce_has(
+        &ce,
+        [
+            ("source", Value::String(t.app_id())),
+            ("datacontenttype", json!("application/json")),
+            ("data.orderId", json!(7)),
+        ],
     )
 }
 
+/// Requires the delivered CloudEvent `ce` to hold each `(attribute, value)`; an attribute is
+/// a key or a dotted path (`data.orderId`).
+fn ce_has<const N: usize>(ce: &Value, expected: [(&str, Value); N]) -> Result<(), Problem> {
+    let line = format!("delivered: {ce}");
+    for (attribute, value) in expected {
+        let got = attribute.split('.').fold(ce, |v, key| &v[key]);
+        ensure_eq(attribute, value, got.clone(), [line.clone()])?;
+    }
+    Ok(())
+}
+
 async fn empty_content_type_text(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders"))
-        .await?;
+    start_orders(t).await?;
     let marker = format!("plain-{}", t.nonce());
     t.grpc_api()?
         .publish(request("orders", marker.as_bytes(), ""))
@@ -240,14 +239,13 @@ async fn empty_content_type_text(t: &mut Trial) -> Result<(), Problem> {
         .map_err(|s| Problem::fail(format!("PublishEvent answered {:?}", s.code()), vec![]))?;
     let d = t.wait("/orders", 1).await?;
     let ce = d[0].body_json.clone().unwrap_or(Value::Null);
-    let line = format!("delivered: {ce}");
-    ensure_eq(
-        "datacontenttype",
-        json!("text/plain"),
-        ce["datacontenttype"].clone(),
-        [line.clone()],
-    )?;
-    ensure_eq("data", json!(marker), ce["data"].clone(), [line])
+    ce_has(
+        &ce,
+        [
+            ("datacontenttype", json!("text/plain")),
+            ("data", json!(marker)),
+        ],
+    )
 }
 
 async fn unknown_pubsub_invalid_argument(t: &mut Trial) -> Result<(), Problem> {
@@ -280,14 +278,9 @@ async fn bad_raw_payload_invalid_argument(t: &mut Trial) -> Result<(), Problem> 
 }
 
 async fn scopes_permission_denied(t: &mut Trial) -> Result<(), Problem> {
-    t.start(
-        Scenario::new()
-            .app_id("scoped")
-            .component_metadata("publishingScopes", "scoped=allowed")
-            .subscribe("denied", "/denied")
-            .subscribe("allowed", "/allowed"),
-    )
-    .await?;
+    let subscriptions = [("denied", "/denied"), ("allowed", "/allowed")];
+    let rule = ("publishingScopes", "scoped=allowed");
+    t.start(scoped(rule, &subscriptions)).await?;
     let r = t
         .grpc_api()?
         .publish(request("denied", b"{}", "application/json"))
@@ -297,21 +290,33 @@ async fn scopes_permission_denied(t: &mut Trial) -> Result<(), Problem> {
         r,
         Code::PermissionDenied,
     )?;
-    // An allowed publish after it is the barrier: delivered in order on one sidecar, it shows
-    // that the denied one would have arrived by now.
-    let id = t.publish_grpc("allowed", json!({}), &[]).await?;
-    t.wait_msg("/allowed", &id, 1).await?;
-    let denied = t.app().deliveries_on("/denied");
-    ensure(
-        denied.is_empty(),
-        "a refused publish was delivered",
-        denied.iter().map(|d| d.answered.clone()),
-    )
+    none_delivered_after(t, "allowed", "/denied", "a refused publish was delivered").await
+}
+
+/// After a refused publish, an allowed one to `topic` (delivered on `/<topic>`) is the barrier:
+/// delivered in order on one sidecar, it shows that the refused one would have arrived by now.
+/// Fails with `what` when anything but the barrier itself was delivered on `route`.
+async fn none_delivered_after(
+    t: &mut Trial,
+    topic: &str,
+    route: &str,
+    what: &str,
+) -> Result<(), Problem> {
+    let barrier_route = format!("/{topic}");
+    let barrier = t.publish_grpc(topic, json!({}), &[]).await?;
+    t.wait_msg(&barrier_route, &barrier, 1).await?;
+    let leaked: Vec<String> = t
+        .app()
+        .deliveries_on(route)
+        .iter()
+        .filter(|d| route != barrier_route || d.tck_id.as_deref() != Some(barrier.as_str()))
+        .map(|d| d.answered.clone())
+        .collect();
+    ensure(leaked.is_empty(), what, leaked)
 }
 
 async fn metadata_without_prefix(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders"))
-        .await?;
+    start_orders(t).await?;
     let id = t
         .publish_grpc("orders", json!({}), &[("ttlInSeconds", "60")])
         .await?;
@@ -360,20 +365,15 @@ async fn raw_payload_trace(t: &mut Trial) -> Result<(), Problem> {
     publish_with_headers(t, r, &[("traceparent", tp), ("tracestate", "tck=raw")]).await?;
     let d = t.wait_msg("/raw", &marker, 1).await?;
     let ce = d[0].body_json.clone().unwrap_or(Value::Null);
-    let line = format!("delivered: {ce}");
-    ensure_eq("traceid", json!(tp), ce["traceid"].clone(), [line.clone()])?;
     // daprd 1.18.3 loses the call's tracestate (fixtures/targets/daprd.expect.toml).
-    ensure_eq(
-        "tracestate",
-        json!("tck=raw"),
-        ce["tracestate"].clone(),
-        [line],
+    ce_has(
+        &ce,
+        [("traceid", json!(tp)), ("tracestate", json!("tck=raw"))],
     )
 }
 
 async fn bulk_publish_delivered(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders"))
-        .await?;
+    start_orders(t).await?;
     let ids = [t.next_id(), t.next_id(), t.next_id()];
     let mut req = bulk(t, &ids);
     if let Some(e) = req.entries.first_mut() {
@@ -429,8 +429,7 @@ fn bulk(t: &Trial, ids: &[String]) -> BulkPublishRequest {
 }
 
 async fn bulk_duplicate_entry_id(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders"))
-        .await?;
+    start_orders(t).await?;
     let ids = [t.next_id(), t.next_id()];
     let mut req = bulk(t, &ids);
     if let Some(e) = req.entries.get_mut(1) {
@@ -442,20 +441,8 @@ async fn bulk_duplicate_entry_id(t: &mut Trial) -> Result<(), Problem> {
         r,
         Code::InvalidArgument,
     )?;
-    let barrier = t.publish_grpc("orders", json!({}), &[]).await?;
-    t.wait_msg("/orders", &barrier, 1).await?;
-    let leaked: Vec<String> = t
-        .app()
-        .deliveries_on("/orders")
-        .iter()
-        .filter(|d| d.tck_id.as_deref() != Some(barrier.as_str()))
-        .map(|d| d.answered.clone())
-        .collect();
-    ensure(
-        leaked.is_empty(),
-        "entries of a refused bulk request were delivered",
-        leaked,
-    )
+    let what = "entries of a refused bulk request were delivered";
+    none_delivered_after(t, "orders", "/orders", what).await
 }
 
 async fn token_required(t: &mut Trial) -> Result<(), Problem> {
@@ -490,8 +477,7 @@ async fn token_required(t: &mut Trial) -> Result<(), Problem> {
 }
 
 async fn traceparent_propagated(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders"))
-        .await?;
+    start_orders(t).await?;
     let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let marker = format!("gtp-{}", t.nonce());
     let body = json!({"tck_id": marker}).to_string();

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::line;
+use super::{line, start_orders, status_is};
 use crate::catalog::{Check, Need};
 use crate::check;
 use harness_engine::problem::{Problem, ensure, ensure_eq};
@@ -55,12 +55,7 @@ async fn outbound_before_app(t: &mut Trial) -> Result<(), Problem> {
     t.start(Scenario::new().app_later().subscribe("orders", "/orders"))
         .await?;
     let out = t.client().healthz_outbound().await?;
-    ensure_eq(
-        "/v1.0/healthz/outbound before the app listens",
-        204,
-        out.status,
-        [line(&out)],
-    )?;
+    status_is("/v1.0/healthz/outbound before the app listens", 204, &out)?;
     let full = t.client().healthz().await?;
     ensure(
         full.status != 204,
@@ -81,8 +76,7 @@ async fn healthz_after_app(t: &mut Trial) -> Result<(), Problem> {
 }
 
 async fn healthz_appid_query(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders"))
-        .await?;
+    start_orders(t).await?;
     t.sidecar()
         .wait_healthz(DEADLINE)
         .await
@@ -91,17 +85,12 @@ async fn healthz_appid_query(t: &mut Trial) -> Result<(), Problem> {
         .client()
         .get(&format!("/v1.0/healthz?appid={}", t.app_id()))
         .await?;
-    ensure_eq("status with its own app id", 204, own.status, [line(&own)])?;
+    status_is("status with its own app id", 204, &own)?;
     let other = t
         .client()
         .get(&format!("/v1.0/healthz?appid={}-other", t.app_id()))
         .await?;
-    ensure_eq(
-        "status with another app id",
-        500,
-        other.status,
-        [line(&other)],
-    )?;
+    status_is("status with another app id", 500, &other)?;
     ensure_eq(
         "errorCode with another app id",
         json!("ERR_HEALTH_APPID_NOT_MATCH"),

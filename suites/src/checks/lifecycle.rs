@@ -7,6 +7,7 @@ use std::time::Duration;
 use harness::{Script, ShutdownStep};
 use serde_json::json;
 
+use super::start_orders;
 use crate::catalog::{Check, Need};
 use crate::check;
 use harness_engine::broker::Promise;
@@ -168,8 +169,7 @@ async fn sigterm_answers_request_in_flight(t: &mut Trial) -> Result<(), Problem>
 }
 
 async fn sigterm_exits_in_grace(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders"))
-        .await?;
+    start_orders(t).await?;
     let id = t.publish("orders", json!({})).await?;
     t.wait_msg("/orders", &id, 1).await?;
     let step = t.sidecar().terminate(Duration::from_secs(6)).await;

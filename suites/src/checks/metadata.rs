@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::line;
+use super::{line, status_is};
 use crate::catalog::{Check, Need};
 use crate::check;
 use harness_engine::problem::{Problem, ensure, ensure_eq};
@@ -56,7 +56,7 @@ pub(crate) fn checks() -> Vec<Check> {
 async fn started_metadata(t: &mut Trial) -> Result<(Value, harness::ApiResponse), Problem> {
     t.start(Scenario::new()).await?;
     let r = t.client().metadata().await?;
-    ensure_eq("metadata status", 200, r.status, [line(&r)])?;
+    status_is("metadata status", 200, &r)?;
     Ok((r.json().unwrap_or(Value::Null), r))
 }
 

@@ -117,11 +117,31 @@ const OVER_GRPC: &[&str] = &[
     "core::discovery::subscribe_gives_up",
 ];
 
+/// Starts the trial with the app subscribed to `orders` at `/orders`.
+async fn start_orders(t: &mut harness_engine::trial::Trial) -> Result<(), Problem> {
+    t.start(harness_engine::trial::Scenario::new().subscribe("orders", "/orders"))
+        .await
+}
+
 /// A subscriber on `orders` at `/orders` that answers as `script` says.
 fn orders(script: harness::Script) -> harness_engine::trial::Scenario {
     harness_engine::trial::Scenario::new()
         .subscribe("orders", "/orders")
         .script("/orders", script)
+}
+
+/// App `scoped`, whose pubsub component has the scoping rule `key: value` in its metadata,
+/// subscribed to each `(topic, route)` in order.
+fn scoped(
+    (key, value): (&str, &str),
+    subscriptions: &[(&str, &str)],
+) -> harness_engine::trial::Scenario {
+    let app = harness_engine::trial::Scenario::new()
+        .app_id("scoped")
+        .component_metadata(key, value);
+    subscriptions
+        .iter()
+        .fold(app, |s, (topic, route)| s.subscribe(topic, route))
 }
 
 /// Publishes `body` (JSON) to `topic` before the app listens and requires 204: the publish
@@ -134,24 +154,25 @@ async fn publish_before_app(
     let r = t
         .publish_raw(topic, body.to_owned(), Some("application/json"), &[])
         .await?;
-    ensure_eq(
-        "status of a publish before the app listens",
-        204,
-        r.status,
-        [line(&r)],
-    )?;
+    status_is("status of a publish before the app listens", 204, &r)?;
     t.start_app().await
 }
 
 /// Requires answer `r` to be an error with `status` and the `errorCode` `code`.
 fn rejected(r: &harness::ApiResponse, status: u16, code: &str) -> Result<(), Problem> {
-    ensure_eq("status", status, r.status, [line(r)])?;
+    status_is("status", status, r)?;
     ensure_eq(
         "errorCode",
         Some(code.to_owned()),
         r.error_code(),
         [line(r)],
     )
+}
+
+/// Requires answer `r` to have `status`; `what` names it in a failure, with the answer (its
+/// [`line`]) as evidence.
+fn status_is(what: &str, status: u16, r: &harness::ApiResponse) -> Result<(), Problem> {
+    ensure_eq(what, status, r.status, [line(r)])
 }
 
 /// An answer in one line for a problem's evidence: status, content type and the first 200

@@ -5,6 +5,7 @@ use harness::Script;
 use harness_checkers::{delivery, ordering};
 use serde_json::json;
 
+use super::start_orders;
 use crate::catalog::{Check, Need};
 use crate::check;
 use harness_engine::broker::Promise;
@@ -143,8 +144,7 @@ async fn per_key_interleaved(t: &mut Trial) -> Result<(), Problem> {
 
 /// `per_key` messages on each of `keys` keys, interleaved, arrive in order per key.
 async fn in_order_per_key(t: &mut Trial, keys: usize, per_key: u64) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders"))
-        .await?;
+    start_orders(t).await?;
     let ids = publish_keyed(t, "orders", keys, per_key).await?;
     t.wait("/orders", ids.len()).await?;
     verdict(ordering::per_key(&t.history(), "/orders").verdict())
@@ -153,8 +153,7 @@ async fn in_order_per_key(t: &mut Trial, keys: usize, per_key: u64) -> Result<()
 async fn per_partition_key(t: &mut Trial) -> Result<(), Problem> {
     // On Kafka the topic gets the broker's default of four partitions, so that keys really
     // spread over partitions.
-    t.start(Scenario::new().subscribe("orders", "/orders"))
-        .await?;
+    start_orders(t).await?;
     let mut n = 0;
     for seq in 0..15u64 {
         for k in 0..4 {
@@ -327,8 +326,7 @@ async fn keyed_order_under_retry_concurrency_one(t: &mut Trial) -> Result<(), Pr
 }
 
 async fn no_loss_no_duplicates(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders"))
-        .await?;
+    start_orders(t).await?;
     let mut ids = Vec::new();
     for i in 0..200u64 {
         ids.push(t.publish("orders", json!({"n": i})).await?);

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::{line, rejected};
+use super::{line, rejected, scoped, start_orders, status_is};
 use crate::catalog::{Check, Need};
 use crate::check;
 use harness_engine::broker::Promise;
@@ -219,12 +219,11 @@ async fn publish_to_unknown_pubsub(
 }
 
 async fn json_accepted(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders"))
-        .await?;
+    start_orders(t).await?;
     let r = t
         .publish_raw("orders", r#"{"orderId":1}"#, Some("application/json"), &[])
         .await?;
-    ensure_eq("status", 204, r.status, [line(&r)])?;
+    status_is("status", 204, &r)?;
     ensure(r.body.is_empty(), "the 204 answer has a body", [line(&r)])
 }
 
@@ -283,8 +282,7 @@ async fn error_details(t: &mut Trial) -> Result<(), Problem> {
 }
 
 async fn bad_raw_payload(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders"))
-        .await?;
+    start_orders(t).await?;
     let r = t
         .publish_raw("orders", "x", None, &[("metadata.rawPayload", "maybe")])
         .await?;
@@ -299,12 +297,7 @@ async fn bad_raw_payload(t: &mut Trial) -> Result<(), Problem> {
                 &[("metadata.rawPayload", spelling)],
             )
             .await?;
-        ensure_eq(
-            &format!("status with rawPayload={spelling}"),
-            204,
-            r.status,
-            [line(&r)],
-        )?;
+        status_is(&format!("status with rawPayload={spelling}"), 204, &r)?;
         let d = t.wait_msg("/orders", &id, 1).await?;
         ensure(
             !d[0].raw_payload
@@ -323,8 +316,7 @@ async fn bad_raw_payload(t: &mut Trial) -> Result<(), Problem> {
 }
 
 async fn malformed_cloudevent_rejected(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders"))
-        .await?;
+    start_orders(t).await?;
     let mut ev = Vec::new();
     for body in ["[1,2]", "\"just a string\"", "{broken", ""] {
         let r = t
@@ -352,7 +344,7 @@ async fn malformed_cloudevent_500(t: &mut Trial) -> Result<(), Problem> {
     let r = t
         .publish_raw("orders", "[1]", Some("application/cloudevents+json"), &[])
         .await?;
-    ensure_eq("status", 500, r.status, [line(&r)])
+    status_is("status", 500, &r)
 }
 
 async fn topic_with_slashes(t: &mut Trial) -> Result<(), Problem> {
@@ -364,8 +356,7 @@ async fn topic_with_slashes(t: &mut Trial) -> Result<(), Problem> {
 }
 
 async fn put_method(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders"))
-        .await?;
+    start_orders(t).await?;
     let r = t
         .client()
         .request(
@@ -375,7 +366,7 @@ async fn put_method(t: &mut Trial) -> Result<(), Problem> {
             &[("content-type", "application/json")],
         )
         .await?;
-    ensure_eq("status", 204, r.status, [line(&r)])?;
+    status_is("status", 204, &r)?;
     t.wait_msg("/orders", "put-1", 1).await?;
     Ok(())
 }
@@ -392,14 +383,13 @@ async fn missing_topic_404(t: &mut Trial) -> Result<(), Problem> {
                 &[],
             )
             .await?;
-        ensure_eq(&format!("status of POST {path}"), 404, r.status, [line(&r)])?;
+        status_is(&format!("status of POST {path}"), 404, &r)?;
     }
     Ok(())
 }
 
 async fn oversized_body_rejected(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders"))
-        .await?;
+    start_orders(t).await?;
     let big = Bytes::from(vec![b'x'; 5 * 1024 * 1024]);
     // Closing the connection early is a rejection too; only a 2xx answer is a failure.
     match t
@@ -434,11 +424,10 @@ async fn oversized_body_rejected(t: &mut Trial) -> Result<(), Problem> {
             &[],
         )
         .await?;
-    ensure_eq(
+    status_is(
         "status of a normal publish after the oversized one",
         204,
-        r.status,
-        [line(&r)],
+        &r,
     )?;
     t.wait_msg("/orders", "after", 1).await?;
     let seen = t.quiet("/orders").await;
@@ -454,13 +443,7 @@ async fn forbidden(
     denied: &str,
     allowed: &str,
 ) -> Result<(), Problem> {
-    t.start(
-        Scenario::new()
-            .app_id("scoped")
-            .component_metadata(key, value)
-            .subscribe(allowed, "/a"),
-    )
-    .await?;
+    t.start(scoped((key, value), &[(allowed, "/a")])).await?;
     let r = t
         .publish_raw(denied, "{}", Some("application/json"), &[])
         .await?;
@@ -507,14 +490,9 @@ async fn protected_topics_forbidden(t: &mut Trial) -> Result<(), Problem> {
 }
 
 async fn subscription_scopes_filter(t: &mut Trial) -> Result<(), Problem> {
-    t.start(
-        Scenario::new()
-            .app_id("scoped")
-            .component_metadata("subscriptionScopes", "scoped=allowed")
-            .subscribe("allowed", "/a")
-            .subscribe("denied", "/d"),
-    )
-    .await?;
+    let subscriptions = [("allowed", "/a"), ("denied", "/d")];
+    let rule = ("subscriptionScopes", "scoped=allowed");
+    t.start(scoped(rule, &subscriptions)).await?;
     // Publishing is not what subscriptionScopes restrict: both publishes are accepted.
     let denied = t.publish("denied", json!({})).await?;
     let allowed = t.publish("allowed", json!({})).await?;
@@ -527,20 +505,18 @@ async fn subscription_scopes_filter(t: &mut Trial) -> Result<(), Problem> {
 }
 
 async fn empty_json_body(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders"))
-        .await?;
+    start_orders(t).await?;
     let r = t
         .publish_raw("orders", "", Some("application/json"), &[])
         .await?;
-    ensure_eq("status", 204, r.status, [line(&r)])?;
+    status_is("status", 204, &r)?;
     let d = t.wait("/orders", 1).await?;
     let data = d[0].member("data");
     ensure_eq("data", json!(""), data, t.evidence())
 }
 
 async fn metadata_echoed_as_headers(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders"))
-        .await?;
+    start_orders(t).await?;
     let id = t
         .publish_query("orders", json!({}), &[("metadata.tckcustom", "hello")])
         .await?;
@@ -555,8 +531,7 @@ async fn metadata_echoed_as_headers(t: &mut Trial) -> Result<(), Problem> {
 }
 
 async fn metadata_content_length_ignored(t: &mut Trial) -> Result<(), Problem> {
-    t.start(Scenario::new().subscribe("orders", "/orders"))
-        .await?;
+    start_orders(t).await?;
     let id = t
         .publish_query(
             "orders",

@@ -87,34 +87,35 @@ pub(crate) fn checks() -> Vec<Check> {
     ]
 }
 
-async fn retry_then_success(t: &mut Trial) -> Result<(), Problem> {
+/// Lane `orders` answers `script` under a constant 20 ms policy with `retries` retries, and
+/// one message is published to it. Answers the lane and the message's id.
+async fn one_message(
+    t: &mut Trial,
+    script: Script,
+    retries: i64,
+) -> Result<(Lane, String), Problem> {
     let lane = Lane("orders");
     t.start(
-        lane.add(Scenario::new(), Script::RetryThenSuccess(3))
-            .retry_constant("20ms", 5),
+        lane.add(Scenario::new(), script)
+            .retry_constant("20ms", retries),
     )
     .await?;
-    let id = lane.publish(t).await?;
+    Ok((lane, lane.publish(t).await?))
+}
+
+async fn retry_then_success(t: &mut Trial) -> Result<(), Problem> {
+    let (lane, id) = one_message(t, Script::RetryThenSuccess(3), 5).await?;
     settle(t, lane, &id, Fate::Delivered(4)).await
 }
 
 async fn error_then_success(t: &mut Trial) -> Result<(), Problem> {
-    let lane = Lane("orders");
     let script = Script::FailThenSuccess { code: 500, k: 2 };
-    t.start(lane.add(Scenario::new(), script).retry_constant("20ms", 5))
-        .await?;
-    let id = lane.publish(t).await?;
+    let (lane, id) = one_message(t, script, 5).await?;
     settle(t, lane, &id, Fate::Delivered(3)).await
 }
 
 async fn same_event(t: &mut Trial) -> Result<(), Problem> {
-    let lane = Lane("orders");
-    t.start(
-        lane.add(Scenario::new(), Script::Status("RETRY".into()))
-            .retry_constant("20ms", 2),
-    )
-    .await?;
-    let id = lane.publish(t).await?;
+    let (lane, id) = one_message(t, Script::Status("RETRY".into()), 2).await?;
     settle(t, lane, &id, Fate::DeadLettered(3)).await?;
     let ds = t.deliveries_of(&lane.route(), &id);
     let ev = delivery_lines(&ds);

@@ -267,21 +267,44 @@ async fn exponential_spacing(t: &mut Trial) -> Result<(), Problem> {
     verdict(redelivery::spacing(&times, &backoff, 0.2).verdict())
 }
 
+/// A constant 20 ms policy with 2 retries and the matching rule `rule` (a line of YAML under
+/// `matching:`).
+fn matching(rule: &str) -> Scenario {
+    Scenario::new().retry_policy(&format!(
+        "policy: constant\n        duration: 20ms\n        maxRetries: 2\n        matching:\n          {rule}"
+    ))
+}
+
 /// A constant 20 ms policy with 2 retries and `matching.httpStatusCodes: "503"`.
 fn only_503() -> Scenario {
-    Scenario::new().retry_policy(
-        "policy: constant\n        duration: 20ms\n        maxRetries: 2\n        matching:\n          httpStatusCodes: \"503\"",
-    )
+    matching(r#"httpStatusCodes: "503""#)
+}
+
+/// Lane `other` answers `other_answer` and lane `matched` answers `matched_answer` under
+/// `policy`, whose matching rule takes in `matched_answer` alone: one message to each, the
+/// matched one is retried and dead-lettered after 3 deliveries, the other after 1.
+async fn only_matched_retried(
+    t: &mut Trial,
+    policy: Scenario,
+    (other, other_answer): (Lane, Script),
+    (matched, matched_answer): (Lane, Script),
+) -> Result<(), Problem> {
+    t.start(matched.add(other.add(policy, other_answer), matched_answer))
+        .await?;
+    let a = other.publish(t).await?;
+    let b = matched.publish(t).await?;
+    settle(t, matched, &b, Fate::DeadLettered(3)).await?;
+    settle(t, other, &a, Fate::DeadLettered(1)).await
 }
 
 async fn matching_http_status_codes(t: &mut Trial) -> Result<(), Problem> {
-    let (c500, c503) = (Lane("c500"), Lane("c503"));
-    t.start(c503.add(c500.add(only_503(), Script::Http(500)), Script::Http(503)))
-        .await?;
-    let a = c500.publish(t).await?;
-    let b = c503.publish(t).await?;
-    settle(t, c503, &b, Fate::DeadLettered(3)).await?;
-    settle(t, c500, &a, Fate::DeadLettered(1)).await
+    only_matched_retried(
+        t,
+        only_503(),
+        (Lane("c500"), Script::Http(500)),
+        (Lane("c503"), Script::Http(503)),
+    )
+    .await
 }
 
 async fn matching_http_status_range(t: &mut Trial) -> Result<(), Problem> {
@@ -292,9 +315,7 @@ async fn matching_http_status_range(t: &mut Trial) -> Result<(), Problem> {
         (Lane("c505"), 505, Fate::DeadLettered(1)),
         (Lane("c599"), 599, Fate::DeadLettered(3)),
     ];
-    let mut scenario = Scenario::new().retry_policy(
-        "policy: constant\n        duration: 20ms\n        maxRetries: 2\n        matching:\n          httpStatusCodes: \"100,502-504,599\"",
-    );
+    let mut scenario = matching(r#"httpStatusCodes: "100,502-504,599""#);
     for (lane, code, _) in lanes {
         scenario = lane.add(scenario, Script::Http(code));
     }
@@ -310,19 +331,13 @@ async fn matching_http_status_range(t: &mut Trial) -> Result<(), Problem> {
 }
 
 async fn matching_grpc_status_codes(t: &mut Trial) -> Result<(), Problem> {
-    let (internal, unavailable) = (Lane("internal"), Lane("unavailable"));
-    let only_unavailable = Scenario::new().retry_policy(
-        "policy: constant\n        duration: 20ms\n        maxRetries: 2\n        matching:\n          gRPCStatusCodes: \"14\"",
-    );
-    t.start(unavailable.add(
-        internal.add(only_unavailable, Script::Grpc(13)),
-        Script::Grpc(14),
-    ))
-    .await?;
-    let a = internal.publish(t).await?;
-    let b = unavailable.publish(t).await?;
-    settle(t, unavailable, &b, Fate::DeadLettered(3)).await?;
-    settle(t, internal, &a, Fate::DeadLettered(1)).await
+    only_matched_retried(
+        t,
+        matching(r#"gRPCStatusCodes: "14""#),
+        (Lane("internal"), Script::Grpc(13)),
+        (Lane("unavailable"), Script::Grpc(14)),
+    )
+    .await
 }
 
 async fn matching_ignores_retry_status(t: &mut Trial) -> Result<(), Problem> {

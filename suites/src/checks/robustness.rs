@@ -131,6 +131,21 @@ async fn start_again(t: &mut Trial, input: &str) -> Result<Start, Problem> {
     }
 }
 
+/// Fails with `message(status)`, and the body as evidence, unless `r` answered `want`.
+fn answered(
+    r: &harness::ApiResponse,
+    want: u16,
+    message: impl FnOnce(u16) -> String,
+) -> Result<(), Problem> {
+    if r.status == want {
+        return Ok(());
+    }
+    Err(Problem::fail(
+        message(r.status),
+        vec![String::from_utf8_lossy(&r.body).into_owned()],
+    ))
+}
+
 fn shown(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     let mut s: String = text.chars().take(300).collect();
@@ -153,15 +168,9 @@ async fn subscribe_replies(t: &mut Trial) -> Result<(), Problem> {
                 let r = t
                     .publish_raw(TOPIC, r#"{"probe":true}"#, Some("application/json"), &[])
                     .await?;
-                if r.status != 204 {
-                    return Err(Problem::fail(
-                        format!(
-                            "after starting with {input}, a valid publish answered {}",
-                            r.status
-                        ),
-                        vec![String::from_utf8_lossy(&r.body).into_owned()],
-                    ));
-                }
+                answered(&r, 204, |status| {
+                    format!("after starting with {input}, a valid publish answered {status}")
+                })?;
             }
             Start::Exited(_) => exits += 1,
         }
@@ -420,15 +429,9 @@ async fn healthy_and_delivered(t: &mut Trial, accepted: &[String]) -> Result<(),
         ));
     }
     let health = t.client().healthz().await?;
-    if health.status != 204 {
-        return Err(Problem::fail(
-            format!(
-                "after the campaign /v1.0/healthz answers {} instead of 204",
-                health.status
-            ),
-            vec![String::from_utf8_lossy(&health.body).into_owned()],
-        ));
-    }
+    answered(&health, 204, |status| {
+        format!("after the campaign /v1.0/healthz answers {status} instead of 204")
+    })?;
     for id in accepted {
         t.wait_msg(ROUTE, id, 1).await?;
     }

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::line;
+use super::{line, status_is};
 use crate::catalog::{Check, Need};
 use crate::check;
 use harness::ApiResponse;
@@ -66,12 +66,7 @@ async fn read_back(
         .client()
         .get(&format!("/v1.0/state/{STORE}/{key}"))
         .await?;
-    ensure_eq(
-        &format!("status of a get {what}"),
-        200,
-        got.status,
-        [line(&got)],
-    )?;
+    status_is(&format!("status of a get {what}"), 200, &got)?;
     ensure_eq(
         &format!("the value read {what}"),
         expected,
@@ -83,7 +78,7 @@ async fn read_back(
 
 /// Requires `r` to be an error of `status` with `code` as its `errorCode`.
 fn refused(r: &ApiResponse, what: &str, status: u16, code: &str) -> Result<Value, Problem> {
-    ensure_eq(&format!("status of {what}"), status, r.status, [line(r)])?;
+    status_is(&format!("status of {what}"), status, r)?;
     let body = r.json().unwrap_or(Value::Null);
     ensure_eq(
         &format!("errorCode of {what}"),
@@ -98,7 +93,7 @@ async fn save_and_get(t: &mut Trial) -> Result<(), Problem> {
     t.start(Scenario::new().resource(store_yaml())).await?;
     let value = json!({"stock": 90, "nonce": t.nonce()});
     let r = save(t, json!([{"key": "item-1", "value": value}])).await?;
-    ensure_eq("status of a save", 204, r.status, [line(&r)])?;
+    status_is("status of a save", 204, &r)?;
     read_back(t, "item-1", "back", &value).await?;
     let r = save(t, json!([{"key": "", "value": 1}])).await?;
     refused(&r, "a save with an empty key", 400, "ERR_MALFORMED_REQUEST")?;
@@ -107,7 +102,7 @@ async fn save_and_get(t: &mut Trial) -> Result<(), Problem> {
         .client()
         .request(http::Method::DELETE, &path, None, &[])
         .await?;
-    ensure_eq("status of a delete", 204, r.status, [line(&r)])?;
+    status_is("status of a delete", 204, &r)?;
     let r = t.client().get(&path).await?;
     ensure_eq(
         "status of a get after the delete",
@@ -137,7 +132,7 @@ async fn etag_mismatch(t: &mut Trial) -> Result<(), Problem> {
     }
     let first = json!({"stock": 1, "nonce": t.nonce()});
     let r = save(t, json!([{"key": "item-1", "value": first}])).await?;
-    ensure_eq("status of the first save", 204, r.status, [line(&r)])?;
+    status_is("status of the first save", 204, &r)?;
     let got = read_back(t, "item-1", "after the first save", &first).await?;
     let etag = got.header("etag").unwrap_or_default().to_owned();
     if etag.is_empty() {
@@ -162,12 +157,7 @@ async fn etag_mismatch(t: &mut Trial) -> Result<(), Problem> {
     read_back(t, "item-1", "after a refused save", &first).await?;
     let second = json!({"stock": 3, "nonce": t.nonce()});
     let r = save(t, json!([{"key": "item-1", "value": second, "etag": etag}])).await?;
-    ensure_eq(
-        "status of a save with the read ETag",
-        204,
-        r.status,
-        [line(&r)],
-    )?;
+    status_is("status of a save with the read ETag", 204, &r)?;
     read_back(t, "item-1", "after a save with the read ETag", &second).await?;
     Ok(())
 }

@@ -9,6 +9,7 @@
 //!   metadata; the script's answer becomes a status enum or a gRPC error ([`GrpcAnswer`]).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
 use dapr::dapr::proto::common::v1::{InvokeRequest, InvokeResponse};
@@ -145,6 +146,19 @@ struct Callback {
     shutdown: watch::Receiver<bool>,
 }
 
+impl Callback {
+    /// Waits `delay`, or fails the call as UNAVAILABLE if the app stops first.
+    async fn pause(&self, delay: Duration) -> Result<(), Status> {
+        if delay.is_zero() {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => Ok(()),
+            _ = stopping(self.shutdown.clone()) => Err(Status::unavailable("the test app stopped")),
+        }
+    }
+}
+
 fn headers(md: &MetadataMap) -> Vec<(String, String)> {
     md.iter()
         .filter_map(|kv| match kv {
@@ -157,111 +171,93 @@ fn headers(md: &MetadataMap) -> Vec<(String, String)> {
         .collect()
 }
 
-#[tonic::async_trait]
-impl AppCallback for Callback {
-    async fn on_invoke(
-        &self,
-        _request: Request<InvokeRequest>,
-    ) -> Result<Response<InvokeResponse>, Status> {
-        Err(Status::unimplemented("the test app serves no invocations"))
-    }
+/// Implements `AppCallback` for `Callback`: each listed method is refused as UNIMPLEMENTED with
+/// its reason; the methods in braces are written out.
+macro_rules! app_callback {
+    ($($method:ident($req:ty) -> $resp:ty: $why:literal;)* { $($written:tt)* }) => {
+        #[tonic::async_trait]
+        impl AppCallback for Callback {
+            $(
+                async fn $method(&self, _request: Request<$req>) -> Result<Response<$resp>, Status> {
+                    Err(Status::unimplemented($why))
+                }
+            )*
+            $($written)*
+        }
+    };
+}
 
-    async fn list_topic_subscriptions(
-        &self,
-        request: Request<()>,
-    ) -> Result<Response<ListTopicSubscriptionsResponse>, Status> {
-        let incoming = Incoming {
-            method: "ListTopicSubscriptions".to_owned(),
-            path: "/dapr/subscribe".to_owned(),
-            query: None,
-            headers: headers(request.metadata()),
-            body: bytes::Bytes::new(),
-        };
-        let Some((status, body, delay)) = self.shared.discovery_answer(incoming) else {
-            // gRPC's form of a dropped call: the call fails, as when the app is not ready.
-            return Err(Status::unavailable("the test app dropped this call"));
-        };
-        if !delay.is_zero() {
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = stopping(self.shutdown.clone()) => return Err(Status::unavailable("the test app stopped")),
+app_callback! {
+    on_invoke(InvokeRequest) -> InvokeResponse: "the test app serves no invocations";
+    on_binding_event(BindingEventRequest) -> BindingEventResponse: "the test app has no bindings";
+    on_job_event(JobEventRequest) -> JobEventResponse: "the test app has no jobs";
+    on_bulk_topic_event(TopicEventBulkRequest) -> TopicEventBulkResponse:
+        "the test app takes deliveries one by one";
+    {
+        async fn list_topic_subscriptions(
+            &self,
+            request: Request<()>,
+        ) -> Result<Response<ListTopicSubscriptionsResponse>, Status> {
+            let incoming = Incoming {
+                method: "ListTopicSubscriptions".to_owned(),
+                path: "/dapr/subscribe".to_owned(),
+                query: None,
+                headers: headers(request.metadata()),
+                body: bytes::Bytes::new(),
+            };
+            let Some((status, body, delay)) = self.shared.discovery_answer(incoming) else {
+                // gRPC's form of a dropped call: the call fails, as when the app is not ready.
+                return Err(Status::unavailable("the test app dropped this call"));
+            };
+            self.pause(delay).await?;
+            match status {
+                200..=299 => match topic_subscriptions(&body) {
+                    Ok(subscriptions) => Ok(Response::new(ListTopicSubscriptionsResponse {
+                        subscriptions,
+                    })),
+                    Err(e) => Err(Status::internal(format!(
+                        "the test's subscriptions have no gRPC form: {e}"
+                    ))),
+                },
+                404 => Err(Status::unimplemented("scripted 404")),
+                other => Err(Status::new(
+                    code_for_http(other),
+                    format!("scripted HTTP status {other}"),
+                )),
             }
         }
-        match status {
-            200..=299 => match topic_subscriptions(&body) {
-                Ok(subscriptions) => Ok(Response::new(ListTopicSubscriptionsResponse {
-                    subscriptions,
-                })),
-                Err(e) => Err(Status::internal(format!(
-                    "the test's subscriptions have no gRPC form: {e}"
-                ))),
-            },
-            404 => Err(Status::unimplemented("scripted 404")),
-            other => Err(Status::new(
-                code_for_http(other),
-                format!("scripted HTTP status {other}"),
-            )),
-        }
-    }
 
-    async fn on_topic_event(
-        &self,
-        request: Request<TopicEventRequest>,
-    ) -> Result<Response<TopicEventResponse>, Status> {
-        let headers = headers(request.metadata());
-        let event = request.into_inner();
-        let incoming = Incoming {
-            method: "OnTopicEvent".to_owned(),
-            path: event.path.clone(),
-            query: None,
-            headers,
-            body: bytes::Bytes::from(cloud_event(&event).to_string()),
-        };
-        let (action, _in_flight) = self.shared.take_delivery(incoming, true);
-        if !action.delay.is_zero() {
-            tokio::select! {
-                _ = tokio::time::sleep(action.delay) => {}
-                _ = stopping(self.shutdown.clone()) => return Err(Status::unavailable("the test app stopped")),
+        async fn on_topic_event(
+            &self,
+            request: Request<TopicEventRequest>,
+        ) -> Result<Response<TopicEventResponse>, Status> {
+            let headers = headers(request.metadata());
+            let event = request.into_inner();
+            let incoming = Incoming {
+                method: "OnTopicEvent".to_owned(),
+                path: event.path.clone(),
+                query: None,
+                headers,
+                body: bytes::Bytes::from(cloud_event(&event).to_string()),
+            };
+            let (action, _in_flight) = self.shared.take_delivery(incoming, true);
+            self.pause(action.delay).await?;
+            match action.grpc() {
+                GrpcAnswer::Status(status) => Ok(Response::new(TopicEventResponse { status })),
+                GrpcAnswer::Error(code, msg) => Err(Status::new(code, msg)),
+                GrpcAnswer::Hang => {
+                    stopping(self.shutdown.clone()).await;
+                    Err(Status::unavailable("the test app stopped"))
+                }
             }
         }
-        match action.grpc() {
-            GrpcAnswer::Status(status) => Ok(Response::new(TopicEventResponse { status })),
-            GrpcAnswer::Error(code, msg) => Err(Status::new(code, msg)),
-            GrpcAnswer::Hang => {
-                stopping(self.shutdown.clone()).await;
-                Err(Status::unavailable("the test app stopped"))
-            }
+
+        async fn list_input_bindings(
+            &self,
+            _request: Request<()>,
+        ) -> Result<Response<ListInputBindingsResponse>, Status> {
+            Ok(Response::new(ListInputBindingsResponse::default()))
         }
-    }
-
-    async fn list_input_bindings(
-        &self,
-        _request: Request<()>,
-    ) -> Result<Response<ListInputBindingsResponse>, Status> {
-        Ok(Response::new(ListInputBindingsResponse::default()))
-    }
-
-    async fn on_binding_event(
-        &self,
-        _request: Request<BindingEventRequest>,
-    ) -> Result<Response<BindingEventResponse>, Status> {
-        Err(Status::unimplemented("the test app has no bindings"))
-    }
-
-    async fn on_job_event(
-        &self,
-        _request: Request<JobEventRequest>,
-    ) -> Result<Response<JobEventResponse>, Status> {
-        Err(Status::unimplemented("the test app has no jobs"))
-    }
-
-    async fn on_bulk_topic_event(
-        &self,
-        _request: Request<TopicEventBulkRequest>,
-    ) -> Result<Response<TopicEventBulkResponse>, Status> {
-        Err(Status::unimplemented(
-            "the test app takes deliveries one by one",
-        ))
     }
 }
 

@@ -4,7 +4,7 @@ use std::os::unix::process::ExitStatusExt as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use harness::{ProcessSpec, ReadyError, ShutdownStep, TestApp, TestAppConfig};
+use harness::{Child, ProcessSpec, ReadyError, ShutdownStep, TestApp, TestAppConfig};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -25,6 +25,13 @@ fn sh(name: &str, script: &str) -> ProcessSpec {
         .arg(script)
         .name(name)
         .log_dir(log_dir())
+}
+
+/// `script` spawned as `name`, once its log has the line `line`.
+async fn started(name: &str, script: &str, line: &str) -> Child {
+    let mut child = sh(name, script).spawn().unwrap();
+    child.wait_log_line(line, WAIT).await.unwrap();
+    child
 }
 
 /// The state letter in `/proc/<pid>/stat` (`T` when stopped), `None` once gone.
@@ -105,18 +112,30 @@ async fn terminate_ladder_records_the_step_that_ended_the_process() {
     assert_eq!(polite.terminate(WAIT).await, ShutdownStep::AlreadyExited);
 
     // An ignored SIGTERM is inherited by the loop's `sleep`, so the whole group ignores it.
-    let mut stubborn = sh(
+    let mut stubborn = started(
         "stubborn",
         "trap '' TERM; echo trapped; while :; do sleep 0.05; done",
+        "trapped",
     )
-    .spawn()
-    .unwrap();
-    stubborn.wait_log_line("trapped", WAIT).await.unwrap();
+    .await;
     assert_eq!(
         stubborn.terminate(Duration::from_millis(200)).await,
         ShutdownStep::Sigkill
     );
     assert_eq!(stubborn.try_exit_status().and_then(|s| s.signal()), Some(9));
+}
+
+/// A shell with two `sleep` children, spawned as `name` once it no longer forks, and the three
+/// members of its process group (itself and the two sleeps).
+async fn group_of_three(name: &str) -> (Child, Vec<u32>) {
+    let child = started(name, "sleep 30 & sleep 30 & echo up; wait", "up").await;
+    let members = group_members(child.pid());
+    assert_eq!(
+        members.len(),
+        3,
+        "the shell and its two sleeps: {members:?}"
+    );
+    (child, members)
 }
 
 /// The pids whose process group is `pgid`, read from `/proc`.
@@ -141,17 +160,7 @@ async fn pause_and_resume_stop_and_continue_the_group() {
     // The group has three members that no longer fork once `up` is printed: a shell that
     // forks in a loop can be caught mid-vfork, where the parent waits uninterruptibly (state
     // D, not T) for a child that the same SIGSTOP froze before its exec.
-    let mut child = sh("pausable", "sleep 30 & sleep 30 & echo up; wait")
-        .spawn()
-        .unwrap();
-    child.wait_log_line("up", WAIT).await.unwrap();
-    let pid = child.pid();
-    let members = group_members(pid);
-    assert_eq!(
-        members.len(),
-        3,
-        "the shell and its two sleeps: {members:?}"
-    );
+    let (mut child, members) = group_of_three("pausable").await;
     child.pause().unwrap();
     eventually("every member to stop", || {
         members.iter().all(|m| proc_state(*m) == Some('T'))
@@ -170,8 +179,7 @@ async fn pause_and_resume_stop_and_continue_the_group() {
 
 #[tokio::test]
 async fn restart_respawns_the_same_spec_and_appends_to_the_log() {
-    let mut child = sh("restartable", "echo up; exec sleep 30").spawn().unwrap();
-    child.wait_log_line("up", WAIT).await.unwrap();
+    let mut child = started("restartable", "echo up; exec sleep 30", "up").await;
     let first = child.pid();
     child.restart().await.unwrap();
     assert_ne!(child.pid(), first);
@@ -188,12 +196,7 @@ async fn restart_respawns_the_same_spec_and_appends_to_the_log() {
 async fn kill_returns_once_every_member_of_the_group_is_gone() {
     // A wrapper's child holds its ports until it exits; a restart right after `kill` must not
     // find it alive.
-    let mut child = sh("wrapper", "sleep 30 & sleep 30 & echo up; wait")
-        .spawn()
-        .unwrap();
-    child.wait_log_line("up", WAIT).await.unwrap();
-    let members = group_members(child.pid());
-    assert_eq!(members.len(), 3, "{members:?}");
+    let (mut child, members) = group_of_three("wrapper").await;
     child.kill().await;
     for m in members {
         let state = proc_state(m);
@@ -206,10 +209,12 @@ async fn kill_returns_once_every_member_of_the_group_is_gone() {
 
 #[tokio::test]
 async fn dropping_a_child_kills_its_whole_group() {
-    let mut child = sh("family", "sleep 30 & echo \"grandchild $!\"; wait")
-        .spawn()
-        .unwrap();
-    child.wait_log_line("grandchild", WAIT).await.unwrap();
+    let child = started(
+        "family",
+        "sleep 30 & echo \"grandchild $!\"; wait",
+        "grandchild",
+    )
+    .await;
     let tail = child.log_tail(1);
     let grandchild: u32 = tail.trim().rsplit(' ').next().unwrap().parse().unwrap();
     assert!(matches!(proc_state(grandchild), Some(s) if s != 'Z'));

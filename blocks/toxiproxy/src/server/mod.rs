@@ -77,6 +77,13 @@ pub struct ServerHandle {
     task: Option<JoinHandle<()>>,
 }
 
+/// A listener bound to `addr`, and the address it bound (port 0 resolved).
+async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    Ok((listener, bound))
+}
+
 /// Starts the server on `addr` (a loopback address; port 0 picks a free port).
 ///
 /// `seed` seeds every random choice (toxicity draws, jitter, slicer cuts); without one a
@@ -86,11 +93,8 @@ pub async fn spawn(addr: SocketAddr, seed: Option<u64>) -> Result<ServerHandle, 
     if !addr.ip().is_loopback() {
         return Err(SpawnError::NotLoopback(addr));
     }
-    let listener = TcpListener::bind(addr)
+    let (listener, bound) = bind(addr)
         .await
-        .map_err(|source| SpawnError::Bind { addr, source })?;
-    let bound = listener
-        .local_addr()
         .map_err(|source| SpawnError::Bind { addr, source })?;
     let seed = seed.unwrap_or_else(|| fastrand::u64(..));
     let (shutdown, shutdown_rx) = watch::channel(false);

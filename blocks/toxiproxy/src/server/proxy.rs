@@ -149,11 +149,8 @@ impl Proxy {
             return Ok(());
         }
         let addr = resolve_listen(&self.listen).await?;
-        let listener = TcpListener::bind(addr)
+        let (listener, bound) = super::bind(addr)
             .await
-            .map_err(|source| ListenError::Bind { addr, source })?;
-        let bound = listener
-            .local_addr()
             .map_err(|source| ListenError::Bind { addr, source })?;
         self.listen = bound.to_string();
         let (stop, stopped) = oneshot::channel();

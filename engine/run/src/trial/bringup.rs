@@ -233,9 +233,9 @@ impl Trial {
                         .map(|k| Some(BrokerServer::Kafka(k)))
                         .map_err(|e| Problem::setup(&e));
                 }
-                BrokerServer::start_kafka(home, &dir, &logs, &name, advertised)
+                KafkaServer::start_advertising(home, &dir, &logs, &name, advertised)
                     .await
-                    .map(Some)
+                    .map(|k| Some(BrokerServer::Kafka(k)))
                     .map_err(|e| Problem::setup(&e))
             }
         }

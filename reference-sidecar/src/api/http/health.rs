@@ -34,18 +34,10 @@ pub(super) async fn healthz_outbound() -> StatusCode {
 }
 
 pub(super) async fn metadata(State(rt): State<Arc<Runtime>>) -> Response {
-    let pubsubs = rt
-        .components
-        .values()
-        .map(|c| (&c.name, &c.type_, &c.version, c.broker.capabilities()));
-    let stores = rt
-        .state_stores
-        .values()
-        .map(|s| (&s.name, &s.type_, &s.version, s.store.capabilities()));
-    let components: Vec<Value> = pubsubs
-        .chain(stores)
-        .map(|(name, type_, version, caps)| {
-            let mut v = json!({"name": name, "type": type_, "version": version});
+    let components: Vec<Value> = rt
+        .registered()
+        .map(|(c, caps)| {
+            let mut v = json!({"name": c.name, "type": c.type_, "version": c.version});
             if !caps.is_empty() {
                 v["capabilities"] = json!(caps);
             }

@@ -122,29 +122,16 @@ impl Settings {
             })
             .collect();
 
-        if m.bool("enableTLS")? {
-            return Err(bad(
-                "enableTLS",
-                "true",
-                "TLS connections to Redis are not supported by refsidecar",
-            ));
-        }
-        if m.bool("failover")? {
-            return Err(bad(
-                "failover",
-                "true",
-                "Redis Sentinel is not supported by refsidecar",
-            ));
-        }
-        if let Some(t) = m.get("redisType")
-            && !t.eq_ignore_ascii_case("node")
-        {
-            return Err(bad(
-                "redisType",
-                t,
-                "only `node` is supported by refsidecar (no cluster mode)",
-            ));
-        }
+        m.refuse_true(
+            "enableTLS",
+            "TLS connections to Redis are not supported by refsidecar",
+        )?;
+        m.refuse_true("failover", "Redis Sentinel is not supported by refsidecar")?;
+        m.only(
+            "redisType",
+            "node",
+            "only `node` is supported by refsidecar (no cluster mode)",
+        )?;
         let port: Option<u16> = match m.get("redisPort") {
             Some(p) => Some(
                 parse_digits(p)

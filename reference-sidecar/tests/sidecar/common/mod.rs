@@ -479,7 +479,7 @@ pub(crate) async fn app_with_sidecar(subscriptions: Value, yaml: &str) -> (App, 
 }
 
 /// Runs a sidecar from `config` that must fail at start-up, and returns its error.
-pub(crate) async fn start_up_error(config: Config) -> RunError {
+async fn start_up_error(config: Config) -> RunError {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let listeners = Listeners {
         http: vec![listener],
@@ -490,10 +490,17 @@ pub(crate) async fn start_up_error(config: Config) -> RunError {
         .unwrap_err()
 }
 
-/// The error chain of a sidecar (app-id `checkout`, no app) that fails to start from `yaml`.
-pub(crate) async fn start_up_failure(yaml: &str) -> String {
+/// Asserts that a sidecar (app-id `checkout`, no app) fails to start from `yaml` with an error
+/// chain naming each of `parts`.
+pub(crate) async fn assert_start_up_fails(yaml: &str, parts: &[&str]) {
     let dir = resources(yaml);
-    chain(&start_up_error(config("checkout", None, dir.path())).await)
+    let text = chain(&start_up_error(config("checkout", None, dir.path())).await);
+    for part in parts {
+        assert!(
+            text.contains(part),
+            "the start-up error does not name {part:?}: {text}"
+        );
+    }
 }
 
 /// The `errorCode` of an API error body ("" when it has none).
@@ -505,7 +512,7 @@ pub(crate) fn error_code(body: &[u8]) -> String {
 }
 
 /// The `Display` of every error in the chain, joined.
-pub(crate) fn chain(err: &dyn std::error::Error) -> String {
+fn chain(err: &dyn std::error::Error) -> String {
     std::iter::successors(Some(err), |e| e.source())
         .map(|e| e.to_string())
         .collect::<Vec<_>>()
