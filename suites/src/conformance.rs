@@ -107,7 +107,8 @@ fn run_suite(target: Option<std::path::PathBuf>) -> ExitCode {
     let fail_fast = std::env::var("PUBSUB_TCK_FAIL_FAST").is_ok_and(|v| v == "1");
     let strict = std::env::var("PUBSUB_TCK_STRICT").is_ok_and(|v| v == "1");
     let first_failure: Arc<Mutex<Option<String>>> = Arc::default();
-    let record = Arc::new(Mutex::new(base.record));
+    // The run's report; taken out once libtest is done.
+    let record = Arc::new(Mutex::new(Some(base.record)));
     // Longest first (`start_rank`), each check on every broker in turn, so that one broker's
     // heavy trials overlap the others' waits.
     let unavailable: Vec<_> = envs
@@ -138,7 +139,7 @@ fn run_suite(target: Option<std::path::PathBuf>) -> ExitCode {
                     {
                         f.get_or_insert(name);
                     }
-                    if let Ok(mut record) = record.lock() {
+                    if let Some(record) = lock(&record).as_mut() {
                         record.push(outcome);
                     }
                     verdict
@@ -154,7 +155,7 @@ fn run_suite(target: Option<std::path::PathBuf>) -> ExitCode {
             // libtest does not run an ignored trial, so its skip goes into the report here.
             if !args.is_filtered_out(&trial)
                 && args.is_ignored(&trial)
-                && let Ok(mut record) = record.lock()
+                && let Some(record) = lock(&record).as_mut()
             {
                 record.push_result(harness_engine::runner::skipped(env, &check, reason));
             }
@@ -163,13 +164,12 @@ fn run_suite(target: Option<std::path::PathBuf>) -> ExitCode {
     }
     let conclusion = libtest_mimic::run(&args, trials);
     rt.block_on(harness::KafkaServer::stop_idle());
-    if !args.list && base.write {
-        let record = match Arc::try_unwrap(record).map(Mutex::into_inner) {
-            Ok(Ok(record)) => record,
-            _ => {
-                eprintln!("pubsub-tck: the run report is unavailable (a trial still holds it)");
-                return ExitCode::FAILURE;
-            }
+    if base.write {
+        // A run whose filter matched no trial (`cargo test` of something else) leaves the last
+        // report where it is, and no run directory: nothing was written into it.
+        let Some(record) = lock(&record).take().filter(|r| !r.is_empty()) else {
+            let _ = std::fs::remove_dir_all(&base.run_dir);
+            return conclusion.exit_code();
         };
         if let Err(e) = write_report(record, &base.dir, &envs) {
             eprintln!(
@@ -182,16 +182,29 @@ fn run_suite(target: Option<std::path::PathBuf>) -> ExitCode {
     conclusion.exit_code()
 }
 
+/// The run's report. A trial cannot leave it half-updated (each update is one push), so a lock
+/// a panicking trial poisoned is still usable.
+fn lock(record: &Mutex<Option<RunRecord>>) -> std::sync::MutexGuard<'_, Option<RunRecord>> {
+    record
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Where the run's report goes and what it holds so far.
 struct ReportBase {
     /// The report base (`reports/cargo-test` unless `PUBSUB_TCK_REPORT_DIR` says otherwise).
     dir: std::path::PathBuf,
     /// The run under way; its id names the run directory every trial logs into.
     record: RunRecord,
-    /// Whether to write it: not under nextest, which runs every trial as a process of its own
-    /// and writes the run's JUnit itself.
+    /// Where the trials log: the run directory, or [`UNREPORTED`] below the base.
+    run_dir: std::path::PathBuf,
+    /// Whether to write it: not for a listing, nor under nextest, which runs every trial as a
+    /// process of its own and writes the run's JUnit itself.
     write: bool,
 }
+
+/// Where trials log when no report is written, below the report base.
+const UNREPORTED: &str = "unreported";
 
 /// Writes the run directory of the trials that ran (and the skips libtest listed), in catalog
 /// order, broker after broker, as `pubsub-tck run` orders its report.
@@ -230,7 +243,8 @@ fn setup(
         settings.target = target;
     }
     // Listing starts nothing, containers included.
-    let containers = if Arguments::from_args().list {
+    let listing = Arguments::from_args().list;
+    let containers = if listing {
         None
     } else {
         Some(
@@ -254,7 +268,15 @@ fn setup(
         .clone()
         .unwrap_or_else(|| Broker::ALL.to_vec());
     let mut record = RunRecord::start(env!("CARGO_PKG_VERSION"), seed);
-    let run_dir = dir.join(record.run_id());
+    // Trials log into the run directory of the report; when none will be written (a listing,
+    // a trial under nextest), into one fixed directory, so that such runs leave no run
+    // directories behind.
+    let write = !listing && std::env::var_os("NEXTEST").is_none();
+    let run_dir = if write {
+        dir.join(record.run_id())
+    } else {
+        dir.join(UNREPORTED)
+    };
     let mut envs = Vec::new();
     for broker in brokers.iter().copied() {
         let env = RunEnv::new(
@@ -283,7 +305,8 @@ fn setup(
     let base = ReportBase {
         dir,
         record,
-        write: std::env::var_os("NEXTEST").is_none(),
+        run_dir,
+        write,
     };
     Ok((settings, envs, base, containers))
 }

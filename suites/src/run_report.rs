@@ -48,6 +48,11 @@ impl RunRecord {
         &mut self.report
     }
 
+    /// Whether no result has been added yet.
+    pub fn is_empty(&self) -> bool {
+        self.report.checks.is_empty()
+    }
+
     /// Adds one check's outcome; results keep the order they are added in.
     pub fn push(&mut self, outcome: Outcome) {
         if let Some(h) = outcome.history {
