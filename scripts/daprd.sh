@@ -20,6 +20,7 @@
 # Idempotent: the binary is rebuilt only when main.go, go.mod or go.sum changed (their sha256 is
 # kept next to it). Go's module and build caches stay where `go env` puts them.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 VERSION="1.18.3"
@@ -28,7 +29,7 @@ if [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; then
   shift
 fi
 src="$root/fixtures/targets/daprd"
-CACHE="${PUBSUB_TCK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pubsub-tck}/daprd/$VERSION"
+CACHE="$(tck_cache "daprd/$VERSION")"
 BIN="$CACHE/daprd"
 
 if [ "${1:-}" = "--exec" ]; then
@@ -61,16 +62,11 @@ if [ -x "$BIN" ] && [ "$(cat "$CACHE/inputs.sha256" 2>/dev/null)" = "$stamp" ]; 
   echo "$BIN"
   exit 0
 fi
-if ! command -v go >/dev/null 2>&1; then
-  echo "scripts/daprd.sh: the Go toolchain is required to build daprd $VERSION" >&2
-  exit 2
-fi
+require_go "scripts/daprd.sh: the Go toolchain is required to build daprd $VERSION"
 
-mkdir -p "$CACHE"
-work="$(mktemp -d "$CACHE/build.XXXXXX")"
-trap 'rm -rf "$work"' EXIT
-cp "$src/main.go" "$src/$VERSION/go.mod" "$src/$VERSION/go.sum" "$work/"
-cd "$work"
+make_build_dir "$CACHE"
+cp "$src/main.go" "$src/$VERSION/go.mod" "$src/$VERSION/go.sum" "$build/"
+cd "$build"
 export GOFLAGS="-mod=readonly"
 # Progress on stderr while a stage runs: "<what> <done>/~<total>", redrawn in place on a
 # terminal, one line per tenth otherwise (CI logs); then how many there were.
@@ -96,18 +92,18 @@ failed() {
 # go.sum has one line not ending in /go.mod for each module version whose source the build may
 # need (a few more than it downloads): the estimate the progress display counts towards.
 modules="$(grep -vc '/go.mod ' go.sum)"
-go mod download -json 2>&1 | tee "$work/download.log" | grep '"Path":' | progress "modules" "$modules" "in the module cache" \
-  || failed "go mod download" "$work/download.log"
+go mod download -json 2>&1 | tee "$build/download.log" | grep '"Path":' | progress "modules" "$modules" "in the module cache" \
+  || failed "go mod download" "$build/download.log"
 packages="$(go list -deps . | wc -l)"
 # -v names each package as it is compiled (cached ones are not named, so a warm build ends early).
 CGO_ENABLED=0 go build -v -trimpath \
   -ldflags "-s -w -X github.com/dapr/dapr/pkg/buildinfo.version=$VERSION" \
-  -o "$work/daprd" . 2>&1 | tee "$work/build.log" | progress "packages" "$packages" "compiled (the rest came from Go's build cache)" \
-  || failed "go build" "$work/build.log"
-if [ "$("$work/daprd" --version 2>/dev/null)" != "$VERSION" ]; then
+  -o "$build/daprd" . 2>&1 | tee "$build/build.log" | progress "packages" "$packages" "compiled (the rest came from Go's build cache)" \
+  || failed "go build" "$build/build.log"
+if [ "$("$build/daprd" --version 2>/dev/null)" != "$VERSION" ]; then
   echo "scripts/daprd.sh: the built daprd does not report version $VERSION" >&2
   exit 2
 fi
-mv -f "$work/daprd" "$BIN"
+mv -f "$build/daprd" "$BIN"
 echo "$stamp" > "$CACHE/inputs.sha256"
 echo "$BIN"

@@ -5,13 +5,11 @@
 # the daprd build, so their dependency versions never mix. Go's build cache makes a rerun with
 # unchanged sources a check of a second or two.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-CACHE="${PUBSUB_TCK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pubsub-tck}/go-apps"
+CACHE="$(tck_cache go-apps)"
 BIN="$CACHE/tckapps"
-if ! command -v go >/dev/null 2>&1; then
-  echo "scripts/go-apps.sh: the Go toolchain (go 1.26 or newer) is required" >&2
-  exit 2
-fi
+require_go "scripts/go-apps.sh: the Go toolchain (go 1.26 or newer) is required"
 mkdir -p "$CACHE"
 here="$(cd "$(dirname "$0")/.." && pwd)"
 if [ ! -x "$BIN" ]; then

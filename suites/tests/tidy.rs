@@ -283,8 +283,7 @@ fn every_dependency_is_used() {
             .filter_map(|f| std::fs::read_to_string(f).ok())
             .collect();
         for dep in dependencies(&text) {
-            let name = dep.replace('-', "_");
-            if !code.contains(&format!("{name}::")) && !code.contains(&format!("use {name}")) {
+            if !names_crate(&code, &dep.replace('-', "_")) {
                 unused.push(format!("{}: {dep}", manifest.display()));
             }
         }
@@ -293,6 +292,34 @@ fn every_dependency_is_used() {
         unused.is_empty(),
         "dependencies no source names: {unused:?}"
     );
+}
+
+/// Whether `code` names crate `name` as a path root (`name::…`, `use name`): not as a segment of
+/// another path, so `std::time::Duration` does not count as a use of the `time` crate.
+fn names_crate(code: &str, name: &str) -> bool {
+    let path = format!("{name}::");
+    code.contains(&format!("use {name}"))
+        || code.match_indices(&path).any(|(at, _)| {
+            let before = &code[..at];
+            !before.ends_with("::")
+                && !before
+                    .chars()
+                    .next_back()
+                    .is_some_and(|c| c.is_alphanumeric() || c == '_')
+        })
+}
+
+#[test]
+fn a_crate_named_only_inside_another_path_is_unused() {
+    assert!(!names_crate("let d = std::time::Duration::ZERO;", "time"));
+    assert!(!names_crate("tokio::time::sleep", "time"));
+    assert!(!names_crate("my_time::now()", "time"));
+    assert!(names_crate(
+        "let t = time::OffsetDateTime::now_utc();",
+        "time"
+    ));
+    assert!(names_crate("(time::Duration::ZERO)", "time"));
+    assert!(names_crate("use time::OffsetDateTime;", "time"));
 }
 
 /// ARCHITECTURE.md's invariant: the harness and the suites know a target only through its wire

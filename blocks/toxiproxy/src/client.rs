@@ -13,28 +13,13 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
-use reqwest::{Method, StatusCode};
+use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
 
 /// How long one API call may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Characters escaped in a path segment (a proxy or toxic name).
-const SEGMENT: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'/')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'`')
-    .add(b'{')
-    .add(b'}');
 
 /// A failed API call.
 #[derive(Debug, thiserror::Error)]
@@ -428,7 +413,7 @@ impl Client {
     /// `GET /version`: the server's version (JSON since Toxiproxy 2.7, plain text before).
     pub async fn version(&self) -> Result<String, ToxiproxyError> {
         let body = self
-            .call(Method::GET, "/version".to_owned(), None, StatusCode::OK)
+            .call(Method::GET, &["version"], None, StatusCode::OK)
             .await?;
         #[derive(Deserialize)]
         struct Version {
@@ -442,20 +427,15 @@ impl Client {
 
     /// `GET /proxies`: every proxy by name.
     pub async fn proxies(&self) -> Result<BTreeMap<String, Proxy>, ToxiproxyError> {
-        self.json(Method::GET, "/proxies".to_owned(), None, StatusCode::OK)
+        self.json(Method::GET, &["proxies"], None, StatusCode::OK)
             .await
     }
 
     /// `POST /proxies`.
     pub async fn create_proxy(&self, proxy: &NewProxy) -> Result<Proxy, ToxiproxyError> {
         let body = to_value(proxy);
-        self.json(
-            Method::POST,
-            "/proxies".to_owned(),
-            Some(body),
-            StatusCode::CREATED,
-        )
-        .await
+        self.json(Method::POST, &["proxies"], Some(body), StatusCode::CREATED)
+            .await
     }
 
     /// `POST /populate`: creates or replaces these proxies; one with the same listen
@@ -464,7 +444,7 @@ impl Client {
         let reply: PopulateReply = self
             .json(
                 Method::POST,
-                "/populate".to_owned(),
+                &["populate"],
                 Some(to_value(proxies)),
                 StatusCode::CREATED,
             )
@@ -474,7 +454,7 @@ impl Client {
 
     /// `GET /proxies/{name}`.
     pub async fn proxy(&self, name: &str) -> Result<Proxy, ToxiproxyError> {
-        self.json(Method::GET, proxy_path(name), None, StatusCode::OK)
+        self.json(Method::GET, &proxy_path(name), None, StatusCode::OK)
             .await
     }
 
@@ -486,7 +466,7 @@ impl Client {
     ) -> Result<Proxy, ToxiproxyError> {
         self.json(
             Method::PATCH,
-            proxy_path(name),
+            &proxy_path(name),
             Some(to_value(update)),
             StatusCode::OK,
         )
@@ -515,7 +495,7 @@ impl Client {
     pub async fn delete_proxy(&self, name: &str) -> Result<(), ToxiproxyError> {
         self.call(
             Method::DELETE,
-            proxy_path(name),
+            &proxy_path(name),
             None,
             StatusCode::NO_CONTENT,
         )
@@ -525,32 +505,22 @@ impl Client {
 
     /// `POST /reset`: enables every proxy and removes every toxic.
     pub async fn reset(&self) -> Result<(), ToxiproxyError> {
-        self.call(
-            Method::POST,
-            "/reset".to_owned(),
-            None,
-            StatusCode::NO_CONTENT,
-        )
-        .await
-        .map(drop)
+        self.call(Method::POST, &["reset"], None, StatusCode::NO_CONTENT)
+            .await
+            .map(drop)
     }
 
     /// `GET /proxies/{proxy}/toxics`: upstream toxics first, each stream in insertion order.
     pub async fn toxics(&self, proxy: &str) -> Result<Vec<Toxic>, ToxiproxyError> {
-        self.json(
-            Method::GET,
-            format!("{}/toxics", proxy_path(proxy)),
-            None,
-            StatusCode::OK,
-        )
-        .await
+        self.json(Method::GET, &toxics_path(proxy), None, StatusCode::OK)
+            .await
     }
 
     /// `POST /proxies/{proxy}/toxics`. It acts on existing and new connections.
     pub async fn add_toxic(&self, proxy: &str, toxic: &NewToxic) -> Result<Toxic, ToxiproxyError> {
         self.json(
             Method::POST,
-            format!("{}/toxics", proxy_path(proxy)),
+            &toxics_path(proxy),
             Some(to_value(toxic)),
             StatusCode::OK,
         )
@@ -559,7 +529,7 @@ impl Client {
 
     /// `GET /proxies/{proxy}/toxics/{name}`.
     pub async fn toxic(&self, proxy: &str, name: &str) -> Result<Toxic, ToxiproxyError> {
-        self.json(Method::GET, toxic_path(proxy, name), None, StatusCode::OK)
+        self.json(Method::GET, &toxic_path(proxy, name), None, StatusCode::OK)
             .await
     }
 
@@ -572,7 +542,7 @@ impl Client {
     ) -> Result<Toxic, ToxiproxyError> {
         self.json(
             Method::PATCH,
-            toxic_path(proxy, name),
+            &toxic_path(proxy, name),
             Some(update.body()),
             StatusCode::OK,
         )
@@ -583,7 +553,7 @@ impl Client {
     pub async fn remove_toxic(&self, proxy: &str, name: &str) -> Result<(), ToxiproxyError> {
         self.call(
             Method::DELETE,
-            toxic_path(proxy, name),
+            &toxic_path(proxy, name),
             None,
             StatusCode::NO_CONTENT,
         )
@@ -591,15 +561,30 @@ impl Client {
         .map(drop)
     }
 
+    /// The URL of the API path made of `segments` (names as given), each percent-encoded as
+    /// one path segment by the `url` crate: `/`, `%` and `?` in a name stay inside it.
+    fn url(&self, segments: &[&str]) -> String {
+        let Ok(mut url) = Url::parse(&self.base_url) else {
+            // Sending to it fails, with an error naming this URL.
+            return format!("{}/{}", self.base_url, segments.join("/"));
+        };
+        // Only a URL without a host has no path segments, and sending to one fails anyway.
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.extend(segments);
+        }
+        url.into()
+    }
+
+    /// Like [`Client::call`], and decodes the reply.
     async fn json<T: DeserializeOwned>(
         &self,
         method: Method,
-        path: String,
+        path: &[&str],
         body: Option<Value>,
         expect: StatusCode,
     ) -> Result<T, ToxiproxyError> {
-        let url = format!("{}{path}", self.base_url);
         let bytes = self.call(method.clone(), path, body, expect).await?;
+        let url = self.url(path);
         serde_json::from_slice(&bytes).map_err(|source| ToxiproxyError::Decode {
             method,
             url,
@@ -607,15 +592,16 @@ impl Client {
         })
     }
 
-    /// Sends a request and returns the body of a reply with status `expect`.
+    /// Sends a request to the API path made of the segments `path` and returns the body of a
+    /// reply with status `expect`.
     async fn call(
         &self,
         method: Method,
-        path: String,
+        path: &[&str],
         body: Option<Value>,
         expect: StatusCode,
     ) -> Result<bytes::Bytes, ToxiproxyError> {
-        let url = format!("{}{path}", self.base_url);
+        let url = self.url(path);
         let mut request = self.http.request(method.clone(), &url);
         if let Some(body) = body {
             request = request.json(&body);
@@ -654,16 +640,19 @@ fn to_value<T: Serialize + ?Sized>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
 }
 
-fn proxy_path(name: &str) -> String {
-    format!("/proxies/{}", utf8_percent_encode(name, SEGMENT))
+/// The path segments of proxy `name`.
+fn proxy_path(name: &str) -> [&str; 2] {
+    ["proxies", name]
 }
 
-fn toxic_path(proxy: &str, name: &str) -> String {
-    format!(
-        "{}/toxics/{}",
-        proxy_path(proxy),
-        utf8_percent_encode(name, SEGMENT)
-    )
+/// The path segments of the toxics of proxy `proxy`.
+fn toxics_path(proxy: &str) -> [&str; 3] {
+    ["proxies", proxy, "toxics"]
+}
+
+/// The path segments of toxic `name` of proxy `proxy`.
+fn toxic_path<'a>(proxy: &'a str, name: &'a str) -> [&'a str; 4] {
+    ["proxies", proxy, "toxics", name]
 }
 
 /// Durations as integer milliseconds.
@@ -806,7 +795,25 @@ mod tests {
 
     #[test]
     fn names_are_escaped_in_paths() {
-        assert_eq!(proxy_path("a b/c"), "/proxies/a%20b%2Fc");
-        assert_eq!(toxic_path("p", "t?x"), "/proxies/p/toxics/t%3Fx");
+        let client = Client::new("http://127.0.0.1:8474/").unwrap();
+        assert_eq!(client.base_url(), "http://127.0.0.1:8474");
+        assert_eq!(
+            client.url(&proxy_path("a b/c")),
+            "http://127.0.0.1:8474/proxies/a%20b%2Fc"
+        );
+        assert_eq!(
+            client.url(&toxic_path("p", "t?x%25#")),
+            "http://127.0.0.1:8474/proxies/p/toxics/t%3Fx%2525%23"
+        );
+        assert_eq!(
+            client.url(&toxics_path("a\\b")),
+            "http://127.0.0.1:8474/proxies/a%5Cb/toxics"
+        );
+        assert_eq!(client.url(&["version"]), "http://127.0.0.1:8474/version");
+        let under = Client::new("http://127.0.0.1:8474/api").unwrap();
+        assert_eq!(
+            under.url(&proxy_path("x")),
+            "http://127.0.0.1:8474/api/proxies/x"
+        );
     }
 }

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use crate::{
     CheckResult, RunReport, VerdictKind,
-    text::{duration, safe_url, worst_first, xml},
+    text::{duration, facts, safe_url, worst_first, xml},
 };
 
 const STYLE: &str = "\
@@ -58,26 +58,8 @@ pub fn render(report: &RunReport) -> String {
         xml(&headline.text)
     );
     out.push_str("<dl class=\"facts\">\n");
-    let mut fact = |name: &str, value: &str| {
-        let _ = writeln!(out, "<dt>{name}</dt><dd>{}</dd>", xml(value));
-    };
-    fact("Target", &report.target);
-    if let Some(file) = &report.target_file {
-        fact("Target file", file);
-    }
-    fact("Run", &report.run_id);
-    fact("Tool version", &report.tool_version);
-    fact("Started", &report.started_at);
-    fact("Duration", &duration(report.duration_ms));
-    fact("Seed", &report.seed.to_string());
-    if let Some(profile) = &report.profile {
-        fact("Profile", profile);
-    }
-    if let Some(broker) = &report.broker {
-        fact("Broker", broker);
-    }
-    for (role, what) in &report.environment {
-        fact(&crate::markdown::capitalised(role), what);
+    for fact in facts(report) {
+        let _ = writeln!(out, "<dt>{}</dt><dd>{}</dd>", fact.name, xml(&fact.value));
     }
     out.push_str("</dl>\n");
     let _ = writeln!(

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use crate::{
     CheckResult, RunReport, VerdictKind,
-    text::{duration, md, md_code, md_fence, safe_url, with_verdict},
+    text::{duration, facts, md, md_code, md_fence, safe_url, with_verdict},
 };
 
 /// Renders the report as GitHub-flavoured Markdown.
@@ -24,26 +24,13 @@ pub fn render(report: &RunReport) -> String {
     let _ = writeln!(out, "**{}** {}\n", headline.status, md(&headline.text));
 
     out.push_str("| | |\n|---|---|\n");
-    let mut fact = |name: &str, value: String| {
-        let _ = writeln!(out, "| {name} | {value} |");
-    };
-    fact("Target", md(&report.target));
-    if let Some(file) = &report.target_file {
-        fact("Target file", md_code(file));
-    }
-    fact("Run", md_code(&report.run_id));
-    fact("Tool version", md(&report.tool_version));
-    fact("Started", md(&report.started_at));
-    fact("Duration", duration(report.duration_ms));
-    fact("Seed", md_code(&report.seed.to_string()));
-    if let Some(profile) = &report.profile {
-        fact("Profile", md(profile));
-    }
-    if let Some(broker) = &report.broker {
-        fact("Broker", md(broker));
-    }
-    for (role, what) in &report.environment {
-        fact(&capitalised(role), md(what));
+    for fact in facts(report) {
+        let value = if fact.code {
+            md_code(&fact.value)
+        } else {
+            md(&fact.value)
+        };
+        let _ = writeln!(out, "| {} | {value} |", fact.name);
     }
     let _ = writeln!(
         out,
@@ -189,14 +176,6 @@ fn clause(c: &CheckResult) -> String {
         Some(url) => format!("[{}](<{url}>)", md(&c.clause)),
         None => md(&c.clause),
     }
-}
-
-/// `broker redis` → `Broker redis`: a role as a fact's name.
-pub(crate) fn capitalised(role: &str) -> String {
-    let mut chars = role.chars();
-    chars.next().map_or_else(String::new, |first| {
-        first.to_uppercase().chain(chars).collect()
-    })
 }
 
 #[cfg(test)]

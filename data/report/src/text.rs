@@ -1,9 +1,9 @@
 //! Text helpers shared by the writers, and nothing else: XML/HTML escaping,
-//! Markdown escaping, durations and the check ordering used by every
-//! human-facing report. [`xml`] is the one HTML and SVG escaper of the workspace: the
-//! benchmark, chaos and matrix pages use it too.
+//! Markdown escaping, durations and plain numbers, and the run facts and check
+//! ordering used by every human-facing report. [`xml`] is the one HTML and SVG
+//! escaper of the workspace: the benchmark, chaos and matrix pages use it too.
 
-use crate::{CheckResult, VerdictKind};
+use crate::{CheckResult, RunReport, VerdictKind};
 
 /// Escapes text content and attribute values for XML 1.0 and HTML.
 ///
@@ -100,6 +100,64 @@ pub(crate) fn duration(ms: u64) -> String {
     }
 }
 
+/// A number without needless decimals: whole numbers bare, others to one decimal.
+pub(crate) fn plain_number(v: f64) -> String {
+    if (v - v.round()).abs() < 1e-9 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// One fact about a run, listed under the headline of the human reports.
+pub(crate) struct Fact {
+    /// Such as `Target` or `Broker redis`; never escaped.
+    pub(crate) name: String,
+    /// The value as text, not yet escaped.
+    pub(crate) value: String,
+    /// Whether the value is an id or path to copy, shown as code where the format has it.
+    pub(crate) code: bool,
+}
+
+/// The facts of `report`, in the order the human reports list them: target, target file, run
+/// id, tool version, start, duration, seed, profile, broker, then the environment by role.
+pub(crate) fn facts(report: &RunReport) -> Vec<Fact> {
+    let fact = |name: &str, value: &str, code: bool| Fact {
+        name: name.to_owned(),
+        value: value.to_owned(),
+        code,
+    };
+    let mut facts = vec![fact("Target", &report.target, false)];
+    if let Some(file) = &report.target_file {
+        facts.push(fact("Target file", file, true));
+    }
+    facts.extend([
+        fact("Run", &report.run_id, true),
+        fact("Tool version", &report.tool_version, false),
+        fact("Started", &report.started_at, false),
+        fact("Duration", &duration(report.duration_ms), false),
+        fact("Seed", &report.seed.to_string(), true),
+    ]);
+    if let Some(profile) = &report.profile {
+        facts.push(fact("Profile", profile, false));
+    }
+    if let Some(broker) = &report.broker {
+        facts.push(fact("Broker", broker, false));
+    }
+    for (role, what) in &report.environment {
+        facts.push(fact(&capitalised(role), what, false));
+    }
+    facts
+}
+
+/// `broker redis` → `Broker redis`: a role as a fact's name.
+fn capitalised(role: &str) -> String {
+    let mut chars = role.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
+}
+
 /// Checks ordered worst first (fail, error, non-strict, skip, pass), keeping
 /// run order within a verdict.
 pub(crate) fn worst_first(checks: &[CheckResult]) -> Vec<&CheckResult> {
@@ -138,5 +196,33 @@ mod tests {
         assert_eq!(safe_url(Some("https://x.io/\"><script>")), None);
         assert_eq!(duration(850), "850 ms");
         assert_eq!(duration(12_345), "12.3 s");
+        assert_eq!(plain_number(3.0), "3");
+        assert_eq!(plain_number(2.5), "2.5");
+    }
+
+    #[test]
+    fn facts_are_listed_in_order_with_roles_capitalised() {
+        let mut report = crate::test_support::sample();
+        report.target_file = Some("targets/ref.toml".to_owned());
+        report
+            .environment
+            .insert("broker redis".to_owned(), "Redis 7.0.15".to_owned());
+        let listed: Vec<(String, String, bool)> = facts(&report)
+            .into_iter()
+            .map(|f| (f.name, f.value, f.code))
+            .collect();
+        let expect = [
+            ("Target", "reference-sidecar", false),
+            ("Target file", "targets/ref.toml", true),
+            ("Run", "run-1", true),
+            ("Tool version", "0.1.0", false),
+            ("Started", "2026-01-02T03:04:05Z", false),
+            ("Duration", "1234 ms", false),
+            ("Seed", "42", true),
+            ("Profile", "core", false),
+            ("Broker redis", "Redis 7.0.15", false),
+        ]
+        .map(|(name, value, code)| (name.to_owned(), value.to_owned(), code));
+        assert_eq!(listed, expect);
     }
 }

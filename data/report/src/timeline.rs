@@ -4,7 +4,10 @@
 //! Pure: a [`Timeline`] in, a string out, no fonts or scripts. Text is escaped. The elements
 //! are written by the crate's one SVG writer.
 
-use crate::svg::{Numbers, Svg};
+use crate::{
+    svg::{Numbers, Svg},
+    text::plain_number,
+};
 use harness_checkers::faults::Timeline;
 
 const WIDTH: f64 = 960.0;
@@ -198,18 +201,10 @@ fn axes(svg: &mut Svg, top: f64, max: f64, unit: &str) {
             LEFT - 4.0,
             y + 4.0,
             r#"text-anchor="end""#,
-            &trim(max * frac),
+            &plain_number(max * frac),
         );
     }
     svg.vertical_text(12.0, top + PANEL / 2.0, unit);
-}
-
-fn trim(v: f64) -> String {
-    if (v - v.round()).abs() < 1e-9 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.1}")
-    }
 }
 
 /// One row of legend items just above a panel.

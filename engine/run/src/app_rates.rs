@@ -153,17 +153,8 @@ async fn run(
     in_flight: usize,
     deadline: Duration,
 ) -> Result<Measured, Problem> {
-    let port = world.app_port()?;
     // A gRPC app serves its count on a port of its own.
-    let control = match app.protocol {
-        AppProtocol::Grpc => Some(world.app_port()?),
-        AppProtocol::Http => None,
-    };
-    let sc = world.sidecar_for(app.spec.name, port, app.protocol).await?;
-    let a = world
-        .app_with_control(app.spec, port, control, sc, &[])
-        .await?;
-    world.wait_subscribed(sc).await?;
+    let (sc, a) = world.subscriber(app.spec, app.protocol).await?;
     let client = world.sidecar_ref(sc).client();
     let topic = app.topic;
     publish_all(client.clone(), topic, 0..WARM_UP, in_flight).await?;

@@ -386,6 +386,39 @@ impl AppsWorld {
         Ok(self.apps.len() - 1)
     }
 
+    /// Launches a sidecar named after `spec` for an app speaking `protocol`, starts `spec`
+    /// behind it (a gRPC app with its control endpoints on a port of their own) and waits
+    /// until the sidecar has reached it. Returns the sidecar's index and the app's.
+    pub async fn subscriber(
+        &mut self,
+        spec: AppSpec,
+        protocol: harness::AppProtocol,
+    ) -> Result<(usize, usize), Problem> {
+        let port = self.app_port()?;
+        let control = match protocol {
+            harness::AppProtocol::Grpc => Some(self.app_port()?),
+            harness::AppProtocol::Http => None,
+        };
+        let sidecar = self.sidecar_for(spec.name, port, protocol).await?;
+        let app = self
+            .app_with_control(spec, port, control, sidecar, &[])
+            .await?;
+        self.wait_subscribed(sidecar).await?;
+        Ok((sidecar, app))
+    }
+
+    /// [`AppsWorld::app`] on a port of its own, for an app that only calls sidecar `sidecar`
+    /// (one already launched for another app).
+    pub async fn caller(
+        &mut self,
+        spec: AppSpec,
+        sidecar: usize,
+        extra_env: &[(&str, &str)],
+    ) -> Result<usize, Problem> {
+        let port = self.app_port()?;
+        self.app(spec, port, sidecar, extra_env).await
+    }
+
     /// A running app of this world.
     pub fn app_ref(&self, i: usize) -> &App {
         &self.apps[i]

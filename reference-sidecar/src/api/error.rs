@@ -136,15 +136,11 @@ impl From<PublishFailure> for ApiError {
 }
 
 /// The message of an error and its sources, joined as Go's wrapped errors print.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(s) = next {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        next = s.source();
-    }
-    out
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    anyhow::Chain::new(e)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 /// The state API's errors (`pkg/messages/predefined.go` in daprd).

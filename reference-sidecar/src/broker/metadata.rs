@@ -92,6 +92,17 @@ impl Lookup<'_> {
         Ok(())
     }
 
+    /// The value parsed with `FromStr`; `reason` names what was expected when it does not parse.
+    pub(crate) fn parsed<T: std::str::FromStr>(
+        &self,
+        key: &'static str,
+        reason: &'static str,
+    ) -> Result<Option<T>, BrokerError> {
+        self.get(key)
+            .map(|v| v.parse().map_err(|_| bad(key, v, reason)))
+            .transpose()
+    }
+
     pub(crate) fn positive(&self, key: &'static str) -> Result<Option<usize>, BrokerError> {
         match self.get(key) {
             None => Ok(None),

@@ -597,16 +597,27 @@ mod tests {
             e.contains("test.yaml") && e.contains("spec.targets.components.pubsub.inbound.retry"),
             "{e}"
         );
-        let e = load_str("apiVersion: dapr.io/v1alpha1\nkind: Resiliency\nmetadata:\n  name: r\nspec:\n  policies:\n    retries:\n      p:\n        duration: 5 seconds\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("spec.policies.retries.p.duration"), "{e}");
-        let e = load_str("apiVersion: dapr.io/v2alpha1\nkind: Subscription\nmetadata:\n  name: s\nspec:\n  topic: t\n").unwrap_err().to_string();
-        assert!(e.contains("spec.pubsubname"), "{e}");
-        let e = load_str("kind: Component\napiVersion: dapr.io/v1alpha1\nmetadata: {name: p}\nspec:\n  type: pubsub.in-memory\n  metadata:\n  - name: x\n    value: {a: 1}\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("spec.metadata[0].value"), "{e}");
+        for (yaml, key) in [
+            (
+                "apiVersion: dapr.io/v1alpha1\nkind: Resiliency\nmetadata:\n  name: r\nspec:\n  policies:\n    retries:\n      p:\n        duration: 5 seconds\n",
+                "spec.policies.retries.p.duration",
+            ),
+            (
+                "apiVersion: dapr.io/v2alpha1\nkind: Subscription\nmetadata:\n  name: s\nspec:\n  topic: t\n",
+                "spec.pubsubname",
+            ),
+            (
+                "kind: Component\napiVersion: dapr.io/v1alpha1\nmetadata: {name: p}\nspec:\n  type: pubsub.in-memory\n  metadata:\n  - name: x\n    value: {a: 1}\n",
+                "spec.metadata[0].value",
+            ),
+            (
+                "apiVersion: dapr.io/v2alpha1\nkind: Subscription\nmetadata: {name: s}\nspec:\n  pubsubname: p\n  topic: t\n  routes:\n    rules:\n    - match: 'event.type =='\n      path: /a\n",
+                "spec.routes.rules",
+            ),
+        ] {
+            let e = load_str(yaml).unwrap_err().to_string();
+            assert!(e.contains(key), "{e}");
+        }
         let r = load_str(&format!("a: [unclosed\n---\n{COMPONENT}")).unwrap();
         assert_eq!(r.components.len(), 1, "the valid document still loads");
         assert!(
@@ -616,7 +627,5 @@ mod tests {
             "{:?}",
             r.warnings
         );
-        let e = load_str("apiVersion: dapr.io/v2alpha1\nkind: Subscription\nmetadata: {name: s}\nspec:\n  pubsubname: p\n  topic: t\n  routes:\n    rules:\n    - match: 'event.type =='\n      path: /a\n").unwrap_err().to_string();
-        assert!(e.contains("spec.routes.rules"), "{e}");
     }
 }

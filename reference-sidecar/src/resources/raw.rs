@@ -22,16 +22,18 @@ pub(crate) struct ObjectMeta {
     pub(crate) namespace: Option<String>,
 }
 
-/// A `kind: Component` document.
+/// A document of a scoped kind: its `metadata:`, its `spec:` (required) and its `scopes:`.
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct Component {
+pub(crate) struct Scoped<S> {
     #[serde(default)]
     pub(crate) metadata: ObjectMeta,
-    pub(crate) spec: ComponentSpec,
+    pub(crate) spec: S,
     #[serde(default)]
     pub(crate) scopes: Vec<String>,
 }
+
+/// A `kind: Component` document.
+pub(crate) type Component = Scoped<ComponentSpec>;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -58,14 +60,7 @@ pub(crate) struct MetadataItem {
 }
 
 /// A `kind: Subscription` document, v1alpha1 or v2alpha1 (the union of both specs).
-#[derive(Debug, Deserialize)]
-pub(crate) struct Subscription {
-    #[serde(default)]
-    pub(crate) metadata: ObjectMeta,
-    pub(crate) spec: SubscriptionSpec,
-    #[serde(default)]
-    pub(crate) scopes: Vec<String>,
-}
+pub(crate) type Subscription = Scoped<SubscriptionSpec>;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::common::{
     App, DEADLINE, RETRY_POLICY, RedisServer, Sidecar, app_with_sidecar, assert_start_up_fails,
-    config, error_code, orders, pubsub_component, resources, wait_until,
+    config, error_code, free_port, orders, pubsub_component, resources, wait_until,
 };
 use axum::http::StatusCode;
 use serde_json::{Value, json};
@@ -247,13 +247,8 @@ async fn bad_metadata_fails_start_up_naming_the_key() {
 
 #[tokio::test]
 async fn unreachable_redis_fails_start_up() {
-    // A port nothing listens on: bound, then released.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let host = format!("127.0.0.1:{port}");
+    // A port nothing listens on.
+    let host = format!("127.0.0.1:{}", free_port());
     assert_start_up_fails(
         &pubsub_component("pubsub.redis", &[("redisHost", &host)]),
         &["spec.metadata.redisHost", "cannot connect to redis"],

@@ -215,20 +215,10 @@ async fn go_flow(
 ) -> Result<(AppsWorld, usize, usize, Option<usize>), Problem> {
     let mut w = AppsWorld::new(t, false).await?;
     w.resource_file("fixtures/apps/resources/go/resiliency.yaml")?;
-    let grpc_port = w.app_port()?;
-    let control = w.app_port()?;
-    let sc = w
-        .sidecar_for("warehouse", grpc_port, harness::AppProtocol::Grpc)
-        .await?;
-    let warehouse = w
-        .app_with_control(WAREHOUSE, grpc_port, Some(control), sc, &[])
-        .await?;
-    w.wait_subscribed(sc).await?;
-    let checkout_port = w.app_port()?;
-    let checkout = w.app(CHECKOUT, checkout_port, sc, &[]).await?;
+    let (sc, warehouse) = w.subscriber(WAREHOUSE, harness::AppProtocol::Grpc).await?;
+    let checkout = w.caller(CHECKOUT, sc, &[]).await?;
     let consumer = if stream {
-        let port = w.app_port()?;
-        Some(w.app(GO_STREAM, port, sc, &[]).await?)
+        Some(w.caller(GO_STREAM, sc, &[]).await?)
     } else {
         None
     };
@@ -259,14 +249,23 @@ async fn checkout_order(
     if resp.status == 200 {
         return Ok(());
     }
-    Err(Problem::fail(
+    Err(app_failed(
         "client.PublishEvent of the Go SDK failed",
+        "POST /publish on checkout",
+        &resp,
+    ))
+}
+
+/// A failure with the app's answer to `request` (status and body) as evidence.
+fn app_failed(summary: &str, request: &str, resp: &harness::ApiResponse) -> Problem {
+    Problem::fail(
+        summary,
         vec![format!(
-            "POST /publish on checkout answered {} {}",
+            "{request} answered {} {}",
             resp.status,
             String::from_utf8_lossy(&resp.body)
         )],
-    ))
+    )
 }
 
 /// Polls `GET /state` of app `app` until `done` holds for it.
@@ -316,19 +315,32 @@ async fn settled(
     ))
 }
 
-async fn go_flaky_handler_retried_then_applied(t: &mut Trial) -> Result<(), Problem> {
-    let key = order_key(t, 1);
+/// Publishes order `n` of `kind` through checkout, waits until the warehouse's `counter`
+/// (`attempts` or `applied`) of it reaches `at_least` (`what` names the wait), then requires
+/// `attempts` deliveries and one application after the observation window.
+async fn go_applied_once(
+    t: &Trial,
+    n: u32,
+    kind: &str,
+    (counter, at_least, what): (&str, i64, &str),
+    attempts: i64,
+) -> Result<(), Problem> {
+    let key = order_key(t, n);
     let (w, warehouse, checkout, _) = go_flow(t, false).await?;
     let r = async {
-        checkout_order(&w, checkout, t, &key, "flaky", "orders").await?;
-        wait_state(&w, warehouse, &format!("{key} applied"), |s| {
-            count(s, "applied", &key) >= 1
+        checkout_order(&w, checkout, t, &key, kind, "orders").await?;
+        wait_state(&w, warehouse, &format!("{key} {what}"), |s| {
+            count(s, counter, &key) >= at_least
         })
         .await?;
-        settled(&w, warehouse, &key, 3, 1).await.map(|_| ())
+        settled(&w, warehouse, &key, attempts, 1).await.map(|_| ())
     }
     .await;
     finish(w, r).await
+}
+
+async fn go_flaky_handler_retried_then_applied(t: &mut Trial) -> Result<(), Problem> {
+    go_applied_once(t, 1, "flaky", ("applied", 1, "applied"), 3).await
 }
 
 async fn go_poison_to_dead_letter(t: &mut Trial) -> Result<(), Problem> {
@@ -358,18 +370,7 @@ async fn go_poison_to_dead_letter(t: &mut Trial) -> Result<(), Problem> {
 }
 
 async fn go_idempotent_under_redelivery(t: &mut Trial) -> Result<(), Problem> {
-    let key = order_key(t, 3);
-    let (w, warehouse, checkout, _) = go_flow(t, false).await?;
-    let r = async {
-        checkout_order(&w, checkout, t, &key, "ack-lost", "orders").await?;
-        wait_state(&w, warehouse, &format!("{key} delivered twice"), |s| {
-            count(s, "attempts", &key) >= 2
-        })
-        .await?;
-        settled(&w, warehouse, &key, 2, 1).await.map(|_| ())
-    }
-    .await;
-    finish(w, r).await
+    go_applied_once(t, 3, "ack-lost", ("attempts", 2, "delivered twice"), 2).await
 }
 
 async fn go_streaming_consumer(t: &mut Trial) -> Result<(), Problem> {
@@ -398,19 +399,10 @@ async fn pygrpc_event_received(t: &mut Trial) -> Result<(), Problem> {
     let task = task(t);
     let mut w = AppsWorld::new(t, false).await?;
     let r = async {
-        let grpc_port = w.app_port()?;
-        let control = w.app_port()?;
-        let sc = w
-            .sidecar_for("py-grpc-subscriber", grpc_port, harness::AppProtocol::Grpc)
+        let (sc, sub) = w
+            .subscriber(PY_GRPC_SUBSCRIBER, harness::AppProtocol::Grpc)
             .await?;
-        let sub = w
-            .app_with_control(PY_GRPC_SUBSCRIBER, grpc_port, Some(control), sc, &[])
-            .await?;
-        w.wait_subscribed(sc).await?;
-        let publ_port = w.app_port()?;
-        let publ = w
-            .app(PUBLISHER, publ_port, sc, &[("DAPR_HEALTH_TIMEOUT", "5")])
-            .await?;
+        let publ = w.caller(PUBLISHER, sc, HEALTH_TIMEOUT_5S).await?;
         let got = publish_task(&w, publ, Some(sub), &task, Some("application/json")).await?;
         let mut problems = mismatches(
             &got,
@@ -478,6 +470,21 @@ fn require_all(summary: &str, problems: Vec<String>, seen: &Value) -> Result<(),
     Err(Problem::fail(summary, evidence))
 }
 
+/// Requires `received` (at least one event) to be one event, the one `expected` describes;
+/// `what` names the publish in a count mismatch (`one order, 2 deliveries`).
+fn only_event(
+    summary: &str,
+    received: Vec<Value>,
+    what: &str,
+    expected: &[(&str, Value)],
+) -> Result<(), Problem> {
+    let mut problems = mismatches(&received[0], expected);
+    if received.len() != 1 {
+        problems.push(format!("{what}, {} deliveries", received.len()));
+    }
+    require_all(summary, problems, &Value::Array(received))
+}
+
 /// Polls `GET /received` of app `app` until it lists at least `n` entries (at `pointer`, or the
 /// whole answer when `pointer` is empty).
 async fn wait_received(
@@ -520,12 +527,12 @@ async fn fastapi_flow(
     } else {
         None
     };
-    let publ_port = w.app_port()?;
-    let publ = w
-        .app(PUBLISHER, publ_port, sc, &[("DAPR_HEALTH_TIMEOUT", "5")])
-        .await?;
+    let publ = w.caller(PUBLISHER, sc, HEALTH_TIMEOUT_5S).await?;
     Ok((w, publ, sub))
 }
+
+/// The publisher's environment: `DaprClient()` gives up on the sidecar's health after 5 s.
+const HEALTH_TIMEOUT_5S: &[(&str, &str)] = &[("DAPR_HEALTH_TIMEOUT", "5")];
 
 /// A task of the seed.
 fn task(t: &Trial) -> Value {
@@ -539,13 +546,10 @@ async fn fastapi_health_probe_answered(t: &mut Trial) -> Result<(), Problem> {
         if resp.status == 200 {
             return Ok(());
         }
-        Err(Problem::fail(
+        Err(app_failed(
             "DaprClient() did not connect: the sidecar's health probe was not answered 2xx within DAPR_HEALTH_TIMEOUT=5",
-            vec![format!(
-                "POST /connect on the publisher answered {} {}",
-                resp.status,
-                String::from_utf8_lossy(&resp.body)
-            )],
+            "POST /connect on the publisher",
+            &resp,
         ))
     }
     .await;
@@ -569,13 +573,10 @@ async fn publish_task(
         )
         .await?;
     if resp.status != 200 {
-        return Err(Problem::fail(
+        return Err(app_failed(
             "publish_event through the Python SDK failed",
-            vec![format!(
-                "POST /trigger on the publisher answered {} {}",
-                resp.status,
-                String::from_utf8_lossy(&resp.body)
-            )],
+            "POST /trigger on the publisher",
+            &resp,
         ));
     }
     let received = wait_received(w, sub, "", 1).await?;
@@ -656,14 +657,11 @@ struct Orders {
 
 async fn orders_flow(t: &Trial) -> Result<(AppsWorld, Orders), Problem> {
     let mut w = AppsWorld::new(t, true).await?;
-    let inv_port = w.app_port()?;
-    let inventory_sidecar = w.sidecar("inventory", inv_port).await?;
-    let inventory = w.app(INVENTORY, inv_port, inventory_sidecar, &[]).await?;
-    w.wait_subscribed(inventory_sidecar).await?;
-    let ord_port = w.app_port()?;
-    let ord_sc = w.sidecar("order-service", ord_port).await?;
-    let order_service = w.app(ORDER_SERVICE, ord_port, ord_sc, &[]).await?;
-    w.wait_subscribed(ord_sc).await?;
+    let (inventory_sidecar, inventory) =
+        w.subscriber(INVENTORY, harness::AppProtocol::Http).await?;
+    let (_, order_service) = w
+        .subscriber(ORDER_SERVICE, harness::AppProtocol::Http)
+        .await?;
     // The item is unique to this world, so a shared Redis (PUBSUB_TCK_REDIS) starts at 100 too.
     let order = json!({"orderId": t.seed() % 100_000, "item": w.app_id("widget"), "quantity": 10});
     Ok((
@@ -689,13 +687,10 @@ async fn place_order(w: &AppsWorld, o: &Orders) -> Result<(), Problem> {
     if resp.status == 200 && status == Some(204) {
         return Ok(());
     }
-    Err(Problem::fail(
+    Err(app_failed(
         "the order service's HTTP publish was not answered 204",
-        vec![format!(
-            "POST /trigger on the order service answered {} {}",
-            resp.status,
-            String::from_utf8_lossy(&resp.body)
-        )],
+        "POST /trigger on the order service",
+        &resp,
     ))
 }
 
@@ -704,9 +699,10 @@ async fn orders_order_reaches_inventory(t: &mut Trial) -> Result<(), Problem> {
     let r = async {
         place_order(&w, &o).await?;
         let received = wait_received(&w, o.inventory, "", 1).await?;
-        let got = &received[0];
-        let mut problems = mismatches(
-            got,
+        only_event(
+            "the inventory did not get the order as published",
+            received,
+            "one order",
             &[
                 ("/content_type", json!("application/cloudevents+json")),
                 ("/event/topic", json!("OrderPlaced")),
@@ -715,14 +711,6 @@ async fn orders_order_reaches_inventory(t: &mut Trial) -> Result<(), Problem> {
                 ("/event/source", json!(w.app_id("order-service"))),
                 ("/event/data", o.order.clone()),
             ],
-        );
-        if received.len() != 1 {
-            problems.push(format!("one order, {} deliveries", received.len()));
-        }
-        require_all(
-            "the inventory did not get the order as published",
-            problems,
-            &Value::Array(received),
         )
     }
     .await;
@@ -824,19 +812,17 @@ async fn daprserver_event_received_unwrapped(t: &mut Trial) -> Result<(), Proble
             .post_json("/trigger", &json!({"topic": "orders", "data": order}))
             .await?;
         if resp.status != 200 {
-            return Err(Problem::fail(
+            return Err(app_failed(
                 "the JS client's publish failed",
-                vec![format!(
-                    "POST /trigger answered {} {}",
-                    resp.status,
-                    String::from_utf8_lossy(&resp.body)
-                )],
+                "POST /trigger",
+                &resp,
             ));
         }
         let received = wait_received(&w, app, "/received", 1).await?;
-        let got = &received[0];
-        let mut problems = mismatches(
-            got,
+        only_event(
+            "the DaprServer callback did not get the published object",
+            received,
+            "one publish",
             &[
                 (
                     "/headers/content-type",
@@ -844,14 +830,6 @@ async fn daprserver_event_received_unwrapped(t: &mut Trial) -> Result<(), Proble
                 ),
                 ("/data", order.clone()),
             ],
-        );
-        if received.len() != 1 {
-            problems.push(format!("one publish, {} deliveries", received.len()));
-        }
-        require_all(
-            "the DaprServer callback did not get the published object",
-            problems,
-            &Value::Array(received),
         )
     }
     .await;

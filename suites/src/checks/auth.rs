@@ -433,7 +433,7 @@ async fn delivered_token(
     let id = t.publish("orders", json!({})).await?;
     let d = t.wait_msg("/orders", &id, 1).await?;
     let token = d[0].header("dapr-api-token").map(str::to_owned);
-    Ok((token, format!("headers: {:?}", d[0].headers)))
+    Ok((token, format!("headers: {:?}", d[0].request.headers)))
 }
 
 async fn app_token_on_delivery(t: &mut Trial) -> Result<(), Problem> {

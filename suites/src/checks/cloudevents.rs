@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::{start_orders, status_is};
+use super::{ROUTE, TOPIC, start_orders, status_is};
 use crate::catalog::{Check, Need};
 use crate::check;
 use harness_engine::problem::{Problem, ensure, ensure_eq};
@@ -266,14 +266,10 @@ pub(crate) fn checks() -> Vec<Check> {
     ]
 }
 
-/// The topic [`start_orders`] subscribes to, and its route.
-const TOPIC: &str = "orders";
-const ROUTE: &str = "/orders";
-
 fn body_line(d: &harness::RecordedDelivery) -> String {
     format!(
         "delivered body: {}",
-        String::from_utf8_lossy(&d.body[..d.body.len().min(600)])
+        String::from_utf8_lossy(&d.request.body[..d.request.body.len().min(600)])
     )
 }
 
@@ -285,21 +281,29 @@ fn load_schema(t: &Trial) -> Result<CloudEventSchema, Problem> {
     CloudEventSchema::load(&t.env().workspace_root).map_err(Problem::Setup)
 }
 
-/// Publishes `body` to `orders` with this Content-Type and query, requires 204 and returns
-/// the single delivery on `/orders` (each check publishes one raw body per route).
+/// Starts the app subscribed to `orders`, publishes `body` there with this Content-Type,
+/// requires 204 and returns the single delivery on `/orders` with its envelope (each check
+/// publishes one raw body).
 async fn publish_one(
-    t: &Trial,
+    t: &mut Trial,
     body: impl Into<Bytes>,
     content_type: Option<&str>,
-    query: &[(&str, &str)],
-) -> Result<harness::RecordedDelivery, Problem> {
-    let r = t.publish_raw(TOPIC, body, content_type, query).await?;
+) -> Result<(Value, harness::RecordedDelivery), Problem> {
+    start_orders(t).await?;
+    let r = t.publish_raw(TOPIC, body, content_type, &[]).await?;
     status_is("publish status", 204, &r)?;
     let d = t.wait(ROUTE, 1).await?;
-    Ok(d[0].clone())
+    Ok((body_of(&d[0]), d[0].clone()))
 }
 
-/// Fails with the delivered body as evidence unless `event[key] == expected`.
+/// [`publish_one`] of the publisher's own CloudEvent `ce` (`application/cloudevents+json`).
+async fn publish_structured(
+    t: &mut Trial,
+    ce: &Value,
+) -> Result<(Value, harness::RecordedDelivery), Problem> {
+    publish_one(t, ce.to_string(), Some("application/cloudevents+json")).await
+}
+
 /// [`attr_eq`] for each `(key, expected)`.
 fn attrs_eq<const N: usize>(
     event: &Value,
@@ -312,6 +316,7 @@ fn attrs_eq<const N: usize>(
     Ok(())
 }
 
+/// Fails with the delivered body as evidence unless `event[key] == expected`.
 fn attr_eq(
     event: &Value,
     key: &str,
@@ -379,7 +384,7 @@ async fn delivery_content_type(t: &mut Trial) -> Result<(), Problem> {
         "delivery Content-Type",
         "application/cloudevents+json".to_owned(),
         media,
-        [format!("headers: {:?}", d[0].headers)],
+        [format!("headers: {:?}", d[0].request.headers)],
     )
 }
 
@@ -453,18 +458,20 @@ async fn json_data_embedded(t: &mut Trial) -> Result<(), Problem> {
 }
 
 async fn no_content_type_text(t: &mut Trial) -> Result<(), Problem> {
-    start_orders(t).await?;
-    let d = publish_one(t, r#"{"a":1}"#, None, &[]).await?;
-    let e = body_of(&d);
-    attr_eq(&e, "datacontenttype", json!("text/plain"), &d)?;
-    attr_eq(&e, "data", json!(r#"{"a":1}"#), &d)
+    let (e, d) = publish_one(t, r#"{"a":1}"#, None).await?;
+    attrs_eq(
+        &e,
+        [
+            ("datacontenttype", json!("text/plain")),
+            ("data", json!(r#"{"a":1}"#)),
+        ],
+        &d,
+    )
 }
 
 async fn octet_stream_base64(t: &mut Trial) -> Result<(), Problem> {
-    start_orders(t).await?;
     let bytes: Vec<u8> = vec![0, 1, 2, 3, 0x7f, 0x80, 0xfe, 0xff, b'{', b'"'];
-    let d = publish_one(t, bytes.clone(), Some("application/octet-stream"), &[]).await?;
-    let e = body_of(&d);
+    let (e, d) = publish_one(t, bytes.clone(), Some("application/octet-stream")).await?;
     ensure(
         e.get("data").is_none(),
         "a binary body arrived with a data attribute",
@@ -483,29 +490,31 @@ async fn octet_stream_base64(t: &mut Trial) -> Result<(), Problem> {
 }
 
 async fn custom_content_type(t: &mut Trial) -> Result<(), Problem> {
-    start_orders(t).await?;
-    let ct = "application/xml; charset=utf-8";
     let body = "<order id=\"7\">widget</order>";
-    let d = publish_one(t, body, Some(ct), &[]).await?;
-    let e = body_of(&d);
-    attr_eq(&e, "datacontenttype", json!(ct), &d)?;
-    attr_eq(&e, "data", json!(body), &d)
+    content_type_kept(t, "application/xml; charset=utf-8", body, json!(body)).await
 }
 
 async fn json_with_charset(t: &mut Trial) -> Result<(), Problem> {
-    start_orders(t).await?;
     let ct = "application/json; charset=utf-8";
-    let d = publish_one(t, r#"{"orderId":9}"#, Some(ct), &[]).await?;
-    let e = body_of(&d);
-    attr_eq(&e, "datacontenttype", json!(ct), &d)?;
-    attr_eq(&e, "data", json!({"orderId": 9}), &d)
+    content_type_kept(t, ct, r#"{"orderId":9}"#, json!({"orderId": 9})).await
+}
+
+/// Publishes `body` as `ct` and requires the envelope's `datacontenttype` to be `ct` and its
+/// `data` to be `data`.
+async fn content_type_kept(
+    t: &mut Trial,
+    ct: &str,
+    body: &'static str,
+    data: Value,
+) -> Result<(), Problem> {
+    let (e, d) = publish_one(t, body, Some(ct)).await?;
+    attrs_eq(&e, [("datacontenttype", json!(ct)), ("data", data)], &d)
 }
 
 async fn invalid_json_string_fallback(t: &mut Trial) -> Result<(), Problem> {
-    start_orders(t).await?;
     let body = "{not json";
-    let d = publish_one(t, body, Some("application/json"), &[]).await?;
-    attr_eq(&body_of(&d), "data", json!(body), &d)
+    let (e, d) = publish_one(t, body, Some("application/json")).await?;
+    attr_eq(&e, "data", json!(body), &d)
 }
 
 async fn attribute_overrides(t: &mut Trial) -> Result<(), Problem> {
@@ -596,14 +605,12 @@ async fn topic_override_ignored(t: &mut Trial) -> Result<(), Problem> {
 }
 
 async fn passthrough_keeps_id(t: &mut Trial) -> Result<(), Problem> {
-    start_orders(t).await?;
     let ce = json!({
         "specversion": "1.0", "id": "tck-ce-1", "source": "tck-publisher", "type": "tck.passthrough",
         "datacontenttype": "application/json", "topic": "wrong-topic", "pubsubname": "wrong-pubsub",
         "time": "2021-02-03T04:05:06Z", "tckext": "ext-value", "data": {"tck_id": "pt-1", "n": 1}
     });
-    let d = publish_one(t, ce.to_string(), Some("application/cloudevents+json"), &[]).await?;
-    let e = body_of(&d);
+    let (e, d) = publish_structured(t, &ce).await?;
     attrs_eq(
         &e,
         [
@@ -621,10 +628,8 @@ async fn passthrough_keeps_id(t: &mut Trial) -> Result<(), Problem> {
 }
 
 async fn passthrough_defaults(t: &mut Trial) -> Result<(), Problem> {
-    start_orders(t).await?;
     let ce = json!({"id": "tck-ce-2", "data": {"tck_id": "pt-2"}});
-    let d = publish_one(t, ce.to_string(), Some("application/cloudevents+json"), &[]).await?;
-    let e = body_of(&d);
+    let (e, d) = publish_structured(t, &ce).await?;
     attrs_eq(
         &e,
         [
@@ -694,14 +699,12 @@ async fn passthrough_trace(t: &mut Trial) -> Result<(), Problem> {
 }
 
 async fn no_double_wrap(t: &mut Trial) -> Result<(), Problem> {
-    start_orders(t).await?;
     let inner = json!({"tck_id": "dw-1", "orderId": 5});
     let ce = json!({
         "specversion": "1.0", "id": "tck-ce-3", "source": "tck", "type": "tck.order",
         "datacontenttype": "application/json", "data": inner
     });
-    let d = publish_one(t, ce.to_string(), Some("application/cloudevents+json"), &[]).await?;
-    let e = body_of(&d);
+    let (e, d) = publish_structured(t, &ce).await?;
     ensure(
         e["data"].get("specversion").is_none() && e["data"].get("data").is_none(),
         "the published CloudEvent was wrapped in a second envelope",
@@ -768,7 +771,10 @@ async fn traceparent_propagated(t: &mut Trial) -> Result<(), Problem> {
         "delivery traceparent header",
         Some(TRACEPARENT.to_owned()),
         d[0].header("traceparent").map(str::to_owned),
-        [format!("headers: {:?}", d[0].headers), body_line(&d[0])],
+        [
+            format!("headers: {:?}", d[0].request.headers),
+            body_line(&d[0]),
+        ],
     )
 }
 
@@ -779,7 +785,10 @@ async fn tracestate_in_envelope_only(t: &mut Trial) -> Result<(), Problem> {
         "delivery tracestate header",
         None,
         d[0].header("tracestate").map(str::to_owned),
-        [format!("headers: {:?}", d[0].headers), body_line(&d[0])],
+        [
+            format!("headers: {:?}", d[0].request.headers),
+            body_line(&d[0]),
+        ],
     )
 }
 
@@ -798,16 +807,15 @@ fn has_json_number(body: &[u8], digits: &str) -> bool {
 }
 
 async fn big_integers_exact(t: &mut Trial) -> Result<(), Problem> {
-    start_orders(t).await?;
     let body = r#"{"tck_id":"big-1","big":123456789012345678901,"neg":-98765432109876543210,"max":18446744073709551617}"#;
-    let d = publish_one(t, body, Some("application/json"), &[]).await?;
+    let (_, d) = publish_one(t, body, Some("application/json")).await?;
     for digits in [
         "123456789012345678901",
         "-98765432109876543210",
         "18446744073709551617",
     ] {
         ensure(
-            has_json_number(&d.body, digits),
+            has_json_number(&d.request.body, digits),
             format!("the delivered bytes do not carry the number {digits} exactly"),
             [body_line(&d)],
         )?;
@@ -930,8 +938,7 @@ async fn raw_subscription_of_envelope(t: &mut Trial) -> Result<(), Problem> {
 }
 
 async fn utf8_text_exact(t: &mut Trial) -> Result<(), Problem> {
-    start_orders(t).await?;
     let text = "Grüße aus Köln, 東京 ✓ 🎉 \"quoted\" back\\slash\ttab";
-    let d = publish_one(t, text, Some("text/plain; charset=utf-8"), &[]).await?;
-    attr_eq(&body_of(&d), "data", json!(text), &d)
+    let (e, d) = publish_one(t, text, Some("text/plain; charset=utf-8")).await?;
+    attr_eq(&e, "data", json!(text), &d)
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::{line, status_is};
+use super::{TOPIC, line, status_is};
 use crate::catalog::{Check, Need};
 use crate::check;
 use harness::TestApp;
@@ -281,7 +281,6 @@ pub(crate) fn checks() -> Vec<Check> {
     ]
 }
 
-const TOPIC: &str = "orders";
 /// A second topic of the same pubsub.
 const OTHER_TOPIC: &str = "invoices";
 /// The CEL rule the routing checks match events of type `widget` with.
@@ -373,7 +372,7 @@ async fn routed(t: &mut Trial, scenario: Scenario, rows: Vec<Row>) -> Result<(),
         let paths: Vec<&str> = all
             .iter()
             .filter(|d| d.tck_id.as_deref() == Some(id.as_str()))
-            .map(|d| d.path.as_str())
+            .map(|d| d.request.path.as_str())
             .collect();
         ensure_eq(
             &format!("routes that received {id}"),

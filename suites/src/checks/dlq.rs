@@ -228,11 +228,14 @@ async fn copy_is_original_event(t: &mut Trial) -> Result<(), Problem> {
 async fn copy_byte_identical(t: &mut Trial) -> Result<(), Problem> {
     let (original, copy) = one_copy(t).await?;
     ensure(
-        original.body == copy.body,
+        original.request.body == copy.request.body,
         "the dead-letter copy's body differs from the original delivery's body",
         [
-            format!("original: {}", String::from_utf8_lossy(&original.body)),
-            format!("copy:     {}", String::from_utf8_lossy(&copy.body)),
+            format!(
+                "original: {}",
+                String::from_utf8_lossy(&original.request.body)
+            ),
+            format!("copy:     {}", String::from_utf8_lossy(&copy.request.body)),
         ],
     )
 }

@@ -346,7 +346,7 @@ async fn raw_payload_delivered_raw(t: &mut Trial) -> Result<(), Problem> {
         "the delivery is not the raw payload the publisher sent",
         [format!(
             "delivered: {}",
-            String::from_utf8_lossy(&d[0].body)
+            String::from_utf8_lossy(&d[0].request.body)
         )],
     )
 }
@@ -401,7 +401,7 @@ async fn bulk_publish_delivered(t: &mut Trial) -> Result<(), Problem> {
                 "the envelope type of the entry with metadata cloudevent.type",
                 json!("tck.grpc.bulk"),
                 ce_type,
-                [String::from_utf8_lossy(&d[0].body).into_owned()],
+                [String::from_utf8_lossy(&d[0].request.body).into_owned()],
             )?;
         }
     }
@@ -496,7 +496,7 @@ async fn traceparent_propagated(t: &mut Trial) -> Result<(), Problem> {
         "delivery traceparent header",
         Some(tp.to_owned()),
         d[0].header("traceparent").map(str::to_owned),
-        [format!("headers: {:?}", d[0].headers), line],
+        [format!("headers: {:?}", d[0].request.headers), line],
     )
 }
 

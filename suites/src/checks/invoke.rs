@@ -71,18 +71,18 @@ async fn invoke_own_app(
     let d = t.wait(app_path, 1).await?;
     let seen = format!(
         "the app got {} {}?{} body {}",
-        d[0].method,
-        d[0].path,
-        d[0].query.as_deref().unwrap_or(""),
-        String::from_utf8_lossy(&d[0].body)
+        d[0].request.method,
+        d[0].request.path,
+        d[0].request.query.as_deref().unwrap_or(""),
+        String::from_utf8_lossy(&d[0].request.body)
     );
     ensure_eq(
         "method, query and body the app got",
         ("POST".to_owned(), Some("x=1".to_owned()), body),
         (
-            d[0].method.clone(),
-            d[0].query.clone(),
-            String::from_utf8_lossy(&d[0].body).into_owned(),
+            d[0].request.method.clone(),
+            d[0].request.query.clone(),
+            String::from_utf8_lossy(&d[0].request.body).into_owned(),
         ),
         [seen.clone(), answer.clone()],
     )?;

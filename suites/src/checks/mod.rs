@@ -117,17 +117,22 @@ const OVER_GRPC: &[&str] = &[
     "core::discovery::subscribe_gives_up",
 ];
 
+/// The topic [`start_orders`] and [`orders`] subscribe the app to.
+const TOPIC: &str = "orders";
+/// The app's route for [`TOPIC`].
+const ROUTE: &str = "/orders";
+
 /// Starts the trial with the app subscribed to `orders` at `/orders`.
 async fn start_orders(t: &mut harness_engine::trial::Trial) -> Result<(), Problem> {
-    t.start(harness_engine::trial::Scenario::new().subscribe("orders", "/orders"))
+    t.start(harness_engine::trial::Scenario::new().subscribe(TOPIC, ROUTE))
         .await
 }
 
 /// A subscriber on `orders` at `/orders` that answers as `script` says.
 fn orders(script: harness::Script) -> harness_engine::trial::Scenario {
     harness_engine::trial::Scenario::new()
-        .subscribe("orders", "/orders")
-        .script("/orders", script)
+        .subscribe(TOPIC, ROUTE)
+        .script(ROUTE, script)
 }
 
 /// App `scoped`, whose pubsub component has the scoping rule `key: value` in its metadata,

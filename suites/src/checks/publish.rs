@@ -308,7 +308,7 @@ async fn bad_raw_payload(t: &mut Trial) -> Result<(), Problem> {
             format!("rawPayload={spelling} did not publish a CloudEvent"),
             [format!(
                 "delivered: {}",
-                String::from_utf8_lossy(&d[0].body)
+                String::from_utf8_lossy(&d[0].request.body)
             )],
         )?;
     }
@@ -526,7 +526,7 @@ async fn metadata_echoed_as_headers(t: &mut Trial) -> Result<(), Problem> {
         "header tckcustom",
         Some("hello".to_owned()),
         h,
-        [format!("headers: {:?}", d[0].headers)],
+        [format!("headers: {:?}", d[0].request.headers)],
     )
 }
 
@@ -542,11 +542,14 @@ async fn metadata_content_length_ignored(t: &mut Trial) -> Result<(), Problem> {
     let d = t.wait_msg("/orders", &id, 1).await?;
     let length = d[0].header("content-length").map(str::to_owned);
     match length {
-        Some(l) if l != d[0].body.len().to_string() => Err(Problem::fail(
+        Some(l) if l != d[0].request.body.len().to_string() => Err(Problem::fail(
             "the delivery's Content-Length is not its body's length",
             vec![
-                format!("content-length: {l}, body: {} bytes", d[0].body.len()),
-                format!("headers: {:?}", d[0].headers),
+                format!(
+                    "content-length: {l}, body: {} bytes",
+                    d[0].request.body.len()
+                ),
+                format!("headers: {:?}", d[0].request.headers),
             ],
         )),
         _ => Ok(()),

@@ -125,7 +125,7 @@ async fn same_event(t: &mut Trial) -> Result<(), Problem> {
         format!("the retries of {id} carried CloudEvent ids {ids:?}, expected one id"),
         ev.clone(),
     )?;
-    let bodies: BTreeSet<&[u8]> = ds.iter().map(|d| d.body.as_ref()).collect();
+    let bodies: BTreeSet<&[u8]> = ds.iter().map(|d| d.request.body.as_ref()).collect();
     ensure_eq(
         "distinct bodies across attempts",
         1,

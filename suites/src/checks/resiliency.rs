@@ -392,7 +392,7 @@ async fn per_attempt_timeout(t: &mut Trial) -> Result<(), Problem> {
     )
     .await?;
     let ds = t.wait_msg(&LANE.route(), &id, 2).await?;
-    let gap = ds[1].at.saturating_duration_since(ds[0].at);
+    let gap = ds[1].request.at.saturating_duration_since(ds[0].request.at);
     ensure(
         gap >= Duration::from_millis(250) && gap < slow,
         format!(

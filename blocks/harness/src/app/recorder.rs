@@ -12,7 +12,8 @@ use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::watch;
 
-/// A `GET /dapr/subscribe` (or `/dapr/config`) call the app received.
+/// A request the app received: a `GET /dapr/subscribe` (or `/dapr/config`) call, or the
+/// request of a [`RecordedDelivery`].
 #[derive(Debug, Clone)]
 pub struct RecordedRequest {
     /// Arrival order among all recordings of the app (deliveries included), from 0.
@@ -23,36 +24,7 @@ pub struct RecordedRequest {
     pub at_micros: u64,
     /// HTTP method.
     pub method: String,
-    /// Path without the query.
-    pub path: String,
-    /// The raw query string, if any.
-    pub query: Option<String>,
-    /// Headers with lower-cased names, in arrival order.
-    pub headers: Vec<(String, String)>,
-    /// The request body.
-    pub body: Bytes,
-}
-
-impl RecordedRequest {
-    /// The first value of header `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        find_header(&self.headers, name)
-    }
-}
-
-/// One request the app received on a route other than `/dapr/subscribe` and `/dapr/config`:
-/// normally a delivery.
-#[derive(Debug, Clone)]
-pub struct RecordedDelivery {
-    /// Arrival order among all recordings of the app, from 0.
-    pub seq: u64,
-    /// Arrival time.
-    pub at: Instant,
-    /// Microseconds since the app first started.
-    pub at_micros: u64,
-    /// HTTP method.
-    pub method: String,
-    /// Path without the query: the route.
+    /// Path without the query: for a delivery, the route.
     pub path: String,
     /// The raw query string, if any.
     pub query: Option<String>,
@@ -60,6 +32,38 @@ pub struct RecordedDelivery {
     pub headers: Vec<(String, String)>,
     /// The request body, byte for byte.
     pub body: Bytes,
+}
+
+impl RecordedRequest {
+    /// `req` as recording number `seq`, arrived at `at`, `at_micros` after the app started.
+    fn new(seq: u64, at: Instant, at_micros: u64, req: Incoming) -> RecordedRequest {
+        RecordedRequest {
+            seq,
+            at,
+            at_micros,
+            method: req.method,
+            path: req.path,
+            query: req.query,
+            headers: req.headers,
+            body: req.body,
+        }
+    }
+
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One request the app received on a route other than `/dapr/subscribe` and `/dapr/config`:
+/// normally a delivery.
+#[derive(Debug, Clone)]
+pub struct RecordedDelivery {
+    /// The request as it arrived: order, time, route, headers and body.
+    pub request: RecordedRequest,
     /// The body parsed as JSON, if it is JSON.
     pub body_json: Option<Value>,
     /// The CloudEvent `id`, if the body is a JSON object with a string `id`.
@@ -98,7 +102,7 @@ impl RecordedDelivery {
     pub fn to_history(&self, trial_start: Instant) -> harness_history::Event {
         let mut d = harness_history::Delivery::new(
             String::new(),
-            self.path.clone(),
+            self.request.path.clone(),
             self.attempt,
             self.answer.clone(),
         )
@@ -110,14 +114,14 @@ impl RecordedDelivery {
         d.seq = self.tck_seq;
         d.trial = self.tck_trial.clone();
         d.raw = self.raw_payload;
-        let micros = u64::try_from(self.at.saturating_duration_since(trial_start).as_micros())
-            .unwrap_or(u64::MAX);
+        let since_start = self.request.at.saturating_duration_since(trial_start);
+        let micros = u64::try_from(since_start.as_micros()).unwrap_or(u64::MAX);
         harness_history::Event::new(micros, d)
     }
 
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        find_header(&self.headers, name)
+        self.request.header(name)
     }
 
     /// The `content-type` header.
@@ -132,13 +136,6 @@ impl RecordedDelivery {
             .as_ref()
             .map_or(Value::Null, |b| b[name].clone())
     }
-}
-
-fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
 }
 
 /// A wait on the test app's recordings ran out of time.
@@ -298,16 +295,7 @@ impl Recorder {
         let (at, at_micros) = self.stamp();
         {
             let mut st = self.lock();
-            let rec = RecordedRequest {
-                seq: st.next_seq,
-                at,
-                at_micros,
-                method: req.method,
-                path: req.path,
-                query: req.query,
-                headers: req.headers,
-                body: req.body,
-            };
+            let rec = RecordedRequest::new(st.next_seq, at, at_micros, req);
             st.next_seq += 1;
             match kind {
                 Control::Subscribe => st.subscribe_calls.push(rec),
@@ -337,14 +325,7 @@ impl Recorder {
             let attempt = *counter;
             let (out, answered, answer) = decide(attempt, id.tck_id.as_deref());
             let rec = RecordedDelivery {
-                seq: st.next_seq,
-                at,
-                at_micros,
-                method: req.method,
-                path: req.path,
-                query: req.query,
-                headers: req.headers,
-                body: req.body,
+                request: RecordedRequest::new(st.next_seq, at, at_micros, req),
                 body_json: id.body_json,
                 ce_id: id.ce_id,
                 tck_id: id.tck_id,
@@ -373,7 +354,7 @@ impl Recorder {
             Some(r) => st
                 .deliveries
                 .iter()
-                .filter(|d| d.path == r)
+                .filter(|d| d.request.path == r)
                 .cloned()
                 .collect(),
         }
@@ -469,7 +450,11 @@ mod tests {
                 .push(r.record_delivery(req(p, b), 1, |a, _| (a, String::new(), String::new())));
         }
         assert_eq!(attempts, vec![1, 2, 1, 1, 3]);
-        let seqs: Vec<u64> = r.deliveries(Some("/a")).iter().map(|d| d.seq).collect();
+        let seqs: Vec<u64> = r
+            .deliveries(Some("/a"))
+            .iter()
+            .map(|d| d.request.seq)
+            .collect();
         assert_eq!(seqs, vec![0, 1, 3, 4]);
     }
 }

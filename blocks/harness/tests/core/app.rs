@@ -99,7 +99,7 @@ async fn scripts_follow_attempts_per_message_and_route() {
         .map(|d| {
             format!(
                 "{} {} {:?} a{} {}",
-                d.seq, d.path, d.tck_id, d.attempt, d.answered
+                d.request.seq, d.request.path, d.tck_id, d.attempt, d.answered
             )
         })
         .collect();
@@ -114,14 +114,19 @@ async fn scripts_follow_attempts_per_message_and_route() {
         ]
     );
     let d = &all[0];
-    assert_eq!(d.method, "POST");
+    assert_eq!(d.request.method, "POST");
     assert_eq!(d.ce_id.as_deref(), Some("e1"));
     assert_eq!(d.content_type(), Some("application/cloudevents+json"));
     assert_eq!(d.header("pubsubname"), Some("pubsub"));
-    assert!(d.headers.iter().all(|(k, _)| k == &k.to_lowercase()));
+    assert!(
+        d.request
+            .headers
+            .iter()
+            .all(|(k, _)| k == &k.to_lowercase())
+    );
     assert_eq!(d.body_json.as_ref().unwrap()["specversion"], "1.0");
     assert!(all[4].body_json.is_none());
-    assert_eq!(all[4].body, Bytes::from_static(b"not json"));
+    assert_eq!(all[4].request.body, Bytes::from_static(b"not json"));
     assert_eq!(app.deliveries_on("/orders").len(), 3);
 }
 
@@ -253,7 +258,7 @@ async fn hang_holds_the_request_until_stop_and_restart_keeps_recordings() {
     let all = app.deliveries();
     assert_eq!(all.len(), 2);
     assert_eq!(all[0].answered, "hang");
-    assert!(all[1].at_micros > all[0].at_micros);
+    assert!(all[1].request.at_micros > all[0].request.at_micros);
 }
 
 #[tokio::test]

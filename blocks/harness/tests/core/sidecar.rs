@@ -139,9 +139,9 @@ async fn attach_mode_polls_ready_and_the_client_speaks_the_api() {
         .map(|d| {
             format!(
                 "{} {} {:?} {:?} {:?}",
-                d.method,
-                d.path,
-                d.query,
+                d.request.method,
+                d.request.path,
+                d.request.query,
                 d.header("dapr-api-token"),
                 d.content_type()
             )
@@ -157,7 +157,10 @@ async fn attach_mode_polls_ready_and_the_client_speaks_the_api() {
             r#"GET /v1.0/metadata None Some("tok") None"#,
         ]
     );
-    assert_eq!(fake.deliveries()[2].body, Bytes::from_static(b"hello"));
+    assert_eq!(
+        fake.deliveries()[2].request.body,
+        Bytes::from_static(b"hello")
+    );
 }
 
 #[tokio::test]

@@ -34,11 +34,7 @@ fn ratio(v: Option<f64>) -> String {
 
 /// A rate without needless decimals.
 pub fn rate(v: f64) -> String {
-    if (v - v.round()).abs() < 1e-9 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.1}")
-    }
+    crate::text::plain_number(v)
 }
 
 fn pair(s: Option<LatencySummary>) -> String {

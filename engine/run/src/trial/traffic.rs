@@ -336,9 +336,9 @@ pub fn delivery_lines(ds: &[RecordedDelivery]) -> Vec<String> {
         .map(|d| {
             format!(
                 "{:>8.1} ms {} {} msg={} ce_id={} attempt={} answered={}",
-                d.at_micros as f64 / 1000.0,
-                d.method,
-                d.path,
+                d.request.at_micros as f64 / 1000.0,
+                d.request.method,
+                d.request.path,
                 d.tck_id.as_deref().unwrap_or("-"),
                 d.ce_id.as_deref().unwrap_or("-"),
                 d.attempt,

@@ -2,6 +2,7 @@
 //! errors and warnings daprd would give.
 
 use super::*;
+use crate::secret::Secret;
 
 const DEFAULT_PORT: u16 = 6379;
 
@@ -46,8 +47,9 @@ const TUNING_KEYS: &[&str] = &[
     "streamTTL",
 ];
 
-/// The validated metadata of one `pubsub.redis` component.
-#[derive(Clone)]
+/// The validated metadata of one `pubsub.redis` component. Its derived `Debug` is safe to log:
+/// the password is a [`Secret`].
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// Host name or address from `redisHost`.
     pub host: String,
@@ -55,8 +57,8 @@ pub struct Settings {
     pub port: u16,
     /// `redisUsername` (ACL, Redis ≥ 6).
     pub username: Option<String>,
-    /// `redisPassword`.
-    pub password: Option<String>,
+    /// `redisPassword` (redacted in `Debug`).
+    pub password: Option<Secret>,
     /// `redisDB`.
     pub db: i64,
     /// `consumerID`: both the consumer group and the consumer name.
@@ -81,25 +83,6 @@ pub struct Settings {
     pub min_retry_interval: Duration,
     /// `redisMaxRetryInterval`.
     pub max_retry_interval: Duration,
-}
-
-// Hand-written so that the password never reaches a log line.
-impl std::fmt::Debug for Settings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settings")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "***"))
-            .field("db", &self.db)
-            .field("consumer_id", &self.consumer_id)
-            .field("processing_timeout", &self.processing_timeout)
-            .field("redeliver_interval", &self.redeliver_interval)
-            .field("queue_depth", &self.queue_depth)
-            .field("concurrency", &self.concurrency)
-            .field("max_len_approx", &self.max_len_approx)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Settings {
@@ -166,31 +149,17 @@ impl Settings {
         // the value at start-up is the useful reading of that.
         let queue_depth = m.positive("queueDepth")?.unwrap_or(100);
         let concurrency = m.positive("concurrency")?.unwrap_or(10);
-        let max_len_approx = match m.get("maxLenApprox") {
-            Some(v) => {
-                let n: i64 = v
-                    .parse()
-                    .map_err(|_| bad("maxLenApprox", v, "expected an integer"))?;
-                u64::try_from(n).ok().filter(|n| *n > 0)
-            }
-            None => None,
-        };
-        let db = match m.get("redisDB") {
-            Some(v) => v
-                .parse()
-                .map_err(|_| bad("redisDB", v, "expected a database number"))?,
-            None => 0,
-        };
-        let max_retries = match m.get("redisMaxRetries") {
-            Some(v) => {
-                let n: i64 = v
-                    .parse()
-                    .map_err(|_| bad("redisMaxRetries", v, "expected an integer"))?;
-                // As in go-redis, -1 disables retries.
-                usize::try_from(n).unwrap_or(0)
-            }
-            None => 3,
-        };
+        let max_len_approx = m
+            .parsed::<i64>("maxLenApprox", "expected an integer")?
+            .and_then(|n| u64::try_from(n).ok())
+            .filter(|n| *n > 0);
+        let db = m
+            .parsed("redisDB", "expected a database number")?
+            .unwrap_or(0);
+        // As in go-redis, -1 disables retries.
+        let max_retries = m
+            .parsed::<i64>("redisMaxRetries", "expected an integer")?
+            .map_or(3, |n| usize::try_from(n).unwrap_or(0));
         let consumer_id = match m.get("consumerID") {
             Some(c) if !c.trim().is_empty() => c.to_owned(),
             _ => app_id.to_owned(),
@@ -199,7 +168,7 @@ impl Settings {
             host,
             port,
             username: m.get("redisUsername").map(str::to_owned),
-            password: m.get("redisPassword").map(str::to_owned),
+            password: m.get("redisPassword").map(Secret::from),
             db,
             consumer_id,
             processing_timeout,
@@ -237,7 +206,12 @@ impl Settings {
 
     pub(super) fn client(&self) -> Result<Client, redis::RedisError> {
         let mut redis = RedisConnectionInfo::default().set_db(self.db);
-        if let Some(p) = self.password.as_deref().filter(|p| !p.is_empty()) {
+        if let Some(p) = self
+            .password
+            .as_ref()
+            .map(Secret::expose)
+            .filter(|p| !p.is_empty())
+        {
             redis = redis.set_password(p);
             if let Some(u) = self.username.as_deref().filter(|u| !u.is_empty()) {
                 redis = redis.set_username(u);

@@ -494,7 +494,8 @@ async fn start_up_error(config: Config) -> RunError {
 /// chain naming each of `parts`.
 pub(crate) async fn assert_start_up_fails(yaml: &str, parts: &[&str]) {
     let dir = resources(yaml);
-    let text = chain(&start_up_error(config("checkout", None, dir.path())).await);
+    let err = start_up_error(config("checkout", None, dir.path())).await;
+    let text = format!("{:#}", anyhow::Error::new(err));
     for part in parts {
         assert!(
             text.contains(part),
@@ -511,12 +512,13 @@ pub(crate) fn error_code(body: &[u8]) -> String {
         .to_owned()
 }
 
-/// The `Display` of every error in the chain, joined.
-fn chain(err: &dyn std::error::Error) -> String {
-    std::iter::successors(Some(err), |e| e.source())
-        .map(|e| e.to_string())
-        .collect::<Vec<_>>()
-        .join(": ")
+/// A loopback port that was free a moment ago: bound, then released.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A private `redis-server` on a free loopback port, with its own directory and no persistence.
@@ -531,13 +533,8 @@ impl RedisServer {
     /// Starts it and waits until it answers PING. Panics with a clear message when
     /// `redis-server` is not installed.
     pub(crate) async fn start() -> RedisServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let mut server = RedisServer {
-            port,
+            port: free_port(),
             dir: tempfile::tempdir().unwrap(),
             child: None,
         };
