@@ -153,6 +153,20 @@ pub enum WaitError {
         /// How many had arrived when the wait gave up.
         saw: usize,
     },
+    /// Too few deliveries of one message arrived.
+    #[error("waited {waited:?} for {wanted} deliveries of {tck_id} on {route}, saw {saw}")]
+    Message {
+        /// How long the wait lasted.
+        waited: Duration,
+        /// The route waited on.
+        route: String,
+        /// The message waited for (its `tck_id`).
+        tck_id: String,
+        /// How many deliveries of it were wanted.
+        wanted: usize,
+        /// How many had arrived when the wait gave up.
+        saw: usize,
+    },
     /// Too few `/dapr/subscribe` calls arrived.
     #[error("waited {waited:?} for {wanted} /dapr/subscribe calls, saw {saw}")]
     SubscribeCalls {
@@ -250,6 +264,8 @@ struct State {
     subscribe_calls: Vec<RecordedRequest>,
     config_calls: Vec<RecordedRequest>,
     attempts: HashMap<(String, String), u32>,
+    /// Routes whose requests are only counted (see [`Recorder::tally_only`]), with their counts.
+    tallied: HashMap<String, u64>,
 }
 
 /// All recordings of one test app, kept across restarts.
@@ -317,6 +333,11 @@ impl Recorder {
         let (at, at_micros) = self.stamp();
         let out = {
             let mut st = self.lock();
+            if let Some(count) = st.tallied.get_mut(&req.path) {
+                *count += 1;
+                let (out, _, _) = decide(1, id.tck_id.as_deref());
+                return out;
+            }
             let counter = st
                 .attempts
                 .entry((req.path.clone(), id.key(&req.body)))
@@ -347,6 +368,18 @@ impl Recorder {
         out
     }
 
+    /// From now on requests to `route` are answered as first attempts and counted, not kept:
+    /// for a route that takes a flood (a fuzz campaign's junk), each of whose requests would
+    /// otherwise stay in memory with its body until the trial ends.
+    pub(crate) fn tally_only(&self, route: &str) {
+        self.lock().tallied.entry(route.to_owned()).or_insert(0);
+    }
+
+    /// How many requests a route [`Recorder::tally_only`] named has answered.
+    pub(crate) fn tallied(&self, route: &str) -> u64 {
+        self.lock().tallied.get(route).copied().unwrap_or(0)
+    }
+
     pub(crate) fn deliveries(&self, route: Option<&str>) -> Vec<RecordedDelivery> {
         let st = self.lock();
         match route {
@@ -358,6 +391,36 @@ impl Recorder {
                 .cloned()
                 .collect(),
         }
+    }
+
+    /// The deliveries of message `tck_id` on `route`. Only those are copied: a wait for one
+    /// message among thousands of recordings stays cheap.
+    pub(crate) fn deliveries_of(&self, route: &str, tck_id: &str) -> Vec<RecordedDelivery> {
+        self.lock()
+            .deliveries
+            .iter()
+            .filter(|d| d.request.path == route && d.tck_id.as_deref() == Some(tck_id))
+            .cloned()
+            .collect()
+    }
+
+    /// Waits until message `tck_id` arrived at least `n` times on `route`.
+    pub(crate) async fn wait_message(
+        &self,
+        route: &str,
+        tck_id: &str,
+        n: usize,
+        deadline: Duration,
+    ) -> Result<Vec<RecordedDelivery>, WaitError> {
+        self.wait_for(n, deadline, |r| r.deliveries_of(route, tck_id))
+            .await
+            .map_err(|got| WaitError::Message {
+                waited: deadline,
+                route: route.to_owned(),
+                tck_id: tck_id.to_owned(),
+                wanted: n,
+                saw: got.len(),
+            })
     }
 
     pub(crate) fn subscribe_calls(&self) -> Vec<RecordedRequest> {
@@ -456,5 +519,46 @@ mod tests {
             .map(|d| d.request.seq)
             .collect();
         assert_eq!(seqs, vec![0, 1, 3, 4]);
+    }
+
+    fn post(path: &str, body: &str) -> Incoming {
+        Incoming {
+            method: "POST".into(),
+            path: path.into(),
+            query: None,
+            headers: vec![],
+            body: Bytes::from(body.to_owned()),
+        }
+    }
+
+    #[test]
+    fn a_tallied_route_is_answered_and_counted_not_kept() {
+        let r = Recorder::new();
+        r.tally_only("/junk");
+        let answer =
+            |a: u32, id: Option<&str>| (format!("{a} {id:?}"), String::new(), String::new());
+        let body = r#"{"data":{"tck_id":"m-1"}}"#;
+        assert_eq!(
+            r.record_delivery(post("/junk", body), 1, answer),
+            "1 Some(\"m-1\")"
+        );
+        // Every request of a tallied route is a first attempt: no attempt map keeps its body.
+        assert_eq!(
+            r.record_delivery(post("/junk", body), 1, answer),
+            "1 Some(\"m-1\")"
+        );
+        assert_eq!(
+            r.record_delivery(post("/orders", body), 1, answer),
+            "1 Some(\"m-1\")"
+        );
+        assert_eq!(r.tallied("/junk"), 2);
+        assert_eq!(r.tallied("/orders"), 0);
+        let kept: Vec<String> = r
+            .deliveries(None)
+            .iter()
+            .map(|d| d.request.path.clone())
+            .collect();
+        assert_eq!(kept, vec!["/orders"]);
+        assert_eq!(r.deliveries(None)[0].request.seq, 0);
     }
 }

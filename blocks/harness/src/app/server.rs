@@ -345,6 +345,34 @@ impl TestApp {
             })
     }
 
+    /// From now on requests to `route` are answered by its script as first attempts and only
+    /// counted ([`TestApp::tallied`]), not recorded: for a route that takes a flood, such as a
+    /// fuzz campaign's junk topic, whose every request would otherwise be kept, body and all,
+    /// until the trial ends.
+    pub fn tally_only(&self, route: &str) {
+        self.shared.recorder.tally_only(route);
+    }
+
+    /// How many requests `route` answered since [`TestApp::tally_only`] named it.
+    pub fn tallied(&self, route: &str) -> u64 {
+        self.shared.recorder.tallied(route)
+    }
+
+    /// Waits until message `tck_id` (the harness's message id) arrived at least `n` times on
+    /// `route`, then returns its deliveries there.
+    pub async fn wait_message(
+        &self,
+        route: &str,
+        tck_id: &str,
+        n: usize,
+        deadline: Duration,
+    ) -> Result<Vec<RecordedDelivery>, WaitError> {
+        self.shared
+            .recorder
+            .wait_message(route, tck_id, n, deadline)
+            .await
+    }
+
     /// Waits until at least `n` `GET /dapr/subscribe` calls arrived.
     pub async fn wait_subscribe_calls(
         &self,

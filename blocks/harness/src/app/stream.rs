@@ -196,6 +196,18 @@ impl StreamSubscriber {
             })
     }
 
+    /// Waits until message `tck_id` arrived at least `n` times, then returns its events.
+    pub async fn wait_message(
+        &self,
+        tck_id: &str,
+        n: usize,
+        deadline: Duration,
+    ) -> Result<Vec<RecordedDelivery>, WaitError> {
+        self.recorder
+            .wait_message(&self.route, tck_id, n, deadline)
+            .await
+    }
+
     /// Every event as history events, timed relative to `trial_start`.
     pub fn history_events(&self, trial_start: std::time::Instant) -> Vec<harness_history::Event> {
         self.deliveries()

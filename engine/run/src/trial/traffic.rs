@@ -169,30 +169,10 @@ impl Trial {
         id: &str,
         n: usize,
     ) -> Result<Vec<RecordedDelivery>, Problem> {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let all = self.app().deliveries_on(route);
-            let mine = of_message(&all, id);
-            if mine.len() >= n {
-                return Ok(mine);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero()
-                || self
-                    .app()
-                    .wait_deliveries(Some(route), all.len() + 1, left)
-                    .await
-                    .is_err()
-            {
-                return Err(Problem::fail(
-                    format!(
-                        "waited {DEADLINE:?} for {n} deliveries of {id} on {route}, saw {}",
-                        mine.len()
-                    ),
-                    delivery_lines(&self.app().deliveries()),
-                ));
-            }
-        }
+        self.app()
+            .wait_message(route, id, n, DEADLINE)
+            .await
+            .map_err(|e| Problem::fail(e.to_string(), delivery_lines(&self.app().deliveries())))
     }
 
     /// Deliveries of message `id` on `route` so far.
@@ -299,35 +279,11 @@ impl Trial {
         id: &str,
         n: usize,
     ) -> Result<Vec<RecordedDelivery>, Problem> {
-        let s = self.stream(i);
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let all = s.deliveries();
-            let mine = of_message(&all, id);
-            if mine.len() >= n {
-                return Ok(mine);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || s.wait_deliveries(all.len() + 1, left).await.is_err() {
-                return Err(Problem::fail(
-                    format!(
-                        "waited {DEADLINE:?} for {n} deliveries of {id} on {}, saw {}",
-                        s.route(),
-                        mine.len()
-                    ),
-                    self.evidence(),
-                ));
-            }
-        }
+        self.stream(i)
+            .wait_message(id, n, DEADLINE)
+            .await
+            .map_err(|e| Problem::fail(e.to_string(), self.evidence()))
     }
-}
-
-/// The deliveries of message `id` among `all`.
-fn of_message(all: &[RecordedDelivery], id: &str) -> Vec<RecordedDelivery> {
-    all.iter()
-        .filter(|d| d.tck_id.as_deref() == Some(id))
-        .cloned()
-        .collect()
 }
 
 /// One evidence line per delivery: time, route, message, attempt, answer.
